@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what digestd needs to build and test, from Debian 12 packages.
+# Does nothing when everything is already there. Sourced or run by
+# scripts/test.sh and scripts/run.sh; the Dockerfile mirrors this list.
+set -euo pipefail
+
+DEPS_BUILD="build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libjson-c-dev
+libhiredis-dev libssl-dev libcmocka-dev node-llhttp"
+DEPS_TEST="redis-server python3 clang libclang-rt-14-dev curl"
+DEPS_NODE="nodejs npm"
+
+missing=()
+for p in $DEPS_BUILD $DEPS_TEST; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+# Node is only needed for the Adaptive Card validator; any node on PATH will do.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=($DEPS_NODE)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

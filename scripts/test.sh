@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: unit (cmocka),
+# integration (real redis-server + digestd over loopback), card validation
+# (npm adaptivecards) and a short libFuzzer pass over every parser.
+#
+#   scripts/test.sh                 regular build, all tests
+#   scripts/test.sh --asan          the same under AddressSanitizer + UBSan (CI)
+#   scripts/test.sh --no-fuzz       skip the fuzz pass
+#   FUZZ_SECONDS=30 scripts/test.sh fuzz time per target (default 30)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+asan=OFF
+fuzz=1
+for a in "$@"; do
+  case "$a" in
+    --asan) asan=ON ;;
+    --no-fuzz) fuzz=0 ;;
+    *) echo "usage: scripts/test.sh [--asan] [--no-fuzz]" >&2; exit 2 ;;
+  esac
+done
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+scripts/deps.sh
+
+if [ -f tests/cards/package-lock.json ]; then
+  (cd tests/cards && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+builddir=build
+[ "$asan" = ON ] && builddir=build-asan
+cmake -S . -B "$builddir" -DASAN="$asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$builddir" -j"$jobs"
+
+if [ "$asan" = ON ]; then
+  # Leaks fail the run; halt on the first UBSan report with a stack.
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fi
+ctest --test-dir "$builddir" --output-on-failure -j"$jobs"
+
+if [ "$fuzz" = 1 ] && command -v clang >/dev/null 2>&1; then
+  CC=clang cmake -S . -B build-fuzz -DFUZZ=ON -DFUZZ_SECONDS="$FUZZ_SECONDS" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build-fuzz -j"$jobs"
+  ctest --test-dir build-fuzz --output-on-failure -L fuzz -j"$jobs"
+fi

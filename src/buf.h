@@ -1,0 +1,48 @@
+/*
+ * buf.h: a growable byte buffer with a hard cap fixed at init (curl's dynbuf
+ * idea), and the x-alloc family. Every buffer fed from the network is a
+ * struct buf whose cap comes from config; an append that would cross the cap
+ * fails with DG_ERR_TOO_LARGE and leaves the content as it was. The data is
+ * always NUL-terminated so text can be read in place. The owner of a struct
+ * buf frees it with buf_free(); buf_take() hands the bytes over instead.
+ * Allocation failure aborts: we are an application (STYLE rule 6).
+ */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common.h"
+
+struct buf {
+    char *data;  /* NULL until the first append; then NUL-terminated */
+    size_t len;  /* bytes used, not counting the NUL */
+    size_t cap;  /* bytes allocated */
+    size_t max;  /* hard limit on len */
+};
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+void xfree(void *p);
+
+/* Sets up an empty buffer that will never hold more than max bytes. */
+void buf_init(struct buf *b, size_t max);
+/* Appends n bytes; DG_ERR_TOO_LARGE (buffer unchanged) past the cap. */
+int buf_append(struct buf *b, const void *p, size_t n) WARN_UNUSED;
+int buf_append_str(struct buf *b, const char *s) WARN_UNUSED;
+int buf_printf(struct buf *b, const char *fmt, ...) PRINTF_LIKE(2, 3) WARN_UNUSED;
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap) WARN_UNUSED;
+/* Drops the first n bytes (consumed input), keeping the rest. */
+void buf_consume(struct buf *b, size_t n);
+/* Empties the buffer but keeps its memory for reuse. */
+void buf_reset(struct buf *b);
+/* Releases the memory; the buffer is empty and reusable with the same cap. */
+void buf_free(struct buf *b);
+/* Returns the bytes (owned, free with xfree; "" when empty) and empties b. */
+char *buf_take(struct buf *b);
+/* The content as a C string; "" for an empty buffer. Borrowed. */
+const char *buf_cstr(const struct buf *b);

@@ -1,0 +1,253 @@
+/*
+ * main.c: the digestd entry point. Configuration → loop → modules wired in
+ * the order a request flows through them → signals → the fixed shutdown
+ * order of STYLE rule 20: stop accepting, let requests in flight finish
+ * (bounded by SHUTDOWN_GRACE_MS), disconnect Redis, close what is left, and
+ * end with uv_loop_close() == 0.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "admin.h"
+#include "config.h"
+#include "http_server.h"
+#include "log.h"
+#include "metrics.h"
+#include "queue.h"
+#include "webhook.h"
+
+extern char **environ;
+
+enum shutdown_state {
+    RUNNING = 0,
+    DRAINING,   /* listener closed; requests in flight finish */
+    STOPPING,   /* Redis disconnecting; the loop runs out */
+};
+
+struct app {
+    uv_loop_t *loop;
+    struct config cfg;
+    struct metrics *metrics;
+    struct queue *queue;
+    struct http_server *http;
+    struct webhook *webhook;
+    struct admin *admin;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    uv_timer_t grace;
+    enum shutdown_state state;
+    bool http_closed;
+};
+
+static const char *const role_names[] = {"all", "api", "worker"};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: digestd [--config FILE] [--role all|api|worker] [--help] [--version]\n");
+}
+
+/* Parses argv; exits 0 for --help/--version and 2 on a usage error. */
+static void parse_args(int argc, char **argv, const char **config_file, enum config_role *role)
+{
+    int i, r;
+
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            config_print_help("digestd");
+            exit(0);
+        } else if (strcmp(a, "--version") == 0) {
+            printf("digestd %s\n", DIGESTD_VERSION);
+            exit(0);
+        } else if (strcmp(a, "--config") == 0 && i + 1 < argc) {
+            *config_file = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            *config_file = a + 9;
+        } else if ((strcmp(a, "--role") == 0 && i + 1 < argc) || strncmp(a, "--role=", 7) == 0) {
+            const char *v = a[6] == '=' ? a + 7 : argv[++i];
+            for (r = 0; r < (int)ARRAY_SIZE(role_names); r++)
+                if (strcmp(v, role_names[r]) == 0)
+                    break;
+            if (r == (int)ARRAY_SIZE(role_names)) {
+                fprintf(stderr, "--role: expected all, api or worker, got '%s'\n", v);
+                exit(2);
+            }
+            *role = (enum config_role)r;
+        } else {
+            fprintf(stderr, "digestd: unknown argument '%s'\n", a);
+            usage(stderr);
+            exit(2);
+        }
+    }
+}
+
+/* Refuses settings whose code has not landed yet, rather than pretending. */
+static int check_buildable(const struct config *cfg)
+{
+    if (cfg->bot_auth == BOT_AUTH_JWT) {
+        fprintf(stderr, "BOT_AUTH: JWT checking is not built yet; set BOT_AUTH=off for local "
+                        "development (never expose such a server)\n");
+        return 2;
+    }
+    if (!cfg->use_async_digest) {
+        fprintf(stderr, "USE_ASYNC_DIGEST: the synchronous path is not built yet; use true\n");
+        return 2;
+    }
+    return 0;
+}
+
+static void close_cb_noop(uv_handle_t *h)
+{
+}
+
+static void on_queue_stopped(struct queue *q, void *data)
+{
+    struct app *app = data;
+
+    uv_close((uv_handle_t *)&app->grace, close_cb_noop);
+    uv_close((uv_handle_t *)&app->sigterm, close_cb_noop);
+    uv_close((uv_handle_t *)&app->sigint, close_cb_noop);
+}
+
+static void stop_queue(struct app *app)
+{
+    if (app->state == STOPPING)
+        return;
+    app->state = STOPPING;
+    uv_timer_stop(&app->grace);
+    /* Pending enqueues finish with an error here; their requests get 503. */
+    queue_stop(app->queue, on_queue_stopped, app);
+}
+
+static void on_http_closed(struct http_server *srv, void *data)
+{
+    struct app *app = data;
+
+    app->http_closed = true;
+    stop_queue(app);
+}
+
+static void on_grace_expired(uv_timer_t *t)
+{
+    struct app *app = container_of(t, struct app, grace);
+
+    log_warn("shutdown grace of %llu ms expired; cancelling what is in flight",
+             (unsigned long long)app->cfg.shutdown_grace_ms);
+    stop_queue(app);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct app *app = s->data;
+
+    if (app->state != RUNNING)
+        return;
+    log_info("received %s, draining (grace %llu ms)", signum == SIGTERM ? "SIGTERM" : "SIGINT",
+             (unsigned long long)app->cfg.shutdown_grace_ms);
+    app->state = DRAINING;
+    uv_signal_stop(&app->sigterm);
+    uv_signal_stop(&app->sigint);
+    uv_timer_start(&app->grace, on_grace_expired, app->cfg.shutdown_grace_ms, 0);
+    http_server_stop(app->http, on_http_closed, app);
+}
+
+static int start_services(struct app *app)
+{
+    const struct config *cfg = &app->cfg;
+    struct http_server_limits limits = {
+        .max_header_bytes = cfg->max_header_bytes,
+        .max_body_bytes = cfg->max_body_bytes,
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .idle_timeout_ms = cfg->idle_timeout_ms,
+        .max_connections = cfg->max_connections,
+    };
+    int err;
+
+    app->metrics = metrics_create();
+    app->queue = queue_create(app->loop, cfg, app->metrics);
+    app->http = http_server_create(app->loop, &limits, app->metrics);
+    app->admin = admin_create(cfg, app->queue, app->metrics);
+    admin_register(app->admin, app->http);
+    if (cfg->role != ROLE_WORKER) {
+        app->webhook = webhook_create(app->loop, cfg, app->queue, app->metrics);
+        webhook_register(app->webhook, app->http);
+    }
+    err = http_server_listen(app->http, cfg->listen_host, cfg->listen_port);
+    if (err) {
+        log_error("DIGEST_LISTEN: cannot listen on %s:%d: %s", cfg->listen_host,
+                  cfg->listen_port, uv_strerror(err));
+        return err;
+    }
+    queue_start(app->queue);
+    log_info("digestd %s listening on %s:%d (role %s, redis %s)", DIGESTD_VERSION,
+             cfg->listen_host, http_server_port(app->http), role_names[cfg->role], cfg->redis_url);
+    if (cfg->bot_auth == BOT_AUTH_OFF)
+        log_warn("BOT_AUTH=off: inbound activities are NOT authenticated (local development only)");
+    return 0;
+}
+
+static void free_services(struct app *app)
+{
+    if (app->webhook)
+        webhook_free(app->webhook);
+    admin_free(app->admin);
+    http_server_free(app->http);
+    queue_free(app->queue);
+    metrics_free(app->metrics);
+}
+
+int main(int argc, char **argv)
+{
+    static struct app app;
+    const char *config_file = NULL;
+    enum config_role role = ROLE_ALL;
+    char err[512];
+    int rc;
+
+    parse_args(argc, argv, &config_file, &role);
+    if (config_load(&app.cfg, config_file, environ, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        config_free(&app.cfg);
+        return 2;
+    }
+    app.cfg.role = role;
+    log_setup(app.cfg.log_level, app.cfg.log_json);
+    rc = check_buildable(&app.cfg);
+    if (rc) {
+        config_free(&app.cfg);
+        return rc;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    app.loop = uv_default_loop();
+    uv_timer_init(app.loop, &app.grace);
+    uv_signal_init(app.loop, &app.sigterm);
+    uv_signal_init(app.loop, &app.sigint);
+    app.sigterm.data = &app;
+    app.sigint.data = &app;
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+
+    rc = start_services(&app);
+    if (rc) {
+        /* Nothing is serving: take the normal shutdown path, then fail. */
+        app.state = DRAINING;
+        http_server_stop(app.http, on_http_closed, &app);
+    }
+    uv_run(app.loop, UV_RUN_DEFAULT);
+
+    /* The loop ran out: every module closed its handles in order. */
+    free_services(&app);
+    if (uv_loop_close(app.loop) != 0) {
+        log_error("loop did not close cleanly");
+        rc = 1;
+    } else if (rc == 0) {
+        log_info("stopped cleanly");
+    }
+    config_free(&app.cfg);
+    return rc ? 1 : 0;
+}

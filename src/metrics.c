@@ -1,0 +1,230 @@
+/*
+ * metrics.c: fixed tables of counters, gauges and histograms. The request
+ * table is keyed by (route, status) and scanned linearly: a process sees a
+ * few dozen distinct pairs, and comparing route pointers first keeps the
+ * scan to a handful of integer compares per request.
+ */
+#include "metrics.h"
+
+#include <string.h>
+
+#define N_BUCKETS 16
+#define MAX_REQUEST_KEYS 96
+#define MAX_OUTCOMES 16
+
+/* Upper bounds in microseconds; the last bucket is +Inf. */
+static const uint64_t bucket_us[N_BUCKETS - 1] = {
+    250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000, 5000000, 10000000,
+};
+
+struct histogram {
+    uint64_t buckets[N_BUCKETS]; /* not cumulative; summed at render time */
+    uint64_t count;
+    uint64_t sum_ns;
+};
+
+struct request_key {
+    const char *route;
+    int status;
+    uint64_t count;
+};
+
+struct outcome {
+    const char *name;
+    uint64_t count;
+};
+
+struct metrics {
+    struct histogram hist[METRICS_H_COUNT_];
+    uint64_t counters[METRICS_C_COUNT_];
+    int64_t gauges[METRICS_G_COUNT_];
+    struct request_key requests[MAX_REQUEST_KEYS];
+    size_t n_requests;
+    uint64_t requests_overflow; /* pairs past the table: still counted, unlabelled */
+    struct outcome outcomes[MAX_OUTCOMES];
+    size_t n_outcomes;
+};
+
+static const char *const hist_names[METRICS_H_COUNT_] = {
+    "digestd_webhook_duration_seconds",
+    "digestd_enqueue_duration_seconds",
+    "digestd_upstream_duration_seconds",
+    "digestd_connector_duration_seconds",
+};
+
+static const char *const hist_help[METRICS_H_COUNT_] = {
+    "Webhook request received to response queued",
+    "Enqueue round trip to Redis",
+    "Upstream digest fetch",
+    "Bot connector call",
+};
+
+static const char *const counter_names[METRICS_C_COUNT_] = {
+    "digestd_redis_reconnects_total",
+    "digestd_redis_errors_total",
+    "digestd_jobs_enqueued_total",
+    "digestd_jobs_duplicate_total",
+    "digestd_retries_total",
+    "digestd_token_refreshes_total",
+    "digestd_connections_rejected_total",
+};
+
+static const char *const gauge_names[METRICS_G_COUNT_] = {
+    "digestd_http_connections",
+    "digestd_redis_connected",
+    "digestd_jobs_in_flight",
+    "digestd_stream_length",
+    "digestd_stream_pending",
+    "digestd_stream_lag",
+};
+
+struct metrics *metrics_create(void)
+{
+    return xcalloc(1, sizeof(struct metrics));
+}
+
+void metrics_free(struct metrics *m)
+{
+    xfree(m);
+}
+
+static void hist_observe(struct histogram *h, uint64_t ns)
+{
+    uint64_t us = ns / 1000;
+    size_t i = 0;
+
+    while (i < N_BUCKETS - 1 && us > bucket_us[i])
+        i++;
+    h->buckets[i]++;
+    h->count++;
+    h->sum_ns += ns;
+}
+
+void metrics_http_request(struct metrics *m, const char *route, int status, uint64_t elapsed_ns)
+{
+    size_t i;
+
+    if (!m)
+        return;
+    if (route && strcmp(route, "webhook") == 0)
+        hist_observe(&m->hist[METRICS_H_WEBHOOK], elapsed_ns);
+    for (i = 0; i < m->n_requests; i++) {
+        struct request_key *k = &m->requests[i];
+        if (k->status == status && (k->route == route || strcmp(k->route, route) == 0)) {
+            k->count++;
+            return;
+        }
+    }
+    if (m->n_requests == MAX_REQUEST_KEYS) {
+        m->requests_overflow++;
+        return;
+    }
+    m->requests[m->n_requests++] = (struct request_key){route, status, 1};
+}
+
+void metrics_observe(struct metrics *m, enum metrics_hist h, uint64_t elapsed_ns)
+{
+    if (m)
+        hist_observe(&m->hist[h], elapsed_ns);
+}
+
+void metrics_inc(struct metrics *m, enum metrics_counter c)
+{
+    metrics_add(m, c, 1);
+}
+
+void metrics_add(struct metrics *m, enum metrics_counter c, uint64_t n)
+{
+    if (m)
+        m->counters[c] += n;
+}
+
+void metrics_gauge_set(struct metrics *m, enum metrics_gauge g, int64_t v)
+{
+    if (m)
+        m->gauges[g] = v;
+}
+
+void metrics_gauge_add(struct metrics *m, enum metrics_gauge g, int64_t delta)
+{
+    if (m)
+        m->gauges[g] += delta;
+}
+
+void metrics_job_outcome(struct metrics *m, const char *outcome)
+{
+    size_t i;
+
+    if (!m)
+        return;
+    for (i = 0; i < m->n_outcomes; i++) {
+        if (strcmp(m->outcomes[i].name, outcome) == 0) {
+            m->outcomes[i].count++;
+            return;
+        }
+    }
+    if (m->n_outcomes < MAX_OUTCOMES)
+        m->outcomes[m->n_outcomes++] = (struct outcome){outcome, 1};
+}
+
+static int render_hist(const struct histogram *h, const char *name, const char *help,
+                       struct buf *out)
+{
+    uint64_t cum = 0;
+    size_t i;
+    int err;
+
+    err = buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (i = 0; !err && i < N_BUCKETS; i++) {
+        cum += h->buckets[i];
+        if (i < N_BUCKETS - 1)
+            err = buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, (double)bucket_us[i] / 1e6,
+                             (unsigned long long)cum);
+        else
+            err = buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+    }
+    if (!err)
+        err = buf_printf(out, "%s_sum %.9f\n%s_count %llu\n", name, (double)h->sum_ns / 1e9, name,
+                         (unsigned long long)h->count);
+    return err;
+}
+
+static int render_requests(const struct metrics *m, struct buf *out)
+{
+    size_t i;
+    int err;
+
+    err = buf_append_str(out, "# HELP digestd_http_requests_total HTTP requests by route and "
+                              "status\n# TYPE digestd_http_requests_total counter\n");
+    for (i = 0; !err && i < m->n_requests; i++)
+        err = buf_printf(out, "digestd_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                         m->requests[i].route, m->requests[i].status,
+                         (unsigned long long)m->requests[i].count);
+    if (!err && m->requests_overflow)
+        err = buf_printf(out, "digestd_http_requests_total{route=\"other\",status=\"other\"} %llu\n",
+                         (unsigned long long)m->requests_overflow);
+    return err;
+}
+
+int metrics_render(const struct metrics *m, struct buf *out)
+{
+    size_t i;
+    int err;
+
+    err = render_requests(m, out);
+    for (i = 0; !err && i < METRICS_H_COUNT_; i++)
+        err = render_hist(&m->hist[i], hist_names[i], hist_help[i], out);
+    for (i = 0; !err && i < METRICS_C_COUNT_; i++)
+        err = buf_printf(out, "# TYPE %s counter\n%s %llu\n", counter_names[i], counter_names[i],
+                         (unsigned long long)m->counters[i]);
+    for (i = 0; !err && i < METRICS_G_COUNT_; i++)
+        err = buf_printf(out, "# TYPE %s gauge\n%s %lld\n", gauge_names[i], gauge_names[i],
+                         (long long)m->gauges[i]);
+    if (!err)
+        err = buf_append_str(out, "# TYPE digestd_jobs_total counter\n");
+    for (i = 0; !err && i < m->n_outcomes; i++)
+        err = buf_printf(out, "digestd_jobs_total{outcome=\"%s\"} %llu\n", m->outcomes[i].name,
+                         (unsigned long long)m->outcomes[i].count);
+    return err;
+}

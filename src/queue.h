@@ -1,0 +1,72 @@
+/*
+ * queue.h: the job queue of digestd on Redis streams (SPEC §5). It owns the
+ * command connection (struct redis_conn), the enqueue script (one atomic
+ * round trip: dedup SET NX + conversation reference + audit record + XADD)
+ * and the consumer group, created idempotently on every (re)connect.
+ * Key names all carry the literal hash tag "{prefix}" so a Redis Cluster
+ * keeps one deployment on one slot.
+ *
+ * Lifecycle: create → start → … → stop(cb) → free in or after cb. Calls
+ * follow redis.h: nonzero return and no callback, or exactly one callback.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common.h"
+
+struct queue;
+struct config;
+struct metrics;
+
+/* Everything one digest request writes (all strings borrowed). */
+struct queue_job {
+    const char *request_id;
+    const char *conv_key;       /* "<channelId>:<conversation.id>" */
+    const char *activity_id;
+    const char *audience;
+    const char *test_email;     /* "" when none */
+    uint64_t created_ms;
+    const char *mode;           /* "async" (queued) */
+    /* conversation reference hash (SPEC §5) */
+    const char *const *ref_fields;
+    const char *const *ref_values;
+    size_t n_ref;
+};
+
+/*
+ * err 0: the job is stored (duplicate=false, request_id = the new id) or the
+ * activity was seen before (duplicate=true, request_id = the first id; no job
+ * written). Otherwise err is DG_ERR_UNAVAILABLE/TIMEOUT/CLOSED/PROTOCOL and
+ * Redis holds nothing of this job (the script is atomic) — except after a
+ * timeout, when it may hold all of it: a retry then answers "duplicate".
+ * request_id is borrowed for the callback only.
+ */
+typedef void (*queue_enqueue_cb)(int err, const char *request_id, bool duplicate, void *data);
+typedef void (*queue_done_cb)(int err, void *data);
+typedef void (*queue_stopped_cb)(struct queue *q, void *data);
+
+struct queue *queue_create(uv_loop_t *loop, const struct config *cfg, struct metrics *metrics);
+void queue_start(struct queue *q);
+/* Connected, and the group and script are in place. */
+bool queue_ready(const struct queue *q);
+
+int queue_enqueue(struct queue *q, const struct queue_job *job, queue_enqueue_cb cb,
+                  void *data) WARN_UNUSED;
+
+/*
+ * Refreshes a conversation reference (HSET of the given pairs; the caller
+ * includes "stale" and "updated_ms"). Used for activities that queue nothing.
+ */
+int queue_store_reference(struct queue *q, const char *conv_key, const char *const *fields,
+                          const char *const *values, size_t n, queue_done_cb cb,
+                          void *data) WARN_UNUSED;
+
+void queue_stop(struct queue *q, queue_stopped_cb cb, void *data);
+void queue_free(struct queue *q);
+
+/* Key names (owned strings, xfree): "{P}:requests", "{P}:req:<id>", … */
+char *queue_key(const struct config *cfg, const char *kind, const char *suffix);

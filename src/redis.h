@@ -1,0 +1,68 @@
+/*
+ * redis.h: one resilient asynchronous Redis connection on the libuv loop
+ * (hiredis 0.14 async + its libuv adapter). hiredis 0.14 has neither
+ * reconnect nor timeouts, so this module adds both: it connects with capped
+ * exponential backoff and full jitter, sends AUTH and SELECT from REDIS_URL,
+ * reconnects after any disconnect with a fresh context, and bounds every
+ * command with its own timer. A command that times out tears the connection
+ * down (replies are FIFO, so everything behind it is stuck too); all pending
+ * callbacks then finish with an error and a reconnect is scheduled.
+ *
+ * Lifecycle: create → start → (commands) → stop(cb) → free in or after cb.
+ * Every command finishes exactly once (STYLE rule 11): a nonzero return at
+ * submission and no callback, or exactly one callback later.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common.h"
+
+struct redis_conn;
+struct redisReply;
+struct config;
+struct metrics;
+
+/*
+ * err is 0 and reply non-NULL when Redis answered (the reply may still be a
+ * Redis error reply: check reply->type); otherwise err is DG_ERR_UNAVAILABLE
+ * (connection lost), DG_ERR_TIMEOUT or DG_ERR_CLOSED (stopping) and reply is
+ * NULL. reply is borrowed: it is freed after the callback returns.
+ */
+typedef void (*redis_reply_cb)(int err, struct redisReply *reply, void *data);
+
+/*
+ * Called with up=true each time the connection becomes usable (after AUTH and
+ * SELECT succeeded) — the owner sends its setup commands from here — and
+ * with up=false each time a usable connection is lost.
+ */
+typedef void (*redis_state_cb)(struct redis_conn *c, bool up, void *data);
+typedef void (*redis_stopped_cb)(struct redis_conn *c, void *data);
+
+/* name appears in logs ("queue", "reader"). cfg and metrics are borrowed. */
+struct redis_conn *redis_conn_create(uv_loop_t *loop, const struct config *cfg, const char *name,
+                                     struct metrics *metrics);
+void redis_conn_set_state_cb(struct redis_conn *c, redis_state_cb cb, void *data);
+/* Begins connecting; returns at once. */
+void redis_conn_start(struct redis_conn *c);
+/* True when connected and AUTH/SELECT are done. */
+bool redis_conn_ready(const struct redis_conn *c);
+
+/*
+ * Sends one command (binary-safe argv). timeout_ms 0 means
+ * REDIS_COMMAND_TIMEOUT_MS. Returns DG_ERR_UNAVAILABLE (no callback) when the
+ * connection is not ready, DG_ERR_CLOSED when stopping; else 0 and cb runs
+ * exactly once later.
+ */
+int redis_conn_command(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb, void *data,
+                       int argc, const char **argv, const size_t *argvlen) WARN_UNUSED;
+
+/*
+ * Disconnects; pending commands finish with DG_ERR_CLOSED; no reconnect.
+ * cb runs once every handle is closed.
+ */
+void redis_conn_stop(struct redis_conn *c, redis_stopped_cb cb, void *data);
+void redis_conn_free(struct redis_conn *c);

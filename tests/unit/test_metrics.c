@@ -1,0 +1,96 @@
+/* test_metrics.c: counting and the Prometheus text. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "metrics.h"
+
+static char *render(struct metrics *m)
+{
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    assert_int_equal(metrics_render(m, &b), 0);
+    return buf_take(&b);
+}
+
+static void requests_are_counted_by_route_and_status(void **state)
+{
+    struct metrics *m = metrics_create();
+    char *text;
+
+    metrics_http_request(m, "webhook", 202, 1000000);
+    metrics_http_request(m, "webhook", 202, 2000000);
+    metrics_http_request(m, "webhook", 400, 100000);
+    metrics_http_request(m, "healthz", 200, 1000);
+    text = render(m);
+    assert_non_null(strstr(text, "digestd_http_requests_total{route=\"webhook\",status=\"202\"} 2\n"));
+    assert_non_null(strstr(text, "digestd_http_requests_total{route=\"webhook\",status=\"400\"} 1\n"));
+    assert_non_null(strstr(text, "digestd_http_requests_total{route=\"healthz\",status=\"200\"} 1\n"));
+    /* Only the webhook feeds the webhook histogram. */
+    assert_non_null(strstr(text, "digestd_webhook_duration_seconds_count 3\n"));
+    xfree(text);
+    metrics_free(m);
+}
+
+static void histogram_buckets_are_cumulative(void **state)
+{
+    struct metrics *m = metrics_create();
+    char *text;
+
+    metrics_observe(m, METRICS_H_ENQUEUE, 200000);   /* 0.2 ms */
+    metrics_observe(m, METRICS_H_ENQUEUE, 3000000);  /* 3 ms */
+    metrics_observe(m, METRICS_H_ENQUEUE, 60000000000ull); /* 60 s: only +Inf */
+    text = render(m);
+    assert_non_null(strstr(text, "digestd_enqueue_duration_seconds_bucket{le=\"0.00025\"} 1\n"));
+    assert_non_null(strstr(text, "digestd_enqueue_duration_seconds_bucket{le=\"0.0025\"} 1\n"));
+    assert_non_null(strstr(text, "digestd_enqueue_duration_seconds_bucket{le=\"0.005\"} 2\n"));
+    assert_non_null(strstr(text, "digestd_enqueue_duration_seconds_bucket{le=\"10\"} 2\n"));
+    assert_non_null(strstr(text, "digestd_enqueue_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
+    assert_non_null(strstr(text, "digestd_enqueue_duration_seconds_count 3\n"));
+    xfree(text);
+    metrics_free(m);
+}
+
+static void counters_gauges_and_outcomes(void **state)
+{
+    struct metrics *m = metrics_create();
+    char *text;
+
+    metrics_inc(m, METRICS_C_REDIS_RECONNECTS);
+    metrics_add(m, METRICS_C_JOBS_ENQUEUED, 5);
+    metrics_gauge_set(m, METRICS_G_CONNECTIONS, 7);
+    metrics_gauge_add(m, METRICS_G_CONNECTIONS, -2);
+    metrics_job_outcome(m, "delivered");
+    metrics_job_outcome(m, "delivered");
+    text = render(m);
+    assert_non_null(strstr(text, "digestd_redis_reconnects_total 1\n"));
+    assert_non_null(strstr(text, "digestd_jobs_enqueued_total 5\n"));
+    assert_non_null(strstr(text, "digestd_http_connections 5\n"));
+    assert_non_null(strstr(text, "digestd_jobs_total{outcome=\"delivered\"} 2\n"));
+    xfree(text);
+    metrics_free(m);
+}
+
+static void null_metrics_count_nothing(void **state)
+{
+    /* Modules may run without metrics (unit tests): nothing may crash. */
+    metrics_http_request(NULL, "webhook", 200, 1);
+    metrics_observe(NULL, METRICS_H_UPSTREAM, 1);
+    metrics_inc(NULL, METRICS_C_RETRIES);
+    metrics_gauge_set(NULL, METRICS_G_JOBS_IN_FLIGHT, 1);
+    metrics_job_outcome(NULL, "dead");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(requests_are_counted_by_route_and_status),
+        cmocka_unit_test(histogram_buckets_are_cumulative),
+        cmocka_unit_test(counters_gauges_and_outcomes),
+        cmocka_unit_test(null_metrics_count_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
