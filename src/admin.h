@@ -1,7 +1,7 @@
 /*
  * admin.h: the operational endpoints of SPEC §3: GET /healthz (the loop
  * runs), GET /readyz (Redis connected and, with BOT_AUTH=jwt, keys loaded;
- * with reasons when not), GET /metrics (Prometheus text). The /admin/* routes
+ * with reasons when not), GET /metrics (Prometheus text). The /admin/... routes
  * join here when an issue asks for them. Borrows config, queue and metrics.
  */
 #pragma once

@@ -52,12 +52,11 @@ static void usage(FILE *out)
 /* Parses argv; exits 0 for --help/--version and 2 on a usage error. */
 static void parse_args(int argc, char **argv, const char **config_file, enum config_role *role)
 {
-    int i, r;
+    int i;
 
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
             config_print_help("digestd");
             exit(0);
         } else if (strcmp(a, "--version") == 0) {
@@ -69,14 +68,10 @@ static void parse_args(int argc, char **argv, const char **config_file, enum con
             *config_file = a + 9;
         } else if ((strcmp(a, "--role") == 0 && i + 1 < argc) || strncmp(a, "--role=", 7) == 0) {
             const char *v = a[6] == '=' ? a + 7 : argv[++i];
-            for (r = 0; r < (int)ARRAY_SIZE(role_names); r++)
-                if (strcmp(v, role_names[r]) == 0)
-                    break;
-            if (r == (int)ARRAY_SIZE(role_names)) {
+            if (config_parse_role(v, role) != 0) {
                 fprintf(stderr, "--role: expected all, api or worker, got '%s'\n", v);
                 exit(2);
             }
-            *role = (enum config_role)r;
         } else {
             fprintf(stderr, "digestd: unknown argument '%s'\n", a);
             usage(stderr);
@@ -183,8 +178,15 @@ static int start_services(struct app *app)
         return err;
     }
     queue_start(app->queue);
-    log_info("digestd %s listening on %s:%d (role %s, redis %s)", DIGESTD_VERSION,
-             cfg->listen_host, http_server_port(app->http), role_names[cfg->role], cfg->redis_url);
+    /* Never log redis_url: it may carry the password. */
+    if (cfg->redis_kind == REDIS_UNIX)
+        log_info("digestd %s listening on %s:%d (role %s, redis unix:%s db %d)", DIGESTD_VERSION,
+                 cfg->listen_host, http_server_port(app->http), role_names[cfg->role],
+                 cfg->redis_path, cfg->redis_db);
+    else
+        log_info("digestd %s listening on %s:%d (role %s, redis %s:%d db %d)", DIGESTD_VERSION,
+                 cfg->listen_host, http_server_port(app->http), role_names[cfg->role],
+                 cfg->redis_host, cfg->redis_port, cfg->redis_db);
     if (cfg->bot_auth == BOT_AUTH_OFF)
         log_warn("BOT_AUTH=off: inbound activities are NOT authenticated (local development only)");
     return 0;

@@ -8,9 +8,10 @@
 #include "config.h"
 #include "service_url.h"
 
-static char *default_items[] = {"smba.trafficmanager.net", "smba.infra.gcc.teams.microsoft.com",
-                                ".example.org", "127.0.0.1", "localhost", "::1"};
-static const struct config_list allow = {default_items, 6};
+static char h1[] = "smba.trafficmanager.net", h2[] = "smba.infra.gcc.teams.microsoft.com",
+            h3[] = ".example.org", h4[] = "127.0.0.1", h5[] = "localhost", h6[] = "::1";
+static char *allow_items[] = {h1, h2, h3, h4, h5, h6};
+static const struct config_list allow = {allow_items, 6};
 
 static void allowed_https_hosts_pass(void **state)
 {
