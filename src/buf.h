@@ -35,7 +35,7 @@ void buf_init(struct buf *b, size_t max);
 int buf_append(struct buf *b, const void *p, size_t n) WARN_UNUSED;
 int buf_append_str(struct buf *b, const char *s) WARN_UNUSED;
 int buf_printf(struct buf *b, const char *fmt, ...) PRINTF_LIKE(2, 3) WARN_UNUSED;
-int buf_vprintf(struct buf *b, const char *fmt, va_list ap) WARN_UNUSED;
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap) PRINTF_LIKE(2, 0) WARN_UNUSED;
 /* Drops the first n bytes (consumed input), keeping the rest. */
 void buf_consume(struct buf *b, size_t n);
 /* Empties the buffer but keeps its memory for reuse. */

@@ -25,13 +25,13 @@ struct metrics;
 /* Everything one digest request writes (all strings borrowed). */
 struct queue_job {
     const char *request_id;
-    const char *conv_key;       /* "<channelId>:<conversation.id>" */
+    const char *conv_key; /* "<channelId>:<conversation.id>" */
     const char *activity_id;
     const char *audience;
-    const char *test_email;     /* "" when none */
+    const char *test_email; /* "" when none */
     uint64_t created_ms;
-    const char *mode;           /* "async" (queued) */
-    /* conversation reference hash (SPEC §5) */
+    const char *mode; /* "async" (queued) */
+    /* conversation reference hash (SPEC §5); a NULL value is stored as "" */
     const char *const *ref_fields;
     const char *const *ref_values;
     size_t n_ref;
@@ -54,12 +54,22 @@ void queue_start(struct queue *q);
 /* Connected, and the group and script are in place. */
 bool queue_ready(const struct queue *q);
 
+/*
+ * One atomic round trip (EVALSHA, or EVAL once after NOSCRIPT). Fails at
+ * submission, with no callback: DG_ERR_UNAVAILABLE while !queue_ready (fast,
+ * for a 503), DG_ERR_CLOSED when stopping, DG_ERR_INVALID for a missing
+ * field or more than 64 reference pairs, DG_ERR_TOO_LARGE past 64 KiB of
+ * arguments. job and its strings are borrowed for the call only.
+ */
 int queue_enqueue(struct queue *q, const struct queue_job *job, queue_enqueue_cb cb,
                   void *data) WARN_UNUSED;
 
 /*
  * Refreshes a conversation reference (HSET of the given pairs; the caller
  * includes "stale" and "updated_ms"). Used for activities that queue nothing.
+ * Needs only the connection (not the group or script); same submission
+ * errors as queue_enqueue. cb gets 0 or DG_ERR_UNAVAILABLE/TIMEOUT/CLOSED/
+ * PROTOCOL.
  */
 int queue_store_reference(struct queue *q, const char *conv_key, const char *const *fields,
                           const char *const *values, size_t n, queue_done_cb cb,

@@ -10,7 +10,8 @@
  *
  * Lifecycle: create → start → (commands) → stop(cb) → free in or after cb.
  * Every command finishes exactly once (STYLE rule 11): a nonzero return at
- * submission and no callback, or exactly one callback later.
+ * submission and no callback, or exactly one callback later. Host names are
+ * resolved with uv_getaddrinfo, so nothing here blocks the loop.
  */
 #pragma once
 
@@ -52,17 +53,28 @@ void redis_conn_start(struct redis_conn *c);
 bool redis_conn_ready(const struct redis_conn *c);
 
 /*
- * Sends one command (binary-safe argv). timeout_ms 0 means
+ * Sends one command (binary-safe argv, borrowed for the call only: hiredis
+ * copies it into its output buffer). timeout_ms 0 means
  * REDIS_COMMAND_TIMEOUT_MS. Returns DG_ERR_UNAVAILABLE (no callback) when the
  * connection is not ready, DG_ERR_CLOSED when stopping; else 0 and cb runs
- * exactly once later.
+ * exactly once later. Safe to call from inside any callback of this module.
  */
 int redis_conn_command(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb, void *data,
                        int argc, const char **argv, const size_t *argvlen) WARN_UNUSED;
 
 /*
+ * Drops a usable connection that the owner found unfit (for example its setup
+ * commands failed) and reconnects after the usual backoff. Pending commands
+ * finish with DG_ERR_UNAVAILABLE. Takes effect on the next loop iteration, so
+ * it is safe inside a reply callback; a no-op unless connected.
+ */
+void redis_conn_reset(struct redis_conn *c);
+
+/*
  * Disconnects; pending commands finish with DG_ERR_CLOSED; no reconnect.
- * cb runs once every handle is closed.
+ * cb runs once every handle is closed (our timer and the adapter's poll), so
+ * the owner's loop can then be closed. Calling it again is a no-op.
  */
 void redis_conn_stop(struct redis_conn *c, redis_stopped_cb cb, void *data);
+/* Only after the stopped callback ran (or inside it). */
 void redis_conn_free(struct redis_conn *c);

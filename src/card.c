@@ -1,0 +1,659 @@
+/*
+ * card.c: Adaptive Card 1.5 builders and the reply activity around them.
+ * Only elements Teams renders for bot cards are used: TextBlock, FactSet,
+ * Container (styles default/attention/emphasis) and ActionSet with
+ * Action.OpenUrl (research/botframework.md §4.4). Every user-visible string
+ * goes in as a json-c string, so json-c does all escaping; nothing is
+ * spliced into JSON text by hand.
+ */
+#include "card.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "buf.h"
+
+/* The separator between title, company and location: " · ". */
+#define DOT " \xc2\xb7 "
+
+/*
+ * json-c returns NULL when it cannot allocate; like xmalloc we stop rather
+ * than send half a card (STYLE rule 6). No log_* call: it might allocate.
+ */
+static void oom(void)
+{
+    fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"card: out of memory\"}\n");
+    abort();
+}
+
+/* s unless it is NULL or empty: every input string is optional to the builders. */
+static const char *str_or(const char *s, const char *dflt)
+{
+    return s && *s ? s : dflt;
+}
+
+/* The j* helpers never return NULL, so the builders read as the card they make. */
+static struct json_object *jstr(const char *s)
+{
+    struct json_object *o = json_object_new_string(s ? s : "");
+
+    if (!o)
+        oom();
+    return o;
+}
+
+static struct json_object *jobj(void)
+{
+    struct json_object *o = json_object_new_object();
+
+    if (!o)
+        oom();
+    return o;
+}
+
+static struct json_object *jarr(void)
+{
+    struct json_object *o = json_object_new_array();
+
+    if (!o)
+        oom();
+    return o;
+}
+
+/* json_object_object_add takes val only on success (STYLE rule 10). */
+static void jset(struct json_object *obj, const char *key, struct json_object *val)
+{
+    if (json_object_object_add(obj, key, val) != 0) {
+        json_object_put(val);
+        oom();
+    }
+}
+
+static void jset_str(struct json_object *obj, const char *key, const char *s)
+{
+    jset(obj, key, jstr(s));
+}
+
+static void jpush(struct json_object *arr, struct json_object *val)
+{
+    if (json_object_array_add(arr, val) != 0) {
+        json_object_put(val);
+        oom();
+    }
+}
+
+/* {"type":"AdaptiveCard","$schema":…,"version":"1.5","body":[]}; *body borrows the array. */
+static struct json_object *card_new(struct json_object **body)
+{
+    struct json_object *card = jobj();
+
+    jset_str(card, "type", "AdaptiveCard");
+    jset_str(card, "$schema", CARD_SCHEMA);
+    jset_str(card, "version", CARD_VERSION);
+    *body = jarr();
+    jset(card, "body", *body);
+    return card;
+}
+
+/* A wrapping TextBlock; the caller adds weight/size/colour as needed. */
+static struct json_object *text_block(const char *text)
+{
+    struct json_object *t = jobj();
+
+    jset_str(t, "type", "TextBlock");
+    jset_str(t, "text", text);
+    jset(t, "wrap", json_object_new_boolean(1));
+    return t;
+}
+
+static void push_text(struct json_object *body, const char *text)
+{
+    jpush(body, text_block(text));
+}
+
+/* Medium and bold: plain 1.0 properties, rendered by every Teams client. */
+static void push_heading(struct json_object *body, const char *text)
+{
+    struct json_object *t = text_block(text);
+
+    jset_str(t, "size", "Medium");
+    jset_str(t, "weight", "Bolder");
+    jpush(body, t);
+}
+
+/* A grey line tucked under the previous one (the title line under a name). */
+static void push_subtle(struct json_object *body, const char *text)
+{
+    struct json_object *t = text_block(text);
+
+    jset(t, "isSubtle", json_object_new_boolean(1));
+    jset_str(t, "spacing", "None");
+    jpush(body, t);
+}
+
+/* A FactSet; facts are added with fact_add and an empty value is skipped. */
+static struct json_object *fact_set(struct json_object *body)
+{
+    struct json_object *fs = jobj();
+    struct json_object *facts = jarr();
+
+    jset_str(fs, "type", "FactSet");
+    jset(fs, "facts", facts);
+    jpush(body, fs);
+    return facts;
+}
+
+static void fact_add(struct json_object *facts, const char *title, const char *value)
+{
+    struct json_object *f;
+
+    if (!value || !*value)
+        return;
+    f = jobj();
+    jset_str(f, "title", title);
+    jset_str(f, "value", value);
+    jpush(facts, f);
+}
+
+/* A Container with a style ("attention", "emphasis"); returns its items array. */
+static struct json_object *container(struct json_object *body, const char *style, bool separator)
+{
+    struct json_object *c = jobj();
+    struct json_object *items = jarr();
+
+    jset_str(c, "type", "Container");
+    if (style)
+        jset_str(c, "style", style);
+    if (separator) {
+        jset(c, "separator", json_object_new_boolean(1));
+        jset_str(c, "spacing", "Medium");
+    }
+    jset(c, "items", items);
+    jpush(body, c);
+    return items;
+}
+
+static void push_open_url(struct json_object *body, const char *title, const char *url)
+{
+    struct json_object *set = jobj();
+    struct json_object *actions = jarr();
+    struct json_object *a = jobj();
+
+    jset_str(a, "type", "Action.OpenUrl");
+    jset_str(a, "title", title);
+    jset_str(a, "url", url);
+    jpush(actions, a);
+    jset_str(set, "type", "ActionSet");
+    jset(set, "actions", actions);
+    jpush(body, set);
+}
+
+/* Formats into a capped struct buf; texts here are ours and short. Owned. */
+static char *text_vprintf(const char *fmt, va_list ap) PRINTF_LIKE(1, 0);
+static char *text_vprintf(const char *fmt, va_list ap)
+{
+    struct buf b;
+
+    buf_init(&b, 1u << 20);
+    if (buf_vprintf(&b, fmt, ap) != 0)
+        buf_reset(&b); /* only past 1 MiB, which the size check refuses anyway */
+    return buf_take(&b);
+}
+
+static char *text_printf(const char *fmt, ...) PRINTF_LIKE(1, 2);
+static char *text_printf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    va_start(ap, fmt);
+    s = text_vprintf(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static void push_textf(struct json_object *body, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void push_textf(struct json_object *body, const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    va_start(ap, fmt);
+    s = text_vprintf(fmt, ap);
+    va_end(ap);
+    push_text(body, s);
+    xfree(s);
+}
+
+static void push_test_banner(struct json_object *body, const char *test_email)
+{
+    struct json_object *items;
+    struct json_object *t;
+
+    if (!test_email || !*test_email)
+        return;
+    items = container(body, "attention", false);
+    t = text_block("TEST MODE");
+    jset_str(t, "weight", "Bolder");
+    jset_str(t, "color", "Attention");
+    jpush(items, t);
+    push_textf(items, "Test address: %s", test_email);
+}
+
+/*
+ * The same card serves the post and the later update (PUT), so the layout
+ * stays put and only the heading and the closing sentence change: Teams
+ * swaps the card in place and the user sees its state flip.
+ */
+struct json_object *card_ack(const struct card_ack_info *in)
+{
+    struct json_object *body;
+    struct json_object *card = card_new(&body);
+    struct json_object *facts;
+    const char *id = str_or(in->request_id, "");
+
+    switch (in->state) {
+    case CARD_ACK_QUEUED:
+        push_heading(body, "Digest requested");
+        break;
+    case CARD_ACK_DELIVERED:
+        push_heading(body, "Digest delivered");
+        break;
+    case CARD_ACK_FAILED:
+        push_heading(body, "Digest failed");
+        break;
+    }
+    facts = fact_set(body);
+    fact_add(facts, "Audience", in->audience);
+    fact_add(facts, "Request", id);
+    fact_add(facts, "Test address", in->test_email);
+    switch (in->state) {
+    case CARD_ACK_QUEUED:
+        push_textf(body,
+                   "I'm preparing the digest and will post it in this conversation when "
+                   "it is ready, usually within a minute. Send \"status %s\" to check on it.",
+                   id);
+        break;
+    case CARD_ACK_DELIVERED:
+        push_text(body, "The digest has been posted in this conversation.");
+        break;
+    case CARD_ACK_FAILED:
+        push_text(body, "The digest could not be prepared; the error message in this "
+                        "conversation says why. Send the same command again to retry.");
+        break;
+    }
+    return card;
+}
+
+/* "title · company · location", skipping empty parts; owned. */
+static char *item_line(const struct digest_item *it)
+{
+    const char *parts[] = {it->title, it->company, it->location};
+    struct buf b;
+    size_t i;
+    int rc = 0;
+
+    buf_init(&b, 1u << 20);
+    for (i = 0; i < ARRAY_SIZE(parts) && rc == 0; i++) {
+        if (!parts[i] || !*parts[i])
+            continue;
+        if (b.len > 0)
+            rc = buf_append_str(&b, DOT);
+        if (rc == 0)
+            rc = buf_append_str(&b, parts[i]);
+    }
+    return buf_take(&b);
+}
+
+/*
+ * One Container per candidate, separated by a rule. The button sits in an
+ * ActionSet inside the container, next to the person it opens, instead of in
+ * the card's own actions row, where ten look-alike buttons would not say
+ * which is whose (and hosts may cap how many they show).
+ */
+static void push_item(struct json_object *body, const struct digest_item *it)
+{
+    struct json_object *items = container(body, NULL, true);
+    struct json_object *name = text_block(str_or(it->name, "(name not given)"));
+    char *line = item_line(it);
+
+    jset_str(name, "weight", "Bolder");
+    jpush(items, name);
+    if (*line)
+        push_subtle(items, line);
+    xfree(line);
+    if (it->summary && *it->summary)
+        push_text(items, it->summary);
+    if (it->url && *it->url)
+        push_open_url(items, "Open profile", it->url);
+}
+
+/* The "Showing 7 of 14" line, and why, when not every candidate is on the card. */
+static void push_omitted(struct json_object *body, size_t shown, size_t total, size_t size_cut)
+{
+    if (shown >= total)
+        return;
+    if (size_cut > 0)
+        push_textf(body,
+                   "Showing %zu of %zu candidates; %zu left out to keep the message "
+                   "within the Teams size limit.",
+                   shown, total, size_cut);
+    else
+        push_textf(body, "Showing %zu of %zu candidates.", shown, total);
+}
+
+/*
+ * The TEST MODE banner comes first so that a forwarded screenshot cannot
+ * lose it; "no new candidates" is a sentence, not an empty card, so the user
+ * can tell "nothing new" from "something broke".
+ */
+struct json_object *card_result(const struct card_result_info *in, size_t max_items)
+{
+    const struct digest *d = in->digest;
+    struct json_object *body;
+    struct json_object *card = card_new(&body);
+    struct json_object *facts;
+    size_t fit = d->n_items < CARD_MAX_ITEMS ? d->n_items : CARD_MAX_ITEMS;
+    size_t shown = fit < max_items ? fit : max_items;
+    size_t i;
+
+    push_test_banner(body, in->test_email);
+    push_heading(body, "Candidate digest");
+    facts = fact_set(body);
+    fact_add(facts, "Audience", in->audience);
+    fact_add(facts, "Generated", str_or(d->generated_at, "not given"));
+    fact_add(facts, "Request", in->request_id);
+    if (d->n_total == 0) {
+        push_textf(body, "No new candidates for %s this time.",
+                   str_or(in->audience, "this audience"));
+        return card;
+    }
+    for (i = 0; i < shown; i++)
+        push_item(body, &d->items[i]);
+    push_omitted(body, shown, d->n_total, fit - shown);
+    return card;
+}
+
+/*
+ * Heading in the attention colour, the detail, then the request id and the
+ * next step as facts: the id is what the user quotes when asking for help.
+ */
+struct json_object *card_error(const struct card_error_info *in)
+{
+    struct json_object *body;
+    struct json_object *card = card_new(&body);
+    struct json_object *t = text_block(str_or(in->what, "Something went wrong"));
+    struct json_object *facts;
+
+    jset_str(t, "size", "Medium");
+    jset_str(t, "weight", "Bolder");
+    jset_str(t, "color", "Attention");
+    jpush(body, t);
+    if (in->detail && *in->detail)
+        push_text(body, in->detail);
+    facts = fact_set(body);
+    fact_add(facts, "Request", in->request_id);
+    fact_add(facts, "What to do", str_or(in->next, "Try again in a few minutes."));
+    return card;
+}
+
+/*
+ * The audiences come from the configuration, so the card never lists one the
+ * server would then refuse.
+ */
+struct json_object *card_help(char *const *audiences, size_t n)
+{
+    struct json_object *body;
+    struct json_object *card = card_new(&body);
+    struct json_object *facts;
+    struct buf b;
+    size_t i;
+    int rc = 0;
+
+    push_heading(body, "Candidate digest: commands");
+    facts = fact_set(body);
+    fact_add(facts, "digest <audience> [test-email]",
+             "Prepare a digest of new candidates; with a test email the result is marked "
+             "TEST MODE.");
+    fact_add(facts, "status [request-id]",
+             "Show how a request is going, or the latest one in this conversation.");
+    fact_add(facts, "help", "Show this card.");
+    buf_init(&b, 1u << 16);
+    for (i = 0; i < n && rc == 0; i++)
+        rc = buf_printf(&b, "%s%s", i ? ", " : "", audiences[i]);
+    push_textf(body, "Audiences: %s", b.len ? buf_cstr(&b) : "none configured");
+    buf_free(&b);
+    return card;
+}
+
+/* The value of field in the record, or NULL. */
+static const char *rec_get(const struct card_status_info *in, const char *field)
+{
+    size_t i;
+
+    for (i = 0; i < in->n; i++) {
+        if (in->fields[i] && strcmp(in->fields[i], field) == 0)
+            return in->values[i];
+    }
+    return NULL;
+}
+
+/* A decimal millisecond stamp; false for anything else (atoi is banned and lax). */
+static bool parse_ms(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (!s || !*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* "2025-03-01 14:05:09 UTC", plus " (+12.3 s)" after the request was made. */
+static char *format_stamp(uint64_t ms, bool have_base, uint64_t base_ms)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    char day[32];
+
+    if (!gmtime_r(&secs, &tm) || strftime(day, sizeof(day), "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+        return xstrdup("invalid time");
+    if (!have_base || ms <= base_ms)
+        return xstrdup(day);
+    return text_printf("%s (+%" PRIu64 ".%" PRIu64 " s)", day, (ms - base_ms) / 1000,
+                       (ms - base_ms) % 1000 / 100);
+}
+
+static void fact_stamp(struct json_object *facts, const struct card_status_info *in,
+                       const char *title, const char *field)
+{
+    uint64_t ms, base = 0;
+    bool have_base = parse_ms(rec_get(in, "created_ms"), &base);
+    char *text;
+
+    if (!parse_ms(rec_get(in, field), &ms) || ms == 0)
+        return;
+    text = format_stamp(ms, have_base, base);
+    fact_add(facts, title, text);
+    xfree(text);
+}
+
+/* One sentence on what a status means for the user. */
+static const char *status_meaning(const char *status)
+{
+    static const char *const table[][2] = {
+        {"queued", "Waiting for a worker to pick it up."},
+        {"processing", "Being prepared now."},
+        {"delivered", "Done: the digest was posted in this conversation."},
+        {"failed", "It could not be prepared; the error message says why."},
+        {"dead", "Given up after repeated failures; the error message says why."},
+    };
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(table); i++) {
+        if (strcmp(status, table[i][0]) == 0)
+            return table[i][1];
+    }
+    return "";
+}
+
+/*
+ * What the record says, in two FactSets: the state (with one sentence on what
+ * it means) and the timeline. Empty fields are left out rather than shown as
+ * blanks, so a queued request simply has a shorter timeline.
+ */
+struct json_object *card_status(const struct card_status_info *in)
+{
+    struct json_object *body;
+    struct json_object *card = card_new(&body);
+    struct json_object *facts;
+    const char *status = rec_get(in, "status");
+
+    push_heading(body, "Digest request status");
+    if (!status || !*status) {
+        if (in->request_id && *in->request_id)
+            push_textf(body,
+                       "I found no request %s. Requests are forgotten after a while; "
+                       "send \"digest <audience>\" to start a new one.",
+                       in->request_id);
+        else
+            push_text(body, "No digest has been requested in this conversation yet. Send "
+                            "\"digest <audience>\" to start one.");
+        return card;
+    }
+    facts = fact_set(body);
+    fact_add(facts, "Request", in->request_id);
+    fact_add(facts, "State", status);
+    fact_add(facts, "Mode", rec_get(in, "mode"));
+    fact_add(facts, "Audience", rec_get(in, "audience"));
+    fact_add(facts, "Attempts", rec_get(in, "attempts"));
+    fact_add(facts, "Last error", rec_get(in, "last_error"));
+    if (*status_meaning(status))
+        push_text(body, status_meaning(status));
+    facts = fact_set(body);
+    fact_stamp(facts, in, "Requested", "created_ms");
+    fact_stamp(facts, in, "Started", "started_ms");
+    fact_stamp(facts, in, "Fetched", "fetched_ms");
+    fact_stamp(facts, in, "Delivered", "delivered_ms");
+    return card;
+}
+
+/* {"id":…,"name":…} with the name left out when there is none. */
+static struct json_object *party(const char *id, const char *name)
+{
+    struct json_object *p = jobj();
+
+    jset_str(p, "id", id);
+    if (name && *name)
+        jset_str(p, "name", name);
+    return p;
+}
+
+/*
+ * The reply activity of research/botframework.md §4.1: from/recipient swapped
+ * by the caller, replyToId so Teams threads it under the user's message, and
+ * "id" only for the update, where the connector wants the replaced activity.
+ */
+static struct json_object *activity_new(const struct card_address *to, struct json_object *card)
+{
+    struct json_object *act = jobj();
+    struct json_object *conv = jobj();
+    struct json_object *atts = jarr();
+    struct json_object *att = jobj();
+
+    jset_str(act, "type", "message");
+    if (to->activity_id && *to->activity_id)
+        jset_str(act, "id", to->activity_id);
+    jset(act, "from", party(to->bot_id, to->bot_name));
+    jset(act, "recipient", party(to->user_id, to->user_name));
+    jset_str(conv, "id", to->conversation_id);
+    jset(act, "conversation", conv);
+    if (to->reply_to_id && *to->reply_to_id)
+        jset_str(act, "replyToId", to->reply_to_id);
+    jset_str(att, "contentType", CARD_CONTENT_TYPE);
+    jset(att, "content", card);
+    jpush(atts, att);
+    jset(act, "attachments", atts);
+    return act;
+}
+
+size_t card_utf16_bytes(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t units = 0, i;
+    unsigned pending = 0; /* continuation bytes the current sequence still expects */
+    bool four = false;    /* the current sequence is outside the BMP */
+
+    for (i = 0; i < len; i++) {
+        unsigned char c = p[i];
+
+        if (c >= 0x80 && c < 0xc0 && pending > 0) {
+            /* A complete 4-byte sequence is a surrogate pair: one more unit. */
+            if (--pending == 0 && four)
+                units++;
+            continue;
+        }
+        /* ASCII, a lead byte, or a stray byte (U+FFFD): one unit each. */
+        units++;
+        four = c >= 0xf0 && c <= 0xf4;
+        pending = four ? 3 : (c >= 0xe0 && c <= 0xef) ? 2 : (c >= 0xc2 && c <= 0xdf) ? 1 : 0;
+    }
+    return units * 2;
+}
+
+int card_render(const struct card_address *to, struct json_object *card, char **out, size_t *len)
+{
+    struct json_object *act = activity_new(to, card);
+    size_t n = 0;
+    /* NOSLASHESCAPE: URLs stay readable; "\/" is legal but noisy. */
+    const char *text = json_object_to_json_string_length(
+        act, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    int rc = 0;
+
+    *out = NULL;
+    *len = 0;
+    if (!text)
+        oom();
+    if (card_utf16_bytes(text, n) >= CARD_MAX_UTF16_BYTES) {
+        rc = DG_ERR_TOO_LARGE;
+        goto out;
+    }
+    *out = xstrndup(text, n);
+    *len = n;
+out:
+    json_object_put(act);
+    return rc;
+}
+
+/*
+ * Dropping from the end keeps the order the upstream chose. At most
+ * CARD_MAX_ITEMS + 1 renders, and parsed items are capped, so re-rendering is
+ * cheaper to trust than estimating each item's escaped size up front.
+ */
+int card_render_result(const struct card_address *to, const struct card_result_info *in, char **out,
+                       size_t *len, size_t *shown)
+{
+    size_t k = in->digest->n_items < CARD_MAX_ITEMS ? in->digest->n_items : CARD_MAX_ITEMS;
+    int rc;
+
+    for (;;) {
+        rc = card_render(to, card_result(in, k), out, len);
+        if (rc != DG_ERR_TOO_LARGE || k == 0)
+            break;
+        k--;
+    }
+    if (rc == 0 && shown)
+        *shown = k;
+    return rc;
+}

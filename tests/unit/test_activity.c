@@ -1,0 +1,701 @@
+/*
+ * test_activity.c: the activity module against the three Teams fixtures,
+ * every way a required field can be wrong, broken JSON (truncation,
+ * trailing bytes, depth, NUL bytes), mention stripping and the
+ * conversation reference.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "activity.h"
+#include "buf.h"
+#include "command.h"
+#include "config.h"
+
+/* Writable like config's list (command_parse takes char *const *). */
+static char aud_advisors[] = "advisors", aud_c_suite[] = "c_suite", aud_global[] = "global";
+static char *const audiences[] = {aud_advisors, aud_c_suite, aud_global};
+
+/* Reads a fixture into an owned, NUL-terminated buffer. */
+static char *read_fixture(const char *name, size_t *len)
+{
+    char path[512];
+    struct buf b;
+    char chunk[4096];
+    size_t n;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", FIXTURES_DIR, name);
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    buf_init(&b, 1 << 20);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        assert_int_equal(buf_append(&b, chunk, n), 0);
+    fclose(f);
+    *len = b.len;
+    return buf_take(&b);
+}
+
+static int parse_bytes(const char *body, size_t len)
+{
+    struct json_object *root = NULL;
+    int rc = activity_json_parse(body, len, &root);
+
+    if (rc == 0)
+        assert_non_null(root);
+    else
+        assert_null(root);
+    json_object_put(root);
+    return rc;
+}
+
+static int parse_str(const char *body)
+{
+    return parse_bytes(body, strlen(body));
+}
+
+static struct json_object *fixture_root(const char *name)
+{
+    struct json_object *root = NULL;
+    size_t len;
+    char *body = read_fixture(name, &len);
+
+    assert_int_equal(activity_json_parse(body, len, &root), 0);
+    xfree(body);
+    return root;
+}
+
+/* Step 2 on a parsed object; the activity keeps its own reference. */
+static void load_root(struct activity *a, struct json_object *root)
+{
+    char err[64];
+
+    assert_int_equal(activity_from_json(a, root, err, sizeof(err)), 0);
+    assert_string_equal(err, "");
+    json_object_put(root);
+}
+
+static void load_json(struct activity *a, const char *json)
+{
+    struct json_object *root = NULL;
+
+    assert_int_equal(activity_json_parse(json, strlen(json), &root), 0);
+    load_root(a, root);
+}
+
+struct fixture_expect {
+    const char *file;
+    const char *conv_key;
+    const char *values[ACTIVITY_REF_FIELDS];
+};
+
+static const struct fixture_expect fixtures[] = {
+    {"teams-personal-chat.json",
+     "msteams:a:17I0kl9EkpE1O9PH5TWrzrLNwnWWcfrU7QZjKR0WSfOpzbfcAg2IaydGElSo10tVr4C7Fc6GtieTJX663"
+     "WuJCc1uA83n4CSrHSgGBj5XNYLcVlJAs2ZX8DbYBPck201w-",
+     {"https://smba.trafficmanager.net/amer/", "msteams",
+      "a:17I0kl9EkpE1O9PH5TWrzrLNwnWWcfrU7QZjKR0WSfOpzbfcAg2IaydGElSo10tVr4C7Fc6GtieTJX663WuJCc1uA"
+      "83n4CSrHSgGBj5XNYLcVlJAs2ZX8DbYBPck201w-",
+      "personal", "72f988bf-86f1-41af-91ab-2d7cd011db47", "28:c9e8c047-2a74-40a2-b28a-b162d5f5327c",
+      "Teams TestBot",
+      "29:1XJKJMvc5GBtc2JwZq0oj8tHZmzrQgFmB39ATiQWA85gQtHieVkKilBZ9XHoq9j7Zaqt7CZ-NJWi7me2kHTL3Bw",
+      "Megan Bowen", "7faf8ab2-3d56-4244-b585-20c8a42ed2b8", "1485983408511", "en-US",
+      "1700000000123", "0"}},
+    {"teams-channel-mention.json",
+     "msteams:19:6848757105754c8981c67612732d9aa7@thread.tacv2;messageid=1759881511856",
+     {"https://smba.trafficmanager.net/amer/50612dbb-0237-4969-b378-8d42590f9c00/", "msteams",
+      "19:6848757105754c8981c67612732d9aa7@thread.tacv2;messageid=1759881511856", "channel",
+      "50612dbb-0237-4969-b378-8d42590f9c00", "28:0b6fe6d1-fece-44f7-9a48-56465e2d5ab8", "ridotest",
+      "29:17bUvCasIPKfQIXHvNzcPjD86fwm6GkWc1PvCGP2-NSkNb7AyGYpjQ7Xw-XgTwaHW5JxZ4KMNDxn1kcL8fwX1Nw",
+      "rido", "b15a9416-0ad3-4172-9210-7beb711d3f70", "1759944781430", "en-US", "1700000000123",
+      "0"}},
+    {"teams-group-chat.json",
+     "msteams:19:groupChatId@thread.v2",
+     {"https://smba.trafficmanager.net/amer/", "msteams", "19:groupChatId@thread.v2", "groupChat",
+      "tenantId-Guid", "28:teamsbot-Guid", "Teams Bot", "29:User-One-Id", "User One",
+      "User-aadObjectId", "groupChatActivityId", "", "1700000000123", "0"}},
+};
+
+static const char *const ref_names[ACTIVITY_REF_FIELDS] = {
+    "service_url", "channel_id", "conversation_id", "conversation_type", "tenant_id",   "bot_id",
+    "bot_name",    "user_id",    "user_name",       "user_aad_id",       "activity_id", "locale",
+    "updated_ms",  "stale",
+};
+
+static void test_fixtures_command(void **state)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(fixtures); i++) {
+        struct activity a;
+        struct command cmd;
+        char *text;
+
+        load_root(&a, fixture_root(fixtures[i].file));
+        assert_string_equal(a.type, "message");
+        text = activity_command_text(&a);
+        assert_string_equal(text, "digest advisors");
+        command_parse(&cmd, text, audiences, ARRAY_SIZE(audiences));
+        assert_int_equal(cmd.kind, COMMAND_DIGEST);
+        assert_int_equal(cmd.error, COMMAND_OK);
+        assert_string_equal(cmd.audience, "advisors");
+        assert_string_equal(cmd.test_email, "");
+        xfree(text);
+        activity_free(&a);
+    }
+}
+
+static void test_fixtures_reference(void **state)
+{
+    size_t i, j;
+
+    for (i = 0; i < ARRAY_SIZE(fixtures); i++) {
+        struct activity a;
+        struct activity_ref ref;
+        char *key;
+
+        load_root(&a, fixture_root(fixtures[i].file));
+        key = activity_conv_key(&a);
+        assert_string_equal(key, fixtures[i].conv_key);
+        xfree(key);
+        activity_reference(&a, 1700000000123ULL, false, &ref);
+        for (j = 0; j < ACTIVITY_REF_FIELDS; j++) {
+            assert_string_equal(ref.fields[j], ref_names[j]);
+            assert_string_equal(ref.values[j], fixtures[i].values[j]);
+        }
+        activity_reference(&a, 0, true, &ref);
+        assert_string_equal(ref.values[12], "0");
+        assert_string_equal(ref.values[13], "1");
+        activity_free(&a);
+    }
+}
+
+static void test_fixture_mentions(void **state)
+{
+    struct activity a;
+
+    load_root(&a, fixture_root("teams-channel-mention.json"));
+    assert_int_equal(a.n_mentions, 1);
+    assert_string_equal(a.mentions[0], "<at>ridotest</at>");
+    assert_true(a.any_mention);
+    assert_string_equal(a.text, "<at>ridotest</at> digest advisors");
+    activity_free(&a);
+
+    load_root(&a, fixture_root("teams-personal-chat.json"));
+    assert_int_equal(a.n_mentions, 0);
+    assert_false(a.any_mention);
+    activity_free(&a);
+}
+
+/* Sets the member at a dotted path of root to val (NULL is JSON null), or deletes it. */
+static void set_path_ex(struct json_object *root, const char *path, struct json_object *val,
+                        bool del)
+{
+    const char *dot = strrchr(path, '.');
+    struct json_object *parent = root;
+
+    if (dot) {
+        char head[64];
+
+        assert_true((size_t)(dot - path) < sizeof(head));
+        memcpy(head, path, (size_t)(dot - path));
+        head[dot - path] = '\0';
+        assert_true(json_object_object_get_ex(root, head, &parent));
+        path = dot + 1;
+    }
+    if (del)
+        json_object_object_del(parent, path);
+    else
+        assert_int_equal(json_object_object_add(parent, path, val), 0);
+}
+
+static void set_path(struct json_object *root, const char *path, struct json_object *val)
+{
+    set_path_ex(root, path, val, val == NULL);
+}
+
+static void expect_field_error(struct json_object *root, const char *path)
+{
+    struct activity a;
+    char err[64];
+
+    assert_int_equal(activity_from_json(&a, root, err, sizeof(err)), DG_ERR_FIELD);
+    assert_string_equal(err, path);
+    assert_null(a.root);
+    json_object_put(root);
+}
+
+/* Each way of being wrong for one required field, on a fresh copy each time. */
+enum variant { V_DELETE, V_NUMBER, V_EMPTY, V_NULL, V_ARRAY, V_OBJECT, V_BOOL, V_NUL, V_COUNT };
+
+static struct json_object *variant_value(enum variant v)
+{
+    switch (v) {
+    case V_DELETE:
+        return NULL;
+    case V_NUMBER:
+        return json_object_new_int(42);
+    case V_EMPTY:
+        return json_object_new_string("");
+    case V_NULL:
+        return NULL; /* json-c's null */
+    case V_ARRAY:
+        return json_object_new_array();
+    case V_OBJECT:
+        return json_object_new_object();
+    case V_BOOL:
+        return json_object_new_boolean(1);
+    case V_NUL:
+        return json_object_new_string_len("ab\0cd", 5);
+    case V_COUNT:
+        break;
+    }
+    fail();
+    return NULL;
+}
+
+static void test_required_fields(void **state)
+{
+    static const char *const paths[] = {"type",    "id",          "serviceUrl", "conversation.id",
+                                        "from.id", "recipient.id"};
+    struct json_object *orig = fixture_root("teams-channel-mention.json");
+    size_t i;
+    int v;
+
+    for (i = 0; i < ARRAY_SIZE(paths); i++) {
+        for (v = 0; v < V_COUNT; v++) {
+            struct json_object *copy = NULL;
+            struct json_object *val = variant_value((enum variant)v);
+
+            assert_int_equal(json_object_deep_copy(orig, &copy, NULL), 0);
+            set_path_ex(copy, paths[i], val, v == V_DELETE);
+            expect_field_error(copy, paths[i]);
+        }
+    }
+    json_object_put(orig);
+}
+
+/* The parent of a nested field being absent or not an object names the field. */
+static void test_required_parents(void **state)
+{
+    static const char *const parents[] = {"conversation", "from", "recipient"};
+    static const char *const paths[] = {"conversation.id", "from.id", "recipient.id"};
+    struct json_object *orig = fixture_root("teams-group-chat.json");
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(parents); i++) {
+        struct json_object *copy = NULL;
+
+        assert_int_equal(json_object_deep_copy(orig, &copy, NULL), 0);
+        json_object_object_del(copy, parents[i]);
+        expect_field_error(copy, paths[i]);
+
+        copy = NULL; /* deep_copy wants an empty destination */
+        assert_int_equal(json_object_deep_copy(orig, &copy, NULL), 0);
+        set_path(copy, parents[i], json_object_new_string("x"));
+        expect_field_error(copy, paths[i]);
+
+        copy = NULL; /* deep_copy wants an empty destination */
+        assert_int_equal(json_object_deep_copy(orig, &copy, NULL), 0);
+        set_path(copy, parents[i], json_object_new_array());
+        expect_field_error(copy, paths[i]);
+    }
+    json_object_put(orig);
+}
+
+static void test_field_errors_from_text(void **state)
+{
+    struct json_object *root = NULL;
+    struct activity a;
+    char err[4];
+    const char *body = "{\"type\":\"message\",\"id\":\"1\",\"serviceUrl\":\"https://x/\","
+                       "\"conversation\":{\"id\":\"c\\u0000d\"},\"from\":{\"id\":\"u\"},"
+                       "\"recipient\":{\"id\":\"b\"}}";
+
+    /* An escaped NUL is valid JSON but would cut the id short: a field error. */
+    assert_int_equal(activity_json_parse(body, strlen(body), &root), 0);
+    expect_field_error(root, "conversation.id");
+
+    /* A small error buffer is never overrun, and none at all is fine. */
+    root = json_object_new_object();
+    assert_int_equal(activity_from_json(&a, root, err, sizeof(err)), DG_ERR_FIELD);
+    assert_string_equal(err, "typ");
+    assert_int_equal(activity_from_json(&a, root, NULL, 0), DG_ERR_FIELD);
+    json_object_put(root);
+}
+
+static void test_optional_fields(void **state)
+{
+    struct json_object *root = fixture_root("teams-channel-mention.json");
+    struct activity a;
+
+    set_path(root, "locale", json_object_new_int(5));
+    set_path(root, "channelId", json_object_new_array());
+    set_path(root, "text", json_object_new_object());
+    set_path(root, "from.name", json_object_new_string_len("a\0b", 3));
+    set_path(root, "conversation.tenantId", json_object_new_string(""));
+    load_root(&a, root);
+    assert_string_equal(a.locale, "");
+    assert_string_equal(a.channel_id, "");
+    assert_string_equal(a.text, "");
+    assert_string_equal(a.from_name, "");
+    assert_string_equal(a.action, "");
+    /* conversation.tenantId empty: channelData.tenant.id is used. */
+    assert_string_equal(a.tenant_id, "50612dbb-0237-4969-b378-8d42590f9c00");
+    activity_free(&a);
+
+    root = fixture_root("teams-channel-mention.json");
+    set_path(root, "conversation.tenantId", NULL);
+    set_path(root, "channelData.tenant", json_object_new_string("t"));
+    load_root(&a, root);
+    assert_string_equal(a.tenant_id, "");
+    activity_free(&a);
+}
+
+static void test_installation_update(void **state)
+{
+    struct activity a;
+    struct activity_ref ref;
+
+    load_json(&a, "{\"type\":\"installationUpdate\",\"action\":\"remove\",\"id\":\"f:1\","
+                  "\"serviceUrl\":\"https://s/\",\"channelId\":\"msteams\","
+                  "\"conversation\":{\"id\":\"a:1\",\"conversationType\":\"personal\"},"
+                  "\"from\":{\"id\":\"29:u\"},\"recipient\":{\"id\":\"28:b\"},"
+                  "\"channelData\":{\"tenant\":{\"id\":\"T\"}}}");
+    assert_string_equal(a.type, "installationUpdate");
+    assert_string_equal(a.action, "remove");
+    assert_string_equal(a.tenant_id, "T");
+    assert_string_equal(a.text, "");
+    activity_reference(&a, 18446744073709551615ULL, true, &ref);
+    assert_string_equal(ref.values[12], "18446744073709551615");
+    assert_string_equal(ref.values[13], "1");
+    assert_string_equal(ref.values[9], "");
+    activity_free(&a);
+}
+
+static void test_broken_truncated(void **state)
+{
+    size_t len, end, i;
+    char *body = read_fixture("teams-group-chat.json", &len);
+
+    /* Every strict prefix that stops before the closing brace is broken. */
+    end = len;
+    while (end > 0 && body[end - 1] != '}')
+        end--;
+    assert_true(end > 0);
+    for (i = 0; i < end; i++)
+        assert_int_equal(parse_bytes(body, i), DG_ERR_BAD_JSON);
+    for (i = end; i <= len; i++)
+        assert_int_equal(parse_bytes(body, i), 0);
+    xfree(body);
+}
+
+static void test_broken_trailing(void **state)
+{
+    assert_int_equal(parse_str("{\"a\":1}"), 0);
+    assert_int_equal(parse_str("  \r\n{\"a\":1} \n\t\r "), 0);
+    assert_int_equal(parse_str("{\"a\":1}x"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("{\"a\":1} x"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("{\"a\":1}}"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("{\"a\":1}{}"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("{\"a\":1},"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("{\"a\":1}\n[]"), DG_ERR_BAD_JSON);
+}
+
+static void test_broken_not_object(void **state)
+{
+    assert_int_equal(parse_str("[{\"type\":\"message\"}]"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("\"message\""), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("42"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("null"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("true"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str(""), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("   "), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("{}"), 0);
+}
+
+static void test_broken_lenient_syntax(void **state)
+{
+    /* json-c's lenient extensions are off: these are not JSON. */
+    assert_int_equal(parse_str("{'a':'b'}"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("/*c*/{\"a\":1}"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("{\"a\":[1,]}"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("{\"a\":1,}"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("{\"a\":True}"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("{a:1}"), DG_ERR_BAD_JSON);
+    /* Invalid UTF-8 inside a string. */
+    assert_int_equal(parse_str("{\"a\":\"\xff\"}"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("{\"a\":\"\xc3\"}"), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str("{\"a\":\"\xc3\xa9\"}"), 0);
+}
+
+/*
+ * Without arrays: depth objects chained as {"a":{"a":…}}, the innermost one
+ * holding leaf. With arrays: one object holding depth - 2 nested arrays
+ * around leaf, which is itself a container, so depth containers in all.
+ */
+static char *nested(int depth, bool arrays, const char *leaf)
+{
+    struct buf b;
+    int i;
+
+    buf_init(&b, 1 << 16);
+    if (arrays) {
+        assert_int_equal(buf_append_str(&b, "{\"a\":"), 0);
+        for (i = 2; i < depth; i++)
+            assert_int_equal(buf_append_str(&b, "["), 0);
+        assert_int_equal(buf_append_str(&b, leaf), 0);
+        for (i = 2; i < depth; i++)
+            assert_int_equal(buf_append_str(&b, "]"), 0);
+        assert_int_equal(buf_append_str(&b, "}"), 0);
+        return buf_take(&b);
+    }
+    for (i = 1; i < depth; i++)
+        assert_int_equal(buf_append_str(&b, "{\"a\":"), 0);
+    assert_int_equal(buf_printf(&b, "{\"a\":%s}", leaf), 0);
+    for (i = 1; i < depth; i++)
+        assert_int_equal(buf_append_str(&b, "}"), 0);
+    return buf_take(&b);
+}
+
+static void expect_depth(int depth, bool arrays, const char *leaf, int want)
+{
+    char *s = nested(depth, arrays, leaf);
+
+    assert_int_equal(parse_str(s), want);
+    xfree(s);
+}
+
+static void test_broken_depth(void **state)
+{
+    /* SPEC §3: the top-level object is depth 1; deeper than 64 is broken. */
+    assert_int_equal(JSON_MAX_DEPTH, 64);
+    expect_depth(64, false, "\"x\"", 0);
+    expect_depth(64, false, "1", 0);
+    expect_depth(64, false, "{}", DG_ERR_BAD_JSON); /* the {} is container 65 */
+    expect_depth(63, false, "{}", 0);
+    expect_depth(65, false, "\"x\"", DG_ERR_BAD_JSON);
+    expect_depth(64, true, "[]", 0);
+    expect_depth(64, true, "[1]", 0);
+    expect_depth(64, true, "{\"k\":\"v\"}", 0);
+    expect_depth(64, true, "[{}]", DG_ERR_BAD_JSON);
+    expect_depth(65, true, "[]", DG_ERR_BAD_JSON);
+    expect_depth(65, true, "[\"x\"]", DG_ERR_BAD_JSON);
+    expect_depth(200, false, "1", DG_ERR_BAD_JSON);
+}
+
+static void test_broken_nul(void **state)
+{
+    static const char ok[] = "{\"type\":\"message\",\"text\":\"digest advisors\"}";
+    char body[sizeof(ok) + 8];
+    size_t n = sizeof(ok) - 1, i;
+
+    assert_int_equal(parse_bytes(ok, n), 0);
+    /* A raw NUL anywhere before the end, in a string or between tokens. */
+    for (i = 0; i < n; i++) {
+        memcpy(body, ok, n);
+        body[i] = '\0';
+        assert_int_equal(parse_bytes(body, n), DG_ERR_BAD_JSON);
+    }
+    /* A NUL after a complete object, and bytes hidden behind it. */
+    memcpy(body, ok, n);
+    body[n] = '\0';
+    assert_int_equal(parse_bytes(body, n + 1), DG_ERR_BAD_JSON);
+    memcpy(body + n + 1, "{}", 2);
+    assert_int_equal(parse_bytes(body, n + 3), DG_ERR_BAD_JSON);
+}
+
+/* A minimal message from bot 28:bot ("Bot") with the given text and entities. */
+static char *mention_text(const char *text_json, const char *entities_json, const char *bot_name)
+{
+    struct buf b;
+    struct activity a;
+    char *out;
+    char *json;
+
+    buf_init(&b, 1 << 16);
+    assert_int_equal(buf_printf(&b,
+                                "{\"type\":\"message\",\"id\":\"1\",\"serviceUrl\":\"https://s/\","
+                                "\"conversation\":{\"id\":\"19:c\"},\"from\":{\"id\":\"29:u\"},"
+                                "\"recipient\":{\"id\":\"28:bot\",\"name\":\"%s\"}",
+                                bot_name),
+                     0);
+    if (text_json)
+        assert_int_equal(buf_printf(&b, ",\"text\":%s", text_json), 0);
+    if (entities_json)
+        assert_int_equal(buf_printf(&b, ",\"entities\":%s", entities_json), 0);
+    assert_int_equal(buf_append_str(&b, "}"), 0);
+    json = buf_take(&b);
+    load_json(&a, json);
+    xfree(json);
+    out = activity_command_text(&a);
+    activity_free(&a);
+    return out;
+}
+
+#define BOT_MENTION                                                                                \
+    "{\"type\":\"mention\",\"mentioned\":{\"id\":\"28:bot\"},\"text\":\"<at>Bot</at>\"}"
+#define ALICE_MENTION                                                                              \
+    "{\"type\":\"mention\",\"mentioned\":{\"id\":\"29:alice\"},\"text\":\"<at>Alice</at>\"}"
+
+static void expect_text(const char *text_json, const char *entities_json, const char *want)
+{
+    char *got = mention_text(text_json, entities_json, "Bot");
+
+    assert_string_equal(got, want);
+    xfree(got);
+}
+
+static void test_mentions(void **state)
+{
+    /* Another user's mention stays; only the bot's goes. */
+    expect_text("\"<at>Alice</at> <at>Bot</at> digest advisors\"",
+                "[" ALICE_MENTION "," BOT_MENTION "]", "<at>Alice</at> digest advisors");
+    /* Every occurrence, anywhere, and it never glues two words. */
+    expect_text("\"<at>Bot</at> digest <at>Bot</at> advisors <at>Bot</at>\"", "[" BOT_MENTION "]",
+                "digest advisors");
+    expect_text("\"digest<at>Bot</at>advisors\"", "[" BOT_MENTION "]", "digest advisors");
+    expect_text("\"digest <at>Bot</at> advisors\"", "[" BOT_MENTION "]", "digest advisors");
+    /* Two different mention texts for the bot, one a prefix of the other. */
+    expect_text("\"<at>Bot</at> Jr digest <at>Bot</at> advisors\"",
+                "[" BOT_MENTION ",{\"type\":\"mention\",\"mentioned\":{\"id\":\"28:bot\"},"
+                "\"text\":\"<at>Bot</at> Jr\"}]",
+                "digest advisors");
+    /* type is case-insensitive; mentioned.id must match exactly. */
+    expect_text(
+        "\"<at>Bot</at> help\"",
+        "[{\"type\":\"MENTION\",\"mentioned\":{\"id\":\"28:bot\"},\"text\":\"<at>Bot</at>\"}]",
+        "help");
+    expect_text(
+        "\"<at>Bot</at> help\"",
+        "[{\"type\":\"mention\",\"mentioned\":{\"id\":\"28:BOT\"},\"text\":\"<at>Bot</at>\"}]",
+        "<at>Bot</at> help");
+    /* Odd entities are skipped without harm. */
+    expect_text("\"<at>Bot</at> help\"",
+                "[1,null,\"x\",{\"type\":5},{\"type\":\"mention\"},{\"type\":\"mention\","
+                "\"mentioned\":{\"id\":\"28:bot\"},\"text\":\"\"}," BOT_MENTION "]",
+                "help");
+    expect_text("\"<at>Bot</at> help\"", "{\"type\":\"mention\"}", "help");
+}
+
+static void test_mentions_space(void **state)
+{
+    expect_text("\"<at>Bot</at>&nbsp;digest&nbsp;&nbsp;advisors&nbsp;\"", "[" BOT_MENTION "]",
+                "digest advisors");
+    expect_text("\"\\u00a0<at>Bot</at>\\u00a0digest\\u00a0advisors\\u00a0\"", "[" BOT_MENTION "]",
+                "digest advisors");
+    expect_text("\"\\r\\n\\t <at>Bot</at>\\tdigest \\r\\n advisors\\n\"", "[" BOT_MENTION "]",
+                "digest advisors");
+    expect_text("\"&nbsp\"", NULL, "&nbsp");
+    expect_text("\"caf\\u00e9\"", NULL, "caf\xc3\xa9");
+    expect_text("\"  \\n&nbsp; \"", NULL, "");
+    expect_text("\"<at>Bot</at>\"", "[" BOT_MENTION "]", "");
+    expect_text(NULL, "[" BOT_MENTION "]", "");
+    expect_text("42", NULL, "");
+}
+
+static void test_mentions_without_entities(void **state)
+{
+    char *got;
+
+    expect_text("\"digest advisors\"", NULL, "digest advisors");
+    expect_text("\"digest advisors\"", "[]", "digest advisors");
+    /* Bare markup naming the bot, no mention entity at all: stripped. */
+    expect_text("\" <at>Bot</at> digest advisors\"", NULL, "digest advisors");
+    expect_text("\"<AT>Bot</AT>digest advisors\"", "[]", "digest advisors");
+    /* Only at the start, only the exact name, only without mention entities. */
+    expect_text("\"digest <at>Bot</at> advisors\"", NULL, "digest <at>Bot</at> advisors");
+    expect_text("\"<at>bot</at> digest\"", NULL, "<at>bot</at> digest");
+    expect_text("\"<at>Bot</at> digest\"", "[" ALICE_MENTION "]", "<at>Bot</at> digest");
+    expect_text("\"<at>Bot\"", NULL, "<at>Bot");
+    got = mention_text("\"<at></at> digest\"", NULL, "");
+    assert_string_equal(got, "<at></at> digest");
+    xfree(got);
+}
+
+static void test_mentions_cap(void **state)
+{
+    struct buf text, ents, json;
+    struct activity a;
+    char *got;
+    int i;
+
+    /* Ten distinct bot mention texts: eight are kept, the rest stay in the text. */
+    buf_init(&text, 1 << 16);
+    buf_init(&ents, 1 << 16);
+    buf_init(&json, 1 << 16);
+    for (i = 0; i < 10; i++) {
+        assert_int_equal(buf_printf(&text, "<at>B%d</at> ", i), 0);
+        assert_int_equal(buf_printf(&ents,
+                                    "%s{\"type\":\"mention\",\"mentioned\":{\"id\":\"28:b\"},"
+                                    "\"text\":\"<at>B%d</at>\"}",
+                                    i ? "," : "", i),
+                         0);
+    }
+    assert_int_equal(buf_printf(&json,
+                                "{\"type\":\"message\",\"id\":\"1\",\"serviceUrl\":\"s\","
+                                "\"conversation\":{\"id\":\"c\"},\"from\":{\"id\":\"u\"},"
+                                "\"recipient\":{\"id\":\"28:b\"},\"text\":\"%shelp\","
+                                "\"entities\":[%s]}",
+                                buf_cstr(&text), buf_cstr(&ents)),
+                     0);
+    load_json(&a, buf_cstr(&json));
+    assert_int_equal(a.n_mentions, ACTIVITY_MAX_MENTIONS);
+    got = activity_command_text(&a);
+    assert_string_equal(got, "<at>B8</at> <at>B9</at> help");
+    xfree(got);
+    activity_free(&a);
+    buf_free(&text);
+    buf_free(&ents);
+    buf_free(&json);
+}
+
+static void test_conv_key_empty_channel(void **state)
+{
+    struct activity a;
+    char *key;
+
+    load_json(&a, "{\"type\":\"message\",\"id\":\"1\",\"serviceUrl\":\"s\","
+                  "\"conversation\":{\"id\":\"c:1\"},\"from\":{\"id\":\"u\"},"
+                  "\"recipient\":{\"id\":\"b\"}}");
+    key = activity_conv_key(&a);
+    assert_string_equal(key, ":c:1");
+    xfree(key);
+    activity_free(&a);
+    /* activity_free leaves a zeroed struct that can be freed again. */
+    activity_free(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fixtures_command),
+        cmocka_unit_test(test_fixtures_reference),
+        cmocka_unit_test(test_fixture_mentions),
+        cmocka_unit_test(test_required_fields),
+        cmocka_unit_test(test_required_parents),
+        cmocka_unit_test(test_field_errors_from_text),
+        cmocka_unit_test(test_optional_fields),
+        cmocka_unit_test(test_installation_update),
+        cmocka_unit_test(test_broken_truncated),
+        cmocka_unit_test(test_broken_trailing),
+        cmocka_unit_test(test_broken_not_object),
+        cmocka_unit_test(test_broken_lenient_syntax),
+        cmocka_unit_test(test_broken_depth),
+        cmocka_unit_test(test_broken_nul),
+        cmocka_unit_test(test_mentions),
+        cmocka_unit_test(test_mentions_space),
+        cmocka_unit_test(test_mentions_without_entities),
+        cmocka_unit_test(test_mentions_cap),
+        cmocka_unit_test(test_conv_key_empty_channel),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,425 @@
+/*
+ * test_digest.c: the upstream reply parser (strict about shape, tolerant
+ * about content, capped text, http(s)-only URLs) and the ok/retry/final
+ * table shared by upstream and connector calls.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "digest.h"
+
+static int parse_str(struct digest *d, const char *s)
+{
+    return digest_parse(d, s, strlen(s));
+}
+
+/* Code points in valid UTF-8 s. */
+static size_t count_chars(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+static void test_full_reply(void **state)
+{
+    struct digest d;
+    const char *body =
+        "{\"audience\":\"advisors\",\"generated_at\":\"2025-03-01T08:00:00Z\",\"items\":["
+        "{\"name\":\"Ada Lovelace\",\"title\":\"CTO\",\"company\":\"Engines Ltd\","
+        "\"location\":\"London\",\"summary\":\"Analytical.\",\"url\":\"https://ex.com/a?x=1\"},"
+        "{\"name\":\"Grace Hopper\"}]}";
+
+    assert_int_equal(parse_str(&d, body), 0);
+    assert_string_equal(d.audience, "advisors");
+    assert_string_equal(d.generated_at, "2025-03-01T08:00:00Z");
+    assert_int_equal(d.n_items, 2);
+    assert_int_equal(d.n_total, 2);
+    assert_string_equal(d.items[0].name, "Ada Lovelace");
+    assert_string_equal(d.items[0].title, "CTO");
+    assert_string_equal(d.items[0].company, "Engines Ltd");
+    assert_string_equal(d.items[0].location, "London");
+    assert_string_equal(d.items[0].summary, "Analytical.");
+    assert_string_equal(d.items[0].url, "https://ex.com/a?x=1");
+    /* Missing optional fields read as "", never NULL. */
+    assert_string_equal(d.items[1].name, "Grace Hopper");
+    assert_string_equal(d.items[1].title, "");
+    assert_string_equal(d.items[1].summary, "");
+    assert_string_equal(d.items[1].url, "");
+    digest_free(&d);
+}
+
+static void test_empty_items_and_missing_header(void **state)
+{
+    struct digest d;
+
+    assert_int_equal(parse_str(&d, "{\"items\":[]}"), 0);
+    assert_int_equal(d.n_items, 0);
+    assert_int_equal(d.n_total, 0);
+    assert_string_equal(d.audience, "");
+    assert_string_equal(d.generated_at, "");
+    digest_free(&d);
+}
+
+static void test_wrong_types_are_ignored(void **state)
+{
+    struct digest d;
+    const char *body = "{\"audience\":7,\"generated_at\":[1],\"items\":[42,\"x\",null,[],"
+                       "{\"name\":42,\"title\":null,\"company\":{},\"location\":[],"
+                       "\"summary\":true,\"url\":1.5},{\"name\":\"ok\"}],\"extra\":{\"a\":1}}";
+
+    assert_int_equal(parse_str(&d, body), 0);
+    assert_string_equal(d.audience, "");
+    assert_string_equal(d.generated_at, "");
+    /* Non-objects in items are skipped and not counted. */
+    assert_int_equal(d.n_items, 2);
+    assert_int_equal(d.n_total, 2);
+    assert_string_equal(d.items[0].name, "");
+    assert_string_equal(d.items[0].title, "");
+    assert_string_equal(d.items[0].company, "");
+    assert_string_equal(d.items[0].location, "");
+    assert_string_equal(d.items[0].summary, "");
+    assert_string_equal(d.items[0].url, "");
+    assert_string_equal(d.items[1].name, "ok");
+    digest_free(&d);
+}
+
+static void test_shape_errors(void **state)
+{
+    static const struct {
+        const char *body;
+        int rc;
+    } cases[] = {
+        {"", DG_ERR_BAD_JSON},
+        {"   ", DG_ERR_BAD_JSON},
+        {"[]", DG_ERR_BAD_JSON},
+        {"\"items\"", DG_ERR_BAD_JSON},
+        {"42", DG_ERR_BAD_JSON},
+        {"null", DG_ERR_BAD_JSON},
+        {"{\"items\":[]", DG_ERR_BAD_JSON},     /* truncated */
+        {"{\"items\":[]}x", DG_ERR_BAD_JSON},   /* trailing garbage */
+        {"{\"items\":[]} {}", DG_ERR_BAD_JSON}, /* two values */
+        {"{\"items\":[1,]}", DG_ERR_BAD_JSON},  /* trailing comma */
+        {"{}", DG_ERR_FIELD},
+        {"{\"items\":null}", DG_ERR_FIELD},
+        {"{\"items\":{}}", DG_ERR_FIELD},
+        {"{\"items\":\"[]\"}", DG_ERR_FIELD},
+        {"{\"Items\":[]}", DG_ERR_FIELD},
+        {"{\"items\":[]}\n", 0}, /* a final newline is fine */
+        {" \r\n\t{\"items\":[]} \r\n\t", 0},
+    };
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct digest d;
+        int rc = parse_str(&d, cases[i].body);
+
+        if (rc != cases[i].rc)
+            fail_msg("case %zu '%s': got %d, want %d", i, cases[i].body, rc, cases[i].rc);
+        if (rc == 0)
+            digest_free(&d);
+        else
+            assert_null(d.items);
+    }
+}
+
+static void test_not_nul_terminated(void **state)
+{
+    struct digest d;
+    const char body[] = "{\"items\":[]}GARBAGE";
+
+    /* Only len bytes count: the rest of the memory is not part of the reply. */
+    assert_int_equal(digest_parse(&d, body, 12), 0);
+    digest_free(&d);
+}
+
+/* "[[[…]]]" depth levels deep inside an item. */
+static char *nested(size_t depth)
+{
+    struct buf b;
+    size_t i;
+
+    buf_init(&b, 1u << 20);
+    assert_int_equal(buf_append_str(&b, "{\"items\":[{\"deep\":"), 0);
+    for (i = 0; i < depth; i++)
+        assert_int_equal(buf_append_str(&b, "["), 0);
+    for (i = 0; i < depth; i++)
+        assert_int_equal(buf_append_str(&b, "]"), 0);
+    assert_int_equal(buf_append_str(&b, ",\"name\":\"n\"}]}"), 0);
+    return buf_take(&b);
+}
+
+static void test_deep_nesting(void **state)
+{
+    struct digest d;
+    char *shallow = nested(20);
+    char *deep = nested(100);
+    char *very_deep = nested(100000);
+
+    assert_int_equal(parse_str(&d, shallow), 0);
+    assert_int_equal(d.n_items, 1);
+    digest_free(&d);
+    assert_int_equal(parse_str(&d, deep), DG_ERR_BAD_JSON);
+    assert_int_equal(parse_str(&d, very_deep), DG_ERR_BAD_JSON);
+    xfree(shallow);
+    xfree(deep);
+    xfree(very_deep);
+}
+
+static void test_huge_body_refused(void **state)
+{
+    struct digest d;
+    size_t len = DIGEST_MAX_BODY_BYTES + 1;
+    char *body = xmalloc(len);
+
+    memset(body, ' ', len);
+    memcpy(body, "{\"items\":[]}", 12);
+    assert_int_equal(digest_parse(&d, body, len), DG_ERR_TOO_LARGE);
+    /* One byte less is within the cap, and trailing spaces are fine. */
+    assert_int_equal(digest_parse(&d, body, len - 1), 0);
+    digest_free(&d);
+    xfree(body);
+}
+
+static void test_huge_summary_capped(void **state)
+{
+    struct digest d;
+    struct buf b;
+    size_t i;
+
+    buf_init(&b, 4u << 20);
+    assert_int_equal(buf_append_str(&b, "{\"items\":[{\"name\":\""), 0);
+    for (i = 0; i < 300; i++)
+        assert_int_equal(buf_append_str(&b, "\xc3\xa9"), 0); /* é, 2 bytes */
+    assert_int_equal(buf_append_str(&b, "\",\"summary\":\""), 0);
+    for (i = 0; i < (1u << 20); i++)
+        assert_int_equal(buf_append(&b, "s", 1), 0);
+    assert_int_equal(buf_append_str(&b, "\"}]}"), 0);
+
+    assert_int_equal(digest_parse(&d, b.data, b.len), 0);
+    assert_int_equal(count_chars(d.items[0].summary), DIGEST_MAX_SUMMARY_CHARS);
+    assert_int_equal(strlen(d.items[0].summary), DIGEST_MAX_SUMMARY_CHARS - 1 + 3);
+    assert_string_equal(d.items[0].summary + DIGEST_MAX_SUMMARY_CHARS - 1, "\xe2\x80\xa6");
+    /* The name is cut between two-byte characters, never inside one. */
+    assert_int_equal(count_chars(d.items[0].name), DIGEST_MAX_FIELD_CHARS);
+    assert_int_equal(strlen(d.items[0].name), (DIGEST_MAX_FIELD_CHARS - 1) * 2 + 3);
+    digest_free(&d);
+    buf_free(&b);
+}
+
+static void test_text_cap_edges(void **state)
+{
+    static const struct {
+        const char *in;
+        size_t len;
+        size_t max;
+        const char *out;
+    } cases[] = {
+        {"abc", 3, 3, "abc"},
+        {"abcd", 4, 3, "ab\xe2\x80\xa6"},
+        {"ab", 2, 1, "\xe2\x80\xa6"},
+        {"ab", 2, 0, ""},
+        {"", 0, 5, ""},
+        {"a\xf0\x9f\x8e\x89\x62", 6, 3, "a\xf0\x9f\x8e\x89\x62"}, /* 🎉 is one char */
+        {"a\xf0\x9f\x8e\x89\x62\x63", 7, 3, "a\xf0\x9f\x8e\x89\xe2\x80\xa6"},
+        {"x\xffy", 3, 10, "x\xef\xbf\xbdy"},                             /* invalid byte */
+        {"x\0y", 3, 10, "x\xef\xbf\xbdy"},                               /* embedded NUL */
+        {"\xc0\xaf", 2, 10, "\xef\xbf\xbd\xef\xbf\xbd"},                 /* overlong '/' */
+        {"\xed\xa0\x80", 3, 10, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* surrogate */
+        {"\xf4\x90\x80\x80", 4, 10,
+         "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* past U+10FFFF */
+        {"ab\xe2\x82", 4, 10, "ab\xef\xbf\xbd\xef\xbf\xbd"},  /* truncated € */
+    };
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(cases); i++) {
+        char *got = digest_text_cap(cases[i].in, cases[i].len, cases[i].max);
+
+        if (strcmp(got, cases[i].out) != 0)
+            fail_msg("case %zu: got '%s', want '%s'", i, got, cases[i].out);
+        xfree(got);
+    }
+}
+
+static void test_invalid_utf8_and_nul_in_json(void **state)
+{
+    struct digest d;
+    const char body[] = "{\"items\":[{\"name\":\"A\xff\x42\",\"title\":\"x\\u0000y\"}]}";
+
+    /* json-c does not check UTF-8 and keeps escaped NULs: both are repaired. */
+    assert_int_equal(digest_parse(&d, body, sizeof(body) - 1), 0);
+    assert_string_equal(d.items[0].name, "A\xef\xbf\xbd\x42");
+    assert_string_equal(d.items[0].title, "x\xef\xbf\xbdy");
+    digest_free(&d);
+}
+
+static void test_urls(void **state)
+{
+    static const struct {
+        const char *json;
+        const char *want;
+    } cases[] = {
+        {"\"https://ex.com/p?q=1#f\"", "https://ex.com/p?q=1#f"},
+        {"\"http://ex.com\"", "http://ex.com"},
+        {"\"HTTPS://EX.COM/A\"", "HTTPS://EX.COM/A"},
+        {"\"javascript:alert(1)\"", ""},
+        {"\"ftp://ex.com/f\"", ""},
+        {"\"file:///etc/passwd\"", ""},
+        {"\"mailto:a@b.c\"", ""},
+        {"\"//ex.com/p\"", ""},
+        {"\"/relative\"", ""},
+        {"\"https://\"", ""},
+        {"\"https:///path\"", ""},
+        {"\"https://ex.com/a b\"", ""},
+        {"\"https://ex.com/\\n\"", ""},
+        {"\"https://ex.com/\xc3\xa9\"", ""},
+        {"\" https://ex.com\"", ""},
+        {"42", ""},
+        {"null", ""},
+    };
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct digest d;
+        struct buf b;
+
+        buf_init(&b, 1024);
+        assert_int_equal(buf_printf(&b, "{\"items\":[{\"url\":%s}]}", cases[i].json), 0);
+        assert_int_equal(digest_parse(&d, b.data, b.len), 0);
+        if (strcmp(d.items[0].url, cases[i].want) != 0)
+            fail_msg("case %zu %s: got '%s'", i, cases[i].json, d.items[0].url);
+        digest_free(&d);
+        buf_free(&b);
+    }
+}
+
+static void test_url_length_cap(void **state)
+{
+    struct digest d;
+    struct buf b;
+    size_t i;
+
+    for (i = DIGEST_MAX_URL_BYTES; i <= DIGEST_MAX_URL_BYTES + 1; i++) {
+        size_t start;
+
+        buf_init(&b, 8192);
+        assert_int_equal(buf_append_str(&b, "{\"items\":[{\"url\":\""), 0);
+        start = b.len;
+        assert_int_equal(buf_append_str(&b, "https://ex.com/"), 0);
+        while (b.len - start < i)
+            assert_int_equal(buf_append(&b, "a", 1), 0);
+        assert_int_equal(buf_append_str(&b, "\"}]}"), 0);
+        assert_int_equal(digest_parse(&d, b.data, b.len), 0);
+        /* Exactly at the cap it stays; one byte over, it is dropped, never cut. */
+        assert_int_equal(strlen(d.items[0].url), i == DIGEST_MAX_URL_BYTES ? i : 0);
+        digest_free(&d);
+        buf_free(&b);
+    }
+}
+
+static void test_many_items_counted(void **state)
+{
+    struct digest d;
+    struct buf b;
+    size_t i;
+
+    buf_init(&b, 1u << 20);
+    assert_int_equal(buf_append_str(&b, "{\"items\":["), 0);
+    for (i = 0; i < 150; i++)
+        assert_int_equal(buf_printf(&b, "%s{\"name\":\"c%zu\"}", i ? "," : "", i), 0);
+    assert_int_equal(buf_append_str(&b, "]}"), 0);
+    assert_int_equal(digest_parse(&d, b.data, b.len), 0);
+    assert_int_equal(d.n_items, DIGEST_MAX_ITEMS);
+    assert_int_equal(d.n_total, 150);
+    assert_string_equal(d.items[DIGEST_MAX_ITEMS - 1].name, "c99");
+    digest_free(&d);
+    buf_free(&b);
+}
+
+static void test_classify_status(void **state)
+{
+    static const struct {
+        long status;
+        enum digest_outcome want;
+    } cases[] = {
+        {200, DIGEST_OK},        {201, DIGEST_OK},        {202, DIGEST_OK},
+        {204, DIGEST_OK},        {299, DIGEST_OK},        {412, DIGEST_RETRYABLE},
+        {429, DIGEST_RETRYABLE}, {502, DIGEST_RETRYABLE}, {503, DIGEST_RETRYABLE},
+        {504, DIGEST_RETRYABLE}, {0, DIGEST_FINAL},       {100, DIGEST_FINAL},
+        {199, DIGEST_FINAL},     {300, DIGEST_FINAL},     {301, DIGEST_FINAL},
+        {304, DIGEST_FINAL},     {400, DIGEST_FINAL},     {401, DIGEST_FINAL},
+        {403, DIGEST_FINAL},     {404, DIGEST_FINAL},     {408, DIGEST_FINAL},
+        {409, DIGEST_FINAL},     {413, DIGEST_FINAL},     {500, DIGEST_FINAL},
+        {501, DIGEST_FINAL},     {505, DIGEST_FINAL},     {599, DIGEST_FINAL},
+        {-1, DIGEST_FINAL},
+    };
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(cases); i++) {
+        enum digest_outcome got = digest_outcome_classify(0, cases[i].status);
+
+        if (got != cases[i].want)
+            fail_msg("status %ld: got %s, want %s", cases[i].status, digest_outcome_name(got),
+                     digest_outcome_name(cases[i].want));
+    }
+}
+
+static void test_classify_transport(void **state)
+{
+    static const int retry[] = {
+        DG_ERR_TIMEOUT,  DG_ERR_UNAVAILABLE, DG_ERR_CLOSED, UV_ETIMEDOUT,
+        UV_ECONNREFUSED, UV_ECONNRESET,      UV_EPIPE,      UV_EHOSTUNREACH,
+        UV_ENETUNREACH,  UV_EAI_AGAIN,       UV_EOF,
+    };
+    static const int final[] = {
+        DG_ERR_TOO_LARGE, DG_ERR_BAD_JSON, DG_ERR_FIELD,
+        DG_ERR_PROTOCOL,  DG_ERR_INVALID,  DG_ERR_CONFIG,
+        UV_EINVAL,        UV_ENOMEM,       1,
+    };
+    size_t i;
+
+    /* A transport error decides alone: the status (here a 200) is not looked at. */
+    for (i = 0; i < ARRAY_SIZE(retry); i++) {
+        if (digest_outcome_classify(retry[i], 200) != DIGEST_RETRYABLE)
+            fail_msg("err %d (%s) should be retryable", retry[i], dg_strerror(retry[i]));
+    }
+    for (i = 0; i < ARRAY_SIZE(final); i++) {
+        if (digest_outcome_classify(final[i], 503) != DIGEST_FINAL)
+            fail_msg("err %d (%s) should be final", final[i], dg_strerror(final[i]));
+    }
+    assert_string_equal(digest_outcome_name(DIGEST_OK), "ok");
+    assert_string_equal(digest_outcome_name(DIGEST_RETRYABLE), "retryable");
+    assert_string_equal(digest_outcome_name(DIGEST_FINAL), "final");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_reply),
+        cmocka_unit_test(test_empty_items_and_missing_header),
+        cmocka_unit_test(test_wrong_types_are_ignored),
+        cmocka_unit_test(test_shape_errors),
+        cmocka_unit_test(test_not_nul_terminated),
+        cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_huge_body_refused),
+        cmocka_unit_test(test_huge_summary_capped),
+        cmocka_unit_test(test_text_cap_edges),
+        cmocka_unit_test(test_invalid_utf8_and_nul_in_json),
+        cmocka_unit_test(test_urls),
+        cmocka_unit_test(test_url_length_cap),
+        cmocka_unit_test(test_many_items_counted),
+        cmocka_unit_test(test_classify_status),
+        cmocka_unit_test(test_classify_transport),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,833 @@
+/*
+ * test_queue.c: the resilient Redis connection and the job queue against
+ * real redis-server processes. Each test starts its own server on a free
+ * loopback port in a temp dir and kills it by pid. Redis contents are checked
+ * with hiredis's blocking API (tests may block; the code under test may not).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <hiredis/hiredis.h>
+
+#include "buf.h"
+#include "config.h"
+#include "metrics.h"
+#include "queue.h"
+
+extern char **environ;
+
+struct server {
+    pid_t pid;
+    int port; /* 0 with a unix socket only */
+    char dir[64];
+    char sock[128];
+    const char *password;
+};
+
+struct fixture {
+    uv_loop_t loop;
+    uv_timer_t tick;
+    struct config cfg;
+    struct metrics *metrics;
+    struct server srv;
+    struct queue *q;
+    int stopped_calls;
+};
+
+struct result {
+    int calls;
+    int err;
+    bool duplicate;
+    char id[64];
+    uint64_t done_ms;
+};
+
+/* ---- redis-server processes ------------------------------------------ */
+
+static int free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static redisContext *sync_connect(const struct server *s, int db)
+{
+    struct timeval tv = {1, 0};
+    redisContext *rc;
+    redisReply *r;
+
+    rc = s->port != 0 ? redisConnectWithTimeout("127.0.0.1", s->port, tv)
+                      : redisConnectUnixWithTimeout(s->sock, tv);
+    if (rc == NULL || rc->err != 0)
+        goto fail;
+    redisSetTimeout(rc, tv);
+    if (s->password != NULL) {
+        r = redisCommand(rc, "AUTH %s", s->password);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR)
+            goto fail_reply;
+        freeReplyObject(r);
+    }
+    r = redisCommand(rc, "SELECT %d", db);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR)
+        goto fail_reply;
+    freeReplyObject(r);
+    return rc;
+fail_reply:
+    if (r != NULL)
+        freeReplyObject(r);
+fail:
+    if (rc != NULL)
+        redisFree(rc);
+    return NULL;
+}
+
+/* Blocks until the server answers PING (bounded: 5 s). */
+static void server_wait(const struct server *s)
+{
+    for (int i = 0; i < 250; i++) {
+        redisContext *rc = sync_connect(s, 0);
+        if (rc != NULL) {
+            redisReply *r = redisCommand(rc, "PING");
+            bool ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+            if (r != NULL)
+                freeReplyObject(r);
+            redisFree(rc);
+            if (ok)
+                return;
+        }
+        usleep(20 * 1000);
+    }
+    fail_msg("redis-server did not answer PING within 5 s");
+}
+
+/* Starts redis-server on s->port (or on s->sock only, when port is 0). */
+static void server_spawn(struct server *s)
+{
+    char port[16], log[160];
+    const char *args[20];
+    char *argv[20];
+    int n = 0;
+    posix_spawn_file_actions_t fa;
+
+    snprintf(port, sizeof(port), "%d", s->port);
+    snprintf(log, sizeof(log), "%s/redis.log", s->dir);
+    args[n++] = "redis-server";
+    args[n++] = "--port";
+    args[n++] = port;
+    args[n++] = "--bind";
+    args[n++] = "127.0.0.1";
+    args[n++] = "--save";
+    args[n++] = "";
+    args[n++] = "--appendonly";
+    args[n++] = "no";
+    args[n++] = "--daemonize";
+    args[n++] = "no";
+    args[n++] = "--dir";
+    args[n++] = s->dir;
+    if (s->password != NULL) {
+        args[n++] = "--requirepass";
+        args[n++] = s->password;
+    }
+    if (s->sock[0] != '\0') {
+        args[n++] = "--unixsocket";
+        args[n++] = s->sock;
+    }
+    /* posix_spawn takes char *const[]: hand it copies, not literals. */
+    for (int i = 0; i < n; i++)
+        argv[i] = xstrdup(args[i]);
+    argv[n] = NULL;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    assert_int_equal(posix_spawn(&s->pid, "/usr/bin/redis-server", &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < n; i++)
+        xfree(argv[i]);
+    server_wait(s);
+}
+
+static void server_start(struct server *s, bool unix_only, const char *password)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "/tmp/test_queue.XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    s->password = password;
+    if (unix_only)
+        snprintf(s->sock, sizeof(s->sock), "%s/redis.sock", s->dir);
+    else
+        s->port = free_port();
+    server_spawn(s);
+}
+
+/* SIGKILL by the pid we started, never by name. */
+static void server_kill(struct server *s)
+{
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+}
+
+static void server_cleanup(struct server *s)
+{
+    char path[192];
+
+    server_kill(s);
+    snprintf(path, sizeof(path), "%s/redis.log", s->dir);
+    unlink(path);
+    if (s->sock[0] != '\0')
+        unlink(s->sock);
+    rmdir(s->dir);
+}
+
+/* ---- blocking checks -------------------------------------------------- */
+
+static redisReply *cmd(redisContext *rc, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+
+    va_start(ap, fmt);
+    r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    return r;
+}
+
+static long long cmd_int(redisContext *rc, const char *fmt, const char *key)
+{
+    redisReply *r = cmd(rc, fmt, key);
+    long long v;
+
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* A flat reply array (HGETALL, fields of a stream entry) equals want[]. */
+static void assert_pairs(const redisReply *r, const char *const *want, size_t n)
+{
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, n);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(r->element[i]->str, want[i]);
+}
+
+/* ---- loop helpers ----------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+}
+
+/* Runs the loop until pred holds or timeout_ms passes; returns pred. */
+static bool run_until(struct fixture *f, bool (*pred)(void *), void *arg, uint64_t timeout_ms)
+{
+    uint64_t deadline;
+
+    uv_update_time(&f->loop);
+    deadline = uv_now(&f->loop) + timeout_ms;
+    while (!pred(arg)) {
+        if (uv_now(&f->loop) >= deadline)
+            return false;
+        uv_timer_start(&f->tick, on_tick, 5, 0); /* bounds each UV_RUN_ONCE */
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    return true;
+}
+
+static bool never(void *arg)
+{
+    return false;
+}
+
+static void run_for(struct fixture *f, uint64_t ms)
+{
+    run_until(f, never, NULL, ms);
+}
+
+static bool is_ready(void *arg)
+{
+    return queue_ready(arg);
+}
+
+static bool is_down(void *arg)
+{
+    return !queue_ready(arg);
+}
+
+static bool has_calls(void *arg)
+{
+    return ((struct result *)arg)->calls > 0;
+}
+
+static bool is_stopped(void *arg)
+{
+    return ((struct fixture *)arg)->stopped_calls > 0;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void on_enqueued(int err, const char *id, bool duplicate, void *data)
+{
+    struct result *r = data;
+
+    r->calls++;
+    r->err = err;
+    r->duplicate = duplicate;
+    r->done_ms = now_ms();
+    snprintf(r->id, sizeof(r->id), "%s", id != NULL ? id : "");
+}
+
+static void on_done(int err, void *data)
+{
+    on_enqueued(err, NULL, false, data);
+}
+
+static void on_stopped(struct queue *q, void *data)
+{
+    ((struct fixture *)data)->stopped_calls++;
+}
+
+/* ---- fixture ---------------------------------------------------------- */
+
+static void set_str(char **field, const char *v)
+{
+    xfree(*field);
+    *field = v != NULL ? xstrdup(v) : NULL;
+}
+
+/* Points cfg at the fixture's server, creates the queue, waits until ready. */
+static void fixture_connect(struct fixture *f, int db, bool wait_ready)
+{
+    if (f->srv.port != 0) {
+        f->cfg.redis_kind = REDIS_TCP;
+        set_str(&f->cfg.redis_host, "127.0.0.1");
+        set_str(&f->cfg.redis_path, NULL);
+        f->cfg.redis_port = f->srv.port;
+    } else {
+        f->cfg.redis_kind = REDIS_UNIX;
+        set_str(&f->cfg.redis_host, NULL);
+        set_str(&f->cfg.redis_path, f->srv.sock);
+        f->cfg.redis_port = 0;
+    }
+    set_str(&f->cfg.redis_password, f->srv.password);
+    f->cfg.redis_db = db;
+    f->q = queue_create(&f->loop, &f->cfg, f->metrics);
+    queue_start(f->q);
+    if (wait_ready)
+        assert_true(run_until(f, is_ready, f->q, 5000));
+}
+
+static struct fixture *fixture_new(bool unix_only, const char *password)
+{
+    struct fixture *f = xcalloc(1, sizeof(*f));
+
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(uv_timer_init(&f->loop, &f->tick), 0);
+    config_defaults(&f->cfg);
+    log_setup(LOG_LEVEL_WARN, false);
+    f->metrics = metrics_create();
+    server_start(&f->srv, unix_only, password);
+    return f;
+}
+
+static int setup_tcp(void **state)
+{
+    struct fixture *f = fixture_new(false, NULL);
+    fixture_connect(f, 0, true);
+    *state = f;
+    return 0;
+}
+
+/* Stops the queue (if the test did not), and requires a clean loop close. */
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    if (f->q != NULL) {
+        queue_stop(f->q, on_stopped, f);
+        assert_true(run_until(f, is_stopped, f, 5000));
+        assert_int_equal(f->stopped_calls, 1);
+        queue_free(f->q);
+    }
+    uv_close((uv_handle_t *)&f->tick, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    server_cleanup(&f->srv);
+    metrics_free(f->metrics);
+    config_free(&f->cfg);
+    xfree(f);
+    return 0;
+}
+
+/* ---- jobs ------------------------------------------------------------- */
+
+static const char *const ref_fields[] = {"service_url", "channel_id", "stale"};
+static const char *const ref_values[] = {"https://smba.example/emea/", "msteams", "0"};
+
+static struct queue_job make_job(const char *request_id, const char *activity_id)
+{
+    struct queue_job job = {
+        .request_id = request_id,
+        .conv_key = "msteams:19:abc@thread.v2",
+        .activity_id = activity_id,
+        .audience = "sales",
+        .test_email = "",
+        .created_ms = 1700000000123u,
+        .mode = "async",
+        .ref_fields = ref_fields,
+        .ref_values = ref_values,
+        .n_ref = ARRAY_SIZE(ref_fields),
+    };
+    return job;
+}
+
+/* Enqueues and runs the loop until the callback ran; returns the result. */
+static struct result enqueue_wait(struct fixture *f, const struct queue_job *job)
+{
+    struct result r = {0};
+
+    assert_int_equal(queue_enqueue(f->q, job, on_enqueued, &r), 0);
+    assert_true(run_until(f, has_calls, &r, 5000));
+    assert_int_equal(r.calls, 1);
+    return r;
+}
+
+static bool metrics_has(struct fixture *f, const char *line)
+{
+    struct buf b;
+    bool found;
+
+    buf_init(&b, 1 << 20);
+    assert_int_equal(metrics_render(f->metrics, &b), 0);
+    found = strstr(buf_cstr(&b), line) != NULL;
+    buf_free(&b);
+    return found;
+}
+
+/* The value of one counter or gauge line of the Prometheus text. */
+static long long metrics_value(struct fixture *f, const char *name)
+{
+    struct buf b;
+    const char *p;
+    char line[128];
+    long long v = -1;
+
+    buf_init(&b, 1 << 20);
+    assert_int_equal(metrics_render(f->metrics, &b), 0);
+    snprintf(line, sizeof(line), "\n%s ", name);
+    p = strstr(buf_cstr(&b), line);
+    if (p != NULL)
+        v = strtoll(p + strlen(line), NULL, 10);
+    buf_free(&b);
+    return v;
+}
+
+static void enqueue_writes_spec_keys(void **state)
+{
+    struct fixture *f = *state;
+    struct queue_job job = make_job("req-1", "act-1");
+    struct result r = enqueue_wait(f, &job);
+    redisContext *rc = sync_connect(&f->srv, 0);
+    redisReply *x;
+    long long ttl;
+
+    assert_int_equal(r.err, 0);
+    assert_false(r.duplicate);
+    assert_string_equal(r.id, "req-1");
+    assert_non_null(rc);
+
+    /* Stream: exactly the SPEC §5 fields, in order. */
+    x = cmd(rc, "XRANGE {digest}:requests - +");
+    assert_int_equal(x->elements, 1);
+    {
+        const char *const want[] = {"request_id",  "req-1",
+                                    "activity_id", "act-1",
+                                    "audience",    "sales",
+                                    "test_email",  "",
+                                    "conv",        "msteams:19:abc@thread.v2",
+                                    "created_ms",  "1700000000123"};
+        assert_pairs(x->element[0]->element[1], want, ARRAY_SIZE(want));
+    }
+    freeReplyObject(x);
+
+    /* Audit record with its TTL. */
+    x = cmd(rc, "HGETALL {digest}:req:req-1");
+    {
+        const char *const want[] = {"status",      "queued",
+                                    "mode",        "async",
+                                    "audience",    "sales",
+                                    "test_email",  "",
+                                    "conv",        "msteams:19:abc@thread.v2",
+                                    "activity_id", "act-1",
+                                    "created_ms",  "1700000000123",
+                                    "attempts",    "0"};
+        assert_pairs(x, want, ARRAY_SIZE(want));
+    }
+    freeReplyObject(x);
+    ttl = cmd_int(rc, "TTL %s", "{digest}:req:req-1");
+    assert_true(ttl > 0 && ttl <= (long long)f->cfg.request_ttl_s);
+
+    /* Conversation reference. */
+    x = cmd(rc, "HGETALL {digest}:conv:msteams:19:abc@thread.v2");
+    {
+        const char *const want[] = {
+            "service_url", "https://smba.example/emea/", "channel_id", "msteams", "stale", "0"};
+        assert_pairs(x, want, ARRAY_SIZE(want));
+    }
+    freeReplyObject(x);
+
+    /* Dedup key holds the request id, with its TTL. */
+    x = cmd(rc, "GET {digest}:dedup:msteams:19:abc@thread.v2:act-1");
+    assert_int_equal(x->type, REDIS_REPLY_STRING);
+    assert_string_equal(x->str, "req-1");
+    freeReplyObject(x);
+    ttl = cmd_int(rc, "TTL %s", "{digest}:dedup:msteams:19:abc@thread.v2:act-1");
+    assert_true(ttl > 0 && ttl <= (long long)f->cfg.dedup_ttl_s);
+
+    /* The consumer group exists on the stream. */
+    x = cmd(rc, "XINFO GROUPS {digest}:requests");
+    assert_int_equal(x->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(x->elements, 1);
+    assert_string_equal(x->element[0]->element[0]->str, "name");
+    assert_string_equal(x->element[0]->element[1]->str, "workers");
+    freeReplyObject(x);
+    redisFree(rc);
+
+    assert_true(metrics_has(f, "digestd_jobs_enqueued_total 1\n"));
+    assert_true(metrics_has(f, "digestd_redis_connected 1\n"));
+}
+
+static void duplicate_returns_first_id(void **state)
+{
+    struct fixture *f = *state;
+    struct queue_job job = make_job("req-1", "act-1");
+    const char *const newer[] = {"https://smba.example/amer/", "msteams", "0"};
+    struct result r;
+    redisContext *rc;
+    redisReply *x;
+
+    r = enqueue_wait(f, &job);
+    assert_int_equal(r.err, 0);
+    /* The same activity again, under a new request id and a moved service URL. */
+    job.request_id = "req-2";
+    job.ref_values = newer;
+    r = enqueue_wait(f, &job);
+    assert_int_equal(r.err, 0);
+    assert_true(r.duplicate);
+    assert_string_equal(r.id, "req-1");
+
+    rc = sync_connect(&f->srv, 0);
+    assert_non_null(rc);
+    assert_int_equal(cmd_int(rc, "XLEN %s", "{digest}:requests"), 1);
+    assert_int_equal(cmd_int(rc, "EXISTS %s", "{digest}:req:req-2"), 0);
+    /* Duplicates still refresh the conversation reference. */
+    x = cmd(rc, "HGET {digest}:conv:msteams:19:abc@thread.v2 service_url");
+    assert_string_equal(x->str, "https://smba.example/amer/");
+    freeReplyObject(x);
+    redisFree(rc);
+    assert_true(metrics_has(f, "digestd_jobs_duplicate_total 1\n"));
+}
+
+static void store_reference_writes_pairs(void **state)
+{
+    struct fixture *f = *state;
+    const char *const fields[] = {"service_url", "updated_ms", "stale", "locale"};
+    const char *const values[] = {"https://smba.example/x/", "42", "1", NULL};
+    struct result r = {0};
+    redisContext *rc;
+    redisReply *x;
+
+    assert_int_equal(queue_store_reference(f->q, "msteams:conv-9", fields, values, 4, on_done, &r),
+                     0);
+    assert_true(run_until(f, has_calls, &r, 5000));
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.err, 0);
+    rc = sync_connect(&f->srv, 0);
+    assert_non_null(rc);
+    x = cmd(rc, "HGETALL {digest}:conv:msteams:conv-9");
+    {
+        const char *const want[] = {"service_url", "https://smba.example/x/",
+                                    "updated_ms",  "42",
+                                    "stale",       "1",
+                                    "locale",      ""};
+        assert_pairs(x, want, ARRAY_SIZE(want));
+    }
+    freeReplyObject(x);
+    redisFree(rc);
+}
+
+/* After SCRIPT FLUSH the EVALSHA gets NOSCRIPT: the caller must not notice. */
+static void noscript_falls_back_to_eval(void **state)
+{
+    struct fixture *f = *state;
+    struct queue_job job = make_job("req-7", "act-7");
+    redisContext *rc = sync_connect(&f->srv, 0);
+    redisReply *x;
+    struct result r;
+
+    assert_non_null(rc);
+    freeReplyObject(cmd(rc, "SCRIPT FLUSH"));
+    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    r = enqueue_wait(f, &job);
+    assert_int_equal(r.err, 0);
+    assert_false(r.duplicate);
+    assert_int_equal(cmd_int(rc, "XLEN %s", "{digest}:requests"), 1);
+    x = cmd(rc, "INFO commandstats");
+    assert_non_null(strstr(x->str, "cmdstat_evalsha:calls=1,"));
+    assert_non_null(strstr(x->str, "cmdstat_eval:calls=1,"));
+    freeReplyObject(x);
+    redisFree(rc);
+}
+
+static void calls_fail_fast_while_down_then_recover(void **state)
+{
+    struct fixture *f = *state;
+    struct queue_job job = make_job("req-1", "act-1");
+    const char *const fields[] = {"stale"};
+    const char *const values[] = {"0"};
+    struct result r = {0};
+    uint64_t t0;
+
+    server_kill(&f->srv);
+    assert_true(run_until(f, is_down, f->q, 5000));
+    t0 = now_ms();
+    assert_int_equal(queue_enqueue(f->q, &job, on_enqueued, &r), DG_ERR_UNAVAILABLE);
+    assert_int_equal(queue_store_reference(f->q, "c", fields, values, 1, on_done, &r),
+                     DG_ERR_UNAVAILABLE);
+    assert_true(now_ms() - t0 < 100);
+    run_for(f, 300); /* a few refused attempts; still no callback */
+    assert_int_equal(r.calls, 0);
+    assert_false(queue_ready(f->q));
+
+    /* Same port, empty Redis: reconnects by itself, group and script recreated. */
+    server_spawn(&f->srv);
+    assert_true(run_until(f, is_ready, f->q, 8000));
+    r = enqueue_wait(f, &job);
+    assert_int_equal(r.err, 0);
+    assert_false(r.duplicate);
+    assert_true(metrics_has(f, "digestd_redis_reconnects_total 1\n"));
+}
+
+/*
+ * A frozen Redis accepts bytes but never answers: the first command times out,
+ * a later one finishes with UNAVAILABLE when the connection is torn down.
+ */
+static void frozen_redis_times_out_then_recovers(void **state)
+{
+    struct fixture *f = *state;
+    struct queue_job a = make_job("req-a", "act-a");
+    struct queue_job b = make_job("req-b", "act-b");
+    struct result ra = {0}, rb = {0};
+    uint64_t t0;
+
+    kill(f->srv.pid, SIGSTOP);
+    t0 = now_ms();
+    assert_int_equal(queue_enqueue(f->q, &a, on_enqueued, &ra), 0);
+    run_for(f, 500);
+    assert_int_equal(queue_enqueue(f->q, &b, on_enqueued, &rb), 0);
+    assert_true(run_until(f, has_calls, &ra, 6000));
+    assert_int_equal(ra.err, DG_ERR_TIMEOUT);
+    assert_true(ra.done_ms - t0 >= REDIS_COMMAND_TIMEOUT_MS - 100);
+    assert_true(ra.done_ms - t0 <= REDIS_COMMAND_TIMEOUT_MS + 1500);
+    assert_int_equal(rb.calls, 1);
+    assert_int_equal(rb.err, DG_ERR_UNAVAILABLE);
+    assert_false(queue_ready(f->q));
+
+    kill(f->srv.pid, SIGCONT);
+    assert_true(run_until(f, is_ready, f->q, 10000));
+    b.activity_id = "act-c";
+    rb = enqueue_wait(f, &b);
+    assert_int_equal(rb.err, 0);
+    /* Exactly once: nothing more arrived for the first two. */
+    assert_int_equal(ra.calls, 1);
+}
+
+static void stop_finishes_pending_with_closed(void **state)
+{
+    struct fixture *f = *state;
+    struct queue_job job = make_job("req-s", "act-s");
+    const char *const fields[] = {"stale"};
+    const char *const values[] = {"1"};
+    struct result r[4] = {{0}};
+
+    /* Frozen, so the commands are written but stay unanswered. */
+    kill(f->srv.pid, SIGSTOP);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(queue_enqueue(f->q, &job, on_enqueued, &r[i]), 0);
+    assert_int_equal(queue_store_reference(f->q, "c", fields, values, 1, on_done, &r[3]), 0);
+    run_for(f, 100);
+    queue_stop(f->q, on_stopped, f);
+    assert_int_equal(queue_enqueue(f->q, &job, on_enqueued, &r[0]), DG_ERR_CLOSED);
+    assert_true(run_until(f, is_stopped, f, 5000));
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].err, DG_ERR_CLOSED);
+    }
+    run_for(f, 50);
+    assert_int_equal(f->stopped_calls, 1);
+    queue_free(f->q);
+    f->q = NULL;
+    kill(f->srv.pid, SIGCONT);
+    /* teardown asserts uv_loop_close() == 0 */
+}
+
+/* ---- other targets ---------------------------------------------------- */
+
+static void auth_and_select_reach_db3(void **state)
+{
+    struct fixture *f = fixture_new(false, "s3cret");
+    struct queue_job job = make_job("req-db", "act-db");
+    struct result r;
+    redisContext *rc;
+
+    *state = f;
+    fixture_connect(f, 3, true);
+    r = enqueue_wait(f, &job);
+    assert_int_equal(r.err, 0);
+    rc = sync_connect(&f->srv, 3);
+    assert_non_null(rc);
+    assert_int_equal(cmd_int(rc, "XLEN %s", "{digest}:requests"), 1);
+    assert_int_equal(cmd_int(rc, "EXISTS %s", "{digest}:req:req-db"), 1);
+    redisFree(rc);
+    rc = sync_connect(&f->srv, 0);
+    assert_non_null(rc);
+    assert_int_equal(cmd_int(rc, "EXISTS %s", "{digest}:requests"), 0);
+    redisFree(rc);
+}
+
+static void wrong_password_never_ready(void **state)
+{
+    struct fixture *f = fixture_new(false, "s3cret");
+    struct queue_job job = make_job("req-x", "act-x");
+    struct result r = {0};
+
+    *state = f;
+    f->srv.password = "wrong";
+    fixture_connect(f, 0, false);
+    f->srv.password = "s3cret";
+    assert_false(run_until(f, is_ready, f->q, 1000));
+    assert_int_equal(queue_enqueue(f->q, &job, on_enqueued, &r), DG_ERR_UNAVAILABLE);
+}
+
+static void unix_socket_works(void **state)
+{
+    struct fixture *f = fixture_new(true, NULL);
+    struct queue_job job = make_job("req-u", "act-u");
+    struct result r;
+    redisContext *rc;
+
+    *state = f;
+    fixture_connect(f, 0, true);
+    r = enqueue_wait(f, &job);
+    assert_int_equal(r.err, 0);
+    rc = sync_connect(&f->srv, 0);
+    assert_non_null(rc);
+    assert_int_equal(cmd_int(rc, "XLEN %s", "{digest}:requests"), 1);
+    redisFree(rc);
+}
+
+/* A host name goes through uv_getaddrinfo, not hiredis's blocking lookup. */
+static void host_name_is_resolved(void **state)
+{
+    struct fixture *f = fixture_new(false, NULL);
+
+    *state = f;
+    f->cfg.redis_kind = REDIS_TCP;
+    set_str(&f->cfg.redis_host, "localhost");
+    f->cfg.redis_port = f->srv.port;
+    f->q = queue_create(&f->loop, &f->cfg, f->metrics);
+    queue_start(f->q);
+    assert_true(run_until(f, is_ready, f->q, 8000));
+}
+
+/* Nothing listens: attempts are refused, calls fail fast, stop is clean. */
+static void no_server_then_stop(void **state)
+{
+    struct fixture *f = fixture_new(false, NULL);
+    struct queue_job job = make_job("req-n", "act-n");
+    struct result r = {0};
+
+    *state = f;
+    server_kill(&f->srv);
+    fixture_connect(f, 0, false);
+    run_for(f, 400);
+    assert_false(queue_ready(f->q));
+    /*
+     * A refused non-blocking connect surfaces as a poll error, which the 0.14
+     * adapter ignores: several failed attempts in 400 ms prove we see it
+     * instead of waiting out REDIS_CONNECT_TIMEOUT_MS for each.
+     */
+    assert_true(metrics_value(f, "digestd_redis_errors_total") >= 2);
+    assert_int_equal(queue_enqueue(f->q, &job, on_enqueued, &r), DG_ERR_UNAVAILABLE);
+    assert_true(metrics_has(f, "digestd_redis_connected 0\n"));
+}
+
+static void key_names_carry_the_hash_tag(void **state)
+{
+    struct config cfg;
+    char *k;
+
+    config_defaults(&cfg);
+    k = queue_key(&cfg, "requests", NULL);
+    assert_string_equal(k, "{digest}:requests");
+    xfree(k);
+    k = queue_key(&cfg, "dedup", "msteams:c1:a1");
+    assert_string_equal(k, "{digest}:dedup:msteams:c1:a1");
+    xfree(k);
+    config_free(&cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(key_names_carry_the_hash_tag),
+        cmocka_unit_test_setup_teardown(enqueue_writes_spec_keys, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(duplicate_returns_first_id, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(store_reference_writes_pairs, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(noscript_falls_back_to_eval, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(calls_fail_fast_while_down_then_recover, setup_tcp,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(frozen_redis_times_out_then_recovers, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(stop_finishes_pending_with_closed, setup_tcp, teardown),
+        cmocka_unit_test_teardown(auth_and_select_reach_db3, teardown),
+        cmocka_unit_test_teardown(wrong_password_never_ready, teardown),
+        cmocka_unit_test_teardown(unix_socket_works, teardown),
+        cmocka_unit_test_teardown(host_name_is_resolved, teardown),
+        cmocka_unit_test_teardown(no_server_then_stop, teardown),
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
