@@ -820,7 +820,7 @@ static int parse_count(const struct setting *s, const char *v, uint64_t *out, ch
 static int parse_unsigned(struct config *cfg, const struct setting *s, const char *v, char *why,
                           size_t n)
 {
-    uint64_t x;
+    uint64_t x = 0;
     int rc = parse_count(s, v, &x, why, n);
 
     if (rc == 0)
@@ -832,7 +832,7 @@ static int parse_unsigned(struct config *cfg, const struct setting *s, const cha
 static int parse_size(struct config *cfg, const struct setting *s, const char *v, char *why,
                       size_t n)
 {
-    uint64_t x;
+    uint64_t x = 0;
     int rc = parse_count(s, v, &x, why, n);
 
     if (rc == 0)

@@ -60,7 +60,7 @@ static size_t put(char *out, size_t cap, size_t pos, const char *s)
 
 void log_emit(enum log_level level, const char *request_id, const char *fmt, ...)
 {
-    char msg[2048], line[4096], ts[40];
+    char msg[2048], line[4096], ts[96];
     struct timeval tv;
     struct tm tm;
     va_list ap;

@@ -85,7 +85,7 @@ class WebhookErrors(DigestdTestCase):
         self.assertEqual(status, 202)
 
     def test_broken_json_is_400(self):
-        deep = b'{"a":' * 64 + b"1" + b"}" * 64
+        deep = b'{"a":' * 65 + b"1" + b"}" * 65  # 65 levels: one too deep
         for body in (b"{", b"[]", b'"x"', b'{"type":"message"} trailing', b"", deep,
                      b'{"type":"mes\x00sage"}'):
             status, _, resp = self.d.post_json(body)

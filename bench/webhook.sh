@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Benchmarks the webhook: a private redis-server and a Release digestd on
+# loopback, wrk posting unique activities. Prints wrk's summary, the RSS of
+# digestd, and the number of jobs that reached the stream.
+#
+#   bench/webhook.sh [connections] [duration] [wrk-threads]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONNS=${1:-50}
+DURATION=${2:-20s}
+THREADS=${3:-1}
+PORT=${PORT:-39780}
+REDIS_PORT=${REDIS_PORT:-39790}
+
+command -v wrk >/dev/null || { echo "apt-get install wrk" >&2; exit 1; }
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DWERROR=ON >/dev/null
+cmake --build build-release -j2 --target digestd >/dev/null
+
+tmp=$(mktemp -d)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
+  --logfile "$tmp/redis.log" &
+redis_pid=$!
+trap 'kill $digestd_pid $redis_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+ulimit -n 65536 2>/dev/null || true
+DIGEST_LISTEN=127.0.0.1:$PORT REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0 BOT_AUTH=off \
+  LOG_LEVEL=warn MAX_CONNECTIONS=20000 build-release/digestd 2>"$tmp/digestd.log" &
+digestd_pid=$!
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+kill -0 $digestd_pid 2>/dev/null || { cat "$tmp/digestd.log"; exit 1; }
+
+echo "== wrk -t$THREADS -c$CONNS -d$DURATION (digestd pid $digestd_pid)"
+wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/webhook.lua \
+  "http://127.0.0.1:$PORT/api/messages" &
+wrk_pid=$!
+sleep 5
+echo "digestd RSS under load: $(awk '/VmRSS/{print $2" "$3}' /proc/$digestd_pid/status)"
+wait $wrk_pid
+echo "digestd RSS after: $(awk '/VmRSS/{print $2" "$3}' /proc/$digestd_pid/status)"
+echo "jobs in stream: $(redis-cli -p "$REDIS_PORT" XLEN '{digest}:requests')"

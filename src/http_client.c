@@ -1,0 +1,822 @@
+/*
+ * http_client.c: libcurl's multi interface driven by the libuv loop, and the
+ * only place in digestd where curl and libuv meet (STYLE rule 12).
+ *
+ * curl tells us which sockets to watch (on_curl_socket) and when to wake it
+ * (on_curl_timer); libuv tells us when a socket is ready (on_poll) or the
+ * timer fired (on_timeout), and we hand that back to curl with
+ * curl_multi_socket_action. Finished transfers are collected after every
+ * socket_action (drain), and each one's callback runs from there, never from
+ * inside a curl callback, so user code may send, cancel or stop freely.
+ *
+ * Every structure is reached in O(1): a socket's context hangs on curl
+ * (curl_multi_assign), a transfer's on its easy handle (CURLOPT_PRIVATE),
+ * and the pending list is intrusive, so no event scans all requests.
+ */
+#include "http_client.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+
+/* At most one "out of descriptors" warning per this many ms. */
+#define FD_WARN_INTERVAL_MS 1000
+/* A Retry-After larger than this is clamped (about 68 years). */
+#define RETRY_AFTER_MAX_S INT32_MAX
+
+enum client_state {
+    CLIENT_RUNNING = 0, /* sends accepted */
+    CLIENT_STOPPING,    /* stop called; waiting for callbacks on the stack to return */
+    CLIENT_CLOSING,     /* multi gone; uv handles closing */
+    CLIENT_STOPPED,     /* every handle closed; only http_client_free remains */
+};
+
+/* One socket curl asked us to watch. A new one per socket, never reused. */
+struct sock_ctx {
+    uv_poll_t poll;
+    struct http_client *client;
+    struct sock_ctx *prev, *next; /* client->socks: what stop must close */
+    curl_socket_t fd;
+};
+
+struct http_client_call {
+    struct http_client *client;
+    struct http_client_call *prev, *next; /* client->calls */
+    CURL *easy;
+    struct curl_slist *headers;
+    http_client_done_cb cb;
+    void *data;
+    struct buf body; /* capped at the request's max_response_bytes */
+    uint64_t start_ns;
+    bool observe;   /* hist is meaningful */
+    bool too_large; /* the write callback refused bytes past the cap */
+    enum metrics_hist hist;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct http_client {
+    uv_loop_t *loop;
+    struct metrics *metrics;
+    CURLM *multi;
+    uv_timer_t timer; /* curl's single timeout */
+    enum client_state state;
+    unsigned depth;        /* our frames on the stack that run user callbacks */
+    unsigned open_handles; /* timer + polls not yet through their close cb */
+    size_t n_calls;
+    size_t max_calls;               /* from RLIMIT_NOFILE: past it, send fails with UV_EMFILE */
+    struct http_client_call *calls; /* pending, any order */
+    struct sock_ctx *socks;         /* polls not yet closing */
+    uint64_t fd_warned_ms;          /* uv_now of the last descriptor warning */
+    http_client_stopped_cb stopped_cb;
+    void *stopped_data;
+};
+
+static void finish_stop(struct http_client *c);
+
+/* ---- intrusive lists ---------------------------------------------------- */
+
+static void call_link(struct http_client *c, struct http_client_call *call)
+{
+    call->prev = NULL;
+    call->next = c->calls;
+    if (c->calls)
+        c->calls->prev = call;
+    c->calls = call;
+    c->n_calls++;
+}
+
+static void call_unlink(struct http_client *c, struct http_client_call *call)
+{
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        c->calls = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    call->prev = call->next = NULL;
+    c->n_calls--;
+}
+
+static void sock_unlink(struct http_client *c, struct sock_ctx *sc)
+{
+    if (sc->prev)
+        sc->prev->next = sc->next;
+    else
+        c->socks = sc->next;
+    if (sc->next)
+        sc->next->prev = sc->prev;
+    sc->prev = sc->next = NULL;
+}
+
+/* ---- re-entrancy ---------------------------------------------------------- */
+
+/*
+ * A user callback may call http_client_stop, which must not tear the multi
+ * down while one of our frames is still iterating it (drain reads curl's
+ * message queue after every callback). Frames that run callbacks bracket
+ * them with enter/leave; the outermost leave finishes a pending stop.
+ */
+static void enter(struct http_client *c)
+{
+    c->depth++;
+}
+
+static void leave(struct http_client *c)
+{
+    assert(c->depth > 0);
+    if (--c->depth == 0 && c->state == CLIENT_STOPPING)
+        finish_stop(c);
+}
+
+/* One of our uv handles finished closing; the last one completes the stop. */
+static void handle_closed(struct http_client *c)
+{
+    assert(c->open_handles > 0);
+    if (--c->open_handles > 0 || c->state != CLIENT_CLOSING)
+        return;
+    c->state = CLIENT_STOPPED;
+    if (c->stopped_cb)
+        c->stopped_cb(c, c->stopped_data);
+}
+
+/* ---- error translation (the one place CURLcode becomes ours) ------------ */
+
+static int curl_to_err(CURLcode rc, bool too_large)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return 0;
+    case CURLE_WRITE_ERROR:
+        /* We only refuse bytes at the cap; anything else is curl's own. */
+        return too_large ? DG_ERR_TOO_LARGE : DG_ERR_UNAVAILABLE;
+    case CURLE_FILESIZE_EXCEEDED: /* Content-Length already over the cap */
+        return DG_ERR_TOO_LARGE;
+    case CURLE_OPERATION_TIMEDOUT:
+        return DG_ERR_TIMEOUT;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        return DG_ERR_INVALID;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_TOO_MANY_REDIRECTS:
+        return DG_ERR_PROTOCOL;
+    default:
+        /* DNS, connect, TLS, send/recv, empty reply: the peer is not there. */
+        return DG_ERR_UNAVAILABLE;
+    }
+}
+
+/* ---- Retry-After ----------------------------------------------------------- */
+
+static bool only_blanks(const char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return *s == '\0';
+}
+
+int http_client_parse_retry_after(const char *value, int64_t now_s, int64_t *out_s)
+{
+    int64_t n = 0;
+    time_t t;
+
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (isdigit((unsigned char)*value)) {
+        for (; isdigit((unsigned char)*value); value++) {
+            n = n * 10 + (*value - '0');
+            if (n > RETRY_AFTER_MAX_S)
+                n = RETRY_AFTER_MAX_S; /* keeps n*10 far from overflow */
+        }
+        if (!only_blanks(value))
+            return DG_ERR_INVALID;
+        *out_s = n;
+        return 0;
+    }
+    /* Every HTTP-date form starts with a day name; curl_getdate reads all three. */
+    if (!isalpha((unsigned char)*value))
+        return DG_ERR_INVALID;
+    t = curl_getdate(value, NULL);
+    if (t == -1)
+        return DG_ERR_INVALID;
+    *out_s = (int64_t)t > now_s ? (int64_t)t - now_s : 0;
+    if (*out_s > RETRY_AFTER_MAX_S)
+        *out_s = RETRY_AFTER_MAX_S;
+    return 0;
+}
+
+/* The final response's Retry-After (curl keeps every header), or -1. */
+static int64_t retry_after_of(CURL *easy)
+{
+    struct curl_header *h;
+    int64_t s;
+
+    if (curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+        return -1;
+    if (http_client_parse_retry_after(h->value, (int64_t)(clock_wall_ms() / 1000), &s))
+        return -1;
+    return s;
+}
+
+/* ---- completing a call ------------------------------------------------------ */
+
+static void call_free(struct http_client_call *call)
+{
+    if (call->easy)
+        curl_easy_cleanup(call->easy);
+    curl_slist_free_all(call->headers);
+    buf_free(&call->body);
+    xfree(call);
+}
+
+/*
+ * Running out of descriptors must never pass as a quiet "unavailable": say
+ * so, with the limit, at most once a second.
+ */
+static void warn_if_out_of_fds(struct http_client *c, CURL *easy)
+{
+    long os_errno = 0;
+    struct rlimit rl = {0};
+
+    curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
+    if (os_errno != EMFILE && os_errno != ENFILE)
+        return;
+    if (c->fd_warned_ms && uv_now(c->loop) - c->fd_warned_ms < FD_WARN_INTERVAL_MS)
+        return;
+    c->fd_warned_ms = uv_now(c->loop);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    log_warn("http_client: out of file descriptors (RLIMIT_NOFILE soft limit %llu, %zu requests "
+             "in flight); raise ulimit -n",
+             (unsigned long long)rl.rlim_cur, c->n_calls);
+}
+
+/*
+ * Removes call from the client and the multi, runs its callback once with
+ * what curl reported (or err when nonzero: cancellation), and frees it.
+ * The caller copies rc out of the CURLMsg first: the message dies with
+ * curl_multi_remove_handle.
+ */
+static void call_complete(struct http_client_call *call, CURLcode rc, int err)
+{
+    struct http_client *c = call->client;
+    struct http_client_response res = {0};
+
+    call_unlink(c, call);
+    if (c->multi)
+        curl_multi_remove_handle(c->multi, call->easy);
+    res.err = err ? err : curl_to_err(rc, call->too_large);
+    curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &res.status);
+    res.body = &call->body;
+    res.retry_after_s = retry_after_of(call->easy);
+    res.elapsed_ns = clock_mono_ns() - call->start_ns;
+    if (res.err == DG_ERR_CLOSED)
+        res.error = "cancelled";
+    else if (res.err == DG_ERR_TOO_LARGE)
+        res.error = "response body over the cap";
+    else if (res.err)
+        res.error = call->errbuf[0] ? call->errbuf : curl_easy_strerror(rc);
+    else
+        res.error = "";
+    if (res.err == DG_ERR_UNAVAILABLE)
+        warn_if_out_of_fds(c, call->easy);
+    /* Latency of requests that ran their course; a cancel measures nothing. */
+    if (call->observe && res.err != DG_ERR_CLOSED)
+        metrics_observe(c->metrics, call->hist, res.elapsed_ns);
+    call->cb(&res, call->data);
+    call_free(call);
+}
+
+/* Collects every finished transfer. Called after each socket_action. */
+static void drain(struct http_client *c)
+{
+    CURLMsg *msg;
+    CURLcode rc;
+    char *priv;
+    int left;
+
+    enter(c);
+    while (c->state == CLIENT_RUNNING && (msg = curl_multi_info_read(c->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        rc = msg->data.result;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        call_complete((struct http_client_call *)priv, rc, 0);
+    }
+    leave(c);
+}
+
+static void socket_action(struct http_client *c, curl_socket_t fd, int flags)
+{
+    CURLMcode mc;
+    int running;
+
+    if (c->state != CLIENT_RUNNING)
+        return;
+    mc = curl_multi_socket_action(c->multi, fd, flags, &running);
+    if (mc != CURLM_OK)
+        log_warn("http_client: curl_multi_socket_action: %s", curl_multi_strerror(mc));
+    drain(c);
+}
+
+/* ---- libuv → curl ------------------------------------------------------------ */
+
+static void on_poll(uv_poll_t *poll, int status, int events)
+{
+    struct sock_ctx *sc = container_of(poll, struct sock_ctx, poll);
+    int flags = 0;
+
+    /* libuv stops the poll on an error; curl reads the socket error itself. */
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (status >= 0 && (events & UV_READABLE))
+        flags |= CURL_CSELECT_IN;
+    if (status >= 0 && (events & UV_WRITABLE))
+        flags |= CURL_CSELECT_OUT;
+    socket_action(sc->client, sc->fd, flags);
+}
+
+static void on_timeout(uv_timer_t *timer)
+{
+    struct http_client *c = container_of(timer, struct http_client, timer);
+
+    socket_action(c, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/* ---- curl → libuv ------------------------------------------------------------ */
+
+static void on_sock_closed(uv_handle_t *handle)
+{
+    struct sock_ctx *sc = container_of((uv_poll_t *)handle, struct sock_ctx, poll);
+    struct http_client *c = sc->client;
+
+    xfree(sc);
+    handle_closed(c);
+}
+
+/*
+ * Closes at once, while curl still has the fd open: libuv drops it from
+ * epoll now, so a new socket that gets the same number right after is a
+ * fresh sock_ctx with its own poll, never this closing one.
+ */
+static void sock_close(struct sock_ctx *sc)
+{
+    sock_unlink(sc->client, sc);
+    uv_close((uv_handle_t *)&sc->poll, on_sock_closed);
+}
+
+static struct sock_ctx *sock_open(struct http_client *c, curl_socket_t fd)
+{
+    struct sock_ctx *sc = xcalloc(1, sizeof(*sc));
+    int err;
+
+    err = uv_poll_init_socket(c->loop, &sc->poll, fd);
+    if (err) {
+        log_error("http_client: uv_poll_init_socket(%d): %s", (int)fd, uv_strerror(err));
+        xfree(sc);
+        return NULL;
+    }
+    sc->client = c;
+    sc->fd = fd;
+    sc->next = c->socks;
+    if (c->socks)
+        c->socks->prev = sc;
+    c->socks = sc;
+    c->open_handles++;
+    curl_multi_assign(c->multi, fd, sc);
+    log_debug("http_client: watching fd %d", (int)fd);
+    return sc;
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct http_client *c = userp;
+    struct sock_ctx *sc = socketp;
+    int events = 0;
+
+    switch (what) {
+    case CURL_POLL_REMOVE:
+        /* curl forgets socketp itself after this; no curl_multi_assign needed. */
+        if (sc)
+            sock_close(sc);
+        return 0;
+    case CURL_POLL_IN:
+        events = UV_READABLE;
+        break;
+    case CURL_POLL_OUT:
+        events = UV_WRITABLE;
+        break;
+    case CURL_POLL_INOUT:
+        events = UV_READABLE | UV_WRITABLE;
+        break;
+    default:
+        return 0;
+    }
+    /*
+     * Never return -1: curl 7.88 then marks the whole multi dead, not just
+     * this transfer. A socket we cannot watch leaves its transfer to its
+     * own timeout instead.
+     */
+    if (c->state != CLIENT_RUNNING)
+        return 0;
+    if (!sc)
+        sc = sock_open(c, fd);
+    if (sc)
+        uv_poll_start(&sc->poll, events, on_poll);
+    return 0;
+}
+
+/* Only (re)arms the uv timer: socket_action from here would re-enter curl. */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct http_client *c = userp;
+
+    if (c->state >= CLIENT_CLOSING)
+        return 0;
+    if (timeout_ms < 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timeout, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+/* ---- lifecycle ----------------------------------------------------------------- */
+
+/*
+ * Half the descriptors for outbound connections (the other half serves
+ * inbound clients, Redis, logs), within HTTP_CLIENT_MAX_CONNECTIONS. Logged
+ * so that a low ulimit is never a silent ceiling.
+ */
+static size_t connection_budget(void)
+{
+    struct rlimit rl = {0};
+    size_t n = HTTP_CLIENT_MAX_CONNECTIONS;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 2 < n)
+        n = rl.rlim_cur / 2;
+    if (n < 1)
+        n = 1;
+    if (n < 4096)
+        log_warn("http_client: RLIMIT_NOFILE soft limit %llu allows only %zu concurrent outbound "
+                 "requests; raise ulimit -n for more",
+                 (unsigned long long)rl.rlim_cur, n);
+    else
+        log_info("http_client: up to %zu concurrent outbound requests (RLIMIT_NOFILE %llu)", n,
+                 (unsigned long long)rl.rlim_cur);
+    return n;
+}
+
+/*
+ * No per-host or total connection cap inside curl: curl 7.88 does not time
+ * out a transfer queued for a connection slot (it waits for a slot first),
+ * which would break timeout_ms. Concurrency is capped in send instead, so
+ * an excess request fails at once rather than waiting unseen.
+ */
+static int multi_setup(struct http_client *c)
+{
+    CURLM *m = c->multi;
+    CURLMcode mc;
+
+    mc = curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    if (!mc)
+        mc = curl_multi_setopt(m, CURLMOPT_SOCKETDATA, c);
+    if (!mc)
+        mc = curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    if (!mc)
+        mc = curl_multi_setopt(m, CURLMOPT_TIMERDATA, c);
+    if (!mc)
+        mc = curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+    if (!mc)
+        mc = curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
+    /* Idle keep-alive connections kept for reuse: as many as may be busy. */
+    if (!mc)
+        mc = curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)c->max_calls);
+    if (mc)
+        log_error("http_client: curl_multi_setopt: %s", curl_multi_strerror(mc));
+    return mc ? DG_ERR_CONFIG : 0;
+}
+
+static bool resolver_is_async(void)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+
+    if (v->features & CURL_VERSION_ASYNCHDNS)
+        return true;
+    log_error("http_client: libcurl %s has no asynchronous resolver; DNS would block the loop",
+              v->version);
+    return false;
+}
+
+struct http_client *http_client_create(uv_loop_t *loop, struct metrics *metrics)
+{
+    struct http_client *c;
+
+    /* Reference counted inside curl; paired with curl_global_cleanup in free. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_error("http_client: curl_global_init failed");
+        return NULL;
+    }
+    if (!resolver_is_async()) {
+        curl_global_cleanup();
+        return NULL;
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->loop = loop;
+    c->metrics = metrics;
+    c->max_calls = connection_budget();
+    c->multi = curl_multi_init();
+    if (!c->multi || multi_setup(c)) {
+        if (c->multi)
+            curl_multi_cleanup(c->multi);
+        xfree(c);
+        curl_global_cleanup();
+        return NULL;
+    }
+    uv_timer_init(loop, &c->timer);
+    c->open_handles = 1;
+    return c;
+}
+
+static void on_timer_closed(uv_handle_t *handle)
+{
+    handle_closed(container_of((uv_timer_t *)handle, struct http_client, timer));
+}
+
+/* Runs once no frame of ours is on the stack: drop curl, close our handles. */
+static void finish_stop(struct http_client *c)
+{
+    assert(c->state == CLIENT_STOPPING && !c->calls);
+    c->state = CLIENT_CLOSING;
+    /* Closing cached connections reports CURL_POLL_REMOVE for watched sockets. */
+    curl_multi_cleanup(c->multi);
+    c->multi = NULL;
+    while (c->socks)
+        sock_close(c->socks);
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+void http_client_stop(struct http_client *c, http_client_stopped_cb cb, void *data)
+{
+    if (c->state != CLIENT_RUNNING)
+        return;
+    c->state = CLIENT_STOPPING;
+    c->stopped_cb = cb;
+    c->stopped_data = data;
+    enter(c);
+    /* A callback may cancel others; take the head each time. */
+    while (c->calls)
+        call_complete(c->calls, CURLE_OK, DG_ERR_CLOSED);
+    leave(c);
+}
+
+void http_client_cancel(struct http_client_call *call)
+{
+    struct http_client *c = call->client;
+
+    enter(c);
+    call_complete(call, CURLE_OK, DG_ERR_CLOSED);
+    leave(c);
+}
+
+void http_client_free(struct http_client *c)
+{
+    if (!c)
+        return;
+    assert(c->state == CLIENT_STOPPED);
+    xfree(c);
+    curl_global_cleanup();
+}
+
+size_t http_client_pending(const struct http_client *c)
+{
+    return c->n_calls;
+}
+
+/* ---- building a transfer --------------------------------------------------- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *userp)
+{
+    struct http_client_call *call = userp;
+
+    /* size is 1 by contract. Returning short makes curl stop: CURLE_WRITE_ERROR. */
+    if (buf_append(&call->body, p, n) != 0) {
+        call->too_large = true;
+        return 0;
+    }
+    return n;
+}
+
+static bool header_named(const char *h, const char *name)
+{
+    size_t n = strlen(name);
+
+    return strncasecmp(h, name, n) == 0 && h[n] == ':';
+}
+
+static bool has_header(const struct http_client_request *req, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < req->n_headers; i++)
+        if (header_named(req->headers[i], name))
+            return true;
+    return false;
+}
+
+/* "Name: value" with a non-empty token name and no CR/LF to smuggle lines. */
+static bool header_ok(const char *h)
+{
+    const char *colon = strchr(h, ':');
+
+    return colon && colon != h && !strpbrk(h, "\r\n") && !memchr(h, ' ', (size_t)(colon - h));
+}
+
+static int request_check(const struct http_client_request *req)
+{
+    size_t i;
+
+    if (!req->method || !req->url || strlen(req->url) > HTTP_MAX_URL_BYTES)
+        return DG_ERR_INVALID;
+    if (strcmp(req->method, "GET") && strcmp(req->method, "POST") && strcmp(req->method, "PUT"))
+        return DG_ERR_INVALID;
+    if (!strcmp(req->method, "GET") && req->body_len)
+        return DG_ERR_INVALID;
+    if (req->body_len && !req->body)
+        return DG_ERR_INVALID;
+    if (!req->timeout_ms || req->timeout_ms > LONG_MAX || !req->max_response_bytes)
+        return DG_ERR_INVALID;
+    if (req->connect_timeout_ms > LONG_MAX || (req->n_headers && !req->headers))
+        return DG_ERR_INVALID;
+    for (i = 0; i < req->n_headers; i++)
+        if (!req->headers[i] || !header_ok(req->headers[i]))
+            return DG_ERR_INVALID;
+    return 0;
+}
+
+/*
+ * The caller's headers, plus two removals: no "Expect: 100-continue" (a
+ * round trip of waiting for nothing) and no default form Content-Type on a
+ * body whose type the caller did not state.
+ */
+static struct curl_slist *header_list(const struct http_client_request *req)
+{
+    struct curl_slist *list = NULL, *next;
+    size_t i;
+    const char *extra[2] = {NULL, NULL};
+
+    if (!has_header(req, "Expect"))
+        extra[0] = "Expect:";
+    if (strcmp(req->method, "GET") && !has_header(req, "Content-Type"))
+        extra[1] = "Content-Type:";
+    for (i = 0; i < req->n_headers + 2; i++) {
+        const char *h = i < req->n_headers ? req->headers[i] : extra[i - req->n_headers];
+        if (!h)
+            continue;
+        next = curl_slist_append(list, h);
+        if (!next) {
+            curl_slist_free_all(list);
+            return NULL;
+        }
+        list = next;
+    }
+    return list;
+}
+
+/* Options every transfer shares: safety and resource limits. */
+static CURLcode easy_common(struct http_client_call *call)
+{
+    CURL *e = call->easy;
+    CURLcode rc;
+
+    rc = curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)call);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    /*
+     * Without this, ending a transfer that is still resolving (timeout,
+     * cancel, stop) joins the resolver thread: the loop would block until
+     * getaddrinfo returns. With it curl detaches the thread, which frees
+     * itself when the lookup ends.
+     */
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_USERAGENT, "digestd/" DIGESTD_VERSION);
+    return rc;
+}
+
+/* Options of this request: URL, method, body, headers, limits. */
+static CURLcode easy_request(struct http_client_call *call, const struct http_client_request *req)
+{
+    CURL *e = call->easy;
+    uint64_t connect_ms = req->connect_timeout_ms;
+    CURLcode rc;
+
+    if (!connect_ms)
+        connect_ms = req->timeout_ms < HTTP_CLIENT_CONNECT_TIMEOUT_MS
+                         ? req->timeout_ms
+                         : HTTP_CLIENT_CONNECT_TIMEOUT_MS;
+    rc = curl_easy_setopt(e, CURLOPT_URL, req->url);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_response_bytes);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->headers);
+    if (!rc && !strcmp(req->method, "GET"))
+        return curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    /* POST and PUT both send the body as POST data; PUT renames the method. */
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_POST, 1L);
+    if (!rc && !strcmp(req->method, "PUT"))
+        rc = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
+    /* Size first, so COPYPOSTFIELDS copies exactly body_len bytes, NULs included. */
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body_len ? req->body : "");
+    return rc;
+}
+
+static bool over_budget(struct http_client *c)
+{
+    if (c->n_calls < c->max_calls)
+        return false;
+    if (!c->fd_warned_ms || uv_now(c->loop) - c->fd_warned_ms >= FD_WARN_INTERVAL_MS) {
+        c->fd_warned_ms = uv_now(c->loop);
+        log_warn("http_client: %zu requests in flight, the budget set by RLIMIT_NOFILE; "
+                 "refusing more (raise ulimit -n)",
+                 c->n_calls);
+    }
+    return true;
+}
+
+int http_client_send(struct http_client *c, const struct http_client_request *req,
+                     http_client_done_cb cb, void *data, struct http_client_call **out)
+{
+    struct http_client_call *call = NULL;
+    int err;
+
+    if (out)
+        *out = NULL;
+    if (c->state != CLIENT_RUNNING)
+        return DG_ERR_CLOSED;
+    if (!cb || request_check(req))
+        return DG_ERR_INVALID;
+    if (over_budget(c))
+        return UV_EMFILE;
+    call = xcalloc(1, sizeof(*call));
+    call->client = c;
+    call->cb = cb;
+    call->data = data;
+    call->observe = req->hist != NULL;
+    call->hist = req->hist ? *req->hist : METRICS_H_UPSTREAM;
+    buf_init(&call->body, req->max_response_bytes);
+    call->start_ns = clock_mono_ns();
+    err = DG_ERR_UNAVAILABLE; /* curl out of memory */
+    call->easy = curl_easy_init();
+    if (!call->easy)
+        goto fail;
+    call->headers = header_list(req);
+    if (!call->headers)
+        goto fail;
+    if (easy_common(call) != CURLE_OK || easy_request(call, req) != CURLE_OK)
+        goto fail;
+    /* Only arms the timer (to 1 ms): the transfer starts from the loop. */
+    if (curl_multi_add_handle(c->multi, call->easy) != CURLM_OK)
+        goto fail;
+    call_link(c, call);
+    if (out)
+        *out = call;
+    return 0;
+fail:
+    call_free(call);
+    return err;
+}
