@@ -9,10 +9,11 @@
  * then the connection reads no further pipelined request, so responses go
  * out in request order. The struct http_request stays valid until the
  * handler responds, even if the client has gone (the response is then
- * dropped) — so asynchronous work never holds a dangling pointer. During
- * shutdown (http_server_stop) no new connection is accepted; idle
- * connections close at once; a connection with a request in progress closes
- * right after its response.
+ * dropped) — so asynchronous work never holds a dangling pointer. A
+ * client that closes (or half-closes) its side while its request is with
+ * the handler counts as gone. During shutdown (http_server_stop) no new
+ * connection is accepted; idle connections close at once; a connection with
+ * a request in progress closes right after its response.
  */
 #pragma once
 
@@ -43,7 +44,10 @@ struct http_server_limits {
     unsigned max_connections;   /* past it: 503 and close */
 };
 
-/* Creates a server (not yet listening). metrics may be NULL; borrowed. */
+/*
+ * Creates a server (not yet listening); limits is copied. metrics may be
+ * NULL; borrowed. A timeout of 0 disables that timeout.
+ */
 struct http_server *http_server_create(uv_loop_t *loop, const struct http_server_limits *limits,
                                        struct metrics *metrics);
 
@@ -62,8 +66,10 @@ int http_server_listen(struct http_server *srv, const char *host, int port) WARN
 int http_server_port(const struct http_server *srv);
 
 /*
- * Stops accepting and closes connections as described above. cb runs once
- * every handle is closed; then http_server_free() may be called.
+ * Stops accepting and closes connections as described above. cb (may be
+ * NULL) runs once, from the loop, when every handle is closed and every
+ * request handed to a handler has been answered; then http_server_free()
+ * may be called. A second call does nothing.
  */
 void http_server_stop(struct http_server *srv, http_server_closed_cb cb, void *data);
 void http_server_free(struct http_server *srv);
@@ -76,7 +82,10 @@ const char *http_request_query(const struct http_request *req); /* "" when none 
 const char *http_request_header(const struct http_request *req, const char *name);
 const char *http_request_body(const struct http_request *req, size_t *len);
 uint64_t http_request_start_ns(const struct http_request *req); /* headers complete */
-/* False once the client has gone; the handler may still respond (dropped). */
+/*
+ * False once the client has gone (or half-closed); the handler may still
+ * respond (dropped), and must, to release req.
+ */
 bool http_request_client_alive(const struct http_request *req);
 
 /*
