@@ -35,7 +35,11 @@ wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/webhook.lua \
   "http://127.0.0.1:$PORT/api/messages" &
 wrk_pid=$!
 sleep 5
+[ -n "${CPU_PROFILE:-}" ] && { /tmp/cpu.sh $digestd_pid $redis_pid $wrk_pid; sleep 5; /tmp/cpu.sh $digestd_pid $redis_pid $wrk_pid; }
+[ -n "${PERF:-}" ] && perf record -F 2000 -g -o /tmp/perf.data -p $digestd_pid -- sleep 5 >/dev/null 2>&1
 echo "digestd RSS under load: $(awk '/VmRSS/{print $2" "$3}' /proc/$digestd_pid/status)"
 wait $wrk_pid
+[ -n "${SHOW_METRICS:-}" ] && curl -s "http://127.0.0.1:$PORT/metrics" | grep -E "_sum|_count"
 echo "digestd RSS after: $(awk '/VmRSS/{print $2" "$3}' /proc/$digestd_pid/status)"
 echo "jobs in stream: $(redis-cli -p "$REDIS_PORT" XLEN '{digest}:requests')"
+[ -n "${SHOW_METRICS:-}" ] && redis-cli -p "$REDIS_PORT" INFO commandstats | grep -E "calls="

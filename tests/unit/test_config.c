@@ -780,8 +780,8 @@ static void test_help_lists_everything(void **state)
         "BOT_TOKEN_URL=https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
         "BOT_OPENID_URL=https://login.botframework.com/v1/.well-known/openidconfiguration",
         "BOT_AUTH=jwt",
-        "SERVICE_URL_ALLOW=smba.trafficmanager.net,smba.infra.gcc.teams.microsoft.com,"
-        "smba.infra.gov.teams.microsoft.us",
+        ("SERVICE_URL_ALLOW=smba.trafficmanager.net,smba.infra.gcc.teams.microsoft.com,"
+         "smba.infra.gov.teams.microsoft.us"),
         "ADMIN_TOKEN=(unset)",
         "WORKER_CONCURRENCY=256",
         "WORKER_MAX_ATTEMPTS=5",
