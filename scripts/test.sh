@@ -23,6 +23,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 scripts/deps.sh
+scripts/checkbanned.sh
 
 if [ -f tests/cards/package-lock.json ]; then
   (cd tests/cards && npm ci --no-audit --no-fund --loglevel=error)
