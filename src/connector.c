@@ -1,0 +1,1055 @@
+/*
+ * connector.c: Bot connector calls with the bot token, retries and
+ * per-conversation pacing. One call goes through these states, one attempt
+ * at a time:
+ *
+ *   SCHEDULED (its timer: the first turn, a backoff) → WAIT_TOKEN (queued
+ *   behind the one token fetch, if the cached token is not usable) →
+ *   WAIT_PACE (queued on its conversation until the 1 s / 30 s windows have
+ *   room) → IN_FLIGHT (the HTTP request) → DONE, or SCHEDULED again.
+ *
+ * The token is taken before the pacing slot so that the send time recorded
+ * for pacing is the time the request really leaves: a slot granted before a
+ * slow token fetch would let later sends bunch up past Teams' limits.
+ */
+#include "connector.h"
+
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "card.h"
+#include "config.h"
+#include "http_client.h"
+#include "log.h"
+#include "metrics.h"
+#include "service_url.h"
+#include "url.h"
+
+#define TOKEN_SCOPE "https://api.botframework.com/.default"
+#define TOKEN_EARLY_S 300      /* refresh this long before expiry (SDKs do the same) */
+#define TOKEN_SHORT_LIFE_S 600 /* a token living this long or less: use half its life */
+#define PACE_WINDOW_MS 1000
+#define PACE_LONG_WINDOW_MS 30000
+#define CONV_BUCKETS_MIN 64
+#define BACKOFF_MAX_SHIFT 40 /* base << shift stays far from overflow */
+
+enum call_state {
+    CALL_SCHEDULED = 0, /* timer armed: the first turn or a backoff */
+    CALL_WAIT_TOKEN,    /* in c->wait_head…wait_tail */
+    CALL_WAIT_PACE,     /* in conv->q_head…q_tail */
+    CALL_IN_FLIGHT,     /* hc is the request with the connector */
+    CALL_DONE,          /* callback ran; the timer is closing */
+};
+
+struct conv;
+
+struct call {
+    struct connector *c;
+    struct call *prev, *next; /* c->calls: every call whose callback has not run */
+    struct call *next_wait;   /* the token queue or the conversation queue */
+    struct conv *conv;        /* while CALL_WAIT_PACE */
+    uv_timer_t timer;
+    enum call_state state;
+    enum connector_op op;
+    char *url;
+    char *key; /* pacing key: serviceUrl "\n" conversation id */
+    char *body;
+    size_t body_len;
+    char *request_id; /* "" when none */
+    char *auth;       /* "Authorization: Bearer …" for this attempt; never logged */
+    uint64_t token_gen;
+    struct http_client_call *hc;
+    connector_done_cb cb;
+    void *data;
+    unsigned max_attempts;
+    unsigned attempts; /* attempts begun, the re-authenticated one included */
+    bool retry_ambiguous;
+    bool reauthed; /* the one 401 → new token → retry has been used */
+};
+
+/* Pacing state of one conversation; kept while it has sent in the last 30 s. */
+struct conv {
+    struct conv *hnext;         /* hash chain */
+    struct conv *lprev, *lnext; /* c->lru, most recently used first */
+    uint64_t hash;
+    char *key;
+    uint64_t sent[CONNECTOR_PACE_30S]; /* send times (loop ms), a ring */
+    unsigned n_sent;                   /* valid entries, up to CONNECTOR_PACE_30S */
+    unsigned head;                     /* where the next send time goes */
+    uint64_t last_ms;                  /* last send (or creation) */
+    struct call *q_head, *q_tail;      /* calls waiting for a slot, FIFO */
+    bool pumping;                      /* pace_pump is on the stack */
+};
+
+struct connector {
+    uv_loop_t *loop;
+    struct http_client *http;
+    const struct config *cfg;
+    struct metrics *metrics;
+    uv_timer_t sweep; /* forgets idle conversations while nothing is sent */
+
+    char *token;                         /* the access token, NULL when none */
+    uint64_t token_until_ms;             /* usable before this (loop time) */
+    uint64_t token_gen;                  /* bumped by every new token */
+    uint64_t token_sent_ms;              /* when the fetch in flight left */
+    struct http_client_call *token_call; /* the one fetch in flight, or NULL */
+    struct call *wait_head, *wait_tail;  /* calls waiting for that fetch */
+
+    struct call *calls;
+    size_t n_pending;
+    size_t open; /* handles not yet closed: every call's timer and sweep */
+
+    struct conv **buckets;
+    size_t n_buckets, n_convs;
+    struct conv *lru_head, *lru_tail;
+
+    uint64_t rng; /* xorshift64* state for the backoff jitter */
+    bool stopping;
+    bool stopped_called;
+    connector_stopped_cb stopped_cb;
+    void *stopped_data;
+};
+
+static const enum metrics_hist connector_hist = METRICS_H_CONNECTOR;
+
+static void on_call_timer(uv_timer_t *t);
+static void attempt_failed(struct call *call, int err, long status, int64_t retry_after_s,
+                           bool token_error);
+static void pace_pump(struct conv *cv);
+
+static uint64_t now_ms(struct connector *c)
+{
+    /*
+     * The loop's cached time lags while callbacks run; a wait computed
+     * from it could end early in real time, and Retry-After must never be
+     * cut short.
+     */
+    uv_update_time(c->loop);
+    return uv_now(c->loop);
+}
+
+static uint64_t rng_next(struct connector *c)
+{
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    return c->rng * 0x2545f4914f6cdd1dull;
+}
+
+static const char *op_name(enum connector_op op)
+{
+    switch (op) {
+    case CONNECTOR_REPLY:
+        return "reply";
+    case CONNECTOR_UPDATE:
+        return "update";
+    case CONNECTOR_SEND:
+        return "send";
+    }
+    return "?";
+}
+
+/* ---- the call list and finishing ---------------------------------------- */
+
+static void maybe_stopped(struct connector *c)
+{
+    if (!c->stopping || c->open > 0 || c->stopped_called)
+        return;
+    c->stopped_called = true;
+    if (c->stopped_cb)
+        c->stopped_cb(c, c->stopped_data);
+}
+
+static void on_call_closed(uv_handle_t *h)
+{
+    struct call *call = container_of((uv_timer_t *)h, struct call, timer);
+    struct connector *c = call->c;
+
+    xfree(call->url);
+    xfree(call->key);
+    xfree(call->body);
+    xfree(call->request_id);
+    xfree(call->auth);
+    xfree(call);
+    c->open--;
+    maybe_stopped(c);
+}
+
+/*
+ * Runs the caller's callback once and retires the call. The call must not
+ * sit in any queue any more: it is off the token and pace queues by the
+ * time it gets here (popped, or the queue was dropped by connector_stop).
+ */
+static void call_finish(struct call *call, struct connector_result *res)
+{
+    struct connector *c = call->c;
+
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        c->calls = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    c->n_pending--;
+    call->state = CALL_DONE;
+    res->attempts = call->attempts;
+    if (!res->activity_id)
+        res->activity_id = "";
+    /* Close first: a callback that stops the connector must find us gone. */
+    uv_close((uv_handle_t *)&call->timer, on_call_closed);
+    call->cb(res, call->data);
+}
+
+static void call_finish_closed(struct call *call)
+{
+    struct connector_result res = {
+        .err = DG_ERR_CLOSED, .outcome = DIGEST_FINAL, .retry_after_s = -1};
+
+    call_finish(call, &res);
+}
+
+static void call_schedule(struct call *call, uint64_t delay_ms)
+{
+    call->state = CALL_SCHEDULED;
+    if (delay_ms)
+        uv_update_time(call->c->loop);
+    uv_timer_start(&call->timer, on_call_timer, delay_ms, 0);
+}
+
+/* ---- the token ---------------------------------------------------------- */
+
+/* How long a token is used: until 5 min before expiry, or half a short life. */
+static uint64_t token_use_ms(int64_t expires_in_s)
+{
+    if (expires_in_s <= 0)
+        return 0;
+    if (expires_in_s > TOKEN_SHORT_LIFE_S)
+        return (uint64_t)(expires_in_s - TOKEN_EARLY_S) * 1000;
+    return (uint64_t)expires_in_s * 500;
+}
+
+/* expires_in is a number in AAD v2 replies; v1 sent it as a string. */
+static int64_t parse_expires_in(struct json_object *v)
+{
+    const char *s;
+    char *end;
+    long long n;
+
+    if (json_object_is_type(v, json_type_int))
+        return json_object_get_int64(v);
+    if (!json_object_is_type(v, json_type_string))
+        return 0;
+    s = json_object_get_string(v);
+    n = strtoll(s, &end, 10);
+    return end != s && *end == '\0' ? (int64_t)n : 0;
+}
+
+/*
+ * Parses {"access_token":…,"expires_in":…}. The token goes verbatim into a
+ * header, so it must be visible ASCII: a CR or LF from a hostile endpoint
+ * would otherwise inject headers. A missing expires_in makes a token good
+ * only for the calls already waiting for it.
+ */
+static int token_parse(const char *body, size_t len, char **token, int64_t *expires_in_s)
+{
+    struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+    struct json_object *root = NULL, *v;
+    const char *s;
+    size_t i, n, end;
+    int err = DG_ERR_PROTOCOL;
+
+    if (!tok)
+        abort(); /* json-c fails here only when out of memory (STYLE rule 6) */
+    if (len == 0 || len > INT_MAX)
+        goto out;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    root = json_tokener_parse_ex(tok, body, (int)len);
+    /* One object and nothing after it but white space (STYLE rule 19). */
+    end = json_tokener_get_parse_end(tok);
+    while (end < len && strchr(" \t\r\n", body[end]) && body[end] != '\0')
+        end++;
+    if (!root || end != len || !json_object_is_type(root, json_type_object) ||
+        !json_object_object_get_ex(root, "access_token", &v) ||
+        !json_object_is_type(v, json_type_string))
+        goto out;
+    s = json_object_get_string(v);
+    n = (size_t)json_object_get_string_len(v);
+    if (n == 0 || n > CONNECTOR_MAX_TOKEN_BYTES)
+        goto out;
+    for (i = 0; i < n; i++)
+        if (s[i] <= 0x20 || s[i] >= 0x7f)
+            goto out;
+    *token = xstrndup(s, n);
+    *expires_in_s = json_object_object_get_ex(root, "expires_in", &v) ? parse_expires_in(v) : 0;
+    err = 0;
+out:
+    json_object_put(root);
+    json_tokener_free(tok);
+    return err;
+}
+
+static void call_use_token(struct call *call, const char *token, uint64_t gen);
+
+/*
+ * Hands the fetch's outcome to every waiter, oldest first. On failure err
+ * and status are what digest_outcome_classify judges: err 0 with the
+ * endpoint's status, or the transport (or parse) error.
+ */
+static void token_wake(struct connector *c, bool ok, int err, long status, int64_t retry_after_s)
+{
+    struct call *call;
+
+    /* Pop one at a time: a waiter's callback may stop us and drop the queue. */
+    while ((call = c->wait_head)) {
+        c->wait_head = call->next_wait;
+        if (!c->wait_head)
+            c->wait_tail = NULL;
+        call->next_wait = NULL;
+        if (ok && c->token && !c->stopping)
+            call_use_token(call, c->token, c->token_gen);
+        else
+            attempt_failed(call, err, status, retry_after_s, true);
+    }
+}
+
+static void on_token(const struct http_client_response *res, void *data)
+{
+    struct connector *c = data;
+    int64_t expires_in_s = 0;
+    char *token = NULL;
+    int err = res->err;
+
+    c->token_call = NULL;
+    if (!err && digest_outcome_classify(0, res->status) != DIGEST_OK) {
+        log_warn("connector: token request refused: status %ld", res->status);
+        token_wake(c, false, 0, res->status, res->retry_after_s);
+        return;
+    }
+    if (!err)
+        err = token_parse(buf_cstr(res->body), res->body->len, &token, &expires_in_s);
+    if (err) {
+        log_warn("connector: token request failed: status %ld, %s", res->status, dg_strerror(err));
+        token_wake(c, false, err, res->status, res->retry_after_s);
+        return;
+    }
+    xfree(c->token);
+    c->token = token;
+    c->token_gen++;
+    /* Counted from when the request left: the server's clock started then. */
+    c->token_until_ms = c->token_sent_ms + token_use_ms(expires_in_s);
+    log_info("connector: new bot token, expires in %" PRId64 " s", expires_in_s);
+    token_wake(c, true, 0, res->status, -1);
+}
+
+/* The form body of the client-credentials grant (research §4.2). */
+static int token_body(const struct config *cfg, struct buf *b)
+{
+    int err = buf_append_str(b, "grant_type=client_credentials&client_id=");
+
+    if (!err)
+        err = url_encode_component(b, cfg->app_id ? cfg->app_id : "");
+    if (!err)
+        err = buf_append_str(b, "&client_secret=");
+    if (!err)
+        err = url_encode_component(b, cfg->app_password ? cfg->app_password : "");
+    if (!err)
+        err = buf_append_str(b, "&scope=");
+    if (!err)
+        err = url_encode_component(b, TOKEN_SCOPE);
+    return err;
+}
+
+/* Starts the one token fetch. The body holds the secret: it is never logged. */
+static int token_fetch(struct connector *c)
+{
+    static const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded",
+                                          "Accept: application/json"};
+    struct http_client_request req = {
+        .method = "POST",
+        .url = c->cfg->token_url,
+        .headers = headers,
+        .n_headers = ARRAY_SIZE(headers),
+        .timeout_ms = c->cfg->connector_timeout_ms,
+        .max_response_bytes = CONNECTOR_MAX_RESPONSE_BYTES,
+    };
+    struct buf body;
+    int err;
+
+    buf_init(&body, 4096);
+    err = token_body(c->cfg, &body);
+    if (err)
+        goto out;
+    req.body = body.data;
+    req.body_len = body.len;
+    c->token_sent_ms = now_ms(c);
+    err = http_client_send(c->http, &req, on_token, c, &c->token_call);
+    if (!err)
+        metrics_inc(c->metrics, METRICS_C_TOKEN_REFRESHES);
+out:
+    /* Wipe the copy of the secret before the memory goes back. */
+    if (body.data)
+        memset(body.data, 0, body.cap);
+    buf_free(&body);
+    return err;
+}
+
+/* Joins the fetch in flight, or starts one. */
+static void token_wait(struct call *call)
+{
+    struct connector *c = call->c;
+    int err;
+
+    call->state = CALL_WAIT_TOKEN;
+    if (c->wait_tail)
+        c->wait_tail->next_wait = call;
+    else
+        c->wait_head = call;
+    c->wait_tail = call;
+    if (c->token_call)
+        return;
+    err = token_fetch(c);
+    if (err)
+        token_wake(c, false, err, 0, -1);
+}
+
+/*
+ * A 401 from the connector: forget the token the call used, unless another
+ * call has already replaced it, so that a burst of 401s on one stale token
+ * causes one fetch, not one per call.
+ */
+static void token_invalidate(struct connector *c, uint64_t gen)
+{
+    if (gen != c->token_gen || !c->token)
+        return;
+    xfree(c->token);
+    c->token = NULL;
+}
+
+/* ---- pacing ------------------------------------------------------------- */
+
+static uint64_t key_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static void lru_unlink(struct connector *c, struct conv *cv)
+{
+    if (cv->lprev)
+        cv->lprev->lnext = cv->lnext;
+    else
+        c->lru_head = cv->lnext;
+    if (cv->lnext)
+        cv->lnext->lprev = cv->lprev;
+    else
+        c->lru_tail = cv->lprev;
+    cv->lprev = cv->lnext = NULL;
+}
+
+static void lru_push_front(struct connector *c, struct conv *cv)
+{
+    cv->lnext = c->lru_head;
+    if (c->lru_head)
+        c->lru_head->lprev = cv;
+    c->lru_head = cv;
+    if (!c->lru_tail)
+        c->lru_tail = cv;
+}
+
+static void conv_free(struct connector *c, struct conv *cv)
+{
+    struct conv **pp = &c->buckets[cv->hash & (c->n_buckets - 1)];
+
+    while (*pp != cv)
+        pp = &(*pp)->hnext;
+    *pp = cv->hnext;
+    lru_unlink(c, cv);
+    c->n_convs--;
+    xfree(cv->key);
+    xfree(cv);
+}
+
+/*
+ * Forgets conversations that have not sent for 30 s: their windows are
+ * empty, so the state means nothing. The LRU keeps the oldest at the tail,
+ * so this stops at the first one still in use: O(1) per call, amortized.
+ */
+static void conv_evict_idle(struct connector *c, uint64_t now)
+{
+    struct conv *cv;
+
+    while ((cv = c->lru_tail) && !cv->q_head && now - cv->last_ms >= PACE_LONG_WINDOW_MS)
+        conv_free(c, cv);
+}
+
+static void conv_grow(struct connector *c)
+{
+    size_t n = c->n_buckets * 2, i;
+    struct conv **b = xcalloc(n, sizeof(*b));
+
+    for (i = 0; i < c->n_buckets; i++) {
+        struct conv *cv = c->buckets[i], *next;
+
+        for (; cv; cv = next) {
+            next = cv->hnext;
+            cv->hnext = b[cv->hash & (n - 1)];
+            b[cv->hash & (n - 1)] = cv;
+        }
+    }
+    xfree(c->buckets);
+    c->buckets = b;
+    c->n_buckets = n;
+}
+
+static struct conv *conv_get(struct connector *c, const char *key, uint64_t now)
+{
+    uint64_t h = key_hash(key);
+    struct conv *cv;
+
+    for (cv = c->buckets[h & (c->n_buckets - 1)]; cv; cv = cv->hnext)
+        if (cv->hash == h && strcmp(cv->key, key) == 0)
+            return cv;
+    if (c->n_convs >= c->n_buckets)
+        conv_grow(c);
+    cv = xcalloc(1, sizeof(*cv));
+    cv->hash = h;
+    cv->key = xstrdup(key);
+    cv->last_ms = now;
+    cv->hnext = c->buckets[h & (c->n_buckets - 1)];
+    c->buckets[h & (c->n_buckets - 1)] = cv;
+    c->n_convs++;
+    lru_push_front(c, cv);
+    return cv;
+}
+
+/* The k-th most recent send time (k >= 1); the caller checks n_sent >= k. */
+static uint64_t conv_sent_ago(const struct conv *cv, unsigned k)
+{
+    return cv->sent[(cv->head + CONNECTOR_PACE_30S - k) % CONNECTOR_PACE_30S];
+}
+
+/* The earliest time >= now at which one more send keeps both windows. */
+static uint64_t pace_slot(const struct conv *cv, uint64_t now)
+{
+    uint64_t at = now, t;
+
+    if (cv->n_sent >= CONNECTOR_PACE_1S) {
+        t = conv_sent_ago(cv, CONNECTOR_PACE_1S) + PACE_WINDOW_MS;
+        at = t > at ? t : at;
+    }
+    if (cv->n_sent >= CONNECTOR_PACE_30S) {
+        t = conv_sent_ago(cv, CONNECTOR_PACE_30S) + PACE_LONG_WINDOW_MS;
+        at = t > at ? t : at;
+    }
+    return at;
+}
+
+static void pace_record(struct connector *c, struct conv *cv, uint64_t now)
+{
+    cv->sent[cv->head] = now;
+    cv->head = (cv->head + 1) % CONNECTOR_PACE_30S;
+    if (cv->n_sent < CONNECTOR_PACE_30S)
+        cv->n_sent++;
+    cv->last_ms = now;
+    lru_unlink(c, cv);
+    lru_push_front(c, cv);
+}
+
+static void http_dispatch(struct call *call);
+
+/*
+ * Sends what the windows allow, in order; arms the head's timer for the
+ * rest. Guarded, because a dispatch that fails at once runs a callback that
+ * may send to this conversation again.
+ */
+static void pace_pump(struct conv *cv)
+{
+    struct call *call;
+
+    if (cv->pumping)
+        return;
+    cv->pumping = true;
+    while ((call = cv->q_head)) {
+        struct connector *c = call->c;
+        uint64_t now = now_ms(c), at = pace_slot(cv, now);
+
+        if (at > now) {
+            uv_timer_start(&call->timer, on_call_timer, at - now, 0);
+            break;
+        }
+        uv_timer_stop(&call->timer);
+        cv->q_head = call->next_wait;
+        if (!cv->q_head)
+            cv->q_tail = NULL;
+        call->next_wait = NULL;
+        call->conv = NULL;
+        pace_record(c, cv, now);
+        http_dispatch(call);
+    }
+    cv->pumping = false;
+}
+
+static void pace_enqueue(struct call *call)
+{
+    struct connector *c = call->c;
+    uint64_t now = now_ms(c);
+    struct conv *cv;
+
+    conv_evict_idle(c, now);
+    cv = conv_get(c, call->key, now);
+    call->state = CALL_WAIT_PACE;
+    call->conv = cv;
+    if (cv->q_tail)
+        cv->q_tail->next_wait = call;
+    else
+        cv->q_head = call;
+    cv->q_tail = call;
+    pace_pump(cv);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct connector *c = container_of(t, struct connector, sweep);
+
+    conv_evict_idle(c, now_ms(c));
+}
+
+static void on_sweep_closed(uv_handle_t *h)
+{
+    struct connector *c = container_of((uv_timer_t *)h, struct connector, sweep);
+
+    c->open--;
+    maybe_stopped(c);
+}
+
+/* ---- attempts ----------------------------------------------------------- */
+
+/*
+ * The call keeps its own copy of the header: the cached token may be
+ * replaced or dropped (a 401 elsewhere) while the call waits for pacing.
+ */
+static void call_use_token(struct call *call, const char *token, uint64_t gen)
+{
+    size_t n = strlen(token) + sizeof("Authorization: Bearer ");
+
+    xfree(call->auth);
+    call->auth = xmalloc(n);
+    snprintf(call->auth, n, "Authorization: Bearer %s", token);
+    call->token_gen = gen;
+    pace_enqueue(call);
+}
+
+/*
+ * One attempt: a usable cached token goes straight to pacing; otherwise the
+ * call queues behind the one fetch. "Usable" ends early (token_use_ms), so
+ * a token is never sent in its last minutes, where clock skew or a slow
+ * request would turn it into a 401.
+ */
+static void attempt_begin(struct call *call)
+{
+    struct connector *c = call->c;
+
+    call->attempts++;
+    if (c->token && now_ms(c) < c->token_until_ms)
+        call_use_token(call, c->token, c->token_gen);
+    else
+        token_wait(call);
+}
+
+static void on_call_timer(uv_timer_t *t)
+{
+    struct call *call = container_of(t, struct call, timer);
+
+    switch (call->state) {
+    case CALL_SCHEDULED:
+        attempt_begin(call);
+        break;
+    case CALL_WAIT_PACE:
+        pace_pump(call->conv);
+        break;
+    default:
+        break; /* not armed in the other states */
+    }
+}
+
+/*
+ * Whether a retryable outcome may be retried. POST is not idempotent, and a
+ * timeout, transport error, 502 or 504 leaves open whether the connector
+ * delivered the activity; only rejections are surely undelivered: 412
+ * (concurrent operations), 429 (throttled), 503 (not taken in).
+ */
+static bool retry_is_safe(const struct call *call, int err, long status, bool token_error)
+{
+    if (token_error || call->op == CONNECTOR_UPDATE || call->retry_ambiguous)
+        return true;
+    return err == 0 && (status == 412 || status == 429 || status == 503);
+}
+
+/* Full jitter: a random wait up to min(max, base·2^(n−1)); or Retry-After. */
+static int64_t backoff_ms(struct connector *c, unsigned n, int64_t retry_after_s)
+{
+    uint64_t base = c->cfg->retry_base_ms, cap = c->cfg->retry_max_ms, win;
+    unsigned shift = n > 0 ? n - 1 : 0;
+
+    if (retry_after_s >= 0) {
+        /* A wait longer than we would ever back off: give it to the caller. */
+        if ((uint64_t)retry_after_s > cap / 1000)
+            return -1;
+        return retry_after_s * 1000;
+    }
+    if (shift > BACKOFF_MAX_SHIFT)
+        shift = BACKOFF_MAX_SHIFT;
+    win = base << shift;
+    if (win > cap || win >> shift != base)
+        win = cap;
+    return (int64_t)(rng_next(c) % (win + 1));
+}
+
+/* Attempts counted against the budget: the 401 retry is extra. */
+static unsigned attempts_used(const struct call *call)
+{
+    return call->attempts - (call->reauthed ? 1 : 0);
+}
+
+/*
+ * An attempt failed: retry after a backoff when the SPEC §6 table calls it
+ * retryable, the budget allows and retrying is safe for this call;
+ * otherwise finish with what the last attempt said.
+ */
+static void attempt_failed(struct call *call, int err, long status, int64_t retry_after_s,
+                           bool token_error)
+{
+    struct connector *c = call->c;
+    enum digest_outcome outcome = digest_outcome_classify(err, status);
+    struct connector_result res = {.err = err ? err : DG_ERR_PROTOCOL,
+                                   .status = status,
+                                   .token_error = token_error,
+                                   .outcome = outcome,
+                                   .retry_after_s = retry_after_s};
+    int64_t wait = -1;
+
+    /* DG_ERR_CLOSED is our own shutdown (or the client's), never a retry. */
+    if (err == DG_ERR_CLOSED || c->stopping) {
+        call_finish_closed(call);
+        return;
+    }
+    if (outcome == DIGEST_RETRYABLE && attempts_used(call) < call->max_attempts &&
+        retry_is_safe(call, err, status, token_error))
+        wait = backoff_ms(c, attempts_used(call), retry_after_s);
+    if (wait >= 0) {
+        metrics_inc(c->metrics, METRICS_C_RETRIES);
+        log_info("connector: %s %s: status %ld, %s; retry %u in %" PRId64 " ms", call->request_id,
+                 op_name(call->op), status, dg_strerror(err), attempts_used(call) + 1, wait);
+        call_schedule(call, (uint64_t)wait);
+        return;
+    }
+    log_warn("connector: %s %s failed: %sstatus %ld, %s, %s after %u attempts", call->request_id,
+             op_name(call->op), token_error ? "token endpoint " : "", status, dg_strerror(err),
+             digest_outcome_name(outcome), call->attempts);
+    call_finish(call, &res);
+}
+
+/* ResourceResponse {"id":…}; "" (and the send still counts) when absent. */
+static char *resource_id(const struct buf *body)
+{
+    struct json_tokener *tok;
+    struct json_object *root, *v;
+    char *id = NULL;
+
+    if (body->len == 0 || body->len > INT_MAX)
+        return NULL;
+    tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+    if (!tok)
+        abort();
+    root = json_tokener_parse_ex(tok, buf_cstr(body), (int)body->len);
+    if (root && json_object_object_get_ex(root, "id", &v) &&
+        json_object_is_type(v, json_type_string))
+        id = xstrdup(json_object_get_string(v));
+    json_object_put(root);
+    json_tokener_free(tok);
+    return id;
+}
+
+/*
+ * The connector's answer to one attempt. A 2xx finishes the call even when
+ * the body holds no usable id: the activity was delivered, and failing it
+ * would make the caller post it again.
+ */
+static void on_sent(const struct http_client_response *r, void *data)
+{
+    struct call *call = data;
+    struct connector *c = call->c;
+    struct connector_result res = {.outcome = DIGEST_OK, .status = r->status, .retry_after_s = -1};
+    char *id;
+
+    call->hc = NULL; /* dead once this callback returns */
+    if (r->err == DG_ERR_CLOSED || c->stopping) {
+        call_finish_closed(call);
+        return;
+    }
+    if (digest_outcome_classify(r->err, r->status) == DIGEST_OK) {
+        id = resource_id(r->body);
+        res.activity_id = id;
+        call_finish(call, &res);
+        xfree(id);
+        return;
+    }
+    if (r->err == 0 && r->status == 401 && !call->reauthed) {
+        /* The token may have been revoked or expired early: one new token, one retry. */
+        call->reauthed = true;
+        token_invalidate(c, call->token_gen);
+        metrics_inc(c->metrics, METRICS_C_RETRIES);
+        log_info("connector: %s %s: 401, retrying once with a new token", call->request_id,
+                 op_name(call->op));
+        call_schedule(call, 0);
+        return;
+    }
+    attempt_failed(call, r->err, r->status, r->retry_after_s, false);
+}
+
+/*
+ * Sends the attempt now (pacing has granted the slot). A failure at
+ * submission goes through the same retry rules as one reported later.
+ */
+static void http_dispatch(struct call *call)
+{
+    struct connector *c = call->c;
+    const char *headers[] = {call->auth, "Content-Type: application/json",
+                             "Accept: application/json"};
+    struct http_client_request req = {
+        .method = call->op == CONNECTOR_UPDATE ? "PUT" : "POST",
+        .url = call->url,
+        .headers = headers,
+        .n_headers = ARRAY_SIZE(headers),
+        .body = call->body,
+        .body_len = call->body_len,
+        .timeout_ms = c->cfg->connector_timeout_ms,
+        .max_response_bytes = CONNECTOR_MAX_RESPONSE_BYTES,
+        .hist = &connector_hist,
+    };
+    int err;
+
+    /* Checked at submission already; again here, so no path can skip it. */
+    err = service_url_check(call->url, &c->cfg->service_url_allow);
+    if (!err)
+        err = http_client_send(c->http, &req, on_sent, call, &call->hc);
+    if (err) {
+        attempt_failed(call, err, 0, -1, false);
+        return;
+    }
+    call->state = CALL_IN_FLIGHT;
+}
+
+/* ---- the public face ---------------------------------------------------- */
+
+struct connector *connector_create(uv_loop_t *loop, struct http_client *http,
+                                   const struct config *cfg, struct metrics *metrics)
+{
+    struct connector *c = xcalloc(1, sizeof(*c));
+
+    c->loop = loop;
+    c->http = http;
+    c->cfg = cfg;
+    c->metrics = metrics;
+    c->n_buckets = CONV_BUCKETS_MIN;
+    c->buckets = xcalloc(c->n_buckets, sizeof(*c->buckets));
+    /* Jitter needs no secrecy; getrandom only decorrelates processes. */
+    if (uv_random(NULL, NULL, &c->rng, sizeof(c->rng), 0, NULL) != 0 || c->rng == 0)
+        c->rng = uv_hrtime() | 1;
+    uv_timer_init(loop, &c->sweep);
+    uv_timer_start(&c->sweep, on_sweep, PACE_LONG_WINDOW_MS, PACE_LONG_WINDOW_MS);
+    uv_unref((uv_handle_t *)&c->sweep); /* housekeeping must not keep the loop alive */
+    c->open = 1;
+    if (!cfg->app_id || !cfg->app_password)
+        log_warn("connector: MICROSOFT_APP_ID or MICROSOFT_APP_PASSWORD unset; "
+                 "token requests will carry empty credentials");
+    return c;
+}
+
+/* {serviceUrl}[/]v3/conversations/{conv}/activities[/{id}] */
+static int build_url(const struct connector_msg *m, char **out)
+{
+    size_t n = strlen(m->service_url);
+    struct buf b;
+    int err;
+
+    buf_init(&b, HTTP_MAX_URL_BYTES);
+    err = buf_append_str(&b, m->service_url);
+    if (!err && (n == 0 || m->service_url[n - 1] != '/'))
+        err = buf_append_str(&b, "/");
+    if (!err)
+        err = buf_append_str(&b, "v3/conversations/");
+    if (!err)
+        err = url_encode_component(&b, m->conversation_id);
+    if (!err)
+        err = buf_append_str(&b, "/activities");
+    if (!err && m->op != CONNECTOR_SEND)
+        err = buf_append_str(&b, "/");
+    if (!err && m->op != CONNECTOR_SEND)
+        err = url_encode_component(&b, m->activity_id);
+    if (err) {
+        buf_free(&b);
+        return err;
+    }
+    *out = buf_take(&b);
+    return 0;
+}
+
+/* Everything connector_send refuses at submission, before anything is sent. */
+static int msg_check(struct connector *c, const struct connector_msg *m)
+{
+    if (!m || m->op > CONNECTOR_SEND || !m->service_url || !m->conversation_id ||
+        !*m->conversation_id || !m->body || m->body_len == 0)
+        return DG_ERR_INVALID;
+    if (m->op != CONNECTOR_SEND && (!m->activity_id || !*m->activity_id))
+        return DG_ERR_INVALID;
+    /*
+     * A query or fragment would end up in front of our path. The URL
+     * itself is not logged: it came from the network.
+     */
+    if (strpbrk(m->service_url, "?#") ||
+        service_url_check(m->service_url, &c->cfg->service_url_allow) != 0) {
+        log_warn("connector: %s: serviceUrl not allowed (SERVICE_URL_ALLOW); nothing sent",
+                 m->request_id ? m->request_id : "");
+        return DG_ERR_INVALID;
+    }
+    return 0;
+}
+
+/*
+ * connector_send with the body handed over (taken whatever the result).
+ * Everything the call needs later is copied here, so the caller's message
+ * may go away as soon as this returns.
+ */
+static int submit(struct connector *c, const struct connector_msg *m, char *body,
+                  const struct connector_opts *opts, connector_done_cb cb, void *data)
+{
+    struct call *call;
+    char *url = NULL;
+    size_t key_len;
+    int err;
+
+    err = c->stopping ? DG_ERR_CLOSED : !cb ? DG_ERR_INVALID : msg_check(c, m);
+    if (!err)
+        err = build_url(m, &url);
+    if (err) {
+        xfree(body);
+        return err;
+    }
+    call = xcalloc(1, sizeof(*call));
+    call->c = c;
+    call->op = m->op;
+    call->url = url;
+    key_len = strlen(m->service_url) + strlen(m->conversation_id) + 2;
+    call->key = xmalloc(key_len);
+    snprintf(call->key, key_len, "%s\n%s", m->service_url, m->conversation_id);
+    call->body = body;
+    call->body_len = m->body_len;
+    call->request_id = xstrdup(m->request_id ? m->request_id : "");
+    call->cb = cb;
+    call->data = data;
+    call->max_attempts =
+        opts && opts->max_attempts ? opts->max_attempts : CONNECTOR_DEFAULT_ATTEMPTS;
+    call->retry_ambiguous = opts && opts->retry_ambiguous;
+    uv_timer_init(c->loop, &call->timer);
+    c->open++;
+    call->next = c->calls;
+    if (c->calls)
+        c->calls->prev = call;
+    c->calls = call;
+    c->n_pending++;
+    /* The first attempt starts from the loop: the callback never runs in here. */
+    call_schedule(call, 0);
+    return 0;
+}
+
+int connector_send(struct connector *c, const struct connector_msg *msg,
+                   const struct connector_opts *opts, connector_done_cb cb, void *data)
+{
+    char *body = NULL;
+
+    if (msg && msg->body && msg->body_len > 0) {
+        body = xmalloc(msg->body_len);
+        memcpy(body, msg->body, msg->body_len);
+    }
+    return submit(c, msg, body, opts, cb, data);
+}
+
+int connector_send_card(struct connector *c, enum connector_op op, const char *service_url,
+                        const struct card_address *to, struct json_object *card,
+                        const char *request_id, const struct connector_opts *opts,
+                        connector_done_cb cb, void *data)
+{
+    struct connector_msg m = {.op = op, .service_url = service_url, .request_id = request_id};
+    char *body = NULL;
+    int err;
+
+    if (!to) {
+        json_object_put(card);
+        return DG_ERR_INVALID;
+    }
+    err = card_render(to, card, &body, &m.body_len);
+    if (err)
+        return err;
+    m.body = body;
+    m.conversation_id = to->conversation_id;
+    m.activity_id = op == CONNECTOR_REPLY ? to->reply_to_id : to->activity_id;
+    return submit(c, &m, body, opts, cb, data);
+}
+
+/*
+ * Every call is finished synchronously, wherever it waits: an HTTP request
+ * through http_client_cancel (whose callback runs at once), the rest
+ * directly. Only the handle closes are left for the loop.
+ */
+void connector_stop(struct connector *c, connector_stopped_cb cb, void *data)
+{
+    struct call *call;
+
+    if (c->stopping)
+        return;
+    c->stopping = true;
+    c->stopped_cb = cb;
+    c->stopped_data = data;
+    /* Its callback runs now, with DG_ERR_CLOSED, and fails every waiter. */
+    if (c->token_call)
+        http_client_cancel(c->token_call);
+    c->wait_head = c->wait_tail = NULL;
+    while ((call = c->calls)) {
+        if (call->state == CALL_IN_FLIGHT && call->hc) {
+            http_client_cancel(call->hc); /* on_sent finishes it */
+            continue;
+        }
+        /* Every call is finished here, so a conversation's queue just goes. */
+        if (call->state == CALL_WAIT_PACE && call->conv)
+            call->conv->q_head = call->conv->q_tail = NULL;
+        call->conv = NULL;
+        call->next_wait = NULL;
+        call_finish_closed(call);
+    }
+    uv_close((uv_handle_t *)&c->sweep, on_sweep_closed);
+}
+
+void connector_free(struct connector *c)
+{
+    struct conv *cv;
+
+    if (!c)
+        return;
+    while ((cv = c->lru_head))
+        conv_free(c, cv);
+    xfree(c->buckets);
+    xfree(c->token);
+    xfree(c);
+}
+
+size_t connector_pending(const struct connector *c)
+{
+    return c->n_pending;
+}

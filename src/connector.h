@@ -1,0 +1,125 @@
+/*
+ * connector.h: the Bot Framework connector client (research/botframework.md
+ * §4, SPEC §6). It owns the bot's access token (client credentials, cached,
+ * fetched by one request at a time), the per-conversation pacing state and
+ * every call in flight; it borrows the loop, the http_client, the config and
+ * the metrics, which must outlive it. Life: connector_create →
+ * connector_send… → connector_stop (every pending call finishes once with
+ * DG_ERR_CLOSED, timers close) → stopped_cb → connector_free.
+ * See docs/connector.md for the design.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "common.h"
+#include "digest.h"
+
+struct card_address;
+struct config;
+struct connector;
+struct http_client;
+struct json_object;
+struct metrics;
+
+/* Teams' limits per bot per conversation (research §4.5, SPEC §6). */
+#define CONNECTOR_PACE_1S 7   /* sends in any 1 s window */
+#define CONNECTOR_PACE_30S 60 /* sends in any 30 s window */
+/* Bounds on what the connector and the token endpoint can make us hold. */
+#define CONNECTOR_MAX_RESPONSE_BYTES (64u << 10)
+#define CONNECTOR_MAX_TOKEN_BYTES (16u << 10) /* the access_token itself */
+#define CONNECTOR_DEFAULT_ATTEMPTS 3          /* when connector_opts.max_attempts is 0 */
+
+enum connector_op {
+    CONNECTOR_REPLY = 0, /* POST …/conversations/{conv}/activities/{activity_id} */
+    CONNECTOR_UPDATE,    /* PUT  …/conversations/{conv}/activities/{activity_id} */
+    CONNECTOR_SEND,      /* POST …/conversations/{conv}/activities (activity_id unused) */
+};
+
+/* One message to deliver. Everything is copied by connector_send. */
+struct connector_msg {
+    enum connector_op op;
+    const char *service_url;     /* as received in the activity; must pass SERVICE_URL_ALLOW */
+    const char *conversation_id; /* raw; percent-encoded into the path here */
+    const char *activity_id;     /* REPLY: the user's activity; UPDATE: the one replaced */
+    const char *body;            /* the activity JSON (card_render); not NUL-terminated */
+    size_t body_len;
+    const char *request_id; /* for log lines only; may be NULL */
+};
+
+struct connector_opts {
+    /* Attempts in all, 1 = no retry; 0 means CONNECTOR_DEFAULT_ATTEMPTS. */
+    unsigned max_attempts;
+    /*
+     * POST is not idempotent: after a timeout, a transport error, 502 or 504
+     * the connector may have delivered the activity anyway, and a retry
+     * would post it twice (research §6). Such outcomes are retried only
+     * when this is true. Rejections (412, 429, 503, a 401 answered by a new
+     * token) and token failures are always retried; PUT retries everything
+     * retryable, since repeating it is harmless.
+     */
+    bool retry_ambiguous;
+};
+
+/* What the callback gets. Valid during the callback only. */
+struct connector_result {
+    int err;                     /* 0; DG_ERR_PROTOCOL when an HTTP status said no (see status);
+                                    a transport code (DG_ERR_TIMEOUT, DG_ERR_UNAVAILABLE, …);
+                                    DG_ERR_CLOSED after connector_stop */
+    long status;                 /* last HTTP status, 0 if none arrived */
+    bool token_error;            /* the failure came from the token endpoint (status is its) */
+    enum digest_outcome outcome; /* of the last attempt: OK, RETRYABLE (budget spent or
+                                    ambiguous and not retried) or FINAL */
+    int64_t retry_after_s;       /* Retry-After of the last response, -1 if none */
+    unsigned attempts;           /* requests made to the connector or token endpoint */
+    const char *activity_id;     /* ResourceResponse "id" on success ("" if absent) */
+};
+
+typedef void (*connector_done_cb)(const struct connector_result *res, void *data);
+typedef void (*connector_stopped_cb)(struct connector *c, void *data);
+
+/*
+ * Creates a connector. loop, http, cfg and metrics (may be NULL) are
+ * borrowed for its whole life. Never fails (OOM aborts).
+ */
+struct connector *connector_create(uv_loop_t *loop, struct http_client *http,
+                                   const struct config *cfg, struct metrics *metrics);
+
+/*
+ * Submits msg. Returns 0 and later calls cb exactly once, never from inside
+ * this call; or returns an error and never calls cb, having sent nothing:
+ * DG_ERR_INVALID (serviceUrl outside SERVICE_URL_ALLOW or malformed, an id
+ * missing, no body), DG_ERR_TOO_LARGE (URL over HTTP_MAX_URL_BYTES),
+ * DG_ERR_CLOSED (stopping). opts may be NULL (defaults: 3 attempts,
+ * rejections only).
+ */
+int connector_send(struct connector *c, const struct connector_msg *msg,
+                   const struct connector_opts *opts, connector_done_cb cb, void *data) WARN_UNUSED;
+
+/*
+ * card_render(to, card) then connector_send: the path comes from the same
+ * address as the body, so they cannot disagree (REPLY uses to->reply_to_id,
+ * UPDATE to->activity_id). card is taken, even on error.
+ */
+int connector_send_card(struct connector *c, enum connector_op op, const char *service_url,
+                        const struct card_address *to, struct json_object *card,
+                        const char *request_id, const struct connector_opts *opts,
+                        connector_done_cb cb, void *data) WARN_UNUSED;
+
+/*
+ * Begins shutdown: every pending call's callback runs once with
+ * DG_ERR_CLOSED before this returns (its HTTP request, and a token fetch,
+ * are cancelled), new sends fail, timers close; cb (may be NULL) runs from
+ * the loop once all have closed. Safe inside a done callback. Idempotent.
+ */
+void connector_stop(struct connector *c, connector_stopped_cb cb, void *data);
+
+/* Frees a connector whose stopped_cb has run (from inside it is fine), or NULL. */
+void connector_free(struct connector *c);
+
+/* Calls whose callback has not run yet. */
+size_t connector_pending(const struct connector *c);

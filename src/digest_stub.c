@@ -1,0 +1,226 @@
+/*
+ * digest_stub.c: the digest-stub entry point (SPEC §9). `serve` (the
+ * default) lives in stub_serve.c; this file has the two client commands:
+ *
+ *   digest-stub say "TEXT" [--to URL] [--conversation personal|channel|group] …
+ *     POSTs a Teams message activity, signed like Bot Framework's (RS256 JWT
+ *     with the development key, kid = RFC 7638 thumbprint; iss
+ *     https://api.botframework.com, aud = app id, serviceurl = the activity's
+ *     serviceUrl, nbf = iat = now-5 s, exp = now+1 h), through http_client on
+ *     a loop. stdout: "HTTP <status>", then the response body on one line
+ *     when there is one. Exit 0 on 2xx, 1 otherwise (transport errors on
+ *     stderr), 2 for bad options.
+ *   digest-stub token [--service-url URL] [--ttl DURATION]
+ *     prints one such JWT and a newline, for tests that send their own
+ *     activities (e.g. the research fixtures).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include <json-c/json.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "http_client.h"
+#include "jwt_sign.h"
+#include "log.h"
+#include "stub_content.h"
+#include "stub_key.h"
+#include "stub_opts.h"
+#include "stub_serve.h"
+
+#define TOKEN_MAX_BYTES 8192
+#define ACTIVITY_MAX_BYTES (256u * 1024)
+#define RESPONSE_MAX_BYTES (1u << 20)
+/* Bot Framework tokens are issued a little in the past to absorb clock skew. */
+#define SKEW_S 5
+
+/* Appends a signed token for o's app id and service URL, valid for ttl_ms. */
+static int sign_token(const struct stub_opts *o, EVP_PKEY *key, const char *kid, uint64_t ttl_ms,
+                      struct buf *out)
+{
+    struct json_object *c = json_object_new_object();
+    int64_t now = (int64_t)(clock_wall_ms() / 1000);
+    const char *text;
+    size_t len;
+    int err;
+
+    json_object_object_add(c, "iss", json_object_new_string("https://api.botframework.com"));
+    json_object_object_add(c, "aud", json_object_new_string(o->app_id));
+    json_object_object_add(c, "serviceurl", json_object_new_string(o->service_url));
+    json_object_object_add(c, "nbf", json_object_new_int64(now - SKEW_S));
+    json_object_object_add(c, "iat", json_object_new_int64(now - SKEW_S));
+    json_object_object_add(c, "exp", json_object_new_int64(now + (int64_t)(ttl_ms / 1000)));
+    text = json_object_to_json_string_length(
+        c, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    err = jwt_sign_rs256(key, kid, text, len, out);
+    json_object_put(c);
+    return err;
+}
+
+/* Loads the key and signs; the token is left in out. Errors are printed. */
+static int load_and_sign(const struct stub_opts *o, uint64_t ttl_ms, struct buf *out)
+{
+    char kid[JWT_KID_LEN + 1];
+    EVP_PKEY *key = NULL;
+    int err = stub_key_load(o->key_dir, &key, kid);
+
+    if (!err)
+        err = sign_token(o, key, kid, ttl_ms, out);
+    if (err)
+        fprintf(stderr, "digest-stub: cannot sign a token with the key in %s: %s\n", o->key_dir,
+                dg_strerror(err));
+    EVP_PKEY_free(key);
+    return err;
+}
+
+static int cmd_token(const struct stub_opts *o)
+{
+    struct buf tok;
+    int rc = 1;
+
+    buf_init(&tok, TOKEN_MAX_BYTES);
+    if (load_and_sign(o, o->ttl_ms, &tok) == 0) {
+        printf("%s\n", buf_cstr(&tok));
+        rc = 0;
+    }
+    buf_free(&tok);
+    return rc;
+}
+
+struct say {
+    struct http_client *client;
+    int rc;
+};
+
+static void on_said(const struct http_client_response *res, void *data)
+{
+    struct say *say = data;
+
+    if (res->err) {
+        fprintf(stderr, "digest-stub say: %s: %s\n", dg_strerror(res->err), res->error);
+        say->rc = 1;
+    } else {
+        printf("HTTP %ld\n", res->status);
+        if (res->body && res->body->len)
+            printf("%s\n", buf_cstr(res->body));
+        say->rc = res->status >= 200 && res->status < 300 ? 0 : 1;
+    }
+    http_client_stop(say->client, NULL, NULL);
+}
+
+/* Builds the activity for o; a fresh Teams-like numeric id unless one is given. */
+static int build_activity(const struct stub_opts *o, struct buf *out, char *id, size_t id_size)
+{
+    uint64_t ms = clock_wall_ms();
+    time_t secs = (time_t)(ms / 1000);
+    char stamp[40], date[32];
+    struct tm tm;
+    struct stub_activity_spec spec = {
+        .kind = o->conversation,
+        .text = o->text,
+        .id = id,
+        .timestamp = stamp,
+        .service_url = o->service_url,
+        .app_id = o->app_id,
+        .conversation_id = o->conversation_id,
+    };
+
+    /* Teams ids are the send time in ms; three more digits keep two sends apart. */
+    if (o->activity_id)
+        snprintf(id, id_size, "%s", o->activity_id);
+    else
+        snprintf(id, id_size, "%llu%03llu", (unsigned long long)ms,
+                 (unsigned long long)(clock_mono_ns() / 1000 % 1000));
+    gmtime_r(&secs, &tm);
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(stamp, sizeof(stamp), "%s.%03uZ", date, (unsigned)(ms % 1000));
+    return stub_activity_json(&spec, out);
+}
+
+/* Sends the request on a private loop and returns the exit code. */
+static int send_activity(const struct stub_opts *o, const struct buf *activity,
+                         const char *auth_header)
+{
+    const char *headers[] = {"Content-Type: application/json", auth_header};
+    struct http_client_request req = {
+        .method = "POST",
+        .url = o->to,
+        .headers = headers,
+        .n_headers = 2,
+        .body = activity->data,
+        .body_len = activity->len,
+        .timeout_ms = o->timeout_ms,
+        .max_response_bytes = RESPONSE_MAX_BYTES,
+    };
+    struct say say = {.rc = 1};
+    uv_loop_t loop;
+    int err;
+
+    uv_loop_init(&loop);
+    say.client = http_client_create(&loop, NULL);
+    if (!say.client) {
+        uv_loop_close(&loop);
+        return 1;
+    }
+    err = http_client_send(say.client, &req, on_said, &say, NULL);
+    if (err) {
+        fprintf(stderr, "digest-stub say: cannot send to %s: %s\n", o->to, dg_strerror(err));
+        http_client_stop(say.client, NULL, NULL);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    http_client_free(say.client);
+    if (uv_loop_close(&loop) != 0) {
+        fprintf(stderr, "digest-stub say: loop did not close cleanly\n");
+        say.rc = 1;
+    }
+    return say.rc;
+}
+
+static int cmd_say(const struct stub_opts *o)
+{
+    struct buf activity, auth;
+    char id[64];
+    int rc = 1;
+
+    buf_init(&activity, ACTIVITY_MAX_BYTES);
+    buf_init(&auth, TOKEN_MAX_BYTES + 64);
+    if (build_activity(o, &activity, id, sizeof(id)) != 0) {
+        fprintf(stderr, "digest-stub say: activity too large\n");
+        goto out;
+    }
+    if (buf_append_str(&auth, "Authorization: Bearer ") != 0 ||
+        load_and_sign(o, 3600 * 1000, &auth) != 0)
+        goto out;
+    fprintf(stderr, "digest-stub say: POST %s activity %s (%s chat, serviceUrl %s)\n", o->to, id,
+            o->conversation == STUB_CONV_PERSONAL  ? "personal"
+            : o->conversation == STUB_CONV_CHANNEL ? "channel"
+                                                   : "group",
+            o->service_url);
+    rc = send_activity(o, &activity, buf_cstr(&auth));
+out:
+    buf_free(&activity);
+    buf_free(&auth);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct stub_opts o;
+
+    /* Tests read stdout through a pipe: a line must arrive when printed. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    stub_opts_parse(argc, argv, &o);
+    log_setup(LOG_LEVEL_INFO, false);
+    switch (o.cmd) {
+    case STUB_CMD_SAY:
+        return cmd_say(&o);
+    case STUB_CMD_TOKEN:
+        return cmd_token(&o);
+    case STUB_CMD_SERVE:
+    default:
+        return stub_serve_run(&o);
+    }
+}
