@@ -13,6 +13,8 @@
 
 #include "admin.h"
 #include "config.h"
+#include "connector.h"
+#include "http_client.h"
 #include "http_server.h"
 #include "log.h"
 #include "metrics.h"
@@ -23,8 +25,8 @@ extern char **environ;
 
 enum shutdown_state {
     RUNNING = 0,
-    DRAINING,   /* listener closed; requests in flight finish */
-    STOPPING,   /* Redis disconnecting; the loop runs out */
+    DRAINING,   /* listener closed; requests and their cards finish */
+    STOPPING,   /* outbound stopped; Redis disconnecting; the loop runs out */
 };
 
 struct app {
@@ -32,6 +34,8 @@ struct app {
     struct config cfg;
     struct metrics *metrics;
     struct queue *queue;
+    struct http_client *http_client;
+    struct connector *connector;
     struct http_server *http;
     struct webhook *webhook;
     struct admin *admin;
@@ -39,7 +43,10 @@ struct app {
     uv_signal_t sigint;
     uv_timer_t grace;
     enum shutdown_state state;
-    bool http_closed;
+    bool http_closed;       /* every request answered, every connection closed */
+    bool webhook_drained;   /* every card posted (or given up) */
+    bool outbound_stopping; /* connector and http_client told to stop */
+    unsigned outbound_open; /* of those two, not yet stopped */
 };
 
 static const char *const role_names[] = {"all", "api", "worker"};
@@ -88,10 +95,6 @@ static int check_buildable(const struct config *cfg)
                         "development (never expose such a server)\n");
         return 2;
     }
-    if (!cfg->use_async_digest) {
-        fprintf(stderr, "USE_ASYNC_DIGEST: the synchronous path is not built yet; use true\n");
-        return 2;
-    }
     return 0;
 }
 
@@ -108,14 +111,55 @@ static void on_queue_stopped(struct queue *q, void *data)
     uv_close((uv_handle_t *)&app->sigint, close_cb_noop);
 }
 
-static void stop_queue(struct app *app)
+/* Redis goes last: the requests and cards finishing above still write to it. */
+static void maybe_stop_queue(struct app *app)
 {
-    if (app->state == STOPPING)
+    if (app->state == STOPPING || !app->http_closed || !app->webhook_drained ||
+        !app->outbound_stopping || app->outbound_open > 0)
         return;
     app->state = STOPPING;
     uv_timer_stop(&app->grace);
-    /* Pending enqueues finish with an error here; their requests get 503. */
     queue_stop(app->queue, on_queue_stopped, app);
+}
+
+static void on_connector_stopped(struct connector *c, void *data)
+{
+    struct app *app = data;
+
+    app->outbound_open--;
+    maybe_stop_queue(app);
+}
+
+static void on_http_client_stopped(struct http_client *c, void *data)
+{
+    struct app *app = data;
+
+    app->outbound_open--;
+    maybe_stop_queue(app);
+}
+
+/*
+ * Cancels what is still going out: pending cards and upstream fetches
+ * finish at once with DG_ERR_CLOSED (sync requests then answer 502/503).
+ * The connector goes first because it sends through the http_client.
+ */
+static void stop_outbound(struct app *app)
+{
+    if (app->outbound_stopping)
+        return;
+    app->outbound_stopping = true;
+    app->outbound_open = 2;
+    connector_stop(app->connector, on_connector_stopped, app);
+    http_client_stop(app->http_client, on_http_client_stopped, app);
+}
+
+static void on_webhook_drained(struct webhook *wh, void *data)
+{
+    struct app *app = data;
+
+    app->webhook_drained = true;
+    stop_outbound(app);
+    maybe_stop_queue(app);
 }
 
 static void on_http_closed(struct http_server *srv, void *data)
@@ -123,7 +167,10 @@ static void on_http_closed(struct http_server *srv, void *data)
     struct app *app = data;
 
     app->http_closed = true;
-    stop_queue(app);
+    if (app->webhook)
+        webhook_drain(app->webhook, on_webhook_drained, app);
+    else
+        on_webhook_drained(NULL, app);
 }
 
 static void on_grace_expired(uv_timer_t *t)
@@ -132,7 +179,8 @@ static void on_grace_expired(uv_timer_t *t)
 
     log_warn("shutdown grace of %llu ms expired; cancelling what is in flight",
              (unsigned long long)app->cfg.shutdown_grace_ms);
-    stop_queue(app);
+    stop_outbound(app);
+    maybe_stop_queue(app);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -163,12 +211,17 @@ static int start_services(struct app *app)
     int err;
 
     app->metrics = metrics_create();
+    app->http_client = http_client_create(app->loop, app->metrics);
+    if (!app->http_client)
+        return DG_ERR_UNAVAILABLE; /* logged: no asynchronous DNS in this libcurl */
     app->queue = queue_create(app->loop, cfg, app->metrics);
+    app->connector = connector_create(app->loop, app->http_client, cfg, app->metrics);
     app->http = http_server_create(app->loop, &limits, app->metrics);
     app->admin = admin_create(cfg, app->queue, app->metrics);
     admin_register(app->admin, app->http);
     if (cfg->role != ROLE_WORKER) {
-        app->webhook = webhook_create(app->loop, cfg, app->queue, app->metrics);
+        app->webhook = webhook_create(app->loop, cfg, app->queue, app->connector,
+                                      app->http_client, app->metrics);
         webhook_register(app->webhook, app->http);
     }
     err = http_server_listen(app->http, cfg->listen_host, cfg->listen_port);
@@ -196,9 +249,14 @@ static void free_services(struct app *app)
 {
     if (app->webhook)
         webhook_free(app->webhook);
-    admin_free(app->admin);
-    http_server_free(app->http);
-    queue_free(app->queue);
+    if (app->admin)
+        admin_free(app->admin);
+    if (app->http)
+        http_server_free(app->http);
+    connector_free(app->connector);
+    http_client_free(app->http_client);
+    if (app->queue)
+        queue_free(app->queue);
     metrics_free(app->metrics);
 }
 
@@ -235,10 +293,12 @@ int main(int argc, char **argv)
     uv_signal_start(&app.sigint, on_signal, SIGINT);
 
     rc = start_services(&app);
-    if (rc) {
+    if (rc && app.http) {
         /* Nothing is serving: take the normal shutdown path, then fail. */
         app.state = DRAINING;
         http_server_stop(app.http, on_http_closed, &app);
+    } else if (rc) {
+        on_queue_stopped(NULL, &app); /* nothing else was created */
     }
     uv_run(app.loop, UV_RUN_DEFAULT);
 

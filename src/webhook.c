@@ -1,67 +1,66 @@
 /*
  * webhook.c: the Bot Framework webhook. The checks run in the order SPEC §3
  * gives, and the first failure answers with nothing stored: 415 content
- * type, (401 authorization: the JWT issue), 400 broken JSON, 400 missing
- * field, 403 serviceUrl, 503 Redis unreachable or load shed. Only then is
- * Redis written, in one atomic step, and the answer waits for its reply: a
- * 202 is never given for a job that is not in the stream.
+ * type, (401 authorization: the security issue), 400 broken JSON, 400
+ * missing field, 403 serviceUrl, 503 Redis unreachable or load shed. Only
+ * then is Redis written, in one atomic step, and the answer waits for its
+ * reply: a 202 is never given for a job that is not in the stream. The card
+ * is posted after the answer, so the channel never waits on Microsoft.
  */
-#include "webhook.h"
+#include "webhook_internal.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-#include "activity.h"
 #include "buf.h"
+#include "card.h"
 #include "clock.h"
-#include "command.h"
 #include "config.h"
+#include "connector.h"
 #include "http_server.h"
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
+#include "requests.h"
 #include "service_url.h"
-#include "uuid.h"
 
-/* Requests waiting on Redis beyond this are shed with 503: a slow Redis must
+/* Contexts waiting on Redis beyond this are shed with 503: a slow Redis must
  * not turn into unbounded memory. */
 #define WEBHOOK_MAX_PENDING 8192
 
-struct webhook {
-    uv_loop_t *loop;
-    const struct config *cfg;
-    struct queue *queue;
-    struct metrics *metrics;
-    unsigned pending;
-};
-
-/* One request between its handler and the Redis reply. */
-struct webhook_req {
-    struct webhook *wh;
-    struct http_request *req;
-    struct activity act;
-    char request_id[UUID_STR_LEN + 1];
-    char *conv_key;
-};
+/* The ack card goes out right after the 202. A POST whose fate is unknown
+ * (timeout, 502/504) is not retried: a second card is worse than none. */
+static const struct connector_opts ack_opts = {.max_attempts = 3, .retry_ambiguous = false};
 
 static const struct http_header retry_after[] = {{"Retry-After", "1"}};
 
 struct webhook *webhook_create(uv_loop_t *loop, const struct config *cfg, struct queue *queue,
+                               struct connector *connector, struct http_client *http,
                                struct metrics *metrics)
 {
     struct webhook *wh = xcalloc(1, sizeof(*wh));
     wh->loop = loop;
     wh->cfg = cfg;
     wh->queue = queue;
+    wh->connector = connector;
+    wh->http = http;
     wh->metrics = metrics;
     return wh;
 }
 
 unsigned webhook_in_flight(const struct webhook *wh)
 {
-    return wh->pending;
+    return wh->in_flight;
+}
+
+void webhook_drain(struct webhook *wh, webhook_drained_cb cb, void *data)
+{
+    wh->drained_cb = cb;
+    wh->drained_data = data;
+    if (wh->in_flight == 0)
+        cb(wh, data);
 }
 
 void webhook_free(struct webhook *wh)
@@ -69,14 +68,53 @@ void webhook_free(struct webhook *wh)
     xfree(wh);
 }
 
-static void respond_json(struct http_request *req, int status, const char *body)
+void webhook_answer_json(struct webhook_req *w, int status, const char *body)
 {
-    http_request_respond(req, status, "application/json", body, strlen(body), NULL, 0);
+    if (!w->req)
+        return;
+    http_request_respond(w->req, status, "application/json", body, strlen(body), NULL, 0);
+    w->req = NULL;
 }
 
-static void respond_unavailable(struct http_request *req, const char *why)
+void webhook_answer_error(struct webhook_req *w, int status, const char *code, const char *msg)
 {
-    http_request_respond_error(req, 503, "unavailable", why, retry_after, ARRAY_SIZE(retry_after));
+    if (!w->req)
+        return;
+    http_request_respond_error(w->req, status, code, msg, status == 503 ? retry_after : NULL,
+                               status == 503 ? ARRAY_SIZE(retry_after) : 0);
+    w->req = NULL;
+}
+
+static void answer_unavailable(struct webhook_req *w, const char *why)
+{
+    webhook_answer_error(w, 503, "unavailable", why);
+}
+
+void webhook_req_done(struct webhook_req *w)
+{
+    struct webhook *wh = w->wh;
+
+    /* Every path answers before it ends; this is the last line of defence. */
+    if (w->req)
+        webhook_answer_error(w, 500, "internal", "the request could not be completed");
+    activity_free(&w->act);
+    xfree(w->conv_key);
+    xfree(w->ack_activity_id);
+    xfree(w);
+    wh->in_flight--;
+    if (wh->in_flight == 0 && wh->drained_cb)
+        wh->drained_cb(wh, wh->drained_data);
+}
+
+void webhook_card_address(const struct webhook_req *w, struct card_address *to)
+{
+    memset(to, 0, sizeof(*to));
+    to->bot_id = w->act.recipient_id;
+    to->bot_name = w->act.recipient_name;
+    to->user_id = w->act.from_id;
+    to->user_name = w->act.from_name;
+    to->conversation_id = w->act.conversation_id;
+    to->reply_to_id = w->act.id;
 }
 
 /* application/json, any case, with or without parameters such as charset. */
@@ -92,60 +130,119 @@ static bool is_json_content_type(const char *ct)
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
-static void wreq_free(struct webhook_req *w)
+/* --- cards posted after the answer ------------------------------------ */
+
+static void on_card_posted(const struct connector_result *res, void *data)
 {
-    activity_free(&w->act);
-    xfree(w->conv_key);
-    xfree(w);
+    struct webhook_req *w = data;
+
+    if (res->err)
+        log_emit(LOG_LEVEL_WARN, w->request_id[0] ? w->request_id : NULL,
+                 "reply card not delivered: %s (status %ld, %u attempts)", dg_strerror(res->err),
+                 res->status, res->attempts);
+    webhook_req_done(w);
 }
 
-static void wreq_finish(struct webhook_req *w)
+/* Posts card (taken) as a reply to w's activity, then ends w. */
+static void post_card_then_done(struct webhook_req *w, struct json_object *card,
+                                connector_done_cb cb)
 {
-    w->wh->pending--;
-    wreq_free(w);
+    struct card_address to;
+    int err;
+
+    webhook_card_address(w, &to);
+    err = connector_send_card(w->wh->connector, CONNECTOR_REPLY, w->act.service_url, &to, card,
+                              w->request_id[0] ? w->request_id : NULL, &ack_opts,
+                              cb ? cb : on_card_posted, w);
+    if (err) {
+        log_emit(LOG_LEVEL_WARN, w->request_id[0] ? w->request_id : NULL,
+                 "reply card not sent: %s", dg_strerror(err));
+        webhook_req_done(w);
+    }
 }
+
+/* The job may have finished before we knew the ack card's id: update it now. */
+static void on_ack_recorded(int err, const char *status, void *data)
+{
+    struct webhook_req *w = data;
+    struct card_ack_info info = {w->cmd.audience, w->request_id, w->cmd.test_email,
+                                 CARD_ACK_QUEUED};
+    struct card_address to;
+
+    if (err)
+        log_emit(LOG_LEVEL_WARN, w->request_id, "ack id not recorded: %s", dg_strerror(err));
+    if (err || (strcmp(status, "delivered") != 0 && strcmp(status, "failed") != 0 &&
+                strcmp(status, "dead") != 0)) {
+        webhook_req_done(w);
+        return;
+    }
+    info.state = strcmp(status, "delivered") == 0 ? CARD_ACK_DELIVERED : CARD_ACK_FAILED;
+    webhook_card_address(w, &to);
+    to.activity_id = w->ack_activity_id;
+    err = connector_send_card(w->wh->connector, CONNECTOR_UPDATE, w->act.service_url, &to,
+                              card_ack(&info), w->request_id, &ack_opts, on_card_posted, w);
+    if (err)
+        webhook_req_done(w);
+}
+
+static void on_ack_posted(const struct connector_result *res, void *data)
+{
+    struct webhook_req *w = data;
+    int err;
+
+    if (res->err || !res->activity_id[0]) {
+        on_card_posted(res, data);
+        return;
+    }
+    w->ack_activity_id = xstrdup(res->activity_id);
+    err = requests_record_ack(queue_conn(w->wh->queue), w->wh->cfg, w->request_id,
+                              res->activity_id, on_ack_recorded, w);
+    if (err)
+        webhook_req_done(w);
+}
+
+/* --- async digest ------------------------------------------------------- */
 
 static void on_enqueued(int err, const char *request_id, bool duplicate, void *data)
 {
     struct webhook_req *w = data;
+    struct card_ack_info info = {w->cmd.audience, w->request_id, w->cmd.test_email,
+                                 CARD_ACK_QUEUED};
     char body[160];
 
+    if (err == DG_ERR_UNAVAILABLE) {
+        /* Redis went away under us: nothing was written, serve it in the request. */
+        webhook_sync_start(w);
+        return;
+    }
     if (err) {
+        /* A timeout is ambiguous (the job may be stored): the channel's retry
+         * will find the dedup key and answer "duplicate". */
         log_emit(LOG_LEVEL_WARN, w->request_id, "enqueue failed: %s", dg_strerror(err));
-        respond_unavailable(w->req, "the job queue is unreachable; retry later");
-    } else if (duplicate) {
+        answer_unavailable(w, "the job queue did not answer; retry later");
+        webhook_req_done(w);
+        return;
+    }
+    if (duplicate) {
         snprintf(body, sizeof(body), "{\"requestId\":\"%s\",\"duplicate\":true}", request_id);
         log_emit(LOG_LEVEL_INFO, request_id, "duplicate activity %s", w->act.id);
-        respond_json(w->req, 200, body);
-    } else {
-        snprintf(body, sizeof(body), "{\"requestId\":\"%s\"}", request_id);
-        log_emit(LOG_LEVEL_DEBUG, request_id, "queued digest %s", w->act.id);
-        respond_json(w->req, 202, body);
+        webhook_answer_json(w, 200, body);
+        webhook_req_done(w);
+        return;
     }
-    wreq_finish(w);
+    snprintf(body, sizeof(body), "{\"requestId\":\"%s\"}", w->request_id);
+    webhook_answer_json(w, 202, body);
+    post_card_then_done(w, card_ack(&info), on_ack_posted);
 }
 
-static void on_reference_stored(int err, void *data)
-{
-    struct webhook_req *w = data;
-
-    if (err)
-        respond_unavailable(w->req, "the conversation store is unreachable; retry later");
-    else
-        respond_json(w->req, 200, "{}");
-    wreq_finish(w);
-}
-
-/* A digest request: dedup + reference + audit + XADD in one atomic step. */
-static int start_enqueue(struct webhook_req *w, const struct command *cmd,
-                         const struct activity_ref *ref)
+static int start_enqueue(struct webhook_req *w, const struct activity_ref *ref)
 {
     struct queue_job job = {
         .request_id = w->request_id,
         .conv_key = w->conv_key,
         .activity_id = w->act.id,
-        .audience = cmd->audience,
-        .test_email = cmd->test_email,
+        .audience = w->cmd.audience,
+        .test_email = w->cmd.test_email,
         .created_ms = clock_wall_ms(),
         .mode = "async",
         .ref_fields = ref->fields,
@@ -155,6 +252,69 @@ static int start_enqueue(struct webhook_req *w, const struct command *cmd,
     return queue_enqueue(w->wh->queue, &job, on_enqueued, w);
 }
 
+/* --- commands that queue nothing ---------------------------------------- */
+
+static void on_status_read(int err, const char *request_id, const char *const *fields,
+                           const char *const *values, size_t n, void *data)
+{
+    struct webhook_req *w = data;
+    struct card_status_info info = {request_id, fields, values, n};
+
+    if (err) {
+        struct card_error_info e = {"The status could not be read.", dg_strerror(err), NULL,
+                                    "Try again in a minute."};
+        post_card_then_done(w, card_error(&e), NULL);
+        return;
+    }
+    post_card_then_done(w, card_status(&info), NULL);
+}
+
+/* The card for help, status and a digest request with bad arguments. */
+static void post_command_card(struct webhook_req *w)
+{
+    const struct config *cfg = w->wh->cfg;
+    struct card_error_info e = {0};
+    char detail[160];
+    int err;
+
+    if (w->cmd.kind == COMMAND_STATUS) {
+        err = requests_get(queue_conn(w->wh->queue), cfg, w->cmd.request_id, w->conv_key,
+                           on_status_read, w);
+        if (err)
+            on_status_read(err, "", NULL, NULL, 0, w);
+        return;
+    }
+    if (w->cmd.kind == COMMAND_DIGEST && w->cmd.error == COMMAND_BAD_AUDIENCE) {
+        snprintf(detail, sizeof(detail), "'%s' is not an audience I know.", w->cmd.word);
+        e.what = "Unknown audience.";
+        e.detail = w->cmd.word[0] ? detail : "No audience was given.";
+        e.next = "Type help to see the audiences, e.g. digest advisors.";
+    } else if (w->cmd.kind == COMMAND_DIGEST && w->cmd.error == COMMAND_BAD_EMAIL) {
+        e.what = "That test email address does not look right.";
+        e.next = "Use digest <audience> name@example.com, or leave the address out.";
+    } else {
+        post_card_then_done(w, card_help(cfg->audiences.items, cfg->audiences.len), NULL);
+        return;
+    }
+    post_card_then_done(w, card_error(&e), NULL);
+}
+
+static void on_reference_stored(int err, void *data)
+{
+    struct webhook_req *w = data;
+
+    if (err) {
+        answer_unavailable(w, "the conversation store is unreachable; retry later");
+        webhook_req_done(w);
+        return;
+    }
+    webhook_answer_json(w, 200, "{}");
+    if (strcmp(w->act.type, "message") == 0)
+        post_command_card(w);
+    else
+        webhook_req_done(w);
+}
+
 /* Anything that queues nothing still refreshes the reference (SPEC §3). */
 static int start_reference(struct webhook_req *w, const struct activity_ref *ref)
 {
@@ -162,34 +322,34 @@ static int start_reference(struct webhook_req *w, const struct activity_ref *ref
                                  ACTIVITY_REF_FIELDS, on_reference_stored, w);
 }
 
+/* --- ingress ------------------------------------------------------------ */
+
 static bool is_removal(const struct activity *a)
 {
     return strcmp(a->type, "installationUpdate") == 0 && strcmp(a->action, "remove") == 0;
 }
 
+static bool is_digest(const struct webhook_req *w)
+{
+    return strcmp(w->act.type, "message") == 0 && w->cmd.kind == COMMAND_DIGEST &&
+           w->cmd.error == COMMAND_OK;
+}
+
 /*
- * The activity is valid and trusted: decide what to write. Returns 0 when a
- * Redis step is under way (it will answer), else an error and nothing sent.
+ * The activity is valid and trusted: decide where it goes. Returns 0 when
+ * something is under way that will answer, else an error and nothing sent.
  */
 static int dispatch(struct webhook_req *w)
 {
     struct activity_ref ref;
-    struct command cmd;
-    char *text;
 
+    if (is_digest(w) && (!w->wh->cfg->use_async_digest || !queue_ready(w->wh->queue))) {
+        webhook_sync_start(w);
+        return 0;
+    }
     activity_reference(&w->act, clock_wall_ms(), is_removal(&w->act), &ref);
-    if (strcmp(w->act.type, "message") != 0)
-        return start_reference(w, &ref);
-
-    text = activity_command_text(&w->act);
-    command_parse(&cmd, text, w->wh->cfg->audiences.items, w->wh->cfg->audiences.len);
-    xfree(text);
-    if (cmd.kind == COMMAND_DIGEST && cmd.error == COMMAND_OK)
-        return start_enqueue(w, &cmd, &ref);
-    /* help, status, unknown text and bad arguments: their cards come with
-     * the outbound issue; the reference is what matters here. */
-    log_emit(LOG_LEVEL_DEBUG, w->request_id, "command %s (%s)", command_kind_name(cmd.kind),
-             command_error_name(cmd.error));
+    if (is_digest(w))
+        return start_enqueue(w, &ref);
     return start_reference(w, &ref);
 }
 
@@ -197,31 +357,40 @@ static int dispatch(struct webhook_req *w)
 static bool check_activity(struct webhook_req *w)
 {
     struct json_object *root = NULL;
-    char err[128];
+    char err[128], msg[200];
     size_t len;
     const char *body = http_request_body(w->req, &len);
     int rc;
 
     if (activity_json_parse(body, len, &root) != 0) {
-        http_request_respond_error(w->req, 400, "bad_json", "the body is not a JSON object", NULL,
-                                   0);
+        webhook_answer_error(w, 400, "bad_json", "the body is not a JSON object");
         return false;
     }
     /* 401/403 token checks belong here, between the two parse steps. */
     rc = activity_from_json(&w->act, root, err, sizeof(err));
     json_object_put(root);
     if (rc != 0) {
-        char msg[200];
         snprintf(msg, sizeof(msg), "missing or invalid field: %s", err);
-        http_request_respond_error(w->req, 400, "bad_activity", msg, NULL, 0);
+        webhook_answer_error(w, 400, "bad_activity", msg);
         return false;
     }
     if (service_url_check(w->act.service_url, &w->wh->cfg->service_url_allow) != 0) {
-        http_request_respond_error(w->req, 403, "service_url_not_allowed",
-                                   "serviceUrl is not an allowed https host", NULL, 0);
+        webhook_answer_error(w, 403, "service_url_not_allowed",
+                             "serviceUrl is not an allowed https host");
         return false;
     }
     return true;
+}
+
+static void parse_command(struct webhook_req *w)
+{
+    char *text;
+
+    if (strcmp(w->act.type, "message") != 0)
+        return;
+    text = activity_command_text(&w->act);
+    command_parse(&w->cmd, text, w->wh->cfg->audiences.items, w->wh->cfg->audiences.len);
+    xfree(text);
 }
 
 static void handle_webhook(struct http_request *req, void *data)
@@ -237,23 +406,28 @@ static void handle_webhook(struct http_request *req, void *data)
     w = xcalloc(1, sizeof(*w));
     w->wh = wh;
     w->req = req;
+    wh->in_flight++;
     if (!check_activity(w)) {
-        wreq_free(w);
+        webhook_req_done(w);
         return;
     }
-    if (!queue_ready(wh->queue) || wh->pending >= WEBHOOK_MAX_PENDING) {
-        /* The channel retries a 503; dedup makes the retry safe. */
-        respond_unavailable(req, queue_ready(wh->queue) ? "too many requests in flight"
-                                                        : "the job queue is unreachable");
-        wreq_free(w);
+    parse_command(w);
+    if (wh->in_flight > WEBHOOK_MAX_PENDING) {
+        answer_unavailable(w, "too many requests in flight");
+        webhook_req_done(w);
+        return;
+    }
+    /* Only a digest can be served without Redis (the sync path). */
+    if (!queue_ready(wh->queue) && !is_digest(w)) {
+        answer_unavailable(w, "the job queue is unreachable");
+        webhook_req_done(w);
         return;
     }
     uuid_v4(w->request_id);
     w->conv_key = activity_conv_key(&w->act);
-    wh->pending++;
     if (dispatch(w) != 0) {
-        respond_unavailable(req, "the job queue is unreachable");
-        wreq_finish(w);
+        answer_unavailable(w, "the job queue is unreachable");
+        webhook_req_done(w);
     }
 }
 

@@ -1,10 +1,11 @@
 /*
  * webhook.h: POST /api/messages (and its alias /api/teams/webhook) from top
  * to bottom, SPEC §3: content type → auth → activity → serviceUrl → command
- * → one atomic enqueue → the answer. It owns one context per request in
- * flight; config, queue and metrics are borrowed from main. A request whose
- * Redis step is still running when the client leaves finishes anyway (the
- * response is dropped by http_server), so nothing is half-done.
+ * → Redis → the answer → the card posted as a reply. It owns one context per
+ * activity, alive until the answer is sent AND its card has been posted;
+ * config, queue, connector, http_client and metrics are borrowed from main.
+ * A request whose client leaves early finishes anyway (http_server drops
+ * the bytes), so nothing is ever half-done.
  */
 #pragma once
 
@@ -13,13 +14,20 @@
 struct webhook;
 struct config;
 struct queue;
+struct connector;
+struct http_client;
 struct metrics;
 struct http_server;
 
+typedef void (*webhook_drained_cb)(struct webhook *wh, void *data);
+
 struct webhook *webhook_create(uv_loop_t *loop, const struct config *cfg, struct queue *queue,
+                               struct connector *connector, struct http_client *http,
                                struct metrics *metrics);
 /* Adds the webhook routes to srv. */
 void webhook_register(struct webhook *wh, struct http_server *srv);
-/* Requests still waiting for Redis (for shutdown and /metrics). */
+/* Contexts alive: answers not yet sent plus cards not yet posted. */
 unsigned webhook_in_flight(const struct webhook *wh);
+/* cb runs (from the loop or at once) when nothing is in flight any more. */
+void webhook_drain(struct webhook *wh, webhook_drained_cb cb, void *data);
 void webhook_free(struct webhook *wh);

@@ -276,3 +276,120 @@ class DigestdTestCase(unittest.TestCase):
     def assertNothingWritten(self):
         self.assertEqual(self.keys(), ["{digest}:requests"])
         self.assertEqual(self.xlen(), 0)
+
+
+# --- digest-stub: Microsoft and the upstream, on loopback ---------------
+
+STUB_BIN = os.environ.get("DIGEST_STUB_BIN", os.path.join(os.path.dirname(DIGESTD_BIN),
+                                                          "digest-stub"))
+APP_ID = "c9e8c047-2a74-40a2-b28a-b162d5f5327c"
+
+
+class Stub:
+    """One `digest-stub serve` process on a free port."""
+
+    def __init__(self, *args):
+        self.dir = tempfile.mkdtemp(prefix="digest-stub-")
+        self.args = ["serve", "--listen", "127.0.0.1:0", "--key-dir", self.dir] + list(args)
+        self.proc = None
+
+    def start(self):
+        self.out_path = os.path.join(self.dir, "stdout.log")
+        self.out = open(self.out_path, "wb")
+        self.err = open(os.path.join(self.dir, "stderr.log"), "wb")
+        self.proc = subprocess.Popen([STUB_BIN] + self.args, stdout=self.out, stderr=self.err)
+
+        def first_line():
+            with open(self.out_path, "rb") as f:
+                line = f.readline().decode()
+            if line.startswith("digest-stub listening on ") and line.endswith("\n"):
+                self.url = line.split()[-1]
+                return True
+            return False
+
+        wait_until(first_line, 10, "digest-stub to listen")
+        self.port = int(self.url.rsplit(":", 1)[1])
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.out.close()
+            self.err.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return self.proc.returncode if self.proc else None
+
+    def call(self, method, path, obj=None):
+        body = json.dumps(obj).encode() if obj is not None else b""
+        h = {"Host": "stub", "Connection": "close", "Content-Length": str(len(body))}
+        if obj is not None:
+            h["Content-Type"] = "application/json"
+        head = "%s %s HTTP/1.1\r\n" % (method, path)
+        head += "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(head.encode() + body)
+            status, _, resp = recv_response(s)
+        return status, (json.loads(resp) if resp else None)
+
+    def outbox(self):
+        return self.call("GET", "/stub/outbox")[1]
+
+    def stats(self):
+        return self.call("GET", "/stub/stats")[1]
+
+    def inject(self, **rule):
+        status, _ = self.call("POST", "/stub/inject", rule)
+        assert status == 200, status
+
+    def clear(self):
+        self.call("DELETE", "/stub/outbox")
+        self.call("DELETE", "/stub/inject")
+
+    def wait_outbox(self, n, timeout=10):
+        wait_until(lambda: len(self.outbox()) >= n, timeout, "%d connector messages" % n)
+        return self.outbox()
+
+    def env(self):
+        """digestd settings that send everything outside to this stub."""
+        return {
+            "SERVICE_URL_ALLOW": "127.0.0.1",
+            "BOT_TOKEN_URL": self.url + "/{tenant}/oauth2/v2.0/token",
+            "DIGEST_UPSTREAM_URL": self.url + "/api/talentwell/digest?audience={audience}",
+            "MICROSOFT_APP_ID": APP_ID,
+            "MICROSOFT_APP_PASSWORD": "stub-secret",
+        }
+
+    @property
+    def service_url(self):
+        return self.url + "/"
+
+
+def card_of(message):
+    """The Adaptive Card inside a recorded connector message."""
+    body = json.loads(message["body"]) if isinstance(message["body"], str) else message["body"]
+    atts = body["attachments"]
+    assert len(atts) == 1 and atts[0]["contentType"] == "application/vnd.microsoft.card.adaptive"
+    return body, atts[0]["content"]
+
+
+def card_text(card):
+    """Every string in a card, joined: good enough to look for words."""
+    out = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+        elif isinstance(x, str):
+            out.append(x)
+    walk(card)
+    return "\n".join(out)

@@ -13,7 +13,7 @@ from harness import (FIXTURES, DigestdTestCase, hgetall, load_fixture, read_resp
 STREAM_FIELDS = {"request_id", "activity_id", "audience", "test_email", "conv", "created_ms"}
 REF_FIELDS = {"service_url", "channel_id", "conversation_id", "conversation_type", "tenant_id",
               "bot_id", "bot_name", "user_id", "user_name", "user_aad_id", "activity_id",
-              "locale", "updated_ms", "stale"}
+              "locale", "updated_ms", "stale", "last_request_id"}
 
 
 def activity(text="digest advisors", **over):

@@ -503,7 +503,8 @@ static void enqueue_writes_spec_keys(void **state)
     x = cmd(rc, "HGETALL {digest}:conv:msteams:19:abc@thread.v2");
     {
         const char *const want[] = {
-            "service_url", "https://smba.example/emea/", "channel_id", "msteams", "stale", "0"};
+            "service_url", "https://smba.example/emea/", "channel_id", "msteams", "stale", "0",
+            "last_request_id", "req-1"};
         assert_pairs(x, want, ARRAY_SIZE(want));
     }
     freeReplyObject(x);
@@ -703,6 +704,391 @@ static void stop_finishes_pending_with_closed(void **state)
     /* teardown asserts uv_loop_close() == 0 */
 }
 
+/* ---- batches ---------------------------------------------------------- */
+
+#define MANY 300 /* more than two batches of QUEUE_BATCH_MAX_ENTRIES (128) */
+
+struct many {
+    char req[MANY][32];
+    char act[MANY][32];
+    struct result r[MANY];
+    int n;
+};
+
+static bool all_called(void *arg)
+{
+    struct many *m = arg;
+
+    for (int i = 0; i < m->n; i++)
+        if (m->r[i].calls == 0)
+            return false;
+    return true;
+}
+
+/* Submits jobs first..n-1 of m in the current iteration (no loop run). */
+static void submit_many(struct fixture *f, struct many *m, int first, int n)
+{
+    for (int i = first; i < n; i++) {
+        struct queue_job job;
+
+        snprintf(m->req[i], sizeof(m->req[i]), "req-%d", i);
+        snprintf(m->act[i], sizeof(m->act[i]), "act-%d", i);
+        job = make_job(m->req[i], m->act[i]);
+        assert_int_equal(queue_enqueue(f->q, &job, on_enqueued, &m->r[i]), 0);
+    }
+    m->n = n;
+}
+
+/* The "calls=N," of one command in INFO commandstats, or -1. */
+static long long stat_calls(redisContext *rc, const char *command)
+{
+    redisReply *x = cmd(rc, "INFO commandstats");
+    char key[64];
+    const char *p;
+    long long v = -1;
+
+    snprintf(key, sizeof(key), "cmdstat_%s:calls=", command);
+    p = strstr(x->str, key);
+    if (p != NULL)
+        v = strtoll(p + strlen(key), NULL, 10);
+    freeReplyObject(x);
+    return v;
+}
+
+/* Stream entry i holds exactly job i's SPEC §5 fields. */
+static void assert_stream_entry(const redisReply *e, const struct many *m, int i)
+{
+    const char *const want[] = {"request_id",  m->req[i],
+                                "activity_id", m->act[i],
+                                "audience",    "sales",
+                                "test_email",  "",
+                                "conv",        "msteams:19:abc@thread.v2",
+                                "created_ms",  "1700000000123"};
+
+    assert_pairs(e->element[1], want, ARRAY_SIZE(want));
+}
+
+/* The stream holds exactly m's jobs, in submission order. */
+static void assert_stream_is(redisContext *rc, const struct many *m)
+{
+    redisReply *x = cmd(rc, "XRANGE {digest}:requests - +");
+
+    assert_int_equal(x->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(x->elements, m->n);
+    for (int i = 0; i < m->n; i++)
+        assert_stream_entry(x->element[i], m, i);
+    freeReplyObject(x);
+}
+
+/*
+ * 300 jobs in one iteration: three script calls (128 + 128 + 44), every
+ * callback once with its own id, the stream in submission order, and each
+ * audit record exact.
+ */
+static void batch_of_many_in_one_iteration(void **state)
+{
+    struct fixture *f = *state;
+    struct many *m = xcalloc(1, sizeof(*m));
+    redisContext *rc = sync_connect(&f->srv, 0);
+
+    assert_non_null(rc);
+    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    submit_many(f, m, 0, MANY);
+    for (int i = 0; i < MANY; i++)
+        assert_int_equal(m->r[i].calls, 0); /* never inside queue_enqueue */
+    assert_true(run_until(f, all_called, m, 5000));
+    run_for(f, 50);
+    for (int i = 0; i < MANY; i++) {
+        assert_int_equal(m->r[i].calls, 1);
+        assert_int_equal(m->r[i].err, 0);
+        assert_false(m->r[i].duplicate);
+        assert_string_equal(m->r[i].id, m->req[i]);
+    }
+    assert_int_equal(stat_calls(rc, "evalsha"), 3);
+    assert_stream_is(rc, m);
+    for (int i = 0; i < MANY; i++) {
+        redisReply *x = cmd(rc, "HGETALL {digest}:req:%s", m->req[i]);
+        const char *const want[] = {"status",      "queued",
+                                    "mode",        "async",
+                                    "audience",    "sales",
+                                    "test_email",  "",
+                                    "conv",        "msteams:19:abc@thread.v2",
+                                    "activity_id", m->act[i],
+                                    "created_ms",  "1700000000123",
+                                    "attempts",    "0"};
+
+        char key[64];
+
+        assert_pairs(x, want, ARRAY_SIZE(want));
+        freeReplyObject(x);
+        snprintf(key, sizeof(key), "{digest}:req:%s", m->req[i]);
+        assert_true(cmd_int(rc, "TTL %s", key) > 0);
+    }
+    redisFree(rc);
+    assert_true(metrics_has(f, "digestd_jobs_enqueued_total 300\n"));
+    xfree(m);
+}
+
+/* The same activity twice in one batch: one job, one duplicate with the first id. */
+static void duplicates_within_one_batch(void **state)
+{
+    struct fixture *f = *state;
+    struct queue_job a = make_job("req-a", "act-same");
+    struct queue_job b = make_job("req-b", "act-same");
+    struct queue_job c = make_job("req-c", "act-other");
+    struct result r[3] = {{0}};
+    redisContext *rc = sync_connect(&f->srv, 0);
+
+    assert_non_null(rc);
+    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    assert_int_equal(queue_enqueue(f->q, &a, on_enqueued, &r[0]), 0);
+    assert_int_equal(queue_enqueue(f->q, &b, on_enqueued, &r[1]), 0);
+    assert_int_equal(queue_enqueue(f->q, &c, on_enqueued, &r[2]), 0);
+    assert_true(run_until(f, has_calls, &r[2], 5000));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].err, 0);
+    }
+    assert_false(r[0].duplicate);
+    assert_string_equal(r[0].id, "req-a");
+    assert_true(r[1].duplicate);
+    assert_string_equal(r[1].id, "req-a");
+    assert_false(r[2].duplicate);
+    assert_string_equal(r[2].id, "req-c");
+    assert_int_equal(stat_calls(rc, "evalsha"), 1);
+    assert_int_equal(cmd_int(rc, "XLEN %s", "{digest}:requests"), 2);
+    assert_int_equal(cmd_int(rc, "EXISTS %s", "{digest}:req:req-b"), 0);
+    redisFree(rc);
+    assert_true(metrics_has(f, "digestd_jobs_duplicate_total 1\n"));
+    assert_true(metrics_has(f, "digestd_jobs_enqueued_total 2\n"));
+}
+
+/* A reference and a job of one iteration land in submission order. */
+static void reference_keeps_submission_order(void **state)
+{
+    struct fixture *f = *state;
+    const char *conv = "msteams:19:abc@thread.v2";
+    const char *const stale_f[] = {"stale"};
+    const char *const stale_v[] = {"1"};
+    struct queue_job j1 = make_job("req-1", "act-1"); /* its reference says stale=0 */
+    struct queue_job j2 = make_job("req-2", "act-2");
+    struct result r[4] = {{0}};
+    redisContext *rc = sync_connect(&f->srv, 0);
+    redisReply *x;
+
+    assert_non_null(rc);
+    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    /* job then reference: the reference's stale=1 is the last word */
+    assert_int_equal(queue_enqueue(f->q, &j1, on_enqueued, &r[0]), 0);
+    assert_int_equal(queue_store_reference(f->q, conv, stale_f, stale_v, 1, on_done, &r[1]), 0);
+    assert_true(run_until(f, has_calls, &r[1], 5000));
+    x = cmd(rc, "HGET {digest}:conv:%s stale", conv);
+    assert_string_equal(x->str, "1");
+    freeReplyObject(x);
+    /* reference then job: now the job's stale=0 is */
+    assert_int_equal(queue_store_reference(f->q, conv, stale_f, stale_v, 1, on_done, &r[2]), 0);
+    assert_int_equal(queue_enqueue(f->q, &j2, on_enqueued, &r[3]), 0);
+    assert_true(run_until(f, has_calls, &r[3], 5000));
+    x = cmd(rc, "HGET {digest}:conv:%s stale", conv);
+    assert_string_equal(x->str, "0");
+    freeReplyObject(x);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].err, 0);
+    }
+    assert_false(r[3].duplicate);
+    assert_string_equal(r[3].id, "req-2");
+    assert_int_equal(stat_calls(rc, "evalsha"), 2); /* one per iteration */
+    redisFree(rc);
+}
+
+/*
+ * A frozen Redis: the batch in flight times out as a whole, a batch sent
+ * behind it ends UNAVAILABLE with the teardown; every callback runs once.
+ */
+static void frozen_redis_fails_whole_batches(void **state)
+{
+    struct fixture *f = *state;
+    struct many *m = xcalloc(1, sizeof(*m));
+    const char *const fields[] = {"stale"};
+    const char *const values[] = {"1"};
+    struct result ref = {0};
+
+    kill(f->srv.pid, SIGSTOP);
+    submit_many(f, m, 0, 50);
+    assert_int_equal(queue_store_reference(f->q, "c", fields, values, 1, on_done, &ref), 0);
+    run_for(f, 500);
+    submit_many(f, m, 50, 100);
+    assert_true(run_until(f, all_called, m, 6000));
+    run_for(f, 100);
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(m->r[i].calls, 1);
+        assert_int_equal(m->r[i].err, i < 50 ? DG_ERR_TIMEOUT : DG_ERR_UNAVAILABLE);
+        assert_string_equal(m->r[i].id, "");
+    }
+    assert_int_equal(ref.calls, 1);
+    assert_int_equal(ref.err, DG_ERR_TIMEOUT);
+    assert_false(queue_ready(f->q));
+    kill(f->srv.pid, SIGCONT);
+    assert_true(run_until(f, is_ready, f->q, 10000));
+    xfree(m);
+}
+
+/* Stop while a batch is still pending (not sent): CLOSED for each, once. */
+static void stop_fails_unsent_batch(void **state)
+{
+    struct fixture *f = *state;
+    struct many *m = xcalloc(1, sizeof(*m));
+
+    submit_many(f, m, 0, 10);
+    queue_stop(f->q, on_stopped, f);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(m->r[i].calls, 1);
+        assert_int_equal(m->r[i].err, DG_ERR_CLOSED);
+    }
+    assert_true(run_until(f, is_stopped, f, 5000));
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(m->r[i].calls, 1);
+    queue_free(f->q);
+    f->q = NULL;
+    xfree(m);
+}
+
+/* NOSCRIPT for a whole batch: one EVALSHA, one EVAL, every job stored in order. */
+static void noscript_fallback_with_batch(void **state)
+{
+    struct fixture *f = *state;
+    struct many *m = xcalloc(1, sizeof(*m));
+    redisContext *rc = sync_connect(&f->srv, 0);
+
+    assert_non_null(rc);
+    freeReplyObject(cmd(rc, "SCRIPT FLUSH"));
+    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    submit_many(f, m, 0, 20);
+    assert_true(run_until(f, all_called, m, 5000));
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(m->r[i].calls, 1);
+        assert_int_equal(m->r[i].err, 0);
+        assert_string_equal(m->r[i].id, m->req[i]);
+    }
+    assert_int_equal(stat_calls(rc, "evalsha"), 1);
+    assert_int_equal(stat_calls(rc, "eval"), 1);
+    assert_stream_is(rc, m);
+    redisFree(rc);
+    xfree(m);
+}
+
+/*
+ * After SCRIPT FLUSH, one job per loop iteration keeps many EVALSHA batches
+ * in flight when the first NOSCRIPT comes back. Those are resent with EVAL
+ * one by one; a batch sent meanwhile must not overtake them in the stream.
+ */
+static void noscript_keeps_order_across_batches(void **state)
+{
+    struct fixture *f = *state;
+    struct many *m = xcalloc(1, sizeof(*m));
+    redisContext *rc = sync_connect(&f->srv, 0);
+    uint64_t deadline = now_ms() + 5000;
+
+    assert_non_null(rc);
+    freeReplyObject(cmd(rc, "SCRIPT FLUSH"));
+    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    for (int i = 0; i < 200; i++) {
+        submit_many(f, m, i, i + 1);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    while (!all_called(m) && now_ms() < deadline)
+        run_for(f, 10);
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(m->r[i].calls, 1);
+        assert_int_equal(m->r[i].err, 0);
+    }
+    assert_true(stat_calls(rc, "eval") >= 1); /* the fallback did happen */
+    assert_stream_is(rc, m);
+    redisFree(rc);
+    xfree(m);
+}
+
+/*
+ * References overwritten field for field later in the same batch are not
+ * written (fewer HSETs), yet Redis ends up exactly as if they were: A and C
+ * share a conversation and fields, B is another conversation, D has the
+ * same conversation but other fields and must be written.
+ */
+static void superseded_references_skipped(void **state)
+{
+    struct fixture *f = *state;
+    const char *const va[] = {"https://a.example/", "msteams", "0"};
+    const char *const vc[] = {"https://c.example/", "msteams", "0"};
+    const char *const d_fields[] = {"locale"};
+    const char *const d_values[] = {"de-DE"};
+    struct queue_job a = make_job("req-a", "act-a");
+    struct queue_job b = make_job("req-b", "act-b");
+    struct queue_job c = make_job("req-c", "act-c");
+    struct result r[4] = {{0}};
+    redisContext *rc = sync_connect(&f->srv, 0);
+    redisReply *x;
+
+    assert_non_null(rc);
+    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    a.ref_values = va;
+    c.ref_values = vc;
+    b.conv_key = "msteams:other";
+    assert_int_equal(queue_enqueue(f->q, &a, on_enqueued, &r[0]), 0);
+    assert_int_equal(queue_enqueue(f->q, &b, on_enqueued, &r[1]), 0);
+    assert_int_equal(queue_enqueue(f->q, &c, on_enqueued, &r[2]), 0);
+    assert_int_equal(queue_store_reference(f->q, c.conv_key, d_fields, d_values, 1, on_done, &r[3]),
+                     0);
+    assert_true(run_until(f, has_calls, &r[3], 5000));
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].err, 0);
+    }
+    assert_string_equal(r[2].id, "req-c");
+    /* 3 audit records, 3 last_request_id + B's, C's and D's references: A's was skipped. */
+    assert_int_equal(stat_calls(rc, "hset"), 9);
+    x = cmd(rc, "HGETALL {digest}:conv:msteams:19:abc@thread.v2");
+    {
+        const char *const want[] = {
+            "last_request_id", "req-c", "service_url", "https://c.example/", "channel_id",
+            "msteams", "stale", "0", "locale", "de-DE"};
+        assert_pairs(x, want, ARRAY_SIZE(want));
+    }
+    freeReplyObject(x);
+    x = cmd(rc, "HGET {digest}:conv:msteams:other service_url");
+    assert_string_equal(x->str, "https://smba.example/emea/");
+    freeReplyObject(x);
+    assert_int_equal(cmd_int(rc, "XLEN %s", "{digest}:requests"), 3);
+    redisFree(rc);
+}
+
+/* Submission checks stay synchronous: nothing is queued, no callback. */
+static void bad_entries_refused_at_submission(void **state)
+{
+    struct fixture *f = *state;
+    struct queue_job job = make_job("req-1", "act-1");
+    const char *const fields[] = {"stale"};
+    const char *const values[] = {"1"};
+    struct buf big;
+    struct result r = {0};
+
+    job.activity_id = NULL;
+    assert_int_equal(queue_enqueue(f->q, &job, on_enqueued, &r), DG_ERR_INVALID);
+    assert_int_equal(queue_store_reference(f->q, "c", fields, values, 0, on_done, &r),
+                     DG_ERR_INVALID);
+    buf_init(&big, 70 * 1024);
+    for (int i = 0; i < 70 * 1024 - 1; i++)
+        assert_int_equal(buf_append(&big, "x", 1), 0);
+    job = make_job(buf_cstr(&big), "act-big");
+    assert_int_equal(queue_enqueue(f->q, &job, on_enqueued, &r), DG_ERR_TOO_LARGE);
+    /* A good job right after is unaffected by the refused ones. */
+    job = make_job("req-ok", "act-ok");
+    r = enqueue_wait(f, &job);
+    assert_int_equal(r.err, 0);
+    assert_string_equal(r.id, "req-ok");
+    buf_free(&big);
+}
+
 /* ---- other targets ---------------------------------------------------- */
 
 static void auth_and_select_reach_db3(void **state)
@@ -821,6 +1207,15 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(frozen_redis_times_out_then_recovers, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(stop_finishes_pending_with_closed, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(batch_of_many_in_one_iteration, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(duplicates_within_one_batch, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(reference_keeps_submission_order, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(frozen_redis_fails_whole_batches, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(stop_fails_unsent_batch, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(noscript_fallback_with_batch, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(noscript_keeps_order_across_batches, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(superseded_references_skipped, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(bad_entries_refused_at_submission, setup_tcp, teardown),
         cmocka_unit_test_teardown(auth_and_select_reach_db3, teardown),
         cmocka_unit_test_teardown(wrong_password_never_ready, teardown),
         cmocka_unit_test_teardown(unix_socket_works, teardown),

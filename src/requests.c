@@ -1,0 +1,167 @@
+/* requests.c: audit-record operations, each one script round trip. */
+#include "requests.h"
+
+#include <hiredis/hiredis.h>
+#include <string.h>
+
+#include "buf.h"
+#include "config.h"
+#include "queue.h"
+#include "redis.h"
+
+#define REQUESTS_MAX_PAIRS 32
+
+/* KEYS[1] = record, KEYS[2] = conversation reference; ARGV[1] = request id. */
+static const char get_lua[] =
+    "local id = ARGV[1]\n"
+    "local key = KEYS[1]\n"
+    "if id == '' then\n"
+    "  id = redis.call('HGET', KEYS[2], 'last_request_id')\n"
+    "  if not id then return {'', {}} end\n"
+    "  key = ARGV[2] .. id\n"
+    "end\n"
+    "return {id, redis.call('HGETALL', key)}\n";
+
+static const char ack_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return '' end\n"
+    "redis.call('HSET', KEYS[1], 'ack_activity_id', ARGV[1])\n"
+    "return redis.call('HGET', KEYS[1], 'status')\n";
+
+static const char update_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV))\n"
+    "return 1\n";
+
+struct op {
+    union {
+        requests_get_cb get;
+        requests_ack_cb ack;
+        requests_done_cb done;
+    } cb;
+    void *data;
+};
+
+static struct op *op_new(void *data)
+{
+    struct op *op = xmalloc(sizeof(*op));
+    op->data = data;
+    return op;
+}
+
+/* A Redis error reply is a protocol failure for us: Redis is up but said no. */
+static int reply_error(int err, const redisReply *r)
+{
+    if (err)
+        return err;
+    return r->type == REDIS_REPLY_ERROR ? DG_ERR_PROTOCOL : 0;
+}
+
+static void on_get(int err, redisReply *r, void *data)
+{
+    struct op *op = data;
+    const char *fields[REQUESTS_MAX_PAIRS], *values[REQUESTS_MAX_PAIRS];
+    size_t i, n = 0;
+
+    err = reply_error(err, r);
+    if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                 r->element[0]->type != REDIS_REPLY_STRING ||
+                 r->element[1]->type != REDIS_REPLY_ARRAY))
+        err = DG_ERR_PROTOCOL;
+    if (err) {
+        op->cb.get(err, "", NULL, NULL, 0, op->data);
+        xfree(op);
+        return;
+    }
+    for (i = 0; i + 1 < r->element[1]->elements && n < REQUESTS_MAX_PAIRS; i += 2, n++) {
+        fields[n] = r->element[1]->element[i]->str;
+        values[n] = r->element[1]->element[i + 1]->str;
+    }
+    op->cb.get(0, n ? r->element[0]->str : "", fields, values, n, op->data);
+    xfree(op);
+}
+
+int requests_get(struct redis_conn *conn, const struct config *cfg, const char *request_id,
+                 const char *conv_key, requests_get_cb cb, void *data)
+{
+    char *rec = queue_key(cfg, "req", request_id);
+    char *conv = queue_key(cfg, "conv", conv_key);
+    char *rec_prefix = queue_key(cfg, "req", "");
+    const char *argv[] = {"EVAL", get_lua, "2", rec, conv, request_id, rec_prefix};
+    struct op *op = op_new(data);
+    int err;
+
+    op->cb.get = cb;
+    err = redis_conn_command(conn, 0, on_get, op, (int)ARRAY_SIZE(argv), argv, NULL);
+    if (err)
+        xfree(op);
+    xfree(rec);
+    xfree(conv);
+    xfree(rec_prefix);
+    return err;
+}
+
+static void on_ack(int err, redisReply *r, void *data)
+{
+    struct op *op = data;
+
+    err = reply_error(err, r);
+    if (!err && r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)
+        err = DG_ERR_PROTOCOL;
+    op->cb.ack(err, !err && r->type == REDIS_REPLY_STRING ? r->str : "", op->data);
+    xfree(op);
+}
+
+int requests_record_ack(struct redis_conn *conn, const struct config *cfg,
+                        const char *request_id, const char *ack_activity_id, requests_ack_cb cb,
+                        void *data)
+{
+    char *rec = queue_key(cfg, "req", request_id);
+    const char *argv[] = {"EVAL", ack_lua, "1", rec, ack_activity_id};
+    struct op *op = op_new(data);
+    int err;
+
+    op->cb.ack = cb;
+    err = redis_conn_command(conn, 0, on_ack, op, (int)ARRAY_SIZE(argv), argv, NULL);
+    if (err)
+        xfree(op);
+    xfree(rec);
+    return err;
+}
+
+static void on_update(int err, redisReply *r, void *data)
+{
+    struct op *op = data;
+
+    op->cb.done(reply_error(err, r), op->data);
+    xfree(op);
+}
+
+int requests_update(struct redis_conn *conn, const struct config *cfg, const char *request_id,
+                    const char *const *fields, const char *const *values, size_t n,
+                    requests_done_cb cb, void *data)
+{
+    const char *argv[4 + 2 * REQUESTS_MAX_PAIRS];
+    char *rec;
+    struct op *op;
+    size_t i;
+    int err;
+
+    if (n == 0 || n > REQUESTS_MAX_PAIRS)
+        return DG_ERR_INVALID;
+    rec = queue_key(cfg, "req", request_id);
+    argv[0] = "EVAL";
+    argv[1] = update_lua;
+    argv[2] = "1";
+    argv[3] = rec;
+    for (i = 0; i < n; i++) {
+        argv[4 + 2 * i] = fields[i];
+        argv[5 + 2 * i] = values[i] ? values[i] : "";
+    }
+    op = op_new(data);
+    op->cb.done = cb;
+    err = redis_conn_command(conn, 0, on_update, op, (int)(4 + 2 * n), argv, NULL);
+    if (err)
+        xfree(op);
+    xfree(rec);
+    return err;
+}

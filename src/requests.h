@@ -1,0 +1,44 @@
+/*
+ * requests.h: the audit records of SPEC §5 ({P}:req:<id>) after they are
+ * created by the enqueue: reading one (the `status` command), recording the
+ * acknowledgment card's id, and moving a record along (sync mode). Each
+ * operation is one round trip on the queue's command connection, borrowed;
+ * scripts make "only if the record exists" atomic, so an expired record is
+ * never resurrected as a stub. Calls finish exactly once (redis.h rules).
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include "common.h"
+
+struct redis_conn;
+struct config;
+
+/*
+ * request_id is the record found ("" when none). fields/values are the
+ * record's pairs (n == 0 when there is no such record). All borrowed for the
+ * callback only.
+ */
+typedef void (*requests_get_cb)(int err, const char *request_id, const char *const *fields,
+                                const char *const *values, size_t n, void *data);
+/* status: the record's status after the update ("" when no record). */
+typedef void (*requests_ack_cb)(int err, const char *status, void *data);
+typedef void (*requests_done_cb)(int err, void *data);
+
+/*
+ * Reads the record of request_id, or when request_id is "" the latest
+ * request of the conversation conv_key (its reference's last_request_id).
+ */
+int requests_get(struct redis_conn *conn, const struct config *cfg, const char *request_id,
+                 const char *conv_key, requests_get_cb cb, void *data) WARN_UNUSED;
+
+/* Stores ack_activity_id on an existing record; answers the record's status. */
+int requests_record_ack(struct redis_conn *conn, const struct config *cfg,
+                        const char *request_id, const char *ack_activity_id, requests_ack_cb cb,
+                        void *data) WARN_UNUSED;
+
+/* HSET of the pairs on an existing record (no-op when it expired). */
+int requests_update(struct redis_conn *conn, const struct config *cfg, const char *request_id,
+                    const char *const *fields, const char *const *values, size_t n,
+                    requests_done_cb cb, void *data) WARN_UNUSED;

@@ -1,0 +1,57 @@
+/*
+ * webhook_internal.h: what webhook.c (ingress, async path, simple commands)
+ * and webhook_sync.c (the synchronous digest path) share. Not for others.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "activity.h"
+#include "command.h"
+#include "uuid.h"
+#include "webhook.h"
+
+struct card_address;
+struct http_request;
+struct json_object;
+
+struct webhook {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    struct queue *queue;
+    struct connector *connector;
+    struct http_client *http;
+    struct metrics *metrics;
+    unsigned in_flight;          /* live struct webhook_req */
+    webhook_drained_cb drained_cb;
+    void *drained_data;
+};
+
+/* One activity, from its handler until its answer is sent and its card posted. */
+struct webhook_req {
+    struct webhook *wh;
+    struct http_request *req;    /* NULL once answered */
+    struct activity act;
+    struct command cmd;
+    char request_id[UUID_STR_LEN + 1];
+    char *conv_key;
+    char *ack_activity_id;       /* the acknowledgment card's id, once posted */
+    bool recorded;               /* sync mode: an audit record exists for request_id */
+    uint64_t started_ms;
+    uint64_t fetched_ms;
+    int sync_status;             /* sync mode: the status to answer once the card is out */
+    char last_error[160];        /* sync mode: why it failed, for the answer and the record */
+};
+
+/* Sends the answer once; later calls are ignored. */
+void webhook_answer_json(struct webhook_req *w, int status, const char *body);
+void webhook_answer_error(struct webhook_req *w, int status, const char *code, const char *msg);
+/* Ends the context: frees it, and reports a drain when it was the last. */
+void webhook_req_done(struct webhook_req *w);
+/* The reply address of w's activity: from the bot to the user, replying to it. */
+void webhook_card_address(const struct webhook_req *w, struct card_address *to);
+
+/* The synchronous digest path (webhook_sync.c); answers and ends w itself. */
+void webhook_sync_start(struct webhook_req *w);

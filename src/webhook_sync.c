@@ -1,0 +1,215 @@
+/*
+ * webhook_sync.c: the synchronous digest path (SPEC §3): USE_ASYNC_DIGEST=
+ * false, and the async path's fallback while Redis is unreachable. The
+ * digest is fetched inside the request — the loop only waits on sockets, so
+ * thousands of these wait side by side — the result (or error) card is
+ * posted as a reply, and only then is the request answered. When Redis is
+ * there the dedup applies and the audit record says mode "sync".
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "buf.h"
+#include "card.h"
+#include "clock.h"
+#include "config.h"
+#include "connector.h"
+#include "log.h"
+#include "metrics.h"
+#include "queue.h"
+#include "requests.h"
+#include "upstream.h"
+#include "webhook_internal.h"
+
+/* The result is posted once; a POST whose fate is unknown is not repeated. */
+static const struct connector_opts sync_opts = {.max_attempts = 3, .retry_ambiguous = false};
+
+static void on_record_updated(int err, void *data)
+{
+    struct webhook_req *w = data;
+
+    if (err)
+        log_emit(LOG_LEVEL_WARN, w->request_id, "audit record not updated: %s",
+                 dg_strerror(err));
+    webhook_req_done(w);
+}
+
+/* Answers, writes the final audit state (when there is a record), ends w. */
+static void finish(struct webhook_req *w, bool delivered, const char *result_id)
+{
+    char started[24], fetched[24], now[24], body[160];
+    const char *fields[] = {"status", "started_ms", "fetched_ms", "delivered_ms",
+                            "result_activity_id", "last_error", "attempts"};
+    const char *values[] = {delivered ? "delivered" : "failed", started, fetched, now,
+                            result_id ? result_id : "", w->last_error, "1"};
+
+    metrics_job_outcome(w->wh->metrics, delivered ? "sync_delivered" : "sync_failed");
+    if (delivered) {
+        snprintf(body, sizeof(body), "{\"requestId\":\"%s\",\"mode\":\"sync\"}", w->request_id);
+        webhook_answer_json(w, 200, body);
+    } else {
+        webhook_answer_error(w, w->sync_status, w->sync_status == 504 ? "upstream_timeout"
+                                                                     : "upstream_failed",
+                             w->last_error);
+    }
+    if (!w->recorded || !queue_ready(w->wh->queue)) {
+        webhook_req_done(w);
+        return;
+    }
+    snprintf(started, sizeof(started), "%llu", (unsigned long long)w->started_ms);
+    snprintf(fetched, sizeof(fetched), "%llu", (unsigned long long)w->fetched_ms);
+    snprintf(now, sizeof(now), "%llu", (unsigned long long)clock_wall_ms());
+    if (requests_update(queue_conn(w->wh->queue), w->wh->cfg, w->request_id, fields, values,
+                        ARRAY_SIZE(fields), on_record_updated, w) != 0)
+        webhook_req_done(w);
+}
+
+static void on_result_posted(const struct connector_result *res, void *data)
+{
+    struct webhook_req *w = data;
+
+    if (res->err) {
+        snprintf(w->last_error, sizeof(w->last_error),
+                 "the result card was not delivered (connector status %ld)", res->status);
+        w->sync_status = 502;
+        finish(w, false, NULL);
+        return;
+    }
+    finish(w, true, res->activity_id);
+}
+
+static void on_error_card_posted(const struct connector_result *res, void *data)
+{
+    struct webhook_req *w = data;
+
+    if (res->err)
+        log_emit(LOG_LEVEL_WARN, w->request_id, "error card not delivered: %s",
+                 dg_strerror(res->err));
+    finish(w, false, NULL);
+}
+
+static void post_error_card(struct webhook_req *w)
+{
+    struct card_error_info e = {
+        w->sync_status == 504 ? "The digest service did not answer in time."
+                              : "The digest service could not build your digest.",
+        w->last_error, w->request_id, "Try again in a few minutes."};
+    struct card_address to;
+
+    webhook_card_address(w, &to);
+    if (connector_send_card(w->wh->connector, CONNECTOR_REPLY, w->act.service_url, &to,
+                            card_error(&e), w->request_id, &sync_opts, on_error_card_posted,
+                            w) != 0)
+        finish(w, false, NULL);
+}
+
+static void post_result(struct webhook_req *w, const struct digest *d)
+{
+    struct card_result_info info = {w->cmd.audience, w->request_id, w->cmd.test_email, d};
+    struct connector_msg msg = {
+        .op = CONNECTOR_REPLY,
+        .service_url = w->act.service_url,
+        .conversation_id = w->act.conversation_id,
+        .activity_id = w->act.id,
+        .request_id = w->request_id,
+    };
+    struct card_address to;
+    char *body = NULL;
+    int err;
+
+    webhook_card_address(w, &to);
+    err = card_render_result(&to, &info, &body, &msg.body_len, NULL);
+    if (!err) {
+        msg.body = body;
+        err = connector_send(w->wh->connector, &msg, &sync_opts, on_result_posted, w);
+    }
+    xfree(body);
+    if (err) {
+        snprintf(w->last_error, sizeof(w->last_error), "the result card could not be sent: %s",
+                 dg_strerror(err));
+        w->sync_status = 502;
+        finish(w, false, NULL);
+    }
+}
+
+static void on_fetched(const struct upstream_result *res, void *data)
+{
+    struct webhook_req *w = data;
+
+    w->fetched_ms = clock_wall_ms();
+    if (res->outcome == DIGEST_OK) {
+        post_result(w, res->digest);
+        return;
+    }
+    w->sync_status = res->err == DG_ERR_TIMEOUT ? 504 : 502;
+    if (res->status)
+        snprintf(w->last_error, sizeof(w->last_error), "%s (HTTP %ld)", res->detail,
+                 res->status);
+    else
+        snprintf(w->last_error, sizeof(w->last_error), "%s (%s)", res->detail,
+                 dg_strerror(res->err));
+    log_emit(LOG_LEVEL_WARN, w->request_id, "sync digest failed: %s", w->last_error);
+    post_error_card(w);
+}
+
+static void fetch(struct webhook_req *w)
+{
+    int err = upstream_fetch(w->wh->http, w->wh->cfg, w->cmd.audience, on_fetched, w, NULL);
+
+    if (err) {
+        w->sync_status = 502;
+        snprintf(w->last_error, sizeof(w->last_error), "the digest could not be requested: %s",
+                 dg_strerror(err));
+        post_error_card(w);
+    }
+}
+
+static void on_recorded(int err, const char *request_id, bool duplicate, void *data)
+{
+    struct webhook_req *w = data;
+    char body[160];
+
+    if (err == DG_ERR_UNAVAILABLE) {
+        fetch(w); /* Redis went away: serve it unrecorded, as when it is down */
+        return;
+    }
+    if (err) {
+        webhook_answer_error(w, 503, "unavailable", "the job queue did not answer; retry later");
+        webhook_req_done(w);
+        return;
+    }
+    if (duplicate) {
+        snprintf(body, sizeof(body), "{\"requestId\":\"%s\",\"duplicate\":true}", request_id);
+        webhook_answer_json(w, 200, body);
+        webhook_req_done(w);
+        return;
+    }
+    w->recorded = true;
+    fetch(w);
+}
+
+void webhook_sync_start(struct webhook_req *w)
+{
+    struct activity_ref ref;
+    struct queue_job job = {
+        .request_id = w->request_id,
+        .conv_key = w->conv_key,
+        .activity_id = w->act.id,
+        .audience = w->cmd.audience,
+        .test_email = w->cmd.test_email,
+        .mode = "sync",
+        .ref_fields = ref.fields,
+        .ref_values = ref.values,
+        .n_ref = ACTIVITY_REF_FIELDS,
+    };
+
+    w->started_ms = clock_wall_ms();
+    if (!queue_ready(w->wh->queue)) {
+        fetch(w);
+        return;
+    }
+    job.created_ms = w->started_ms;
+    activity_reference(&w->act, w->started_ms, false, &ref);
+    if (queue_enqueue(w->wh->queue, &job, on_recorded, w) != 0)
+        fetch(w);
+}

@@ -1,0 +1,303 @@
+"""Outbound, end to end over loopback: digestd posts cards to the Bot
+connector (digest-stub stands in for Microsoft and the upstream), gets its
+token by client credentials, paces and retries per SPEC §6, and serves the
+synchronous path (USE_ASYNC_DIGEST=false, and the fallback while Redis is
+down) without making anyone else wait."""
+import json
+import threading
+import time
+import unittest
+import urllib.parse
+
+from harness import (FIXTURES, Digestd, RedisServer, Stub, card_of, card_text, hgetall,
+                     load_fixture, redis_cmd, wait_until)
+
+
+def quote(s):
+    return urllib.parse.quote(s, safe="")
+
+
+_conv_seq = [0]
+
+
+def activity(stub, name="teams-personal-chat.json", text=None, id=None, conv=None):
+    """A fixture sent to the stub, in a conversation of its own unless conv
+    is given: Teams' pacing (7 sends/s per conversation) would otherwise
+    spread a burst of tests over many seconds, as it should."""
+    a = load_fixture(name)
+    a["serviceUrl"] = stub.service_url
+    _conv_seq[0] += 1
+    a["conversation"]["id"] = conv or "%s-t%d" % (a["conversation"]["id"], _conv_seq[0])
+    if text is not None:
+        a["text"] = text
+        a.pop("entities", None)
+    if id is not None:
+        a["id"] = id
+    return a
+
+
+class World(unittest.TestCase):
+    """Redis + digest-stub + digestd per test class."""
+    stub_args = ()
+    digestd_env = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = RedisServer().start()
+        cls.stub = Stub(*cls.stub_args).start()
+        env = cls.stub.env()
+        env.update(cls.digestd_env)
+        cls.d = Digestd(cls.redis.url, env).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            rc = cls.d.stop()
+            if rc != 0:
+                raise AssertionError("digestd exited %s:\n%s" % (rc, cls.d.log()))
+        finally:
+            cls.d.cleanup()
+            cls.stub.stop()
+            cls.redis.stop()
+
+    def setUp(self):
+        self.stub.clear()
+
+
+class AckCards(World):
+    stub_args = ("--token-ttl", "3600s")
+
+    def test_ack_card_reaches_the_connector_for_each_fixture(self):
+        for name in FIXTURES:
+            with self.subTest(fixture=name):
+                self.stub.clear()
+                a = activity(self.stub, name)
+                status, _, body = self.d.post_json(a)
+                self.assertEqual(status, 202, body)
+                rid = json.loads(body)["requestId"]
+                msg = self.stub.wait_outbox(1)[0]
+                self.assertEqual(msg["method"], "POST")
+                self.assertEqual(msg["path"], "/v3/conversations/%s/activities/%s"
+                                 % (quote(a["conversation"]["id"]), quote(a["id"])))
+                self.assertEqual(msg["conversation_id"], a["conversation"]["id"])
+                self.assertTrue(msg["authorization"].startswith("Bearer stub-token-"))
+                sent, card = card_of(msg)
+                self.assertEqual(sent["type"], "message")
+                self.assertNotIn("text", sent)
+                self.assertEqual(sent["from"]["id"], a["recipient"]["id"])
+                self.assertEqual(sent["recipient"]["id"], a["from"]["id"])
+                self.assertEqual(sent["conversation"]["id"], a["conversation"]["id"])
+                self.assertEqual(sent["replyToId"], a["id"])
+                self.assertEqual(card["type"], "AdaptiveCard")
+                self.assertIn(rid, card_text(card))
+                self.assertIn("advisors", card_text(card))
+                # The ack card's id is stored on the audit record.
+                wait_until(lambda: hgetall(self.redis.port, "{digest}:req:" + rid)
+                           .get("ack_activity_id") == msg["response_id"], 5, "ack_activity_id")
+
+    def test_200_requests_cause_one_token_request(self):
+        before = self.stub.stats()["token_requests"]
+        results = []
+
+        def post(i):
+            results.append(self.d.post_json(activity(self.stub, id="tok-%d" % i))[0])
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(200)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(results.count(202), 200)
+        self.stub.wait_outbox(200, 30)
+        # At most one fetch for the whole burst (none if the token was cached).
+        self.assertLessEqual(self.stub.stats()["token_requests"] - before, 1)
+        self.assertGreaterEqual(self.stub.stats()["tokens_issued"], 1)
+
+    def test_401_triggers_exactly_one_refetch(self):
+        self.d.post_json(activity(self.stub, id="warm-401"))
+        self.stub.wait_outbox(1)
+        self.stub.clear()
+        before = self.stub.stats()["token_requests"]
+        self.stub.inject(target="connector", status=401, count=1)
+        self.assertEqual(self.d.post_json(activity(self.stub, id="after-401"))[0], 202)
+        box = self.stub.wait_outbox(2)
+        time.sleep(0.5)
+        self.assertEqual([m["status"] for m in self.stub.outbox()], [401, 200])
+        self.assertEqual(self.stub.stats()["token_requests"] - before, 1)
+        self.assertNotEqual(box[0]["authorization"], box[1]["authorization"])
+
+    def test_429_is_retried_no_sooner_than_retry_after(self):
+        self.stub.inject(target="connector", status=429, retry_after=1, count=1)
+        self.assertEqual(self.d.post_json(activity(self.stub, id="t429"))[0], 202)
+        box = self.stub.wait_outbox(2, 15)
+        self.assertEqual([m["status"] for m in box], [429, 200])
+        self.assertGreaterEqual(box[1]["received_ms"] - box[0]["received_ms"], 1000)
+
+    def test_403_is_not_retried(self):
+        self.stub.inject(target="connector", status=403, count=1)
+        self.assertEqual(self.d.post_json(activity(self.stub, id="t403"))[0], 202)
+        self.stub.wait_outbox(1)
+        time.sleep(1.5)
+        self.assertEqual([m["status"] for m in self.stub.outbox()], [403])
+
+    def test_service_url_outside_the_allow_list_sends_nothing(self):
+        before = self.stub.stats()
+        a = activity(self.stub, id="evil")
+        a["serviceUrl"] = "https://evil.example.com/"
+        status, _, _ = self.d.post_json(a)
+        self.assertEqual(status, 403)
+        a["serviceUrl"] = "http://localhost:%d/" % self.stub.port  # not listed: 127.0.0.1 is
+        self.assertEqual(self.d.post_json(a)[0], 403)
+        time.sleep(0.5)
+        after = self.stub.stats()
+        for k in ("token_requests", "connector_requests", "upstream_requests"):
+            self.assertEqual(after[k], before[k], k)
+
+    def test_help_status_and_bad_arguments_get_their_cards(self):
+        cases = [("help", "help"), ("what is this", "help"),
+                 ("digest nosuch", "nosuch"), ("digest advisors bad@", "email")]
+        for i, (text, word) in enumerate(cases):
+            with self.subTest(text=text):
+                self.stub.clear()
+                status, _, body = self.d.post_json(activity(self.stub, text=text, id="c%d" % i))
+                self.assertEqual((status, body), (200, b"{}"))
+                _, card = card_of(self.stub.wait_outbox(1)[0])
+                self.assertIn(word, card_text(card).lower())
+        # status of this conversation's latest request, then of a given id
+        self.stub.clear()
+        status, _, body = self.d.post_json(activity(self.stub, id="for-status", conv="a:status"))
+        rid = json.loads(body)["requestId"]
+        self.stub.wait_outbox(1)
+        self.stub.clear()
+        self.d.post_json(activity(self.stub, text="status", id="st-1", conv="a:status"))
+        _, card = card_of(self.stub.wait_outbox(1)[0])
+        self.assertIn(rid, card_text(card))
+        self.stub.clear()
+        self.d.post_json(activity(self.stub, text="status " + rid, id="st-2"))
+        _, card = card_of(self.stub.wait_outbox(1)[0])
+        self.assertIn(rid, card_text(card))
+        self.assertIn("queued", card_text(card).lower())
+
+
+class TokenExpiry(World):
+    stub_args = ("--token-ttl", "2s")
+
+    def test_expired_token_is_refreshed(self):
+        self.d.post_json(activity(self.stub, id="exp-1"))
+        self.stub.wait_outbox(1)
+        first = self.stub.stats()["token_requests"]
+        time.sleep(1.6)  # a 2 s token is used for half its life
+        self.d.post_json(activity(self.stub, id="exp-2"))
+        box = self.stub.wait_outbox(2)
+        self.assertEqual(self.stub.stats()["token_requests"], first + 1)
+        self.assertNotEqual(box[0]["authorization"], box[1]["authorization"])
+        self.assertTrue(all(m["status"] == 200 for m in box))
+
+
+class SyncMode(World):
+    stub_args = ("--upstream-delay", "2s")
+    digestd_env = {"USE_ASYNC_DIGEST": "false", "UPSTREAM_TIMEOUT_MS": "4000"}
+
+    def test_100_concurrent_sync_requests_take_about_the_upstream_delay(self):
+        results = [None] * 100
+        health = []
+
+        def post(i):
+            results[i] = self.d.post_json(activity(self.stub, id="sync-%d" % i))
+
+        def probe():
+            for _ in range(10):
+                t0 = time.monotonic()
+                self.assertEqual(self.d.get("/healthz")[0], 200)
+                health.append(time.monotonic() - t0)
+                time.sleep(0.1)
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(100)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        p = threading.Thread(target=probe)
+        p.start()
+        for t in threads:
+            t.join(60)
+        p.join(30)
+        elapsed = time.monotonic() - t0
+        self.assertLess(elapsed, 10, "a serial server would need 200 s")
+        self.assertGreaterEqual(elapsed, 1.9)
+        for status, _, body in results:
+            self.assertEqual(status, 200, body)
+            self.assertEqual(json.loads(body)["mode"], "sync")
+        self.assertLess(max(health), 1.0, health)
+        box = self.stub.wait_outbox(100)
+        kinds = {m["card"] for m in box}
+        self.assertEqual(kinds, {"result"}, kinds)
+        # Audit records: mode sync, delivered; no job on the stream.
+        rid = json.loads(results[0][2])["requestId"]
+        rec = hgetall(self.redis.port, "{digest}:req:" + rid)
+        self.assertEqual((rec["mode"], rec["status"]), ("sync", "delivered"))
+        self.assertEqual(redis_cmd(self.redis.port, "XLEN", "{digest}:requests"), 0)
+
+    def test_duplicate_in_sync_mode(self):
+        a = activity(self.stub, id="sync-dup")
+        a["conversation"]["id"] = "a:sync-dup"
+        first = self.d.post_json(a)
+        second = self.d.post_json(a)
+        self.assertEqual(first[0], 200)
+        self.assertEqual(second[0], 200)
+        self.assertEqual(json.loads(second[2]),
+                         {"requestId": json.loads(first[2])["requestId"], "duplicate": True})
+        time.sleep(0.3)
+        self.assertEqual(len(self.stub.outbox()), 1)
+
+    def test_test_email_banner(self):
+        a = activity(self.stub, text="digest c_suite someone@example.com", id="banner")
+        self.assertEqual(self.d.post_json(a)[0], 200)
+        _, card = card_of(self.stub.wait_outbox(1)[0])
+        text = card_text(card)
+        self.assertIn("TEST MODE", text)
+        self.assertIn("someone@example.com", text)
+
+    def test_upstream_500_gives_502_and_an_error_card(self):
+        self.stub.inject(target="upstream", status=500, count=1)
+        status, _, body = self.d.post_json(activity(self.stub, id="up500"))
+        self.assertEqual(status, 502, body)
+        self.assertIn("error", json.loads(body))
+        msg = self.stub.wait_outbox(1)[0]
+        self.assertEqual(msg["card"], "error")
+        rid = [k for k in redis_cmd(self.redis.port, "KEYS", "{digest}:req:*")
+               if hgetall(self.redis.port, k).get("activity_id") == "up500"][0]
+        self.assertEqual(hgetall(self.redis.port, rid)["status"], "failed")
+
+    def test_upstream_that_never_answers_gives_504(self):
+        self.stub.inject(target="upstream", hang=True, count=1)
+        t0 = time.monotonic()
+        status, _, body = self.d.post_json(activity(self.stub, id="uphang"))
+        self.assertEqual(status, 504, body)
+        self.assertGreaterEqual(time.monotonic() - t0, 3.5)
+        self.assertEqual(self.stub.wait_outbox(1)[0]["card"], "error")
+
+
+class AsyncFallback(World):
+    def test_redis_down_serves_digest_synchronously_then_nothing_lost_or_doubled(self):
+        self.redis.kill()
+        wait_until(lambda: self.d.get("/readyz")[0] == 503, 10, "Redis down")
+        status, _, body = self.d.post_json(activity(self.stub, id="fallback-1"))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["mode"], "sync")
+        self.assertEqual(self.stub.wait_outbox(1)[0]["card"], "result")
+        # Other activities are refused so the channel retries them later.
+        self.assertEqual(self.d.post_json(activity(self.stub, text="help", id="h"))[0], 503)
+
+        self.redis.start()
+        wait_until(lambda: self.d.get("/readyz")[0] == 200, 15, "Redis back")
+        self.stub.clear()
+        status, _, body = self.d.post_json(activity(self.stub, id="after-1"))
+        self.assertEqual(status, 202, body)
+        self.assertEqual(redis_cmd(self.redis.port, "XLEN", "{digest}:requests"), 1)
+        self.assertEqual(self.stub.wait_outbox(1)[0]["card"], "ack")
+        time.sleep(0.3)
+        self.assertEqual(len(self.stub.outbox()), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
