@@ -4,6 +4,10 @@
 # digestd, and the number of jobs that reached the stream.
 #
 #   bench/webhook.sh [connections] [duration] [wrk-threads]
+#
+# Environment: BUILD_DIR (default build-release; configured and built here as
+# Release), PORT, REDIS_PORT, CPU_PROFILE=1 (bench/cpu.sh samples 5 s apart),
+# PERF=1 (perf record of digestd), SHOW_METRICS=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${1:-50}
@@ -11,10 +15,11 @@ DURATION=${2:-20s}
 THREADS=${3:-1}
 PORT=${PORT:-39780}
 REDIS_PORT=${REDIS_PORT:-39790}
+BUILD_DIR=${BUILD_DIR:-build-release}
 
 command -v wrk >/dev/null || { echo "apt-get install wrk" >&2; exit 1; }
-cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DWERROR=ON >/dev/null
-cmake --build build-release -j2 --target digestd >/dev/null
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DWERROR=ON >/dev/null
+cmake --build "$BUILD_DIR" -j2 --target digestd >/dev/null
 
 tmp=$(mktemp -d)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
@@ -25,7 +30,7 @@ for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break;
 
 ulimit -n 65536 2>/dev/null || true
 DIGEST_LISTEN=127.0.0.1:$PORT REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0 BOT_AUTH=off \
-  LOG_LEVEL=warn MAX_CONNECTIONS=20000 build-release/digestd 2>"$tmp/digestd.log" &
+  LOG_LEVEL=warn MAX_CONNECTIONS=20000 "$BUILD_DIR/digestd" 2>"$tmp/digestd.log" &
 digestd_pid=$!
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 kill -0 $digestd_pid 2>/dev/null || { cat "$tmp/digestd.log"; exit 1; }
@@ -35,7 +40,7 @@ wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/webhook.lua \
   "http://127.0.0.1:$PORT/api/messages" &
 wrk_pid=$!
 sleep 5
-[ -n "${CPU_PROFILE:-}" ] && { /tmp/cpu.sh $digestd_pid $redis_pid $wrk_pid; sleep 5; /tmp/cpu.sh $digestd_pid $redis_pid $wrk_pid; }
+[ -n "${CPU_PROFILE:-}" ] && { bench/cpu.sh $digestd_pid $redis_pid $wrk_pid; sleep 5; bench/cpu.sh $digestd_pid $redis_pid $wrk_pid; }
 [ -n "${PERF:-}" ] && perf record -F 2000 -g -o /tmp/perf.data -p $digestd_pid -- sleep 5 >/dev/null 2>&1
 echo "digestd RSS under load: $(awk '/VmRSS/{print $2" "$3}' /proc/$digestd_pid/status)"
 wait $wrk_pid

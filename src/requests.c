@@ -32,6 +32,14 @@ static const char update_lua[] =
     "redis.call('HSET', KEYS[1], unpack(ARGV))\n"
     "return 1\n";
 
+/* KEYS[1] = record, KEYS[2] = dedup key; ARGV[1] = request id, ARGV[2] = why. */
+static const char release_lua[] =
+    "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  redis.call('HSET', KEYS[1], 'status', 'failed', 'last_error', ARGV[2])\n"
+    "end\n"
+    "return 1\n";
+
 struct op {
     union {
         requests_get_cb get;
@@ -163,5 +171,37 @@ int requests_update(struct redis_conn *conn, const struct config *cfg, const cha
     if (err)
         xfree(op);
     xfree(rec);
+    return err;
+}
+
+int requests_release(struct redis_conn *conn, const struct config *cfg, const char *request_id,
+                     const char *conv_key, const char *activity_id, const char *why,
+                     requests_done_cb cb, void *data)
+{
+    char *rec = queue_key(cfg, "req", request_id);
+    char *dedup_suffix = xmalloc(strlen(conv_key) + strlen(activity_id) + 2);
+    char *dedup;
+    const char *argv[7];
+    struct op *op = op_new(data);
+    int err;
+
+    memcpy(dedup_suffix, conv_key, strlen(conv_key));
+    dedup_suffix[strlen(conv_key)] = ':';
+    memcpy(dedup_suffix + strlen(conv_key) + 1, activity_id, strlen(activity_id) + 1);
+    dedup = queue_key(cfg, "dedup", dedup_suffix);
+    argv[0] = "EVAL";
+    argv[1] = release_lua;
+    argv[2] = "2";
+    argv[3] = rec;
+    argv[4] = dedup;
+    argv[5] = request_id;
+    argv[6] = why;
+    op->cb.done = cb;
+    err = redis_conn_command(conn, 0, on_update, op, 7, argv, NULL);
+    if (err)
+        xfree(op);
+    xfree(rec);
+    xfree(dedup);
+    xfree(dedup_suffix);
     return err;
 }

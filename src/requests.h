@@ -38,6 +38,16 @@ int requests_record_ack(struct redis_conn *conn, const struct config *cfg,
                         const char *request_id, const char *ack_activity_id, requests_ack_cb cb,
                         void *data) WARN_UNUSED;
 
+/*
+ * Gives a request back to the channel: marks the record failed with why,
+ * and deletes the dedup key (conv_key + ":" + activity_id) if it still
+ * names request_id, so the channel's retry of the activity is served
+ * rather than answered "duplicate". For work cancelled by a shutdown.
+ */
+int requests_release(struct redis_conn *conn, const struct config *cfg, const char *request_id,
+                     const char *conv_key, const char *activity_id, const char *why,
+                     requests_done_cb cb, void *data) WARN_UNUSED;
+
 /* HSET of the pairs on an existing record (no-op when it expired). */
 int requests_update(struct redis_conn *conn, const struct config *cfg, const char *request_id,
                     const char *const *fields, const char *const *values, size_t n,

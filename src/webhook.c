@@ -210,14 +210,11 @@ static void on_enqueued(int err, const char *request_id, bool duplicate, void *d
                                  CARD_ACK_QUEUED};
     char body[160];
 
-    if (err == DG_ERR_UNAVAILABLE) {
-        /* Redis went away under us: nothing was written, serve it in the request. */
-        webhook_sync_start(w);
-        return;
-    }
     if (err) {
-        /* A timeout is ambiguous (the job may be stored): the channel's retry
-         * will find the dedup key and answer "duplicate". */
+        /* Not the sync fallback: the script may have run before the reply
+         * was lost, and serving it here too would deliver it twice. A 503 is
+         * safe: the channel retries, and the dedup key answers "duplicate"
+         * if the job did land. */
         log_emit(LOG_LEVEL_WARN, w->request_id, "enqueue failed: %s", dg_strerror(err));
         answer_unavailable(w, "the job queue did not answer; retry later");
         webhook_req_done(w);

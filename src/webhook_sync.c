@@ -34,6 +34,20 @@ static void on_record_updated(int err, void *data)
     webhook_req_done(w);
 }
 
+/*
+ * Cancelled by a shutdown before the digest was fetched: 503, so the channel
+ * retries (another instance serves it), and the dedup key is released so
+ * that the retry is not taken for a duplicate.
+ */
+static void release(struct webhook_req *w)
+{
+    webhook_answer_error(w, 503, "unavailable", w->last_error);
+    if (!w->recorded || !queue_ready(w->wh->queue) ||
+        requests_release(queue_conn(w->wh->queue), w->wh->cfg, w->request_id, w->conv_key,
+                         w->act.id, w->last_error, on_record_updated, w) != 0)
+        webhook_req_done(w);
+}
+
 /* Answers, writes the final audit state (when there is a record), ends w. */
 static void finish(struct webhook_req *w, bool delivered, const char *result_id)
 {
@@ -44,6 +58,10 @@ static void finish(struct webhook_req *w, bool delivered, const char *result_id)
                             result_id ? result_id : "", w->last_error, "1"};
 
     metrics_job_outcome(w->wh->metrics, delivered ? "sync_delivered" : "sync_failed");
+    if (w->sync_status == 503) {
+        release(w);
+        return;
+    }
     if (delivered) {
         snprintf(body, sizeof(body), "{\"requestId\":\"%s\",\"mode\":\"sync\"}", w->request_id);
         webhook_answer_json(w, 200, body);
@@ -139,6 +157,12 @@ static void on_fetched(const struct upstream_result *res, void *data)
     w->fetched_ms = clock_wall_ms();
     if (res->outcome == DIGEST_OK) {
         post_result(w, res->digest);
+        return;
+    }
+    if (res->err == DG_ERR_CLOSED) {
+        w->sync_status = 503;
+        snprintf(w->last_error, sizeof(w->last_error), "digestd is shutting down; retry");
+        finish(w, false, NULL);
         return;
     }
     w->sync_status = res->err == DG_ERR_TIMEOUT ? 504 : 502;

@@ -246,9 +246,16 @@ class DigestdTestCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.redis = RedisServer().start()
-        cls.prefix = "digest"
-        cls.d = Digestd(cls.redis.url, cls.digestd_env).start()
+        # unittest skips tearDownClass when setUpClass fails: clean up here.
+        cls.redis = RedisServer()
+        cls.d = Digestd(cls.redis.url, cls.digestd_env)
+        try:
+            cls.redis.start()
+            cls.d.start()
+        except BaseException:
+            cls.d.cleanup()
+            cls.redis.stop()
+            raise
 
     @classmethod
     def tearDownClass(cls):
@@ -312,7 +319,10 @@ class Stub:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
+        if self.proc is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return None
+        if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(10)

@@ -43,11 +43,23 @@ class World(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.redis = RedisServer().start()
-        cls.stub = Stub(*cls.stub_args).start()
-        env = cls.stub.env()
-        env.update(cls.digestd_env)
-        cls.d = Digestd(cls.redis.url, env).start()
+        # unittest skips tearDownClass when setUpClass fails: clean up here.
+        cls.redis = RedisServer()
+        cls.stub = Stub(*cls.stub_args)
+        cls.d = None
+        try:
+            cls.redis.start()
+            cls.stub.start()
+            env = cls.stub.env()
+            env.update(cls.digestd_env)
+            cls.d = Digestd(cls.redis.url, env)
+            cls.d.start()
+        except BaseException:
+            if cls.d:
+                cls.d.cleanup()
+            cls.stub.stop()
+            cls.redis.stop()
+            raise
 
     @classmethod
     def tearDownClass(cls):
@@ -275,6 +287,51 @@ class SyncMode(World):
         self.assertEqual(status, 504, body)
         self.assertGreaterEqual(time.monotonic() - t0, 3.5)
         self.assertEqual(self.stub.wait_outbox(1)[0]["card"], "error")
+
+
+class SyncShutdown(unittest.TestCase):
+    """SIGTERM while sync requests wait on the upstream: they finish within
+    SHUTDOWN_GRACE_MS, or are cancelled when it expires; exit 0 either way."""
+
+    def run_case(self, stub_args, grace_ms, expect_status):
+        redis = RedisServer().start()
+        stub = Stub(*stub_args).start()
+        env = stub.env()
+        env.update({"USE_ASYNC_DIGEST": "false", "SHUTDOWN_GRACE_MS": str(grace_ms)})
+        d = Digestd(redis.url, env).start()
+        try:
+            results = []
+            threads = [threading.Thread(target=lambda i=i: results.append(
+                d.post_json(activity(stub, id="sd-%d" % i))[0])) for i in range(5)]
+            for t in threads:
+                t.start()
+            wait_until(lambda: stub.stats()["upstream_requests"] >= 5, 10, "5 fetches")
+            t0 = time.monotonic()
+            self.assertEqual(d.stop(), 0, d.log())
+            for t in threads:
+                t.join(10)
+            self.assertEqual(sorted(results), [expect_status] * 5)
+            records = [hgetall(redis.port, k)
+                       for k in redis_cmd(redis.port, "KEYS", "{digest}:req:*")]
+            self.assertEqual(len(records), 5)
+            if expect_status == 503:
+                # Given back to the channel: its retry must not read "duplicate".
+                self.assertEqual(redis_cmd(redis.port, "KEYS", "{digest}:dedup:*"), [])
+                self.assertEqual({r["status"] for r in records}, {"failed"})
+            else:
+                self.assertEqual({r["status"] for r in records}, {"delivered"})
+            return time.monotonic() - t0
+        finally:
+            d.cleanup()
+            stub.stop()
+            redis.stop()
+
+    def test_in_flight_sync_requests_finish(self):
+        self.run_case(("--upstream-delay", "1s"), 10000, 200)
+
+    def test_grace_expiry_cancels_what_is_left(self):
+        elapsed = self.run_case(("--upstream-delay", "60s"), 1000, 503)
+        self.assertLess(elapsed, 8)
 
 
 class AsyncFallback(World):
