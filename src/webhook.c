@@ -221,9 +221,7 @@ static void on_enqueued(int err, const char *request_id, bool duplicate, void *d
         return;
     }
     if (duplicate) {
-        snprintf(body, sizeof(body), "{\"requestId\":\"%s\",\"duplicate\":true}", request_id);
-        log_emit(LOG_LEVEL_INFO, request_id, "duplicate activity %s", w->act.id);
-        webhook_answer_json(w, 200, body);
+        webhook_answer_duplicate(w, request_id);
         webhook_req_done(w);
         return;
     }
@@ -232,8 +230,9 @@ static void on_enqueued(int err, const char *request_id, bool duplicate, void *d
     post_card_then_done(w, card_ack(&info), on_ack_posted);
 }
 
-static int start_enqueue(struct webhook_req *w, const struct activity_ref *ref)
+int webhook_record(struct webhook_req *w, const char *mode, queue_enqueue_cb cb)
 {
+    struct activity_ref ref;
     struct queue_job job = {
         .request_id = w->request_id,
         .conv_key = w->conv_key,
@@ -241,12 +240,23 @@ static int start_enqueue(struct webhook_req *w, const struct activity_ref *ref)
         .audience = w->cmd.audience,
         .test_email = w->cmd.test_email,
         .created_ms = clock_wall_ms(),
-        .mode = "async",
-        .ref_fields = ref->fields,
-        .ref_values = ref->values,
+        .mode = mode,
+        .ref_fields = ref.fields,
+        .ref_values = ref.values,
         .n_ref = ACTIVITY_REF_FIELDS,
     };
-    return queue_enqueue(w->wh->queue, &job, on_enqueued, w);
+
+    activity_reference(&w->act, job.created_ms, false, &ref);
+    return queue_enqueue(w->wh->queue, &job, cb, w);
+}
+
+void webhook_answer_duplicate(struct webhook_req *w, const char *first_id)
+{
+    char body[160];
+
+    snprintf(body, sizeof(body), "{\"requestId\":\"%s\",\"duplicate\":true}", first_id);
+    log_emit(LOG_LEVEL_INFO, first_id, "duplicate activity %s", w->act.id);
+    webhook_answer_json(w, 200, body);
 }
 
 /* --- commands that queue nothing ---------------------------------------- */
@@ -344,9 +354,9 @@ static int dispatch(struct webhook_req *w)
         webhook_sync_start(w);
         return 0;
     }
-    activity_reference(&w->act, clock_wall_ms(), is_removal(&w->act), &ref);
     if (is_digest(w))
-        return start_enqueue(w, &ref);
+        return webhook_record(w, "async", on_enqueued);
+    activity_reference(&w->act, clock_wall_ms(), is_removal(&w->act), &ref);
     return start_reference(w, &ref);
 }
 

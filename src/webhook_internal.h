@@ -10,6 +10,7 @@
 
 #include "activity.h"
 #include "command.h"
+#include "queue.h"
 #include "uuid.h"
 #include "webhook.h"
 
@@ -44,6 +45,14 @@ struct webhook_req {
     int sync_status;             /* sync mode: the status to answer once the card is out */
     char last_error[160];        /* sync mode: why it failed, for the answer and the record */
 };
+
+/*
+ * The one atomic Redis step for a digest request: reference + dedup + audit
+ * record, and for mode "async" the job on the stream (queue_enqueue).
+ */
+int webhook_record(struct webhook_req *w, const char *mode, queue_enqueue_cb cb) WARN_UNUSED;
+/* 200 {"requestId":first_id,"duplicate":true}: the activity was seen before. */
+void webhook_answer_duplicate(struct webhook_req *w, const char *first_id);
 
 /* Sends the answer once; later calls are ignored. */
 void webhook_answer_json(struct webhook_req *w, int status, const char *body);

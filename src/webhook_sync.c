@@ -191,7 +191,6 @@ static void fetch(struct webhook_req *w)
 static void on_recorded(int err, const char *request_id, bool duplicate, void *data)
 {
     struct webhook_req *w = data;
-    char body[160];
 
     if (err == DG_ERR_UNAVAILABLE) {
         fetch(w); /* Redis went away: serve it unrecorded, as when it is down */
@@ -203,8 +202,7 @@ static void on_recorded(int err, const char *request_id, bool duplicate, void *d
         return;
     }
     if (duplicate) {
-        snprintf(body, sizeof(body), "{\"requestId\":\"%s\",\"duplicate\":true}", request_id);
-        webhook_answer_json(w, 200, body);
+        webhook_answer_duplicate(w, request_id);
         webhook_req_done(w);
         return;
     }
@@ -214,26 +212,7 @@ static void on_recorded(int err, const char *request_id, bool duplicate, void *d
 
 void webhook_sync_start(struct webhook_req *w)
 {
-    struct activity_ref ref;
-    struct queue_job job = {
-        .request_id = w->request_id,
-        .conv_key = w->conv_key,
-        .activity_id = w->act.id,
-        .audience = w->cmd.audience,
-        .test_email = w->cmd.test_email,
-        .mode = "sync",
-        .ref_fields = ref.fields,
-        .ref_values = ref.values,
-        .n_ref = ACTIVITY_REF_FIELDS,
-    };
-
     w->started_ms = clock_wall_ms();
-    if (!queue_ready(w->wh->queue)) {
-        fetch(w);
-        return;
-    }
-    job.created_ms = w->started_ms;
-    activity_reference(&w->act, w->started_ms, false, &ref);
-    if (queue_enqueue(w->wh->queue, &job, on_recorded, w) != 0)
-        fetch(w);
+    if (!queue_ready(w->wh->queue) || webhook_record(w, "sync", on_recorded) != 0)
+        fetch(w); /* Redis is away: serve it unrecorded (no dedup possible) */
 }
