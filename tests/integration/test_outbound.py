@@ -191,6 +191,35 @@ class AckCards(World):
         self.assertIn("queued", card_text(card).lower())
 
 
+class SayCommand(World):
+    """`digest-stub say`, the way scripts/run.sh and a developer use it."""
+
+    def say(self, *args):
+        import subprocess
+        from harness import STUB_BIN
+        return subprocess.run(
+            [STUB_BIN, "say"] + list(args) + ["--to", "http://127.0.0.1:%d/api/messages" % self.d.port,
+                                              "--stub", self.stub.url, "--key-dir", self.stub.dir],
+            capture_output=True, timeout=30)
+
+    def test_each_conversation_kind_reaches_the_connector(self):
+        for kind in ("personal", "channel", "group"):
+            with self.subTest(kind=kind):
+                self.stub.clear()
+                r = self.say("digest advisors", "--conversation", kind)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                lines = r.stdout.decode().splitlines()
+                self.assertEqual(lines[0], "HTTP 202")
+                rid = json.loads(lines[1])["requestId"]
+                msg = self.stub.wait_outbox(1)[0]
+                self.assertEqual((msg["card"], msg["request_id"]), ("ack", rid))
+
+    def test_a_refused_activity_exits_1(self):
+        r = self.say("digest advisors", "--service-url", "https://evil.example.com/")
+        self.assertEqual(r.returncode, 1)
+        self.assertTrue(r.stdout.startswith(b"HTTP 403"), r.stdout)
+
+
 class TokenExpiry(World):
     stub_args = ("--token-ttl", "2s")
 
