@@ -291,8 +291,10 @@ static void call_complete(struct http_client_call *call, CURLcode rc, int err)
     if (res.err == DG_ERR_UNAVAILABLE)
         warn_if_out_of_fds(c, call->easy);
     /* Latency of requests that ran their course; a cancel measures nothing. */
-    if (call->observe && res.err != DG_ERR_CLOSED)
+    if (call->observe && res.err != DG_ERR_CLOSED) {
         metrics_observe(c->metrics, call->hist, res.elapsed_ns);
+        metrics_outbound(c->metrics, call->hist, res.status);
+    }
     call->cb(&res, call->data);
     call_free(call);
 }

@@ -11,6 +11,7 @@
 #define N_BUCKETS 16
 #define MAX_REQUEST_KEYS 96
 #define MAX_OUTCOMES 16
+#define MAX_OUTBOUND_KEYS 64
 
 /* Upper bounds in microseconds; the last bucket is +Inf. */
 static const uint64_t bucket_us[N_BUCKETS - 1] = {
@@ -30,6 +31,12 @@ struct request_key {
     uint64_t count;
 };
 
+struct outbound_key {
+    enum metrics_hist target;
+    long status;
+    uint64_t count;
+};
+
 struct outcome {
     const char *name;
     uint64_t count;
@@ -44,6 +51,8 @@ struct metrics {
     uint64_t requests_overflow; /* pairs past the table: still counted, unlabelled */
     struct outcome outcomes[MAX_OUTCOMES];
     size_t n_outcomes;
+    struct outbound_key outbound[MAX_OUTBOUND_KEYS];
+    size_t n_outbound;
 };
 
 static const char *const hist_names[METRICS_H_COUNT_] = {
@@ -59,6 +68,10 @@ static const char *const hist_help[METRICS_H_COUNT_] = {
     "Upstream digest fetch",
     "Bot connector call",
 };
+
+/* The label of an outbound target, by the histogram that times it. */
+static const char *const target_names[METRICS_H_COUNT_] = {"webhook", "enqueue", "upstream",
+                                                          "connector"};
 
 static const char *const counter_names[METRICS_C_COUNT_] = {
     "digestd_redis_reconnects_total",
@@ -152,6 +165,22 @@ void metrics_gauge_add(struct metrics *m, enum metrics_gauge g, int64_t delta)
         m->gauges[g] += delta;
 }
 
+void metrics_outbound(struct metrics *m, enum metrics_hist h, long status)
+{
+    size_t i;
+
+    if (!m)
+        return;
+    for (i = 0; i < m->n_outbound; i++) {
+        if (m->outbound[i].target == h && m->outbound[i].status == status) {
+            m->outbound[i].count++;
+            return;
+        }
+    }
+    if (m->n_outbound < MAX_OUTBOUND_KEYS)
+        m->outbound[m->n_outbound++] = (struct outbound_key){h, status, 1};
+}
+
 void metrics_job_outcome(struct metrics *m, const char *outcome)
 {
     size_t i;
@@ -221,6 +250,12 @@ int metrics_render(const struct metrics *m, struct buf *out)
     for (i = 0; !err && i < METRICS_G_COUNT_; i++)
         err = buf_printf(out, "# TYPE %s gauge\n%s %lld\n", gauge_names[i], gauge_names[i],
                          (long long)m->gauges[i]);
+    if (!err)
+        err = buf_append_str(out, "# TYPE digestd_outbound_responses_total counter\n");
+    for (i = 0; !err && i < m->n_outbound; i++)
+        err = buf_printf(out, "digestd_outbound_responses_total{target=\"%s\",status=\"%ld\"} %llu\n",
+                         target_names[m->outbound[i].target], m->outbound[i].status,
+                         (unsigned long long)m->outbound[i].count);
     if (!err)
         err = buf_append_str(out, "# TYPE digestd_jobs_total counter\n");
     for (i = 0; !err && i < m->n_outcomes; i++)

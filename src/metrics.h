@@ -55,6 +55,11 @@ void metrics_inc(struct metrics *m, enum metrics_counter c);
 void metrics_add(struct metrics *m, enum metrics_counter c, uint64_t n);
 void metrics_gauge_set(struct metrics *m, enum metrics_gauge g, int64_t v);
 void metrics_gauge_add(struct metrics *m, enum metrics_gauge g, int64_t delta);
+/*
+ * One outbound response of a call timed by histogram h (upstream,
+ * connector): status is the HTTP status, 0 when none arrived.
+ */
+void metrics_outbound(struct metrics *m, enum metrics_hist h, long status);
 /* Jobs by outcome ("enqueued", "delivered", "failed", "dead", …): static string. */
 void metrics_job_outcome(struct metrics *m, const char *outcome);
 

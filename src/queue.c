@@ -45,6 +45,7 @@
 #define QUEUE_MAX_ARGS_BYTES (64 * 1024)   /* one job or reference */
 #define QUEUE_BATCH_MAX_ENTRIES 128        /* jobs and references per script call */
 #define QUEUE_BATCH_MAX_BYTES (256 * 1024) /* arguments per script call */
+#define QUEUE_STATS_INTERVAL_MS 5000      /* stream length, pending and lag for /metrics */
 
 /* What the script answers for each entry (the first element of its pair). */
 enum {
@@ -153,6 +154,7 @@ struct queue {
     struct metrics *metrics;
     struct redis_conn *conn; /* commands; the worker's reader will be a second one */
     uv_prepare_t flush;      /* sends the pending batches before the loop polls */
+    uv_timer_t stats;        /* samples stream length, pending and lag for /metrics */
     struct batch *pending, *pending_tail;
     struct batch *spare; /* a finished batch, kept for its buffers */
     struct packed pk;    /* scratch for the entry being added */
@@ -779,15 +781,74 @@ struct queue *queue_create(uv_loop_t *loop, const struct config *cfg, struct met
     buf_init(&q->pk.keys, QUEUE_MAX_ARGS_BYTES);
     buf_init(&q->pk.args, QUEUE_MAX_ARGS_BYTES);
     uv_prepare_init(loop, &q->flush);
+    uv_timer_init(loop, &q->stats);
+    uv_unref((uv_handle_t *)&q->stats); /* sampling alone keeps no loop alive */
     q->conn = redis_conn_create(loop, cfg, "queue", metrics);
-    q->parts_open = 2; /* the connection and the flush handle */
+    q->parts_open = 3; /* the connection, the flush handle and the stats timer */
     redis_conn_set_state_cb(q->conn, on_conn_state, q);
     return q;
+}
+
+/* XINFO GROUPS: "pending" and "lag" (Redis 7; nil when unknown) of our group. */
+static void on_groups(int err, redisReply *r, void *data)
+{
+    struct queue *q = data;
+    size_t i, j;
+
+    if (err || q->stopping || r->type != REDIS_REPLY_ARRAY)
+        return;
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *g = r->element[i];
+        long long pending = -1, lag = -1;
+        bool ours = false;
+
+        if (g->type != REDIS_REPLY_ARRAY)
+            continue;
+        for (j = 0; j + 1 < g->elements; j += 2) {
+            const redisReply *k = g->element[j], *v = g->element[j + 1];
+            if (k->type != REDIS_REPLY_STRING)
+                continue;
+            if (strcmp(k->str, "name") == 0)
+                ours = v->type == REDIS_REPLY_STRING && strcmp(v->str, QUEUE_GROUP) == 0;
+            else if (strcmp(k->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+                pending = v->integer;
+            else if (strcmp(k->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
+                lag = v->integer;
+        }
+        if (ours) {
+            metrics_gauge_set(q->metrics, METRICS_G_STREAM_PENDING, pending);
+            metrics_gauge_set(q->metrics, METRICS_G_STREAM_LAG, lag); /* -1: unknown */
+        }
+    }
+}
+
+static void on_xlen(int err, redisReply *r, void *data)
+{
+    struct queue *q = data;
+
+    if (!err && !q->stopping && r->type == REDIS_REPLY_INTEGER)
+        metrics_gauge_set(q->metrics, METRICS_G_STREAM_LENGTH, r->integer);
+}
+
+static void on_stats_tick(uv_timer_t *t)
+{
+    struct queue *q = container_of(t, struct queue, stats);
+    const char *groups[] = {"XINFO", "GROUPS", q->stream_key};
+    const char *xlen[] = {"XLEN", q->stream_key};
+
+    if (!queue_ready(q))
+        return;
+    /* Failures are fine here: the next tick samples again. */
+    if (redis_conn_command(q->conn, 0, on_groups, q, 3, groups, NULL) != 0)
+        return;
+    if (redis_conn_command(q->conn, 0, on_xlen, q, 2, xlen, NULL) != 0)
+        return;
 }
 
 void queue_start(struct queue *q)
 {
     redis_conn_start(q->conn);
+    uv_timer_start(&q->stats, on_stats_tick, QUEUE_STATS_INTERVAL_MS, QUEUE_STATS_INTERVAL_MS);
 }
 
 bool queue_ready(const struct queue *q)
@@ -817,6 +878,11 @@ static void on_flush_closed(uv_handle_t *h)
     part_closed(container_of((uv_prepare_t *)h, struct queue, flush));
 }
 
+static void on_stats_closed(uv_handle_t *h)
+{
+    part_closed(container_of((uv_timer_t *)h, struct queue, stats));
+}
+
 /*
  * Sent batches finish with DG_ERR_CLOSED as the connection stops, then the
  * pending ones do: every callback runs once, in submission order.
@@ -831,6 +897,7 @@ void queue_stop(struct queue *q, queue_stopped_cb cb, void *data)
     redis_conn_stop(q->conn, on_conn_stopped, q);
     pending_fail(q, DG_ERR_CLOSED);
     uv_close((uv_handle_t *)&q->flush, on_flush_closed);
+    uv_close((uv_handle_t *)&q->stats, on_stats_closed);
 }
 
 void queue_free(struct queue *q)

@@ -8,7 +8,7 @@ import time
 import unittest
 
 from harness import (FIXTURES, DigestdTestCase, hgetall, load_fixture, read_response,
-                     redis_cmd)
+                     redis_cmd, wait_until)
 
 STREAM_FIELDS = {"request_id", "activity_id", "audience", "test_email", "conv", "created_ms"}
 REF_FIELDS = {"service_url", "channel_id", "conversation_id", "conversation_type", "tenant_id",
@@ -281,6 +281,18 @@ class WebhookRecords(DigestdTestCase):
         ids = {r[1] for r in results}
         self.assertEqual(len(ids), 200)
         self.assertEqual(self.xlen(), 200)
+
+    def test_stream_gauges_are_sampled(self):
+        for i in range(3):
+            self.assertEqual(self.d.post_json(activity(id="gauge-%d" % i))[0], 202)
+
+        def gauges():
+            text = self.d.get("/metrics")[2].decode()
+            return dict(l.split() for l in text.splitlines()
+                        if l.startswith("digestd_stream_"))
+        # Sampled every 5 s from XLEN and XINFO GROUPS.
+        wait_until(lambda: gauges().get("digestd_stream_length") == "3", 12, "stream gauge")
+        self.assertEqual(gauges()["digestd_stream_pending"], "0")
 
     def test_health_ready_metrics(self):
         self.assertEqual(self.d.get("/healthz")[0], 200)

@@ -74,6 +74,23 @@ static void counters_gauges_and_outcomes(void **state)
     metrics_free(m);
 }
 
+static void outbound_statuses_by_target(void **state)
+{
+    struct metrics *m = metrics_create();
+    char *text;
+
+    metrics_outbound(m, METRICS_H_CONNECTOR, 200);
+    metrics_outbound(m, METRICS_H_CONNECTOR, 200);
+    metrics_outbound(m, METRICS_H_CONNECTOR, 429);
+    metrics_outbound(m, METRICS_H_UPSTREAM, 0);
+    text = render(m);
+    assert_non_null(strstr(text, "digestd_outbound_responses_total{target=\"connector\",status=\"200\"} 2\n"));
+    assert_non_null(strstr(text, "digestd_outbound_responses_total{target=\"connector\",status=\"429\"} 1\n"));
+    assert_non_null(strstr(text, "digestd_outbound_responses_total{target=\"upstream\",status=\"0\"} 1\n"));
+    xfree(text);
+    metrics_free(m);
+}
+
 static void null_metrics_count_nothing(void **state)
 {
     /* Modules may run without metrics (unit tests): nothing may crash. */
@@ -90,6 +107,7 @@ int main(void)
         cmocka_unit_test(requests_are_counted_by_route_and_status),
         cmocka_unit_test(histogram_buckets_are_cumulative),
         cmocka_unit_test(counters_gauges_and_outcomes),
+        cmocka_unit_test(outbound_statuses_by_target),
         cmocka_unit_test(null_metrics_count_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
