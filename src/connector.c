@@ -23,6 +23,7 @@
 #include "card.h"
 #include "config.h"
 #include "http_client.h"
+#include "list.h"
 #include "log.h"
 #include "metrics.h"
 #include "service_url.h"
@@ -48,9 +49,9 @@ struct conv;
 
 struct call {
     struct connector *c;
-    struct call *prev, *next; /* c->calls: every call whose callback has not run */
-    struct call *next_wait;   /* the token queue or the conversation queue */
-    struct conv *conv;        /* while CALL_WAIT_PACE */
+    struct list_node node;  /* c->calls: every call whose callback has not run */
+    struct call *next_wait; /* the token queue or the conversation queue */
+    struct conv *conv;      /* while CALL_WAIT_PACE */
     uv_timer_t timer;
     enum call_state state;
     enum connector_op op;
@@ -72,8 +73,8 @@ struct call {
 
 /* Pacing state of one conversation; kept while it has sent in the last 30 s. */
 struct conv {
-    struct conv *hnext;         /* hash chain */
-    struct conv *lprev, *lnext; /* c->lru, most recently used first */
+    struct conv *hnext;   /* hash chain */
+    struct list_node lru; /* c->lru, most recently used first */
     uint64_t hash;
     char *key;
     uint64_t sent[CONNECTOR_PACE_30S]; /* send times (loop ms), a ring */
@@ -98,13 +99,13 @@ struct connector {
     struct http_client_call *token_call; /* the one fetch in flight, or NULL */
     struct call *wait_head, *wait_tail;  /* calls waiting for that fetch */
 
-    struct call *calls;
+    struct list_node calls;
     size_t n_pending;
     size_t open; /* handles not yet closed: every call's timer and sweep */
 
     struct conv **buckets;
     size_t n_buckets, n_convs;
-    struct conv *lru_head, *lru_tail;
+    struct list_node lru; /* struct conv, most recently used first */
 
     uint64_t rng; /* xorshift64* state for the backoff jitter */
     bool stopping;
@@ -187,12 +188,7 @@ static void call_finish(struct call *call, struct connector_result *res)
 {
     struct connector *c = call->c;
 
-    if (call->prev)
-        call->prev->next = call->next;
-    else
-        c->calls = call->next;
-    if (call->next)
-        call->next->prev = call->prev;
+    list_remove(&call->node);
     c->n_pending--;
     call->state = CALL_DONE;
     res->attempts = call->attempts;
@@ -439,29 +435,6 @@ static uint64_t key_hash(const char *s)
     return h;
 }
 
-static void lru_unlink(struct connector *c, struct conv *cv)
-{
-    if (cv->lprev)
-        cv->lprev->lnext = cv->lnext;
-    else
-        c->lru_head = cv->lnext;
-    if (cv->lnext)
-        cv->lnext->lprev = cv->lprev;
-    else
-        c->lru_tail = cv->lprev;
-    cv->lprev = cv->lnext = NULL;
-}
-
-static void lru_push_front(struct connector *c, struct conv *cv)
-{
-    cv->lnext = c->lru_head;
-    if (c->lru_head)
-        c->lru_head->lprev = cv;
-    c->lru_head = cv;
-    if (!c->lru_tail)
-        c->lru_tail = cv;
-}
-
 static void conv_free(struct connector *c, struct conv *cv)
 {
     struct conv **pp = &c->buckets[cv->hash & (c->n_buckets - 1)];
@@ -469,7 +442,7 @@ static void conv_free(struct connector *c, struct conv *cv)
     while (*pp != cv)
         pp = &(*pp)->hnext;
     *pp = cv->hnext;
-    lru_unlink(c, cv);
+    list_remove(&cv->lru);
     c->n_convs--;
     xfree(cv->key);
     xfree(cv);
@@ -482,10 +455,15 @@ static void conv_free(struct connector *c, struct conv *cv)
  */
 static void conv_evict_idle(struct connector *c, uint64_t now)
 {
-    struct conv *cv;
+    struct list_node *n;
 
-    while ((cv = c->lru_tail) && !cv->q_head && now - cv->last_ms >= PACE_LONG_WINDOW_MS)
+    while ((n = list_last(&c->lru))) {
+        struct conv *cv = container_of(n, struct conv, lru);
+
+        if (cv->q_head || now - cv->last_ms < PACE_LONG_WINDOW_MS)
+            break;
         conv_free(c, cv);
+    }
 }
 
 static void conv_grow(struct connector *c)
@@ -524,7 +502,7 @@ static struct conv *conv_get(struct connector *c, const char *key, uint64_t now)
     cv->hnext = c->buckets[h & (c->n_buckets - 1)];
     c->buckets[h & (c->n_buckets - 1)] = cv;
     c->n_convs++;
-    lru_push_front(c, cv);
+    list_insert_head(&c->lru, &cv->lru);
     return cv;
 }
 
@@ -557,8 +535,8 @@ static void pace_record(struct connector *c, struct conv *cv, uint64_t now)
     if (cv->n_sent < CONNECTOR_PACE_30S)
         cv->n_sent++;
     cv->last_ms = now;
-    lru_unlink(c, cv);
-    lru_push_front(c, cv);
+    list_remove(&cv->lru);
+    list_insert_head(&c->lru, &cv->lru);
 }
 
 static void http_dispatch(struct call *call);
@@ -857,6 +835,8 @@ struct connector *connector_create(uv_loop_t *loop, struct http_client *http,
     c->http = http;
     c->cfg = cfg;
     c->metrics = metrics;
+    list_init(&c->calls);
+    list_init(&c->lru);
     c->n_buckets = CONV_BUCKETS_MIN;
     c->buckets = xcalloc(c->n_buckets, sizeof(*c->buckets));
     /* Jitter needs no secrecy; getrandom only decorrelates processes. */
@@ -959,10 +939,7 @@ static int submit(struct connector *c, const struct connector_msg *m, char *body
     call->retry_ambiguous = opts && opts->retry_ambiguous;
     uv_timer_init(c->loop, &call->timer);
     c->open++;
-    call->next = c->calls;
-    if (c->calls)
-        c->calls->prev = call;
-    c->calls = call;
+    list_insert_head(&c->calls, &call->node);
     c->n_pending++;
     /* The first attempt starts from the loop: the callback never runs in here. */
     call_schedule(call, 0);
@@ -1010,7 +987,7 @@ int connector_send_card(struct connector *c, enum connector_op op, const char *s
  */
 void connector_stop(struct connector *c, connector_stopped_cb cb, void *data)
 {
-    struct call *call;
+    struct list_node *n;
 
     if (c->stopping)
         return;
@@ -1021,7 +998,9 @@ void connector_stop(struct connector *c, connector_stopped_cb cb, void *data)
     if (c->token_call)
         http_client_cancel(c->token_call);
     c->wait_head = c->wait_tail = NULL;
-    while ((call = c->calls)) {
+    while ((n = list_first(&c->calls))) {
+        struct call *call = container_of(n, struct call, node);
+
         if (call->state == CALL_IN_FLIGHT && call->hc) {
             http_client_cancel(call->hc); /* on_sent finishes it */
             continue;
@@ -1038,12 +1017,12 @@ void connector_stop(struct connector *c, connector_stopped_cb cb, void *data)
 
 void connector_free(struct connector *c)
 {
-    struct conv *cv;
+    struct list_node *n;
 
     if (!c)
         return;
-    while ((cv = c->lru_head))
-        conv_free(c, cv);
+    while ((n = list_first(&c->lru)))
+        conv_free(c, container_of(n, struct conv, lru));
     xfree(c->buckets);
     xfree(c->token);
     xfree(c);

@@ -28,6 +28,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "list.h"
 #include "log.h"
 
 /* At most one "out of descriptors" warning per this many ms. */
@@ -46,13 +47,13 @@ enum client_state {
 struct sock_ctx {
     uv_poll_t poll;
     struct http_client *client;
-    struct sock_ctx *prev, *next; /* client->socks: what stop must close */
+    struct list_node node; /* client->socks: what stop must close */
     curl_socket_t fd;
 };
 
 struct http_client_call {
     struct http_client *client;
-    struct http_client_call *prev, *next; /* client->calls */
+    struct list_node node; /* client->calls */
     CURL *easy;
     struct curl_slist *headers;
     http_client_done_cb cb;
@@ -74,10 +75,10 @@ struct http_client {
     unsigned depth;        /* our frames on the stack that run user callbacks */
     unsigned open_handles; /* timer + polls not yet through their close cb */
     size_t n_calls;
-    size_t max_calls;               /* from RLIMIT_NOFILE: past it, send fails with UV_EMFILE */
-    struct http_client_call *calls; /* pending, any order */
-    struct sock_ctx *socks;         /* polls not yet closing */
-    uint64_t fd_warned_ms;          /* uv_now of the last descriptor warning */
+    size_t max_calls;       /* from RLIMIT_NOFILE: past it, send fails with UV_EMFILE */
+    struct list_node calls; /* struct http_client_call, pending, any order */
+    struct list_node socks; /* struct sock_ctx, polls not yet closing */
+    uint64_t fd_warned_ms;  /* uv_now of the last descriptor warning */
     http_client_stopped_cb stopped_cb;
     void *stopped_data;
 };
@@ -88,35 +89,14 @@ static void finish_stop(struct http_client *c);
 
 static void call_link(struct http_client *c, struct http_client_call *call)
 {
-    call->prev = NULL;
-    call->next = c->calls;
-    if (c->calls)
-        c->calls->prev = call;
-    c->calls = call;
+    list_insert_head(&c->calls, &call->node);
     c->n_calls++;
 }
 
 static void call_unlink(struct http_client *c, struct http_client_call *call)
 {
-    if (call->prev)
-        call->prev->next = call->next;
-    else
-        c->calls = call->next;
-    if (call->next)
-        call->next->prev = call->prev;
-    call->prev = call->next = NULL;
+    list_remove(&call->node);
     c->n_calls--;
-}
-
-static void sock_unlink(struct http_client *c, struct sock_ctx *sc)
-{
-    if (sc->prev)
-        sc->prev->next = sc->next;
-    else
-        c->socks = sc->next;
-    if (sc->next)
-        sc->next->prev = sc->prev;
-    sc->prev = sc->next = NULL;
 }
 
 /* ---- re-entrancy ---------------------------------------------------------- */
@@ -373,7 +353,7 @@ static void on_sock_closed(uv_handle_t *handle)
  */
 static void sock_close(struct sock_ctx *sc)
 {
-    sock_unlink(sc->client, sc);
+    list_remove(&sc->node);
     uv_close((uv_handle_t *)&sc->poll, on_sock_closed);
 }
 
@@ -390,10 +370,7 @@ static struct sock_ctx *sock_open(struct http_client *c, curl_socket_t fd)
     }
     sc->client = c;
     sc->fd = fd;
-    sc->next = c->socks;
-    if (c->socks)
-        c->socks->prev = sc;
-    c->socks = sc;
+    list_insert_head(&c->socks, &sc->node);
     c->open_handles++;
     curl_multi_assign(c->multi, fd, sc);
     log_debug("http_client: watching fd %d", (int)fd);
@@ -536,6 +513,8 @@ struct http_client *http_client_create(uv_loop_t *loop, struct metrics *metrics)
     c->loop = loop;
     c->metrics = metrics;
     c->max_calls = connection_budget();
+    list_init(&c->calls);
+    list_init(&c->socks);
     c->multi = curl_multi_init();
     if (!c->multi || multi_setup(c)) {
         if (c->multi)
@@ -557,18 +536,22 @@ static void on_timer_closed(uv_handle_t *handle)
 /* Runs once no frame of ours is on the stack: drop curl, close our handles. */
 static void finish_stop(struct http_client *c)
 {
-    assert(c->state == CLIENT_STOPPING && !c->calls);
+    struct list_node *n;
+
+    assert(c->state == CLIENT_STOPPING && list_empty(&c->calls));
     c->state = CLIENT_CLOSING;
     /* Closing cached connections reports CURL_POLL_REMOVE for watched sockets. */
     curl_multi_cleanup(c->multi);
     c->multi = NULL;
-    while (c->socks)
-        sock_close(c->socks);
+    while ((n = list_first(&c->socks)))
+        sock_close(container_of(n, struct sock_ctx, node));
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 }
 
 void http_client_stop(struct http_client *c, http_client_stopped_cb cb, void *data)
 {
+    struct list_node *n;
+
     if (c->state != CLIENT_RUNNING)
         return;
     c->state = CLIENT_STOPPING;
@@ -576,8 +559,8 @@ void http_client_stop(struct http_client *c, http_client_stopped_cb cb, void *da
     c->stopped_data = data;
     enter(c);
     /* A callback may cancel others; take the head each time. */
-    while (c->calls)
-        call_complete(c->calls, CURLE_OK, DG_ERR_CLOSED);
+    while ((n = list_first(&c->calls)))
+        call_complete(container_of(n, struct http_client_call, node), CURLE_OK, DG_ERR_CLOSED);
     leave(c);
 }
 

@@ -35,6 +35,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "config.h"
+#include "list.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -105,7 +106,7 @@ struct conn {
     uv_shutdown_t shutdown_req;
     llhttp_t parser;
     struct http_server *srv;
-    struct conn *prev, *next;  /* srv->conns */
+    struct list_node node;     /* srv->conns */
     enum conn_state state;
     enum conn_phase phase;
     struct buf in;             /* bytes read; in_off of them already parsed */
@@ -136,7 +137,7 @@ struct http_server {
     struct metrics *metrics;
     struct route *routes;
     size_t n_routes;
-    struct conn *conns;
+    struct list_node conns; /* struct conn, newest first */
     unsigned n_counted;
     bool stopping;
     bool listener_closed;
@@ -227,7 +228,7 @@ static const char *http_date(struct http_server *srv)
 /* Runs the stop callback once the listener and every conn are gone. */
 static void server_maybe_stopped(struct http_server *srv)
 {
-    if (!srv->stopping || !srv->listener_closed || srv->conns || srv->stop_done)
+    if (!srv->stopping || !srv->listener_closed || !list_empty(&srv->conns) || srv->stop_done)
         return;
     srv->stop_done = true;
     if (srv->closed_cb)
@@ -285,10 +286,7 @@ static struct conn *conn_new(struct http_server *srv)
     request_reset(&c->req);
     c->req.conn = c;
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
+    list_insert_head(&srv->conns, &c->node);
     return c;
 }
 
@@ -296,12 +294,7 @@ static void conn_free(struct conn *c)
 {
     struct http_server *srv = c->srv;
 
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_remove(&c->node);
     buf_free(&c->in);
     buf_free(&c->out);
     buf_free(&c->scratch);
@@ -1284,6 +1277,7 @@ struct http_server *http_server_create(uv_loop_t *loop, const struct http_server
     srv->loop = loop;
     srv->limits = *limits;
     srv->metrics = metrics;
+    list_init(&srv->conns);
     /* Initialised now so that stop() can always close it and report asynchronously. */
     uv_tcp_init(loop, &srv->listener);
     return srv;
@@ -1370,7 +1364,7 @@ static void conn_stop(struct conn *c)
 
 void http_server_stop(struct http_server *srv, http_server_closed_cb cb, void *data)
 {
-    struct conn *c, *next;
+    struct list_node *n, *tmp;
 
     /* A second call (a handler and main both stopping) keeps the first callback. */
     if (srv->stopping)
@@ -1379,10 +1373,8 @@ void http_server_stop(struct http_server *srv, http_server_closed_cb cb, void *d
     srv->closed_cb = cb;
     srv->closed_data = data;
     uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
-    for (c = srv->conns; c; c = next) {
-        next = c->next;
-        conn_stop(c);
-    }
+    list_for_each_safe(n, tmp, &srv->conns)
+        conn_stop(container_of(n, struct conn, node));
 }
 
 void http_server_free(struct http_server *srv)
@@ -1391,7 +1383,7 @@ void http_server_free(struct http_server *srv)
 
     if (!srv)
         return;
-    assert(!srv->conns);
+    assert(list_empty(&srv->conns));
     for (i = 0; i < srv->n_routes; i++)
         xfree(srv->routes[i].path);
     xfree(srv->routes);

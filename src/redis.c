@@ -37,6 +37,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "list.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -53,7 +54,7 @@ enum redis_state {
 
 /* One command in flight; hiredis holds it as privdata until it calls back. */
 struct redis_cmd {
-    struct redis_cmd *prev, *next; /* deadline order */
+    struct list_node node; /* c->cmds, deadline order */
     struct redis_conn *conn;
     redis_reply_cb cb;
     void *data;
@@ -71,9 +72,9 @@ struct redis_conn {
     uv_timer_t timer;
     uint64_t timer_due; /* deadline the timer is armed for (HANDSHAKE/READY) */
     uv_getaddrinfo_t gai;
-    bool resolving; /* gai in flight (it may outlive its attempt) */
-    struct redis_cmd *head, *tail;
-    unsigned polls_open; /* adapter poll handles not yet closed */
+    bool resolving;        /* gai in flight (it may outlive its attempt) */
+    struct list_node cmds; /* struct redis_cmd, earliest deadline first */
+    unsigned polls_open;   /* adapter poll handles not yet closed */
     bool timer_closed;
     bool broken; /* teardown requested; done from the timer */
     char broken_why[160];
@@ -212,34 +213,22 @@ static int attach(struct redis_conn *c, redisAsyncContext *ac)
 /* ---- Command list and deadlines --------------------------------------- */
 
 /* Inserts in deadline order; with one timeout for all this is an append. */
-static void list_insert(struct redis_conn *c, struct redis_cmd *cmd)
+static void cmd_insert(struct redis_conn *c, struct redis_cmd *cmd)
 {
-    struct redis_cmd *after = c->tail;
+    struct list_node *after = c->cmds.prev;
 
-    while (after != NULL && after->deadline > cmd->deadline)
+    while (after != &c->cmds &&
+           container_of(after, struct redis_cmd, node)->deadline > cmd->deadline)
         after = after->prev;
-    cmd->prev = after;
-    cmd->next = after != NULL ? after->next : c->head;
-    if (cmd->next != NULL)
-        cmd->next->prev = cmd;
-    else
-        c->tail = cmd;
-    if (after != NULL)
-        after->next = cmd;
-    else
-        c->head = cmd;
+    list_insert_after(after, &cmd->node);
 }
 
-static void list_remove(struct redis_conn *c, struct redis_cmd *cmd)
+/* The command with the earliest deadline, NULL when none is pending. */
+static struct redis_cmd *cmd_first(const struct redis_conn *c)
 {
-    if (cmd->prev != NULL)
-        cmd->prev->next = cmd->next;
-    else
-        c->head = cmd->next;
-    if (cmd->next != NULL)
-        cmd->next->prev = cmd->prev;
-    else
-        c->tail = cmd->prev;
+    struct list_node *n = list_first(&c->cmds);
+
+    return n != NULL ? container_of(n, struct redis_cmd, node) : NULL;
 }
 
 /*
@@ -249,11 +238,12 @@ static void list_remove(struct redis_conn *c, struct redis_cmd *cmd)
 static void arm_deadline(struct redis_conn *c)
 {
     uint64_t now = uv_now(c->loop);
+    struct redis_cmd *first = cmd_first(c);
     uint64_t due;
 
-    if (c->head == NULL || c->broken)
+    if (first == NULL || c->broken)
         return;
-    due = c->head->deadline;
+    due = first->deadline;
     if (uv_is_active((uv_handle_t *)&c->timer) && c->timer_due <= due)
         return;
     c->timer_due = due;
@@ -274,7 +264,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
         if (err == 0)
             err = c->state == RS_STOPPING ? DG_ERR_CLOSED : DG_ERR_UNAVAILABLE;
     }
-    list_remove(c, cmd);
+    list_remove(&cmd->node);
     xfree(cmd);
     cb(err, r, data);
 }
@@ -293,7 +283,7 @@ static int submit(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb, 
         xfree(cmd);
         return DG_ERR_UNAVAILABLE;
     }
-    list_insert(c, cmd);
+    cmd_insert(c, cmd);
     arm_deadline(c);
     return 0;
 }
@@ -585,6 +575,8 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
 static void check_deadlines(struct redis_conn *c)
 {
     uint64_t now = uv_now(c->loop);
+    struct redis_cmd *first = cmd_first(c);
+    struct list_node *n;
     unsigned expired = 0, pending = 0;
     char why[96];
 
@@ -592,13 +584,15 @@ static void check_deadlines(struct redis_conn *c)
         conn_down(c, c->broken_why);
         return;
     }
-    if (c->head == NULL)
+    if (first == NULL)
         return;
-    if (c->head->deadline > now) {
+    if (first->deadline > now) {
         arm_deadline(c);
         return;
     }
-    for (struct redis_cmd *cmd = c->head; cmd != NULL; cmd = cmd->next) {
+    list_for_each(n, &c->cmds) {
+        struct redis_cmd *cmd = container_of(n, struct redis_cmd, node);
+
         pending++;
         if (cmd->deadline <= now) {
             cmd->fail_err = DG_ERR_TIMEOUT;
@@ -643,6 +637,7 @@ struct redis_conn *redis_conn_create(uv_loop_t *loop, const struct config *cfg, 
     c->loop = loop;
     c->cfg = cfg;
     c->metrics = metrics;
+    list_init(&c->cmds);
     c->name = xstrdup(name);
     c->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
     if (c->rng == 0)
@@ -698,7 +693,7 @@ static void maybe_finish(struct redis_conn *c)
     if (c->state != RS_STOPPING || !c->timer_closed || c->polls_open > 0 || c->resolving ||
         c->ac != NULL)
         return;
-    assert(c->head == NULL);
+    assert(list_empty(&c->cmds));
     c->state = RS_STOPPED;
     log_debug("redis %s: stopped", c->name);
     if (c->stopped_cb != NULL)

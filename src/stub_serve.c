@@ -56,6 +56,7 @@
 #include "clock.h"
 #include "http_server.h"
 #include "jwt_sign.h"
+#include "list.h"
 #include "log.h"
 #include "stub_content.h"
 #include "stub_inject.h"
@@ -81,7 +82,7 @@ struct pending {
     struct stub *stub;
     struct http_request *req;
     struct reply reply;
-    struct pending *prev, *next;
+    struct list_node node; /* stub->pending */
 };
 
 struct stub {
@@ -100,7 +101,7 @@ struct stub {
     uint64_t n_activities;
     char last_tenant[128];
     struct stub_outbox outbox;
-    struct pending *pending;
+    struct list_node pending; /* struct pending, newest first */
     size_t n_pending;
     uv_signal_t sigterm, sigint;
     bool stopping;
@@ -173,12 +174,7 @@ static void send_reply(struct http_request *req, const struct reply *r)
 
 static void pending_unlink(struct stub *s, struct pending *p)
 {
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        s->pending = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    list_remove(&p->node);
     s->n_pending--;
 }
 
@@ -225,10 +221,7 @@ static void deliver(struct stub *s, struct http_request *req, struct reply *r, u
     p->stub = s;
     p->req = req;
     p->reply = *r;
-    p->next = s->pending;
-    if (p->next)
-        p->next->prev = p;
-    s->pending = p;
+    list_insert_head(&s->pending, &p->node);
     s->n_pending++;
     uv_timer_init(s->loop, &p->timer);
     if (!hang)
@@ -713,15 +706,19 @@ static void on_http_closed(struct http_server *srv, void *data)
 /* Answers everything still waiting, then closes the server (STYLE rule 20). */
 static void stub_stop(struct stub *s)
 {
+    struct list_node *n;
+
     if (s->stopping)
         return;
     s->stopping = true;
     uv_signal_stop(&s->sigterm);
     uv_signal_stop(&s->sigint);
     /* Delayed answers go out early; hung requests get the 503 deliver() stored. */
-    while (s->pending) {
-        uv_timer_stop(&s->pending->timer);
-        pending_finish(s->pending);
+    while ((n = list_first(&s->pending))) {
+        struct pending *p = container_of(n, struct pending, node);
+
+        uv_timer_stop(&p->timer);
+        pending_finish(p);
     }
     http_server_stop(s->http, on_http_closed, s);
 }
@@ -802,6 +799,7 @@ int stub_serve_run(const struct stub_opts *o)
     int rc = 0;
 
     s.opt = o;
+    list_init(&s.pending);
     stub_outbox_init(&s.outbox, o->outbox_max);
     s.rng = o->seed ^ 0x5851f42d4c957f2dull;
     if (stub_key_load(o->key_dir, &s.key, s.kid) != 0) {

@@ -508,6 +508,8 @@ static void pace_slot_keeps_both_windows(void **state)
 
     memset(&c, 0, sizeof(c));
     memset(&cv, 0, sizeof(cv));
+    list_init(&c.lru);
+    list_init(&cv.lru);
     for (i = 0; i < CONNECTOR_PACE_1S - 1; i++)
         pace_record(&c, &cv, 100 + i);
     assert_int_equal(pace_slot(&cv, 200), 200); /* six sent: room for a seventh */
@@ -517,7 +519,8 @@ static void pace_slot_keeps_both_windows(void **state)
 
     /* 60 sends at two a second: the 1 s window is fine, the 30 s one is full. */
     memset(&cv, 0, sizeof(cv));
-    c.lru_head = c.lru_tail = NULL;
+    list_init(&c.lru);
+    list_init(&cv.lru);
     for (i = 0; i < CONNECTOR_PACE_30S; i++)
         pace_record(&c, &cv, 1000 + 500 * (uint64_t)i);
     assert_int_equal(pace_slot(&cv, 30600), 31000);
