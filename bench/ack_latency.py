@@ -4,6 +4,10 @@
 usage: bench/ack_latency.py [--rate 200] [--duration 30] [--warmup 3] [--json FILE]
        (BUILD_DIR=build-bench3 by default; built as Release here if missing)
 
+The stub's /stub/outbox is read once, at the end, and digestd's HTTP server
+(which the stub shares) caps a response at 16 MB: about 11,000 ack cards.
+So rate x (duration + warmup) must stay under that (45 s at 200/s is fine).
+
 Starts a private redis-server, digest-stub and a Release digestd on loopback
 (tests/integration/harness.py starts them, by pid), then posts `digest
 advisors` activities open loop: request i is sent at t0 + i/rate whatever
@@ -35,11 +39,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the tree
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402  (needs sys.path above)
 
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "teams-personal-chat.json")
 PRECONNECT_S = 0.030
+OUTBOX_READ_MAX = 11000  # ack records in one 16 MB /stub/outbox response
 
 
 # --- setup shared with bench/slow_upstream.py -----------------------------
@@ -199,7 +205,10 @@ def fetch_acks(stub, n_expected, timeout):
     deadline = time.monotonic() + timeout
     while True:
         acks = {}
-        for m in stub.outbox():
+        status, outbox = stub.call("GET", "/stub/outbox")
+        if status != 200:
+            raise SystemExit("GET /stub/outbox answered %d (over 16 MB? see usage)" % status)
+        for m in outbox:
             if m.get("card") == "ack" and m.get("status") == 200 and m.get("request_id"):
                 acks.setdefault(m["request_id"], m["received_ms"])
         if len(acks) >= n_expected or time.monotonic() > deadline:
@@ -219,6 +228,9 @@ def main():
     raise_fd_limit(65536)
     n_warm = int(args.warmup * args.rate)
     n = n_warm + int(args.duration * args.rate)
+    if n > OUTBOX_READ_MAX:
+        raise SystemExit("%d requests: /stub/outbox cannot return more than about %d ack "
+                         "cards at once; shorten --duration" % (n, OUTBOX_READ_MAX))
     redis, stub, d = start_world(["--outbox-max", str(n + 1000)], {})
     try:
         template = activity_template(stub.service_url)

@@ -82,6 +82,7 @@ struct conv {
     unsigned head;                     /* where the next send time goes */
     uint64_t last_ms;                  /* last send (or creation) */
     struct call *q_head, *q_tail;      /* calls waiting for a slot, FIFO */
+    unsigned n_waiting;                /* calls in that queue */
     bool pumping;                      /* pace_pump is on the stack */
 };
 
@@ -565,6 +566,7 @@ static void pace_pump(struct conv *cv)
         cv->q_head = call->next_wait;
         if (!cv->q_head)
             cv->q_tail = NULL;
+        cv->n_waiting--;
         call->next_wait = NULL;
         call->conv = NULL;
         pace_record(c, cv, now);
@@ -581,6 +583,15 @@ static void pace_enqueue(struct call *call)
 
     conv_evict_idle(c, now);
     cv = conv_get(c, call->key, now);
+    if (cv->n_waiting >= CONNECTOR_PACE_MAX_WAITING) {
+        /* A flood into one conversation must not queue without bound: at
+         * Teams' rate this one would wait minutes, so it fails now. */
+        struct connector_result res = {
+            .err = DG_ERR_UNAVAILABLE, .outcome = DIGEST_RETRYABLE, .retry_after_s = -1};
+        call_finish(call, &res);
+        return;
+    }
+    cv->n_waiting++;
     call->state = CALL_WAIT_PACE;
     call->conv = cv;
     if (cv->q_tail)
@@ -1006,8 +1017,10 @@ void connector_stop(struct connector *c, connector_stopped_cb cb, void *data)
             continue;
         }
         /* Every call is finished here, so a conversation's queue just goes. */
-        if (call->state == CALL_WAIT_PACE && call->conv)
+        if (call->state == CALL_WAIT_PACE && call->conv) {
             call->conv->q_head = call->conv->q_tail = NULL;
+            call->conv->n_waiting = 0;
+        }
         call->conv = NULL;
         call->next_wait = NULL;
         call_finish_closed(call);

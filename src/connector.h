@@ -29,6 +29,9 @@ struct metrics;
 /* Teams' limits per bot per conversation (research §4.5, SPEC §6). */
 #define CONNECTOR_PACE_1S 7   /* sends in any 1 s window */
 #define CONNECTOR_PACE_30S 60 /* sends in any 30 s window */
+/* Sends waiting for one conversation's window; past it a send fails at once
+ * (DG_ERR_UNAVAILABLE, retryable) instead of queueing for minutes. */
+#define CONNECTOR_PACE_MAX_WAITING 120
 /* Bounds on what the connector and the token endpoint can make us hold. */
 #define CONNECTOR_MAX_RESPONSE_BYTES (64u << 10)
 #define CONNECTOR_MAX_TOKEN_BYTES (16u << 10) /* the access_token itself */

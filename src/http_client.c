@@ -71,9 +71,10 @@ struct http_client {
     struct metrics *metrics;
     CURLM *multi;
     uv_timer_t timer; /* curl's single timeout */
+    uv_idle_t kick;   /* curl's "timeout 0": run it on the next loop turn */
     enum client_state state;
     unsigned depth;        /* our frames on the stack that run user callbacks */
-    unsigned open_handles; /* timer + polls not yet through their close cb */
+    unsigned open_handles; /* timer, kick and polls not yet through their close cb */
     size_t n_calls;
     size_t max_calls;       /* from RLIMIT_NOFILE: past it, send fails with UV_EMFILE */
     struct list_node calls; /* struct http_client_call, pending, any order */
@@ -335,6 +336,14 @@ static void on_timeout(uv_timer_t *timer)
     socket_action(c, CURL_SOCKET_TIMEOUT, 0);
 }
 
+static void on_kick(uv_idle_t *idle)
+{
+    struct http_client *c = container_of(idle, struct http_client, kick);
+
+    uv_idle_stop(idle);
+    socket_action(c, CURL_SOCKET_TIMEOUT, 0);
+}
+
 /* ---- curl → libuv ------------------------------------------------------------ */
 
 static void on_sock_closed(uv_handle_t *handle)
@@ -415,17 +424,29 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     return 0;
 }
 
-/* Only (re)arms the uv timer: socket_action from here would re-enter curl. */
+/*
+ * Only (re)arms: socket_action from here would re-enter curl. "0" means as
+ * soon as possible, and a 1 ms timer (curl's multi-uv.c) costs every new
+ * transfer a millisecond of idle wait; a 0 ms uv timer re-armed from its own
+ * callback can spin inside one timers phase on libuv 1.44. An idle handle
+ * runs once on the next loop turn and makes that turn's poll not block.
+ */
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     struct http_client *c = userp;
 
     if (c->state >= CLIENT_CLOSING)
         return 0;
-    if (timeout_ms < 0)
+    if (timeout_ms < 0) {
         uv_timer_stop(&c->timer);
-    else
-        uv_timer_start(&c->timer, on_timeout, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0);
+        uv_idle_stop(&c->kick);
+    } else if (timeout_ms == 0) {
+        uv_timer_stop(&c->timer);
+        uv_idle_start(&c->kick, on_kick);
+    } else {
+        uv_idle_stop(&c->kick);
+        uv_timer_start(&c->timer, on_timeout, (uint64_t)timeout_ms, 0);
+    }
     return 0;
 }
 
@@ -524,13 +545,19 @@ struct http_client *http_client_create(uv_loop_t *loop, struct metrics *metrics)
         return NULL;
     }
     uv_timer_init(loop, &c->timer);
-    c->open_handles = 1;
+    uv_idle_init(loop, &c->kick);
+    c->open_handles = 2;
     return c;
 }
 
 static void on_timer_closed(uv_handle_t *handle)
 {
     handle_closed(container_of((uv_timer_t *)handle, struct http_client, timer));
+}
+
+static void on_kick_closed(uv_handle_t *handle)
+{
+    handle_closed(container_of((uv_idle_t *)handle, struct http_client, kick));
 }
 
 /* Runs once no frame of ours is on the stack: drop curl, close our handles. */
@@ -546,6 +573,7 @@ static void finish_stop(struct http_client *c)
     while ((n = list_first(&c->socks)))
         sock_close(container_of(n, struct sock_ctx, node));
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&c->kick, on_kick_closed);
 }
 
 void http_client_stop(struct http_client *c, http_client_stopped_cb cb, void *data)
@@ -794,7 +822,7 @@ int http_client_send(struct http_client *c, const struct http_client_request *re
         goto fail;
     if (easy_common(call) != CURLE_OK || easy_request(call, req) != CURLE_OK)
         goto fail;
-    /* Only arms the timer (to 1 ms): the transfer starts from the loop. */
+    /* Only arms the kick (next loop turn): the transfer starts from the loop. */
     if (curl_multi_add_handle(c->multi, call->easy) != CURLM_OK)
         goto fail;
     call_link(c, call);

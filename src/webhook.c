@@ -26,8 +26,9 @@
 #include "requests.h"
 #include "service_url.h"
 
-/* Contexts waiting on Redis beyond this are shed with 503: a slow Redis must
- * not turn into unbounded memory. */
+/* Requests waiting on Redis beyond this are shed with 503: a slow Redis must
+ * not turn into unbounded memory. Sync requests waiting on the upstream are
+ * bounded by MAX_CONNECTIONS and the http_client's budget instead. */
 #define WEBHOOK_MAX_PENDING 8192
 
 /* The ack card goes out right after the 202. A POST whose fate is unknown
@@ -210,6 +211,7 @@ static void on_enqueued(int err, const char *request_id, bool duplicate, void *d
                                  CARD_ACK_QUEUED};
     char body[160];
 
+    w->wh->redis_waiting--;
     if (err) {
         /* Not the sync fallback: the script may have run before the reply
          * was lost, and serving it here too would deliver it twice. A 503 is
@@ -246,8 +248,13 @@ int webhook_record(struct webhook_req *w, const char *mode, queue_enqueue_cb cb)
         .n_ref = ACTIVITY_REF_FIELDS,
     };
 
+    int err;
+
     activity_reference(&w->act, job.created_ms, false, &ref);
-    return queue_enqueue(w->wh->queue, &job, cb, w);
+    err = queue_enqueue(w->wh->queue, &job, cb, w);
+    if (!err)
+        w->wh->redis_waiting++;
+    return err;
 }
 
 void webhook_answer_duplicate(struct webhook_req *w, const char *first_id)
@@ -310,6 +317,7 @@ static void on_reference_stored(int err, void *data)
 {
     struct webhook_req *w = data;
 
+    w->wh->redis_waiting--;
     if (err) {
         answer_unavailable(w, "the conversation store is unreachable; retry later");
         webhook_req_done(w);
@@ -325,8 +333,11 @@ static void on_reference_stored(int err, void *data)
 /* Anything that queues nothing still refreshes the reference (SPEC §3). */
 static int start_reference(struct webhook_req *w, const struct activity_ref *ref)
 {
-    return queue_store_reference(w->wh->queue, w->conv_key, ref->fields, ref->values,
-                                 ACTIVITY_REF_FIELDS, on_reference_stored, w);
+    int err = queue_store_reference(w->wh->queue, w->conv_key, ref->fields, ref->values,
+                                    ACTIVITY_REF_FIELDS, on_reference_stored, w);
+    if (!err)
+        w->wh->redis_waiting++;
+    return err;
 }
 
 /* --- ingress ------------------------------------------------------------ */
@@ -419,7 +430,7 @@ static void handle_webhook(struct http_request *req, void *data)
         return;
     }
     parse_command(w);
-    if (wh->in_flight > WEBHOOK_MAX_PENDING) {
+    if (wh->redis_waiting >= WEBHOOK_MAX_PENDING) {
         answer_unavailable(w, "too many requests in flight");
         webhook_req_done(w);
         return;

@@ -26,6 +26,7 @@ struct webhook {
     struct http_client *http;
     struct metrics *metrics;
     unsigned in_flight;          /* live struct webhook_req */
+    unsigned redis_waiting;      /* of those, waiting for their Redis step */
     webhook_drained_cb drained_cb;
     void *drained_data;
 };

@@ -192,6 +192,7 @@ static void on_recorded(int err, const char *request_id, bool duplicate, void *d
 {
     struct webhook_req *w = data;
 
+    w->wh->redis_waiting--;
     if (err == DG_ERR_UNAVAILABLE) {
         fetch(w); /* Redis went away: serve it unrecorded, as when it is down */
         return;

@@ -996,6 +996,36 @@ static void stop_finishes_pending_calls_once(void **state)
     assert_int_equal(t->n_conn, 8);
 }
 
+/* 7 sent (and hanging), 120 waiting: the 5 past the cap failed at once. */
+static void flood_checked(struct ctx *t)
+{
+    int i, refused = 0;
+
+    for (i = 0; i < 7 + CONNECTOR_PACE_MAX_WAITING + 5; i++) {
+        if (t->slots[i].calls == 1) {
+            assert_int_equal(t->slots[i].err, DG_ERR_UNAVAILABLE);
+            assert_int_equal(t->slots[i].outcome, DIGEST_RETRYABLE);
+            refused++;
+        }
+    }
+    assert_int_equal(refused, 5);
+    assert_int_equal(t->n_conn, 7);
+    shutdown_all(t);
+}
+
+static void pacing_queue_is_bounded(void **state)
+{
+    struct ctx *t = &T;
+    int i, n = 7 + CONNECTOR_PACE_MAX_WAITING + 5;
+
+    t->hold = true; /* the connector never answers: nothing leaves the windows */
+    for (i = 0; i < n; i++)
+        send_to(t->conn, CONNECTOR_REPLY, t->service_url, "conv-F", NULL, &t->slots[i]);
+    run_later(t, 300, flood_checked);
+    run(t, n);
+    assert_slots_once(t, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1021,6 +1051,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(token_endpoint_outage_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_service_url_sends_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(pacing_holds_one_conversation_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(pacing_queue_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(stop_finishes_pending_calls_once, setup, teardown),
     };
 
