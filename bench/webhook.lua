@@ -1,7 +1,8 @@
 -- wrk script: every request is a realistic Teams activity ('digest advisors'
 -- in a personal chat) with a unique activity id, so each one is a real
--- enqueue, never a dedup hit. Thread id + counter keep ids unique across
--- wrk's threads.
+-- enqueue, never a dedup hit; conversations rotate over 20,000 ids and
+-- serviceUrl comes from $SERVICE_URL (digest-stub, see webhook.sh). Thread
+-- id + counter keep ids unique across wrk's threads.
 local counter = 0
 local thread_id = 0
 local threads = {}
@@ -11,17 +12,19 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+local service_url = os.getenv("SERVICE_URL") or "https://smba.trafficmanager.net/amer/"
+
 function init(args)
   thread_id = tid or 0
   run_id = os.time()
 end
 
 local template = [[{"type":"message","id":"%s","timestamp":"2017-02-01T21:10:07.437Z",]] ..
-  [["serviceUrl":"https://smba.trafficmanager.net/amer/","channelId":"msteams",]] ..
+  [["serviceUrl":"%s","channelId":"msteams",]] ..
   [["from":{"id":"29:1XJKJMvc5GBtc2JwZq0oj8tHZmzrQgFmB39ATiQWA85gQtHieVkKilBZ9XHoq9j7Zaqt7CZ-NJWi7me2kHTL3Bw",]] ..
   [["name":"Megan Bowen","aadObjectId":"7faf8ab2-3d56-4244-b585-20c8a42ed2b8"},]] ..
   [["conversation":{"conversationType":"personal","tenantId":"72f988bf-86f1-41af-91ab-2d7cd011db47",]] ..
-  [["id":"a:17I0kl9EkpE1O9PH5TWrzrLNwnWWcfrU7QZjKR0WSfOpzbfcAg2IaydGElSo10tVr4C7Fc6GtieTJX663WuJCc1uA83n4CSrHSgGBj5XNYLcVlJAs2ZX8DbYBPck201w-"},]] ..
+  [["id":"a:17I0kl9EkpE1O9PH5TWrzrLNwnWWcfrU7QZjKR0WSfOpzbfcAg2IaydGElSo10tVr4C7Fc6GtieTJX663WuJCc1uA83n4CSrHSgGBj5XNYLcVlJAs2ZX8DbYBPck201w-%d"},]] ..
   [["recipient":{"id":"28:c9e8c047-2a74-40a2-b28a-b162d5f5327c","name":"Teams TestBot"},]] ..
   [["textFormat":"plain","text":"digest advisors",]] ..
   [["entities":[{"locale":"en-US","country":"US","platform":"Windows","timezone":"America/Los_Angeles","type":"clientInfo"}],]] ..
@@ -31,7 +34,9 @@ local headers = { ["Content-Type"] = "application/json" }
 
 function request()
   counter = counter + 1
-  local body = string.format(template, string.format("b%d-%d-%d", run_id, thread_id, counter))
+  local id = string.format("b%d-%d-%d", run_id, thread_id, counter)
+  local conv = (counter * 8 + thread_id) % 20000
+  local body = string.format(template, id, service_url, conv)
   return wrk.format("POST", "/api/messages", headers, body)
 end
 
