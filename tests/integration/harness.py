@@ -240,22 +240,38 @@ FIXTURES = ["teams-personal-chat.json", "teams-channel-mention.json", "teams-gro
 
 
 class DigestdTestCase(unittest.TestCase):
-    """Starts one redis-server and one digestd per test class."""
+    """Starts one redis-server and one digestd per test class, and with
+    stub_args (a tuple, maybe empty) a digest-stub that digestd talks to."""
 
     digestd_env = {}
+    stub_args = None
 
     @classmethod
     def setUpClass(cls):
-        # unittest skips tearDownClass when setUpClass fails: clean up here.
         cls.redis = RedisServer()
-        cls.d = Digestd(cls.redis.url, cls.digestd_env)
+        cls.stub = Stub(*cls.stub_args) if cls.stub_args is not None else None
+        cls.d = None
         try:
             cls.redis.start()
+            env = {}
+            if cls.stub:
+                cls.stub.start()
+                env.update(cls.stub.env())
+            env.update(cls.digestd_env)
+            cls.d = Digestd(cls.redis.url, env)
             cls.d.start()
         except BaseException:
-            cls.d.cleanup()
-            cls.redis.stop()
+            # unittest skips tearDownClass when setUpClass fails: clean up here.
+            cls.stop_all()
             raise
+
+    @classmethod
+    def stop_all(cls):
+        if cls.d:
+            cls.d.cleanup()
+        if cls.stub:
+            cls.stub.stop()
+        cls.redis.stop()
 
     @classmethod
     def tearDownClass(cls):
@@ -264,8 +280,7 @@ class DigestdTestCase(unittest.TestCase):
             if rc != 0:
                 raise AssertionError("digestd exited %s:\n%s" % (rc, cls.d.log()))
         finally:
-            cls.d.cleanup()
-            cls.redis.stop()
+            cls.stop_all()
 
     def setUp(self):
         # Each test starts from an empty stream with its group in place.

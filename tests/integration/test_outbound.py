@@ -9,8 +9,8 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (FIXTURES, Digestd, RedisServer, Stub, card_of, card_text, hgetall,
-                     load_fixture, redis_cmd, wait_until)
+from harness import (FIXTURES, Digestd, DigestdTestCase, RedisServer, Stub, card_of, card_text,
+                     hgetall, load_fixture, redis_cmd, wait_until)
 
 
 def quote(s):
@@ -36,43 +36,12 @@ def activity(stub, name="teams-personal-chat.json", text=None, id=None, conv=Non
     return a
 
 
-class World(unittest.TestCase):
+class World(DigestdTestCase):
     """Redis + digest-stub + digestd per test class."""
     stub_args = ()
-    digestd_env = {}
-
-    @classmethod
-    def setUpClass(cls):
-        # unittest skips tearDownClass when setUpClass fails: clean up here.
-        cls.redis = RedisServer()
-        cls.stub = Stub(*cls.stub_args)
-        cls.d = None
-        try:
-            cls.redis.start()
-            cls.stub.start()
-            env = cls.stub.env()
-            env.update(cls.digestd_env)
-            cls.d = Digestd(cls.redis.url, env)
-            cls.d.start()
-        except BaseException:
-            if cls.d:
-                cls.d.cleanup()
-            cls.stub.stop()
-            cls.redis.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            rc = cls.d.stop()
-            if rc != 0:
-                raise AssertionError("digestd exited %s:\n%s" % (rc, cls.d.log()))
-        finally:
-            cls.d.cleanup()
-            cls.stub.stop()
-            cls.redis.stop()
 
     def setUp(self):
+        super().setUp()
         self.stub.clear()
 
 
