@@ -52,10 +52,11 @@ static void release(struct webhook_req *w)
 static void finish(struct webhook_req *w, bool delivered, const char *result_id)
 {
     char started[24], fetched[24], now[24], body[160];
-    const char *fields[] = {"status", "started_ms", "fetched_ms", "delivered_ms",
-                            "result_activity_id", "last_error", "attempts"};
-    const char *values[] = {delivered ? "delivered" : "failed", started, fetched, now,
-                            result_id ? result_id : "", w->last_error, "1"};
+    /* The last two only for a delivery: a failure has no delivered_ms. */
+    const char *fields[] = {"status",     "started_ms",   "fetched_ms",        "attempts",
+                            "last_error", "delivered_ms", "result_activity_id"};
+    const char *values[] = {delivered ? "delivered" : "failed", started, fetched, "1",
+                            w->last_error, now, result_id ? result_id : ""};
 
     metrics_job_outcome(w->wh->metrics, delivered ? "sync_delivered" : "sync_failed");
     if (w->sync_status == 503) {
@@ -78,7 +79,8 @@ static void finish(struct webhook_req *w, bool delivered, const char *result_id)
     snprintf(fetched, sizeof(fetched), "%llu", (unsigned long long)w->fetched_ms);
     snprintf(now, sizeof(now), "%llu", (unsigned long long)clock_wall_ms());
     if (requests_update(queue_conn(w->wh->queue), w->wh->cfg, w->request_id, fields, values,
-                        ARRAY_SIZE(fields), on_record_updated, w) != 0)
+                        delivered ? ARRAY_SIZE(fields) : ARRAY_SIZE(fields) - 2,
+                        on_record_updated, w) != 0)
         webhook_req_done(w);
 }
 

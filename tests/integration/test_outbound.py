@@ -245,6 +245,8 @@ class SyncMode(World):
         rid = json.loads(results[0][2])["requestId"]
         rec = hgetall(self.redis.port, "{digest}:req:" + rid)
         self.assertEqual((rec["mode"], rec["status"]), ("sync", "delivered"))
+        self.assertTrue(int(rec["started_ms"]) <= int(rec["fetched_ms"]) <= int(rec["delivered_ms"]))
+        self.assertTrue(rec["result_activity_id"].startswith("stub-activity-"))
         self.assertEqual(redis_cmd(self.redis.port, "XLEN", "{digest}:requests"), 0)
 
     def test_duplicate_in_sync_mode(self):
@@ -276,7 +278,10 @@ class SyncMode(World):
         self.assertEqual(msg["card"], "error")
         rid = [k for k in redis_cmd(self.redis.port, "KEYS", "{digest}:req:*")
                if hgetall(self.redis.port, k).get("activity_id") == "up500"][0]
-        self.assertEqual(hgetall(self.redis.port, rid)["status"], "failed")
+        rec = hgetall(self.redis.port, rid)
+        self.assertEqual(rec["status"], "failed")
+        self.assertIn("HTTP 500", rec["last_error"])
+        self.assertNotIn("delivered_ms", rec)
 
     def test_upstream_that_never_answers_gives_504(self):
         self.stub.inject(target="upstream", hang=True, count=1)
