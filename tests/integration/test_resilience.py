@@ -198,6 +198,14 @@ class Configuration(unittest.TestCase):
                 self.assertEqual(len(lines), 1, lines)
                 self.assertIn(name, lines[0])
 
+    def test_port_in_use_exits_1_naming_the_variable(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            r = self.run_digestd({"DIGEST_LISTEN": "127.0.0.1:%d" % s.getsockname()[1]})
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("DIGEST_LISTEN", r.stderr.decode())
+
     def test_bad_role_and_argument(self):
         self.assertEqual(self.run_digestd({}, ["--role", "boss"]).returncode, 2)
         self.assertEqual(self.run_digestd({}, ["--frobnicate"]).returncode, 2)
