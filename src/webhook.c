@@ -283,15 +283,26 @@ static void on_status_read(int err, const char *request_id, const char *const *f
     post_card_then_done(w, card_status(&info), NULL);
 }
 
+/* "Valid audiences: a, b, c." from the configured list, into out. */
+static void audience_list(const struct config *cfg, char *out, size_t size)
+{
+    size_t i, n = (size_t)snprintf(out, size, "Valid audiences:");
+
+    for (i = 0; i < cfg->audiences.len && n < size; i++)
+        n += (size_t)snprintf(out + n, size - n, "%s %s", i ? "," : "", cfg->audiences.items[i]);
+    if (n < size)
+        snprintf(out + n, size - n, ".");
+}
+
 /* The card for help, status and a digest request with bad arguments. */
 static void post_command_card(struct webhook_req *w)
 {
     const struct config *cfg = w->wh->cfg;
     struct card_error_info e = {0};
-    char detail[160];
+    char detail[160], valid[512];
     int err;
 
-    if (w->cmd.kind == COMMAND_STATUS) {
+    if (w->cmd.kind == COMMAND_STATUS && w->cmd.error == COMMAND_OK) {
         err = requests_get(queue_conn(w->wh->queue), cfg, w->cmd.request_id, w->conv_key,
                            on_status_read, w);
         if (err)
@@ -299,13 +310,18 @@ static void post_command_card(struct webhook_req *w)
         return;
     }
     if (w->cmd.kind == COMMAND_DIGEST && w->cmd.error == COMMAND_BAD_AUDIENCE) {
+        /* SPEC §4: the error card lists the valid audiences. */
         snprintf(detail, sizeof(detail), "'%s' is not an audience I know.", w->cmd.word);
+        audience_list(cfg, valid, sizeof(valid));
         e.what = "Unknown audience.";
         e.detail = w->cmd.word[0] ? detail : "No audience was given.";
-        e.next = "Type help to see the audiences, e.g. digest advisors.";
+        e.next = valid;
     } else if (w->cmd.kind == COMMAND_DIGEST && w->cmd.error == COMMAND_BAD_EMAIL) {
         e.what = "That test email address does not look right.";
         e.next = "Use digest <audience> name@example.com, or leave the address out.";
+    } else if (w->cmd.kind == COMMAND_STATUS) {
+        e.what = "That request id does not look right.";
+        e.next = "Use status <request-id> as shown on the acknowledgment card, or just status.";
     } else {
         post_card_then_done(w, card_help(cfg->audiences.items, cfg->audiences.len), NULL);
         return;

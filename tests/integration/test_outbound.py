@@ -136,7 +136,8 @@ class AckCards(World):
 
     def test_help_status_and_bad_arguments_get_their_cards(self):
         cases = [("help", "help"), ("what is this", "help"),
-                 ("digest nosuch", "nosuch"), ("digest advisors bad@", "email")]
+                 ("digest nosuch", "advisors, c_suite, global"), ("digest advisors bad@", "email"),
+                 ("status not/an/id", "request id")]
         for i, (text, word) in enumerate(cases):
             with self.subTest(text=text):
                 self.stub.clear()
