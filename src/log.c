@@ -24,26 +24,57 @@ bool log_enabled(enum log_level level)
     return level >= min_level;
 }
 
-/* Appends s to out as the inside of a JSON string, truncating at the end. */
-static size_t json_escape(char *out, size_t cap, size_t pos, const char *s)
+/* Length of the UTF-8 sequence starting at s, or 0 when it is not valid. */
+static size_t utf8_len(const unsigned char *s)
+{
+    size_t n, i;
+
+    if (s[0] < 0x80)
+        return 1;
+    n = s[0] >= 0xf0 && s[0] < 0xf8 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
+    for (i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/*
+ * Appends s to out[pos..end) as the inside of a JSON string. Stops before
+ * anything that would not fit whole, so a cut never splits an escape or a
+ * UTF-8 character; a byte that is not valid UTF-8 becomes '?'.
+ */
+static size_t json_escape(char *out, size_t end, size_t pos, const char *str)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)str;
 
-    for (; *s && pos + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
+    while (*s) {
+        size_t n = utf8_len(s);
+        if (*s == '"' || *s == '\\' || *s == '\n') {
+            if (pos + 2 > end)
+                break;
             out[pos++] = '\\';
-            out[pos++] = (char)c;
-        } else if (c == '\n') {
-            out[pos++] = '\\';
-            out[pos++] = 'n';
-        } else if (c < 0x20) {
+            out[pos++] = *s == '\n' ? 'n' : (char)*s;
+            s++;
+        } else if (*s < 0x20) {
+            if (pos + 6 > end)
+                break;
             memcpy(out + pos, "\\u00", 4);
-            out[pos + 4] = hex[c >> 4];
-            out[pos + 5] = hex[c & 15];
+            out[pos + 4] = hex[*s >> 4];
+            out[pos + 5] = hex[*s & 15];
             pos += 6;
+            s++;
+        } else if (n == 0) {
+            if (pos + 1 > end)
+                break;
+            out[pos++] = '?';
+            s++;
         } else {
-            out[pos++] = (char)c;
+            if (pos + n > end)
+                break;
+            memcpy(out + pos, s, n);
+            pos += n;
+            s += n;
         }
     }
     return pos;
@@ -79,22 +110,32 @@ void log_emit(enum log_level level, const char *request_id, const char *fmt, ...
              (int)(tv.tv_usec / 1000));
 
     if (as_json) {
+        /* The id first, into its own room, so a long message can never
+         * push it or the closing brace out of the line. */
+        char rid[160];
+        size_t rid_len = request_id ? json_escape(rid, sizeof(rid) - 1, 0, request_id) : 0;
+        static const char tail[] = "\"}\n";
+
         pos = put(line, sizeof(line), pos, "{\"ts\":\"");
         pos = put(line, sizeof(line), pos, ts);
         pos = put(line, sizeof(line), pos, "\",\"level\":\"");
         pos = put(line, sizeof(line), pos, level_names[level]);
         pos = put(line, sizeof(line), pos, "\",\"msg\":\"");
-        pos = json_escape(line, sizeof(line), pos, msg);
+        pos = json_escape(line, sizeof(line) - rid_len - 32, pos, msg);
         if (request_id) {
             pos = put(line, sizeof(line), pos, "\",\"request_id\":\"");
-            pos = json_escape(line, sizeof(line), pos, request_id);
+            memcpy(line + pos, rid, rid_len);
+            pos += rid_len;
         }
-        pos = put(line, sizeof(line), pos, "\"}\n");
+        memcpy(line + pos, tail, sizeof(tail) - 1);
+        pos += sizeof(tail) - 1;
     } else {
         pos = (size_t)snprintf(line, sizeof(line), "%s %-5s %s%s%s\n", ts, level_names[level],
                                request_id ? request_id : "", request_id ? " " : "", msg);
-        if (pos >= sizeof(line))
+        if (pos >= sizeof(line)) {
             pos = sizeof(line) - 1;
+            line[pos - 1] = '\n'; /* cut, but still one line */
+        }
     }
     /* One write per line so lines from several processes do not interleave. */
     if (write(STDERR_FILENO, line, pos) < 0)

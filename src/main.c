@@ -191,9 +191,9 @@ static void on_signal(uv_signal_t *s, int signum)
         return;
     log_info("received %s, draining (grace %llu ms)", signum == SIGTERM ? "SIGTERM" : "SIGINT",
              (unsigned long long)app->cfg.shutdown_grace_ms);
+    /* The watchers stay: stopping the last one restores the default
+     * action, and a second SIGTERM would kill us mid-drain. */
     app->state = DRAINING;
-    uv_signal_stop(&app->sigterm);
-    uv_signal_stop(&app->sigint);
     uv_timer_start(&app->grace, on_grace_expired, app->cfg.shutdown_grace_ms, 0);
     http_server_stop(app->http, on_http_closed, app);
 }

@@ -11,7 +11,14 @@
 
 #define REQUESTS_MAX_PAIRS 32
 
-/* KEYS[1] = record, KEYS[2] = conversation reference; ARGV[1] = request id. */
+/*
+ * KEYS[1] = record, KEYS[2] = conversation reference; ARGV[1] = request id
+ * ("" = the conversation's latest), ARGV[2] = the record key prefix, ARGV[3]
+ * = the asking conversation. A record of another conversation reads as none:
+ * an id seen elsewhere must not show someone else's request (test email
+ * included). The "latest" key is built here, not passed in KEYS, which is
+ * safe because every key of a deployment shares the {prefix} hash tag.
+ */
 static const char get_lua[] =
     "local id = ARGV[1]\n"
     "local key = KEYS[1]\n"
@@ -20,6 +27,7 @@ static const char get_lua[] =
     "  if not id then return {'', {}} end\n"
     "  key = ARGV[2] .. id\n"
     "end\n"
+    "if redis.call('HGET', key, 'conv') ~= ARGV[3] then return {'', {}} end\n"
     "return {id, redis.call('HGETALL', key)}\n";
 
 static const char ack_lua[] =
@@ -94,7 +102,7 @@ int requests_get(struct redis_conn *conn, const struct config *cfg, const char *
     char *rec = queue_key(cfg, "req", request_id);
     char *conv = queue_key(cfg, "conv", conv_key);
     char *rec_prefix = queue_key(cfg, "req", "");
-    const char *argv[] = {"EVAL", get_lua, "2", rec, conv, request_id, rec_prefix};
+    const char *argv[] = {"EVAL", get_lua, "2", rec, conv, request_id, rec_prefix, conv_key};
     struct op *op = op_new(data);
     int err;
 

@@ -29,6 +29,7 @@ typedef void (*requests_done_cb)(int err, void *data);
 /*
  * Reads the record of request_id, or when request_id is "" the latest
  * request of the conversation conv_key (its reference's last_request_id).
+ * A record that belongs to another conversation reads as no record.
  */
 int requests_get(struct redis_conn *conn, const struct config *cfg, const char *request_id,
                  const char *conv_key, requests_get_cb cb, void *data) WARN_UNUSED;

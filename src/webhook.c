@@ -257,6 +257,18 @@ int webhook_record(struct webhook_req *w, const char *mode, queue_enqueue_cb cb)
     return err;
 }
 
+void webhook_answer_dispatch_error(struct webhook_req *w, int err)
+{
+    /* Only a dependency being away is worth the channel's retry. */
+    if (err == DG_ERR_TOO_LARGE)
+        webhook_answer_error(w, 413, "payload_too_large",
+                             "the activity's fields are too large to store");
+    else if (err == DG_ERR_INVALID)
+        webhook_answer_error(w, 400, "bad_activity", "the activity cannot be stored");
+    else
+        answer_unavailable(w, "the job queue is unreachable");
+}
+
 void webhook_answer_duplicate(struct webhook_req *w, const char *first_id)
 {
     char body[160];
@@ -431,6 +443,7 @@ static void handle_webhook(struct http_request *req, void *data)
 {
     struct webhook *wh = data;
     struct webhook_req *w;
+    int err;
 
     if (!is_json_content_type(http_request_header(req, "Content-Type"))) {
         http_request_respond_error(req, 415, "unsupported_media_type",
@@ -459,8 +472,9 @@ static void handle_webhook(struct http_request *req, void *data)
     }
     uuid_v4(w->request_id);
     w->conv_key = activity_conv_key(&w->act);
-    if (dispatch(w) != 0) {
-        answer_unavailable(w, "the job queue is unreachable");
+    err = dispatch(w);
+    if (err) {
+        webhook_answer_dispatch_error(w, err);
         webhook_req_done(w);
     }
 }

@@ -52,6 +52,8 @@ struct webhook_req {
  * record, and for mode "async" the job on the stream (queue_enqueue).
  */
 int webhook_record(struct webhook_req *w, const char *mode, queue_enqueue_cb cb) WARN_UNUSED;
+/* The answer for a Redis step refused at submission: 413, 400 or 503. */
+void webhook_answer_dispatch_error(struct webhook_req *w, int err);
 /* 200 {"requestId":first_id,"duplicate":true}: the activity was seen before. */
 void webhook_answer_duplicate(struct webhook_req *w, const char *first_id);
 

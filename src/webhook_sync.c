@@ -58,11 +58,12 @@ static void finish(struct webhook_req *w, bool delivered, const char *result_id)
     const char *values[] = {delivered ? "delivered" : "failed", started, fetched, "1",
                             w->last_error, now, result_id ? result_id : ""};
 
-    metrics_job_outcome(w->wh->metrics, delivered ? "sync_delivered" : "sync_failed");
     if (w->sync_status == 503) {
+        metrics_job_outcome(w->wh->metrics, "sync_released");
         release(w);
         return;
     }
+    metrics_job_outcome(w->wh->metrics, delivered ? "sync_delivered" : "sync_failed");
     if (delivered) {
         snprintf(body, sizeof(body), "{\"requestId\":\"%s\",\"mode\":\"sync\"}", w->request_id);
         webhook_answer_json(w, 200, body);
@@ -182,7 +183,12 @@ static void fetch(struct webhook_req *w)
 {
     int err = upstream_fetch(w->wh->http, w->wh->cfg, w->cmd.audience, on_fetched, w, NULL);
 
-    if (err) {
+    if (err == DG_ERR_CLOSED) {
+        /* Stopping: give it back to the channel, as on_fetched does. */
+        w->sync_status = 503;
+        snprintf(w->last_error, sizeof(w->last_error), "digestd is shutting down; retry");
+        finish(w, false, NULL);
+    } else if (err) {
         w->sync_status = 502;
         snprintf(w->last_error, sizeof(w->last_error), "the digest could not be requested: %s",
                  dg_strerror(err));
@@ -215,7 +221,18 @@ static void on_recorded(int err, const char *request_id, bool duplicate, void *d
 
 void webhook_sync_start(struct webhook_req *w)
 {
+    int err;
+
     w->started_ms = clock_wall_ms();
-    if (!queue_ready(w->wh->queue) || webhook_record(w, "sync", on_recorded) != 0)
+    if (!queue_ready(w->wh->queue)) {
         fetch(w); /* Redis is away: serve it unrecorded (no dedup possible) */
+        return;
+    }
+    err = webhook_record(w, "sync", on_recorded);
+    if (err == DG_ERR_UNAVAILABLE) {
+        fetch(w);
+    } else if (err) {
+        webhook_answer_dispatch_error(w, err);
+        webhook_req_done(w);
+    }
 }

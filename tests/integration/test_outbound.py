@@ -4,6 +4,7 @@ token by client credentials, paces and retries per SPEC §6, and serves the
 synchronous path (USE_ASYNC_DIGEST=false, and the fallback while Redis is
 down) without making anyone else wait."""
 import json
+import signal
 import threading
 import time
 import unittest
@@ -155,10 +156,16 @@ class AckCards(World):
         _, card = card_of(self.stub.wait_outbox(1)[0])
         self.assertIn(rid, card_text(card))
         self.stub.clear()
-        self.d.post_json(activity(self.stub, text="status " + rid, id="st-2"))
+        self.d.post_json(activity(self.stub, text="status " + rid, id="st-2", conv="a:status"))
         _, card = card_of(self.stub.wait_outbox(1)[0])
         self.assertIn(rid, card_text(card))
         self.assertIn("queued", card_text(card).lower())
+        # The same id asked from another conversation shows nothing of it.
+        self.stub.clear()
+        self.d.post_json(activity(self.stub, text="status " + rid, id="st-3", conv="a:other"))
+        _, card = card_of(self.stub.wait_outbox(1)[0])
+        self.assertNotIn("queued", card_text(card).lower())
+        self.assertNotIn("advisors", card_text(card).lower())
 
 
 class SayCommand(World):
@@ -325,6 +332,29 @@ class SyncShutdown(unittest.TestCase):
             else:
                 self.assertEqual({r["status"] for r in records}, {"delivered"})
             return time.monotonic() - t0
+        finally:
+            d.cleanup()
+            stub.stop()
+            redis.stop()
+
+    def test_second_sigterm_does_not_kill_the_drain(self):
+        redis = RedisServer().start()
+        stub = Stub("--upstream-delay", "1s").start()
+        env = stub.env()
+        env.update({"USE_ASYNC_DIGEST": "false"})
+        d = Digestd(redis.url, env).start()
+        try:
+            results = []
+            t = threading.Thread(target=lambda: results.append(
+                d.post_json(activity(stub, id="twice"))[0]))
+            t.start()
+            wait_until(lambda: stub.stats()["upstream_requests"] >= 1, 10, "the fetch")
+            d.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.2)
+            d.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(d.stop(), 0, d.log())
+            t.join(10)
+            self.assertEqual(results, [200])
         finally:
             d.cleanup()
             stub.stop()

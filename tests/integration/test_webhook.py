@@ -239,6 +239,17 @@ class WebhookRecords(DigestdTestCase):
         self.assertEqual(self.xlen(), 0)
         self.assertEqual(redis_cmd(self.redis.port, "KEYS", "{digest}:req:*"), [])
 
+    def test_fields_too_large_to_store_are_413_not_503(self):
+        # A valid body under MAX_BODY_BYTES whose fields exceed what one Redis
+        # step may carry: retrying cannot help, so no 503.
+        for text in ("help", "digest advisors"):
+            a = activity(text, id="big-" + text)
+            a["from"]["name"] = "x" * 70000
+            status, headers, body = self.d.post_json(a)
+            self.assertEqual(status, 413, body)
+            self.assertNotIn("retry-after", headers)
+        self.assertNothingWritten()
+
     def test_alias_path(self):
         status, _, _ = self.d.post_json(activity(), path="/api/teams/webhook")
         self.assertEqual(status, 202)
