@@ -50,8 +50,10 @@ struct queue_job {
  * activity was seen before (duplicate=true, request_id = the first id; no job
  * written), possibly by an earlier job of the same batch. Otherwise err is
  * DG_ERR_UNAVAILABLE/TIMEOUT/CLOSED/PROTOCOL for every job of the batch, and
- * Redis holds nothing of them (the script is atomic) — except after a
- * timeout, when it may hold all of them: a retry then answers "duplicate";
+ * Redis holds nothing of them (the script is atomic) — except when the batch
+ * had been sent and its reply was lost (a timeout, or the connection dropping
+ * under it, which reads UNAVAILABLE too): then it may hold all of them, and a
+ * retry answers "duplicate" (so callers treat any error as "maybe stored");
  * and after a PROTOCOL error from the script itself (say a key of the wrong
  * type), since Redis does not undo the commands that ran before the error.
  * request_id is borrowed for the callback only.
