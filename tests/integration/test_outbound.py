@@ -251,6 +251,8 @@ class SyncMode(World):
         self.assertEqual(kinds, {"result"}, kinds)
         # Audit records: mode sync, delivered; no job on the stream.
         rid = json.loads(results[0][2])["requestId"]
+        wait_until(lambda: hgetall(self.redis.port, "{digest}:req:" + rid)["status"] == "delivered",
+                   5, "the record to say delivered")
         rec = hgetall(self.redis.port, "{digest}:req:" + rid)
         self.assertEqual((rec["mode"], rec["status"]), ("sync", "delivered"))
         self.assertTrue(int(rec["started_ms"]) <= int(rec["fetched_ms"]) <= int(rec["delivered_ms"]))
@@ -286,8 +288,9 @@ class SyncMode(World):
         self.assertEqual(msg["card"], "error")
         rid = [k for k in redis_cmd(self.redis.port, "KEYS", "{digest}:req:*")
                if hgetall(self.redis.port, k).get("activity_id") == "up500"][0]
+        # The record is updated right after the answer: wait for it.
+        wait_until(lambda: hgetall(self.redis.port, rid)["status"] == "failed", 5, "failed")
         rec = hgetall(self.redis.port, rid)
-        self.assertEqual(rec["status"], "failed")
         self.assertIn("HTTP 500", rec["last_error"])
         self.assertNotIn("delivered_ms", rec)
 
@@ -322,6 +325,7 @@ class SyncShutdown(unittest.TestCase):
             for t in threads:
                 t.join(10)
             self.assertEqual(sorted(results), [expect_status] * 5)
+            # digestd has exited: every record update it made has landed.
             records = [hgetall(redis.port, k)
                        for k in redis_cmd(redis.port, "KEYS", "{digest}:req:*")]
             self.assertEqual(len(records), 5)
