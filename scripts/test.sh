@@ -5,18 +5,21 @@
 #
 #   scripts/test.sh                 regular build, all tests
 #   scripts/test.sh --asan          the same under AddressSanitizer + UBSan (CI)
+#   scripts/test.sh --valgrind      unit and integration tests under valgrind (slow)
 #   scripts/test.sh --no-fuzz       skip the fuzz pass
 #   FUZZ_SECONDS=30 scripts/test.sh fuzz time per target (default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 asan=OFF
+valgrind=0
 fuzz=1
 for a in "$@"; do
   case "$a" in
     --asan) asan=ON ;;
+    --valgrind) valgrind=1 ;;
     --no-fuzz) fuzz=0 ;;
-    *) echo "usage: scripts/test.sh [--asan] [--no-fuzz]" >&2; exit 2 ;;
+    *) echo "usage: scripts/test.sh [--asan|--valgrind] [--no-fuzz]" >&2; exit 2 ;;
   esac
 done
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
@@ -30,8 +33,16 @@ if [ -f tests/cards/package-lock.json ]; then
 fi
 
 builddir=build
+prefix=""
 [ "$asan" = ON ] && builddir=build-asan
-cmake -S . -B "$builddir" -DASAN="$asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+if [ "$valgrind" = 1 ]; then
+  command -v valgrind >/dev/null || { echo "apt-get install valgrind" >&2; exit 1; }
+  builddir=build-valgrind
+  asan=OFF
+  prefix="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-origins=yes --quiet"
+fi
+cmake -S . -B "$builddir" -DASAN="$asan" -DTEST_PREFIX="$prefix" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$builddir" -j"$jobs"
 
 if [ "$asan" = ON ]; then

@@ -146,7 +146,9 @@ class Digestd:
 
     def start(self, wait_ready=True):
         self.logf = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([DIGESTD_BIN] + self.args, env=self.env,
+        # TEST_PREFIX (e.g. valgrind) wraps digestd like every test binary.
+        prefix = os.environ.get("TEST_PREFIX", "").split()
+        self.proc = subprocess.Popen(prefix + [DIGESTD_BIN] + self.args, env=self.env,
                                      stdout=self.logf, stderr=subprocess.STDOUT)
         wait_until(lambda: self.get("/healthz")[0] == 200, 15, "digestd /healthz")
         if wait_ready:
