@@ -591,7 +591,7 @@ static void test_too_large_by_content_length(void **state)
     assert_string_equal(resp_header(&r[0], "Connection", v, sizeof(v)), "close");
     assert_error_body(&r[0], "payload_too_large");
     assert_true(c->eof);
-    assert_true(c->end_ms - c->start_ms < 1500);
+    assert_true(c->end_ms - c->start_ms < 5000); /* loose: CI runs tests side by side */
 }
 
 /* No Content-Length to check up front: the cap is enforced as chunks arrive. */
@@ -727,7 +727,7 @@ static void test_header_timeout_slow_client(void **state)
     assert_true(slow->eof);
     /* Cut at 300 ms although it kept sending; loose bounds for slow machines. */
     assert_true(slow->end_ms - slow->start_ms >= 250);
-    assert_true(slow->end_ms - slow->start_ms < 2500);
+    assert_true(slow->end_ms - slow->start_ms < 5000); /* the whole drip takes ~7 s */
     assert_true(slow->drip_pos < strlen(slow->drip));
     assert_int_equal(responses(fast, r), 1);
     assert_int_equal(r[0].status, 200);
@@ -748,7 +748,7 @@ static void test_idle_timeout(void **state)
     assert_int_equal(responses(c, r), 1);
     assert_true(c->eof);
     assert_true(c->end_ms - c->start_ms >= 150);
-    assert_true(c->end_ms - c->start_ms < 3000);
+    assert_true(c->end_ms - c->start_ms < 6000);
 }
 
 /* Two silent clients hold both slots; the third gets a 503 and is counted. */
