@@ -62,17 +62,9 @@ struct http_client_call {
     uint64_t start_ns;
     bool observe;   /* hist is meaningful */
     bool too_large; /* the write callback refused bytes past the cap */
-    bool in_multi;  /* added to the multi and not removed yet */
     enum metrics_hist hist;
     char errbuf[CURL_ERROR_SIZE];
 };
-
-/*
- * Easy handles kept for reuse: setting one up from scratch (curl_easy_init
- * and its buffers) is a large part of a short request's cost, and every
- * acknowledgment card is one.
- */
-#define SPARE_EASY 64
 
 struct http_client {
     uv_loop_t *loop;
@@ -88,8 +80,6 @@ struct http_client {
     struct list_node calls; /* struct http_client_call, pending, any order */
     struct list_node socks; /* struct sock_ctx, polls not yet closing */
     uint64_t fd_warned_ms;  /* uv_now of the last descriptor warning */
-    CURL *spare[SPARE_EASY]; /* finished easy handles, reset, for the next sends */
-    size_t n_spare;
     http_client_stopped_cb stopped_cb;
     void *stopped_data;
 };
@@ -224,15 +214,8 @@ static int64_t retry_after_of(CURL *easy)
 
 static void call_free(struct http_client_call *call)
 {
-    struct http_client *c = call->client;
-
-    /* Only a handle out of the multi is reset; reset keeps no request state. */
-    if (call->easy && c->state == CLIENT_RUNNING && c->n_spare < SPARE_EASY && !call->in_multi) {
-        curl_easy_reset(call->easy);
-        c->spare[c->n_spare++] = call->easy;
-    } else if (call->easy) {
+    if (call->easy)
         curl_easy_cleanup(call->easy);
-    }
     curl_slist_free_all(call->headers);
     buf_free(&call->body);
     xfree(call);
@@ -271,10 +254,8 @@ static void call_complete(struct http_client_call *call, CURLcode rc, int err)
     struct http_client_response res = {0};
 
     call_unlink(c, call);
-    if (c->multi) {
+    if (c->multi)
         curl_multi_remove_handle(c->multi, call->easy);
-        call->in_multi = false;
-    }
     res.err = err ? err : curl_to_err(rc, call->too_large);
     curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &res.status);
     res.body = &call->body;
@@ -589,8 +570,6 @@ static void finish_stop(struct http_client *c)
     /* Closing cached connections reports CURL_POLL_REMOVE for watched sockets. */
     curl_multi_cleanup(c->multi);
     c->multi = NULL;
-    while (c->n_spare)
-        curl_easy_cleanup(c->spare[--c->n_spare]);
     while ((n = list_first(&c->socks)))
         sock_close(container_of(n, struct sock_ctx, node));
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
@@ -835,7 +814,7 @@ int http_client_send(struct http_client *c, const struct http_client_request *re
     buf_init(&call->body, req->max_response_bytes);
     call->start_ns = clock_mono_ns();
     err = DG_ERR_UNAVAILABLE; /* curl out of memory */
-    call->easy = c->n_spare ? c->spare[--c->n_spare] : curl_easy_init();
+    call->easy = curl_easy_init();
     if (!call->easy)
         goto fail;
     call->headers = header_list(req);
@@ -846,7 +825,6 @@ int http_client_send(struct http_client *c, const struct http_client_request *re
     /* Only arms the kick (next loop turn): the transfer starts from the loop. */
     if (curl_multi_add_handle(c->multi, call->easy) != CURLM_OK)
         goto fail;
-    call->in_multi = true;
     call_link(c, call);
     if (out)
         *out = call;
