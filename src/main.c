@@ -242,6 +242,10 @@ static int start_services(struct app *app)
                  cfg->redis_host, cfg->redis_port, cfg->redis_db);
     if (cfg->bot_auth == BOT_AUTH_OFF)
         log_warn("BOT_AUTH=off: inbound activities are NOT authenticated (local development only)");
+    /* Say it plainly rather than let queued jobs wait unnoticed. */
+    if (cfg->use_async_digest && cfg->role != ROLE_WORKER)
+        log_warn("USE_ASYNC_DIGEST=true: jobs are queued on the stream, but the worker that "
+                 "delivers them is not built yet; use USE_ASYNC_DIGEST=false for real users");
     return 0;
 }
 
