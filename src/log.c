@@ -19,11 +19,6 @@ void log_setup(enum log_level level, bool json)
     as_json = json;
 }
 
-bool log_enabled(enum log_level level)
-{
-    return level >= min_level;
-}
-
 /* Length of the UTF-8 sequence starting at s, or 0 when it is not valid. */
 static size_t utf8_len(const unsigned char *s)
 {

@@ -18,7 +18,6 @@ enum log_level {
 };
 
 void log_setup(enum log_level min_level, bool json);
-bool log_enabled(enum log_level level);
 /* request_id may be NULL. The message is escaped for JSON. */
 void log_emit(enum log_level level, const char *request_id, const char *fmt, ...) PRINTF_LIKE(3, 4);
 

@@ -220,8 +220,8 @@ static int start_services(struct app *app)
     app->admin = admin_create(cfg, app->queue, app->metrics);
     admin_register(app->admin, app->http);
     if (cfg->role != ROLE_WORKER) {
-        app->webhook = webhook_create(app->loop, cfg, app->queue, app->connector,
-                                      app->http_client, app->metrics);
+        app->webhook = webhook_create(cfg, app->queue, app->connector, app->http_client,
+                                      app->metrics);
         webhook_register(app->webhook, app->http);
     }
     err = http_server_listen(app->http, cfg->listen_host, cfg->listen_port);

@@ -1,6 +1,7 @@
 /* uuid.c: xoshiro256** seeded from the kernel; formatted as RFC 4122 v4. */
 #include "uuid.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -10,7 +11,6 @@
 
 static uint64_t s[4];
 static bool seeded;
-static pid_t seeded_pid;
 
 static uint64_t rotl(uint64_t x, int k)
 {
@@ -31,11 +31,23 @@ static uint64_t next(void)
     return result;
 }
 
+/* A forked child reseeds, so two processes never share a sequence. */
+static void forget_seed(void)
+{
+    seeded = false;
+}
+
 static void seed(void)
 {
-    /* Reseed after fork too, so two processes never share a sequence. */
-    if (seeded && seeded_pid == getpid())
+    static bool hooked;
+
+    if (seeded)
         return;
+    /* Not getpid() per id: that is a system call on every request. */
+    if (!hooked) {
+        pthread_atfork(NULL, NULL, forget_seed);
+        hooked = true;
+    }
     if (uv_random(NULL, NULL, s, sizeof(s), 0, NULL) != 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -45,7 +57,6 @@ static void seed(void)
         s[3] = 0x2545f4914f6cdd1dull;
     }
     seeded = true;
-    seeded_pid = getpid();
 }
 
 void uuid_v4(char out[UUID_STR_LEN + 1])

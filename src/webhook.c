@@ -37,23 +37,17 @@ static const struct connector_opts ack_opts = {.max_attempts = 3, .retry_ambiguo
 
 static const struct http_header retry_after[] = {{"Retry-After", "1"}};
 
-struct webhook *webhook_create(uv_loop_t *loop, const struct config *cfg, struct queue *queue,
+struct webhook *webhook_create(const struct config *cfg, struct queue *queue,
                                struct connector *connector, struct http_client *http,
                                struct metrics *metrics)
 {
     struct webhook *wh = xcalloc(1, sizeof(*wh));
-    wh->loop = loop;
     wh->cfg = cfg;
     wh->queue = queue;
     wh->connector = connector;
     wh->http = http;
     wh->metrics = metrics;
     return wh;
-}
-
-unsigned webhook_in_flight(const struct webhook *wh)
-{
-    return wh->in_flight;
 }
 
 void webhook_drain(struct webhook *wh, webhook_drained_cb cb, void *data)

@@ -21,13 +21,11 @@ struct http_server;
 
 typedef void (*webhook_drained_cb)(struct webhook *wh, void *data);
 
-struct webhook *webhook_create(uv_loop_t *loop, const struct config *cfg, struct queue *queue,
+struct webhook *webhook_create(const struct config *cfg, struct queue *queue,
                                struct connector *connector, struct http_client *http,
                                struct metrics *metrics);
 /* Adds the webhook routes to srv. */
 void webhook_register(struct webhook *wh, struct http_server *srv);
-/* Contexts alive: answers not yet sent plus cards not yet posted. */
-unsigned webhook_in_flight(const struct webhook *wh);
 /* cb runs (from the loop or at once) when nothing is in flight any more. */
 void webhook_drain(struct webhook *wh, webhook_drained_cb cb, void *data);
 void webhook_free(struct webhook *wh);

@@ -19,7 +19,6 @@ struct http_request;
 struct json_object;
 
 struct webhook {
-    uv_loop_t *loop;
     const struct config *cfg;
     struct queue *queue;
     struct connector *connector;

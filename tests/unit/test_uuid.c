@@ -6,6 +6,8 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "uuid.h"
 
@@ -43,11 +45,35 @@ static void no_repeats_in_a_large_sample(void **state)
     free(ids);
 }
 
+/* Without a reseed the child would produce the parent's next id. */
+static void forked_child_reseeds(void **state)
+{
+    char parent[UUID_STR_LEN + 1], child[UUID_STR_LEN + 1] = {0};
+    int fds[2];
+    pid_t pid;
+
+    uuid_v4(parent); /* seeded */
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uuid_v4(child);
+        _exit(write(fds[1], child, UUID_STR_LEN) == UUID_STR_LEN ? 0 : 1);
+    }
+    uuid_v4(parent);
+    assert_int_equal(read(fds[0], child, UUID_STR_LEN), UUID_STR_LEN);
+    waitpid(pid, NULL, 0);
+    close(fds[0]);
+    close(fds[1]);
+    assert_string_not_equal(parent, child);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(format_is_rfc4122_v4),
         cmocka_unit_test(no_repeats_in_a_large_sample),
+        cmocka_unit_test(forked_child_reseeds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
