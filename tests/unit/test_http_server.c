@@ -40,6 +40,7 @@ struct client {
     bool close_after_send;
     struct buf rx;
     bool eof;
+    bool reset; /* the server closed with our bytes unread: ECONNRESET */
     int closes;
     uint64_t start_ms, end_ms;
 };
@@ -315,6 +316,7 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
     if (nread < 0) {
         c->eof = nread == UV_EOF;
+        c->reset = nread == UV_ECONNRESET;
         client_close(c);
         return;
     }
@@ -724,7 +726,9 @@ static void test_header_timeout_slow_client(void **state)
     fast->delay_ms = 100;
     run_clients();
     assert_int_equal(responses(slow, r), 0);
-    assert_true(slow->eof);
+    /* Cut off either way: a clean EOF, or a reset when a dripped byte was
+     * still unread as the server closed (seen under valgrind). */
+    assert_true(slow->eof || slow->reset);
     /* Cut at 300 ms although it kept sending; loose bounds for slow machines. */
     assert_true(slow->end_ms - slow->start_ms >= 250);
     assert_true(slow->end_ms - slow->start_ms < 5000); /* the whole drip takes ~7 s */
