@@ -3,7 +3,8 @@
 # private redis-server, digest-stub (the upstream digest service and
 # everything Microsoft provides: token endpoint, connector, signing keys) and
 # digestd wired to them. Then it types `digest advisors` the way Teams would
-# and shows the acknowledgment card arriving at the stub's connector.
+# and shows the acknowledgment card arriving at the stub's connector, then the
+# worker's result card a few seconds later and the acknowledgment updated.
 # Ctrl-C stops all three. State lives under ./run/.
 #
 #   scripts/run.sh        PORT=3978 STUB_PORT=8000 REDIS_PORT=6390 by default
@@ -45,10 +46,12 @@ build/digest-stub serve --listen "127.0.0.1:$STUB_PORT" --key-dir "$rundir/keys"
 pids+=($!)
 wait_http "http://127.0.0.1:$STUB_PORT/healthz" digest-stub
 
-# BOT_AUTH=off: local development only (digestd warns about it at start and
-# on /readyz) until the JWT check lands; digest-stub signs what it sends anyway.
+# BOT_AUTH=jwt, as in production: digestd checks every activity's token
+# against the stub's signing keys (BOT_OPENID_URL), and `digest-stub say`
+# signs with the same key (--key-dir), the way Bot Framework would.
 export DIGEST_LISTEN="127.0.0.1:$PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
-export BOT_AUTH=off LOG_FORMAT=text SERVICE_URL_ALLOW=127.0.0.1
+export BOT_AUTH=jwt LOG_FORMAT=text SERVICE_URL_ALLOW=127.0.0.1
+export BOT_OPENID_URL="http://127.0.0.1:$STUB_PORT/v1/.well-known/openidconfiguration"
 export DIGEST_UPSTREAM_URL="http://127.0.0.1:$STUB_PORT/api/talentwell/digest?audience={audience}"
 export BOT_TOKEN_URL="http://127.0.0.1:$STUB_PORT/{tenant}/oauth2/v2.0/token"
 export MICROSOFT_APP_ID=c9e8c047-2a74-40a2-b28a-b162d5f5327c MICROSOFT_APP_PASSWORD=dev-secret
@@ -62,10 +65,17 @@ echo
 echo "== a user types 'digest advisors' in Teams:"
 echo "   $say"
 eval "$say"
-sleep 1
 echo
-echo "== the job on the Redis stream:"
-redis-cli -p "$REDIS_PORT" XRANGE '{digest}:requests' - +
+echo "== acknowledged at once; the worker now fetches the digest (the stub takes 2-4 s)..."
+for _ in $(seq 100); do
+  # The result card, then the acknowledgment card updated in place (a PUT).
+  curl -fs "http://127.0.0.1:$STUB_PORT/stub/outbox" | grep -q '"kind": *"update"' && break
+  sleep 0.1
+done
+echo
+echo "== the job's audit record (status delivered, the two card ids, its times):"
+rid=$(redis-cli -p "$REDIS_PORT" --raw XRANGE '{digest}:requests' - + | sed -n '/^request_id$/{n;p;q}')
+redis-cli -p "$REDIS_PORT" HGETALL "{digest}:req:$rid" | paste - -
 echo
 echo "Try: $say --conversation channel"
 echo "     ... say 'help'   ... say 'status'   (cards show up as [teams] lines)"

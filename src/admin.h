@@ -1,17 +1,23 @@
 /*
- * admin.h: the operational endpoints of SPEC §3: GET /healthz (the loop
- * runs), GET /readyz (Redis connected and, with BOT_AUTH=jwt, keys loaded;
- * with reasons when not), GET /metrics (Prometheus text). The /admin/... routes
- * join here when an issue asks for them. Borrows config, queue and metrics.
+ * admin.h: the operational endpoints of SPEC §3. GET /healthz (the loop
+ * runs), GET /readyz (Redis connected and, with BOT_AUTH=jwt, signing keys
+ * loaded; with reasons when not), GET /metrics (Prometheus text), and the
+ * /admin/... routes behind ADMIN_TOKEN (not registered at all when it is
+ * unset, so they answer 404): GET /admin/queue, GET /admin/requests/{id},
+ * POST /admin/dead/{id}/requeue. The admin routes run on the queue's
+ * command connection, one round trip each. Borrows config, queue, auth
+ * (NULL when BOT_AUTH=off or there is no webhook) and metrics.
  */
 #pragma once
 
 struct admin;
+struct auth;
 struct config;
 struct queue;
 struct metrics;
 struct http_server;
 
-struct admin *admin_create(const struct config *cfg, struct queue *queue, struct metrics *metrics);
+struct admin *admin_create(const struct config *cfg, struct queue *queue, struct auth *auth,
+                           struct metrics *metrics);
 void admin_register(struct admin *adm, struct http_server *srv);
 void admin_free(struct admin *adm);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "card.h"
 #include "config.h"
 #include "http_client.h"
@@ -35,7 +36,6 @@
 #define PACE_WINDOW_MS 1000
 #define PACE_LONG_WINDOW_MS 30000
 #define CONV_BUCKETS_MIN 64
-#define BACKOFF_MAX_SHIFT 40 /* base << shift stays far from overflow */
 
 enum call_state {
     CALL_SCHEDULED = 0, /* timer armed: the first turn or a backoff */
@@ -108,7 +108,7 @@ struct connector {
     size_t n_buckets, n_convs;
     struct list_node lru; /* struct conv, most recently used first */
 
-    uint64_t rng; /* xorshift64* state for the backoff jitter */
+    uint64_t rng; /* backoff jitter (backoff.h) */
     bool stopping;
     bool stopped_called;
     connector_stopped_cb stopped_cb;
@@ -131,14 +131,6 @@ static uint64_t now_ms(struct connector *c)
      */
     uv_update_time(c->loop);
     return uv_now(c->loop);
-}
-
-static uint64_t rng_next(struct connector *c)
-{
-    c->rng ^= c->rng >> 12;
-    c->rng ^= c->rng << 25;
-    c->rng ^= c->rng >> 27;
-    return c->rng * 0x2545f4914f6cdd1dull;
 }
 
 static const char *op_name(enum connector_op op)
@@ -683,8 +675,7 @@ static bool retry_is_safe(const struct call *call, int err, long status, bool to
 /* Full jitter: a random wait up to min(max, base·2^(n−1)); or Retry-After. */
 static int64_t backoff_ms(struct connector *c, unsigned n, int64_t retry_after_s)
 {
-    uint64_t base = c->cfg->retry_base_ms, cap = c->cfg->retry_max_ms, win;
-    unsigned shift = n > 0 ? n - 1 : 0;
+    uint64_t cap = c->cfg->retry_max_ms;
 
     if (retry_after_s >= 0) {
         /* A wait longer than we would ever back off: give it to the caller. */
@@ -692,12 +683,7 @@ static int64_t backoff_ms(struct connector *c, unsigned n, int64_t retry_after_s
             return -1;
         return retry_after_s * 1000;
     }
-    if (shift > BACKOFF_MAX_SHIFT)
-        shift = BACKOFF_MAX_SHIFT;
-    win = base << shift;
-    if (win > cap || win >> shift != base)
-        win = cap;
-    return (int64_t)(rng_next(c) % (win + 1));
+    return (int64_t)backoff_full_jitter(&c->rng, c->cfg->retry_base_ms, cap, n);
 }
 
 /* Attempts counted against the budget: the 401 retry is extra. */
@@ -850,9 +836,7 @@ struct connector *connector_create(uv_loop_t *loop, struct http_client *http,
     list_init(&c->lru);
     c->n_buckets = CONV_BUCKETS_MIN;
     c->buckets = xcalloc(c->n_buckets, sizeof(*c->buckets));
-    /* Jitter needs no secrecy; getrandom only decorrelates processes. */
-    if (uv_random(NULL, NULL, &c->rng, sizeof(c->rng), 0, NULL) != 0 || c->rng == 0)
-        c->rng = uv_hrtime() | 1;
+    backoff_seed(&c->rng);
     uv_timer_init(loop, &c->sweep);
     uv_timer_start(&c->sweep, on_sweep, PACE_LONG_WINDOW_MS, PACE_LONG_WINDOW_MS);
     uv_unref((uv_handle_t *)&c->sweep); /* housekeeping must not keep the loop alive */

@@ -10,9 +10,11 @@
  *     a loop. stdout: "HTTP <status>", then the response body on one line
  *     when there is one. Exit 0 on 2xx, 1 otherwise (transport errors on
  *     stderr), 2 for bad options.
- *   digest-stub token [--service-url URL] [--ttl DURATION]
+ *   digest-stub token [--service-url URL] [--ttl DURATION] [forging options]
  *     prints one such JWT and a newline, for tests that send their own
- *     activities (e.g. the research fixtures).
+ *     activities (e.g. the research fixtures). --aud, --iss, --kid,
+ *     --exp-offset, --nbf-offset, --alg, --no-serviceurl and --bad-signature
+ *     forge every bad token issue 5 lists (see --help).
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include <uv.h>
 
 #include <json-c/json.h>
+#include <openssl/pem.h>
 
 #include "buf.h"
 #include "clock.h"
@@ -34,29 +37,98 @@
 #define TOKEN_MAX_BYTES 8192
 #define ACTIVITY_MAX_BYTES (256u * 1024)
 #define RESPONSE_MAX_BYTES (1u << 20)
-/* Bot Framework tokens are issued a little in the past to absorb clock skew. */
-#define SKEW_S 5
-
-/* Appends a signed token for o's app id and service URL, valid for ttl_ms. */
-static int sign_token(const struct stub_opts *o, EVP_PKEY *key, const char *kid, uint64_t ttl_ms,
-                      struct buf *out)
+/* The claims of o's token as JSON text (owned, xfree); exp = now + ttl unless overridden. */
+static char *token_claims(const struct stub_opts *o, uint64_t ttl_ms)
 {
     struct json_object *c = json_object_new_object();
     int64_t now = (int64_t)(clock_wall_ms() / 1000);
-    const char *text;
-    size_t len;
-    int err;
+    int64_t exp = o->has_exp_offset ? now + o->exp_offset_s : now + (int64_t)(ttl_ms / 1000);
+    char *text;
 
-    json_object_object_add(c, "iss", json_object_new_string("https://api.botframework.com"));
-    json_object_object_add(c, "aud", json_object_new_string(o->app_id));
-    json_object_object_add(c, "serviceurl", json_object_new_string(o->service_url));
-    json_object_object_add(c, "nbf", json_object_new_int64(now - SKEW_S));
-    json_object_object_add(c, "iat", json_object_new_int64(now - SKEW_S));
-    json_object_object_add(c, "exp", json_object_new_int64(now + (int64_t)(ttl_ms / 1000)));
-    text = json_object_to_json_string_length(
-        c, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    err = jwt_sign_rs256(key, kid, text, len, out);
+    json_object_object_add(c, "iss", json_object_new_string(o->tok_iss));
+    json_object_object_add(c, "aud", json_object_new_string(o->tok_aud ? o->tok_aud : o->app_id));
+    if (!o->no_serviceurl)
+        json_object_object_add(c, "serviceurl", json_object_new_string(o->service_url));
+    /* Bot Framework issues tokens a little in the past (nbf-offset -5) to absorb clock skew. */
+    json_object_object_add(c, "nbf", json_object_new_int64(now + o->nbf_offset_s));
+    json_object_object_add(c, "iat", json_object_new_int64(now + o->nbf_offset_s));
+    json_object_object_add(c, "exp", json_object_new_int64(exp));
+    text = xstrdup(
+        json_object_to_json_string_ext(c, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(c);
+    return text;
+}
+
+/* The JOSE header naming o's alg and kid (owned, xfree). */
+static char *token_header(const struct stub_opts *o, const char *kid)
+{
+    static const char *const names[] = {"RS256", "RS384", "RS512", "HS256", "none"};
+    struct json_object *h = json_object_new_object();
+    char *text;
+
+    json_object_object_add(h, "alg", json_object_new_string(names[o->tok_alg]));
+    json_object_object_add(h, "typ", json_object_new_string("JWT"));
+    json_object_object_add(h, "kid", json_object_new_string(o->tok_kid ? o->tok_kid : kid));
+    text = xstrdup(
+        json_object_to_json_string_ext(h, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(h);
+    return text;
+}
+
+/* The public key's PEM, the HMAC secret of the HS256 confusion attack, into pem. */
+static int public_pem(EVP_PKEY *key, struct buf *pem)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data;
+    long len;
+    int err = DG_ERR_INVALID;
+
+    if (bio && PEM_write_bio_PUBKEY(bio, key) == 1) {
+        len = BIO_get_mem_data(bio, &data);
+        err = len > 0 ? buf_append(pem, data, (size_t)len) : DG_ERR_INVALID;
+    }
+    BIO_free(bio);
+    return err;
+}
+
+/* Changes one character in the middle of the signature part; tokens then fail to verify. */
+static void spoil_signature(struct buf *out, size_t start)
+{
+    const char *dot = strrchr(out->data + start, '.');
+    size_t sig = dot ? (size_t)(dot + 1 - out->data) : out->len;
+    size_t at = sig + (out->len - sig) / 2;
+
+    /* "none" has no signature to spoil; the middle character carries no padding bits. */
+    if (at < out->len)
+        out->data[at] = out->data[at] == 'A' ? 'B' : 'A';
+}
+
+/*
+ * Appends a token for o's app id and service URL, valid for ttl_ms; the
+ * token options of o (aud, iss, kid, alg, offsets, flags) forge the shapes
+ * the auth tests need. Defaults give what `say` has always sent.
+ */
+static int sign_token(const struct stub_opts *o, EVP_PKEY *key, const char *kid, uint64_t ttl_ms,
+                      struct buf *out)
+{
+    static const enum jwt_sig how[] = {JWT_SIG_RS256, JWT_SIG_RS384, JWT_SIG_RS512, JWT_SIG_HS256,
+                                       JWT_SIG_NONE};
+    char *header = token_header(o, kid), *claims = token_claims(o, ttl_ms);
+    size_t start = out->len;
+    struct buf pem;
+    int err = 0;
+
+    buf_init(&pem, 4 * TOKEN_MAX_BYTES);
+    if (o->tok_alg == STUB_ALG_HS256)
+        err = public_pem(key, &pem);
+    if (!err)
+        err = jwt_sign_compact(how[o->tok_alg], key, pem.data, pem.len, header, claims,
+                               strlen(claims), out);
+    if (!err && o->bad_signature)
+        spoil_signature(out, start);
+    buf_free(&pem);
+    xfree(header);
+    xfree(claims);
     return err;
 }
 

@@ -1,15 +1,18 @@
 /*
- * jwt_sign.c: base64url, RS256 signing and the public JWK. OpenSSL 3 only
- * (EVP_PKEY parameters, no deprecated RSA_* calls).
+ * jwt_sign.c: base64url, RS256 signing (and the forged shapes tests need)
+ * and the public JWK. OpenSSL 3 only (EVP_PKEY parameters, no deprecated
+ * RSA_* calls).
  */
 #include "jwt_sign.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include <json-c/json.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 
 #include "log.h"
@@ -156,36 +159,34 @@ int jwt_key_thumbprint(const EVP_PKEY *key, char kid[JWT_KID_LEN + 1])
     return err;
 }
 
-/* Appends base64url({"alg":"RS256","typ":"JWT","kid":kid}). */
-static int append_header(const char *kid, struct buf *out)
+/* The header {"alg":"RS256","typ":"JWT","kid":kid} as JSON text (owned, xfree). */
+static char *rs256_header(const char *kid)
 {
     struct json_object *h = json_object_new_object();
-    const char *text;
-    int err;
+    char *text;
 
     json_object_object_add(h, "alg", json_object_new_string("RS256"));
     json_object_object_add(h, "typ", json_object_new_string("JWT"));
     json_object_object_add(h, "kid", json_object_new_string(kid));
-    text =
-        json_object_to_json_string_ext(h, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    err = strlen(text) > HEADER_MAX_BYTES ? DG_ERR_TOO_LARGE
-                                          : jwt_b64url_encode(text, strlen(text), out);
+    text = xstrdup(
+        json_object_to_json_string_ext(h, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(h);
-    return err;
+    return text;
 }
 
-/* Signs the first len bytes of in with SHA-256 and PKCS#1 v1.5: RS256. */
-static int sign_pkcs1_sha256(EVP_PKEY *key, const char *in, size_t len, struct buf *sig_b64)
+/* Signs in with PKCS#1 v1.5 and digest md (RS256/384/512); base64url appended to sig_b64. */
+static int sign_pkcs1(EVP_PKEY *key, const EVP_MD *md, const char *in, size_t len,
+                      struct buf *sig_b64)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned char *sig = NULL;
     size_t sig_len = 0;
     int err = DG_ERR_INVALID;
 
-    if (!ctx)
+    if (!ctx || !key || !EVP_PKEY_is_a(key, "RSA"))
         goto out;
-    /* PKCS#1 v1.5 is the default padding of an RSA key, which RS256 requires. */
-    if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) != 1 ||
+    /* PKCS#1 v1.5 is the default padding of an RSA key, which RS* requires. */
+    if (EVP_DigestSignInit(ctx, NULL, md, NULL, key) != 1 ||
         EVP_DigestSign(ctx, NULL, &sig_len, (const unsigned char *)in, len) != 1)
         goto out;
     sig = xmalloc(sig_len);
@@ -195,7 +196,7 @@ static int sign_pkcs1_sha256(EVP_PKEY *key, const char *in, size_t len, struct b
 out:
     if (err == DG_ERR_INVALID) {
         const char *why = ERR_reason_error_string(ERR_get_error());
-        log_error("jwt: RS256 signing failed: %s", why ? why : "no OpenSSL reason");
+        log_error("jwt: RSA signing failed: %s", why ? why : "no OpenSSL reason");
     }
     ERR_clear_error();
     xfree(sig);
@@ -203,31 +204,78 @@ out:
     return err;
 }
 
+/* HMAC-SHA-256 of in keyed with secret; base64url appended to sig_b64. */
+static int sign_hs256(const void *secret, size_t secret_len, const char *in, size_t len,
+                      struct buf *sig_b64)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+
+    if (!secret || secret_len > INT_MAX ||
+        !HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)in, len, mac, &mac_len))
+        return DG_ERR_INVALID;
+    return jwt_b64url_encode(mac, mac_len, sig_b64);
+}
+
+/* Appends the signature part of the signing input in[0..len) made the way how says. */
+static int append_signature(enum jwt_sig how, EVP_PKEY *key, const void *secret, size_t secret_len,
+                            const char *in, size_t len, struct buf *out)
+{
+    switch (how) {
+    case JWT_SIG_RS256:
+        return sign_pkcs1(key, EVP_sha256(), in, len, out);
+    case JWT_SIG_RS384:
+        return sign_pkcs1(key, EVP_sha384(), in, len, out);
+    case JWT_SIG_RS512:
+        return sign_pkcs1(key, EVP_sha512(), in, len, out);
+    case JWT_SIG_HS256:
+        return sign_hs256(secret, secret_len, in, len, out);
+    case JWT_SIG_NONE:
+        return 0;
+    }
+    return DG_ERR_INVALID;
+}
+
+int jwt_sign_compact(enum jwt_sig how, EVP_PKEY *key, const void *secret, size_t secret_len,
+                     const char *header_json, const char *claims_json, size_t claims_len,
+                     struct buf *out)
+{
+    struct buf token;
+    size_t signed_len;
+    int err;
+
+    if (strlen(header_json) > HEADER_MAX_BYTES)
+        return DG_ERR_TOO_LARGE;
+    /* Built aside so that out is untouched on any failure. */
+    buf_init(&token, out->max);
+    err = jwt_b64url_encode(header_json, strlen(header_json), &token);
+    if (!err)
+        err = buf_append(&token, ".", 1);
+    if (!err)
+        err = jwt_b64url_encode(claims_json, claims_len, &token);
+    /* The signing input is everything so far: header "." payload. */
+    signed_len = token.len;
+    if (!err)
+        err = buf_append(&token, ".", 1);
+    if (!err)
+        err = append_signature(how, key, secret, secret_len, token.data, signed_len, &token);
+    if (!err)
+        err = buf_append(out, token.data, token.len);
+    buf_free(&token);
+    return err;
+}
+
 int jwt_sign_rs256(EVP_PKEY *key, const char *kid, const char *claims_json, size_t len,
                    struct buf *out)
 {
-    struct buf token;
+    char *header;
     int err;
 
     if (!EVP_PKEY_is_a(key, "RSA"))
         return DG_ERR_INVALID;
-    /* Built aside so that out is untouched on any failure. */
-    buf_init(&token, out->max);
-    err = append_header(kid, &token);
-    if (!err)
-        err = buf_append(&token, ".", 1);
-    if (!err)
-        err = jwt_b64url_encode(claims_json, len, &token);
-    if (!err) {
-        /* The signing input is everything so far: header "." payload. */
-        size_t signed_len = token.len;
-        err = buf_append(&token, ".", 1);
-        if (!err)
-            err = sign_pkcs1_sha256(key, token.data, signed_len, &token);
-    }
-    if (!err)
-        err = buf_append(out, token.data, token.len);
-    buf_free(&token);
+    header = rs256_header(kid);
+    err = jwt_sign_compact(JWT_SIG_RS256, key, NULL, 0, header, claims_json, len, out);
+    xfree(header);
     return err;
 }
 

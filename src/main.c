@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "admin.h"
+#include "auth.h"
 #include "config.h"
 #include "connector.h"
 #include "http_client.h"
@@ -20,6 +21,7 @@
 #include "metrics.h"
 #include "queue.h"
 #include "webhook.h"
+#include "worker.h"
 
 extern char **environ;
 
@@ -39,12 +41,16 @@ struct app {
     struct http_server *http;
     struct webhook *webhook;
     struct admin *admin;
+    struct worker *worker;  /* role worker or all */
+    struct auth *auth;      /* BOT_AUTH=jwt and a webhook: the signing keys */
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_timer_t grace;
     enum shutdown_state state;
     bool http_closed;       /* every request answered, every connection closed */
     bool webhook_drained;   /* every card posted (or given up) */
+    bool worker_drained;    /* every job finished or handed back */
+    bool worker_stopped;    /* its reader connection and timers closed */
     bool outbound_stopping; /* connector and http_client told to stop */
     unsigned outbound_open; /* of those two, not yet stopped */
 };
@@ -87,12 +93,13 @@ static void parse_args(int argc, char **argv, const char **config_file, enum con
     }
 }
 
-/* Refuses settings whose code has not landed yet, rather than pretending. */
+/* Refuses settings that cannot work together, rather than pretending. */
 static int check_buildable(const struct config *cfg)
 {
-    if (cfg->bot_auth == BOT_AUTH_JWT) {
-        fprintf(stderr, "BOT_AUTH: JWT checking is not built yet; set BOT_AUTH=off for local "
-                        "development (never expose such a server)\n");
+    /* Every token's aud must equal it: without one nothing could ever pass. */
+    if (cfg->bot_auth == BOT_AUTH_JWT && cfg->role != ROLE_WORKER && !cfg->app_id) {
+        fprintf(stderr, "MICROSOFT_APP_ID: required with BOT_AUTH=jwt (tokens are checked "
+                        "against it)\n");
         return 2;
     }
     return 0;
@@ -115,7 +122,8 @@ static void on_queue_stopped(struct queue *q, void *data)
 static void maybe_stop_queue(struct app *app)
 {
     if (app->state == STOPPING || !app->http_closed || !app->webhook_drained ||
-        !app->outbound_stopping || app->outbound_open > 0)
+        !app->worker_drained || !app->worker_stopped || !app->outbound_stopping ||
+        app->outbound_open > 0)
         return;
     app->state = STOPPING;
     uv_timer_stop(&app->grace);
@@ -149,8 +157,31 @@ static void stop_outbound(struct app *app)
         return;
     app->outbound_stopping = true;
     app->outbound_open = 2;
+    if (app->auth)
+        auth_stop(app->auth); /* before the http_client its fetch runs on */
     connector_stop(app->connector, on_connector_stopped, app);
     http_client_stop(app->http_client, on_http_client_stopped, app);
+}
+
+static void on_worker_stopped(struct worker *w, void *data)
+{
+    struct app *app = data;
+
+    app->worker_stopped = true;
+    maybe_stop_queue(app);
+}
+
+/* Outbound calls end only once neither the webhook nor the worker makes any. */
+static void maybe_stop_outbound(struct app *app)
+{
+    if (!app->webhook_drained || !app->worker_drained)
+        return;
+    stop_outbound(app);
+    if (app->worker && !app->worker_stopped)
+        worker_stop(app->worker, on_worker_stopped, app);
+    else
+        app->worker_stopped = true;
+    maybe_stop_queue(app);
 }
 
 static void on_webhook_drained(struct webhook *wh, void *data)
@@ -158,8 +189,15 @@ static void on_webhook_drained(struct webhook *wh, void *data)
     struct app *app = data;
 
     app->webhook_drained = true;
-    stop_outbound(app);
-    maybe_stop_queue(app);
+    maybe_stop_outbound(app);
+}
+
+static void on_worker_drained(struct worker *w, void *data)
+{
+    struct app *app = data;
+
+    app->worker_drained = true;
+    maybe_stop_outbound(app);
 }
 
 static void on_http_closed(struct http_server *srv, void *data)
@@ -179,6 +217,8 @@ static void on_grace_expired(uv_timer_t *t)
 
     log_warn("shutdown grace of %llu ms expired; cancelling what is in flight",
              (unsigned long long)app->cfg.shutdown_grace_ms);
+    if (app->worker)
+        worker_cancel(app->worker); /* before the outbound calls fail under its jobs */
     stop_outbound(app);
     maybe_stop_queue(app);
 }
@@ -195,6 +235,10 @@ static void on_signal(uv_signal_t *s, int signum)
      * action, and a second SIGTERM would kill us mid-drain. */
     app->state = DRAINING;
     uv_timer_start(&app->grace, on_grace_expired, app->cfg.shutdown_grace_ms, 0);
+    if (app->worker)
+        worker_drain(app->worker, on_worker_drained, app);
+    else
+        app->worker_drained = true;
     http_server_stop(app->http, on_http_closed, app);
 }
 
@@ -217,13 +261,19 @@ static int start_services(struct app *app)
     app->queue = queue_create(app->loop, cfg, app->metrics);
     app->connector = connector_create(app->loop, app->http_client, cfg, app->metrics);
     app->http = http_server_create(app->loop, &limits, app->metrics);
-    app->admin = admin_create(cfg, app->queue, app->metrics);
+    if (cfg->role != ROLE_WORKER && cfg->bot_auth == BOT_AUTH_JWT)
+        app->auth = auth_create(app->loop, cfg, app->http_client, app->metrics);
+    app->admin = admin_create(cfg, app->queue, app->auth, app->metrics);
     admin_register(app->admin, app->http);
     if (cfg->role != ROLE_WORKER) {
         app->webhook = webhook_create(cfg, app->queue, app->connector, app->http_client,
                                       app->metrics);
+        webhook_set_auth(app->webhook, app->auth);
         webhook_register(app->webhook, app->http);
     }
+    if (cfg->role != ROLE_API)
+        app->worker = worker_create(app->loop, cfg, app->queue, app->connector,
+                                    app->http_client, app->metrics);
     err = http_server_listen(app->http, cfg->listen_host, cfg->listen_port);
     if (err) {
         log_error("DIGEST_LISTEN: cannot listen on %s:%d: %s", cfg->listen_host,
@@ -231,6 +281,10 @@ static int start_services(struct app *app)
         return err;
     }
     queue_start(app->queue);
+    if (app->worker)
+        worker_start(app->worker);
+    if (app->auth)
+        auth_start(app->auth);
     /* Never log redis_url: it may carry the password. */
     if (cfg->redis_kind == REDIS_UNIX)
         log_info("digestd %s listening on %s:%d (role %s, redis unix:%s db %d)", DIGESTD_VERSION,
@@ -243,9 +297,8 @@ static int start_services(struct app *app)
     if (cfg->bot_auth == BOT_AUTH_OFF)
         log_warn("BOT_AUTH=off: inbound activities are NOT authenticated (local development only)");
     /* Say it plainly rather than let queued jobs wait unnoticed. */
-    if (cfg->use_async_digest && cfg->role != ROLE_WORKER)
-        log_warn("USE_ASYNC_DIGEST=true: jobs are queued on the stream, but the worker that "
-                 "delivers them is not built yet; use USE_ASYNC_DIGEST=false for real users");
+    if (cfg->use_async_digest && cfg->role == ROLE_API)
+        log_info("role api: queued jobs are delivered by digestd --role worker processes");
     return 0;
 }
 
@@ -255,6 +308,8 @@ static void free_services(struct app *app)
         webhook_free(app->webhook);
     if (app->admin)
         admin_free(app->admin);
+    worker_free(app->worker);
+    auth_free(app->auth);
     if (app->http)
         http_server_free(app->http);
     connector_free(app->connector);
@@ -300,6 +355,10 @@ int main(int argc, char **argv)
     if (rc && app.http) {
         /* Nothing is serving: take the normal shutdown path, then fail. */
         app.state = DRAINING;
+        if (app.worker)
+            worker_drain(app.worker, on_worker_drained, &app);
+        else
+            app.worker_drained = true;
         http_server_stop(app.http, on_http_closed, &app);
     } else if (rc) {
         on_queue_stopped(NULL, &app); /* nothing else was created */

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#define N_BUCKETS 16
+#define N_BUCKETS 18
 #define MAX_REQUEST_KEYS 96
 #define MAX_OUTCOMES 16
 #define MAX_OUTBOUND_KEYS 64
@@ -16,7 +16,7 @@
 /* Upper bounds in microseconds; the last bucket is +Inf. */
 static const uint64_t bucket_us[N_BUCKETS - 1] = {
     250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-    1000000, 2500000, 5000000, 10000000,
+    1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
 };
 
 struct histogram {
@@ -60,6 +60,7 @@ static const char *const hist_names[METRICS_H_COUNT_] = {
     "digestd_enqueue_duration_seconds",
     "digestd_upstream_duration_seconds",
     "digestd_connector_duration_seconds",
+    "digestd_job_delivery_seconds",
 };
 
 static const char *const hist_help[METRICS_H_COUNT_] = {
@@ -67,11 +68,12 @@ static const char *const hist_help[METRICS_H_COUNT_] = {
     "Enqueue round trip to Redis",
     "Upstream digest fetch",
     "Bot connector call",
+    "Job created to result card accepted by the connector",
 };
 
 /* The label of an outbound target, by the histogram that times it. */
 static const char *const target_names[METRICS_H_COUNT_] = {"webhook", "enqueue", "upstream",
-                                                          "connector"};
+                                                          "connector", "job"};
 
 static const char *const counter_names[METRICS_C_COUNT_] = {
     "digestd_redis_reconnects_total",
@@ -81,6 +83,7 @@ static const char *const counter_names[METRICS_C_COUNT_] = {
     "digestd_retries_total",
     "digestd_token_refreshes_total",
     "digestd_connections_rejected_total",
+    "digestd_job_attempts_total",
 };
 
 static const char *const gauge_names[METRICS_G_COUNT_] = {

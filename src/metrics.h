@@ -16,6 +16,7 @@ enum metrics_hist {
     METRICS_H_ENQUEUE,     /* enqueue round trip to Redis */
     METRICS_H_UPSTREAM,    /* upstream digest fetch */
     METRICS_H_CONNECTOR,   /* connector call */
+    METRICS_H_JOB,         /* job created (webhook) → result accepted by the connector */
     METRICS_H_COUNT_,
 };
 
@@ -27,6 +28,7 @@ enum metrics_counter {
     METRICS_C_RETRIES,
     METRICS_C_TOKEN_REFRESHES,
     METRICS_C_CONNECTIONS_REJECTED,
+    METRICS_C_JOB_ATTEMPTS, /* worker attempts begun, first ones included */
     METRICS_C_COUNT_,
 };
 

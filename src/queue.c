@@ -40,7 +40,6 @@
 #include "metrics.h"
 #include "redis.h"
 
-#define QUEUE_GROUP "workers"
 #define QUEUE_MAX_REF_FIELDS 64            /* conversation reference pairs per call */
 #define QUEUE_MAX_ARGS_BYTES (64 * 1024)   /* one job or reference */
 #define QUEUE_BATCH_MAX_ENTRIES 128        /* jobs and references per script call */

@@ -25,6 +25,9 @@
 
 #include "common.h"
 
+/* The one consumer group of SPEC §5. */
+#define QUEUE_GROUP "workers"
+
 struct queue;
 struct config;
 struct metrics;

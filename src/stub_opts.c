@@ -236,6 +236,111 @@ static const char *set_ttl(struct stub_opts *o, const char *v)
     return NULL;
 }
 
+/* A signed whole number of seconds, e.g. -301 (SECONDS, not a duration: it may be negative). */
+static const char *parse_i64(const char *v, int64_t *out)
+{
+    char *end;
+    long long n;
+
+    if (!((*v >= '0' && *v <= '9') || (*v == '-' && v[1] >= '0' && v[1] <= '9')))
+        return "expected a whole number of seconds, e.g. -301";
+    errno = 0;
+    n = strtoll(v, &end, 10);
+    /* Bounded to ±100 years so that now + offset cannot overflow. */
+    if (errno || *end || n > 3155760000LL || n < -3155760000LL)
+        return "number of seconds out of range";
+    *out = n;
+    return NULL;
+}
+
+/*
+ * "msteams,skype" into the key's endorsements; "" publishes an empty list
+ * and "-" none at all. The list is copied because entries are cut at commas.
+ */
+static const char *set_endorsements(struct stub_opts *o, const char *v)
+{
+    char *p, *comma;
+
+    o->n_endorsements = 0;
+    o->has_endorsements = strcmp(v, "-") != 0;
+    if (!o->has_endorsements || !*v)
+        return NULL;
+    if (strlen(v) >= sizeof(o->endorsements_buf))
+        return "list too long";
+    memcpy(o->endorsements_buf, v, strlen(v) + 1);
+    for (p = o->endorsements_buf; p; p = comma ? comma + 1 : NULL) {
+        comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        if (!*p || o->n_endorsements == STUB_MAX_ENDORSEMENTS)
+            return "expected up to 16 comma-separated channel ids, \"\" or -";
+        o->endorsements[o->n_endorsements++] = p;
+    }
+    return NULL;
+}
+
+static const char *set_aud(struct stub_opts *o, const char *v)
+{
+    o->tok_aud = v;
+    return NULL;
+}
+
+static const char *set_iss(struct stub_opts *o, const char *v)
+{
+    o->tok_iss = v;
+    return NULL;
+}
+
+static const char *set_kid(struct stub_opts *o, const char *v)
+{
+    o->tok_kid = v;
+    return NULL;
+}
+
+static const char *set_alg(struct stub_opts *o, const char *v)
+{
+    static const char *const names[] = {"RS256", "RS384", "RS512", "HS256", "none"};
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(names); i++) {
+        if (strcmp(v, names[i]) == 0) {
+            o->tok_alg = (enum stub_tok_alg)i;
+            return NULL;
+        }
+    }
+    return "expected RS256, RS384, RS512, HS256 or none";
+}
+
+static const char *set_exp_offset(struct stub_opts *o, const char *v)
+{
+    o->has_exp_offset = true;
+    return parse_i64(v, &o->exp_offset_s);
+}
+
+static const char *set_nbf_offset(struct stub_opts *o, const char *v)
+{
+    return parse_i64(v, &o->nbf_offset_s);
+}
+
+/* A flag of the token command: any value but "1"/"true" would be a typo. */
+static const char *parse_flag(const char *v, bool *out)
+{
+    if (strcmp(v, "1") != 0 && strcmp(v, "true") != 0)
+        return "a flag: give it without a value";
+    *out = true;
+    return NULL;
+}
+
+static const char *set_no_serviceurl(struct stub_opts *o, const char *v)
+{
+    return parse_flag(v, &o->no_serviceurl);
+}
+
+static const char *set_bad_signature(struct stub_opts *o, const char *v)
+{
+    return parse_flag(v, &o->bad_signature);
+}
+
 /*
  * Every option of every command. A setter used for two commands (key-dir,
  * app-id) is one entry with two bits, so serve and say cannot disagree on
@@ -284,6 +389,25 @@ static const struct opt_def opts[] = {
      set_timeout, SAY},
     {"--ttl", NULL, "DURATION", "3600s", "lifetime of the printed token: exp = now + DURATION",
      set_ttl, TOKEN},
+    {"--endorsements", "DIGEST_STUB_ENDORSEMENTS", "LIST", "msteams",
+     "channels the JWKS key endorses, comma-separated; \"\" = [] (none), - = no property (all)",
+     set_endorsements, SERVE},
+    {"--aud", NULL, "ID", NULL, "the token's aud claim; default the app id", set_aud, TOKEN},
+    {"--iss", NULL, "ISSUER", "https://api.botframework.com", "the token's iss claim", set_iss,
+     TOKEN},
+    {"--exp-offset", NULL, "SECONDS", NULL,
+     "exp = now + SECONDS, negative = already expired (overrides --ttl)", set_exp_offset, TOKEN},
+    {"--nbf-offset", NULL, "SECONDS", "-5", "nbf = iat = now + SECONDS", set_nbf_offset, TOKEN},
+    {"--kid", NULL, "KID", NULL, "the header's kid; default the key's RFC 7638 thumbprint", set_kid,
+     TOKEN},
+    {"--alg", NULL, "ALG", "RS256",
+     "RS256, RS384, RS512 (signed so), HS256 (HMAC keyed with the public key's PEM) or none "
+     "(empty signature)",
+     set_alg, TOKEN},
+    {"--no-serviceurl", NULL, "", NULL, "leave the serviceurl claim out (a flag)",
+     set_no_serviceurl, TOKEN},
+    {"--bad-signature", NULL, "", NULL, "change one character of the signature (a flag)",
+     set_bad_signature, TOKEN},
 };
 
 static const char *const cmd_names[] = {"serve", "say", "token"};
@@ -304,7 +428,7 @@ static void print_help(void)
             const struct opt_def *d = &opts[i];
             if (!(d->cmds & CMD_BIT(c)))
                 continue;
-            printf("  %s %s\n      %s", d->name, d->metavar, d->help);
+            printf("  %s%s%s\n      %s", d->name, *d->metavar ? " " : "", d->metavar, d->help);
             if (d->env)
                 printf("\n      env %s", d->env);
             printf("%s%s\n", d->def ? "; default " : "", d->def ? d->def : "");
@@ -380,6 +504,13 @@ static void parse_argv(int argc, char **argv, int first, struct stub_opts *o)
         d = find_opt(a, eq ? (size_t)(eq - a) : strlen(a), o->cmd);
         if (!d)
             fail(cmd_names[o->cmd], "unknown option", a);
+        /* Flags (an empty metavar) take no separate value: "--bad-signature". */
+        if (!*d->metavar && !eq) {
+            why = d->set(o, "1");
+            if (why)
+                fail(d->name, why, "");
+            continue;
+        }
         if (!eq && i + 1 >= argc)
             fail(d->name, "missing value", "");
         v = eq ? eq + 1 : argv[++i];

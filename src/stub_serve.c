@@ -18,7 +18,7 @@
  *   GET  /v1/.well-known/openidconfiguration  {"issuer":"https://api.botframework.com",
  *        "jwks_uri":"http://H:P/v1/.well-known/keys",…}
  *   GET  /v1/.well-known/keys         {"keys":[{"kty":"RSA","use":"sig","kid","n","e",
- *        "endorsements":["msteams"]}]}
+ *        "endorsements":["msteams"]}]} (--endorsements)
  *   POST|PUT [/prefix]/v3/conversations/{id}[/activities[/{activityId}]]
  *        the connector: recorded, one stdout line, then 200 {"id":"stub-activity-<n>"}
  *        (PUT: {"id":"<activityId>"}); 401 for a token we did not issue or that
@@ -32,7 +32,7 @@
  *        "authorization","status" (0 = hung),"response_id","card","request_id",
  *        "body" (the JSON sent, or its text when not JSON)}…]; DELETE clears it
  *   GET  /stub/stats  {"token_requests","tokens_issued","upstream_requests",
- *        "connector_requests","outbox","pending","injections","last_token_tenant"}
+ *        "connector_requests","keys_requests","outbox","pending","injections","last_token_tenant"}
  * Every request to a target counts, injected or refused ones included. The
  * catch-all POST/PUT routes make an unknown GET path answer 405, not 404.
  *
@@ -99,6 +99,7 @@ struct stub {
     uint64_t *token_expiry_ms; /* by token number - 1, monotonic ms */
     size_t n_tokens, token_cap;
     uint64_t n_activities;
+    uint64_t n_keys_requests; /* GET of the JWKS: digestd's key (re)fetches */
     char last_tenant[128];
     struct stub_outbox outbox;
     struct list_node pending; /* struct pending, newest first */
@@ -607,6 +608,7 @@ static void handle_stats(struct http_request *req, void *data)
                            json_object_new_int64((int64_t)s->requests[STUB_TARGET_UPSTREAM]));
     json_object_object_add(o, "connector_requests",
                            json_object_new_int64((int64_t)s->requests[STUB_TARGET_CONNECTOR]));
+    json_object_object_add(o, "keys_requests", json_object_new_int64((int64_t)s->n_keys_requests));
     json_object_object_add(o, "outbox", json_object_new_int64((int64_t)s->outbox.len));
     json_object_object_add(o, "pending", json_object_new_int64((int64_t)s->n_pending));
     json_object_object_add(o, "injections",
@@ -630,6 +632,7 @@ static void handle_openid(struct http_request *req, void *data)
 
 static void handle_keys(struct http_request *req, void *data)
 {
+    ((struct stub *)data)->n_keys_requests++;
     respond_text_json(req, ((struct stub *)data)->keys_json);
 }
 
@@ -643,12 +646,14 @@ static void handle_healthz(struct http_request *req, void *data)
 /* Builds the JWKS and OpenID documents once the address is known. */
 static int build_documents(struct stub *s)
 {
-    static const char *const endorsements[] = {"msteams"};
+    const struct stub_opts *o = s->opt;
     struct json_object *jwk, *keys, *meta, *algs, *auth;
     char uri[160];
     size_t len;
 
-    if (jwt_jwk_from_key(s->key, s->kid, endorsements, 1, &jwk) != 0)
+    /* --endorsements: NULL leaves the property out, an empty list publishes []. */
+    if (jwt_jwk_from_key(s->key, s->kid, o->has_endorsements ? o->endorsements : NULL,
+                         o->n_endorsements, &jwk) != 0)
         return DG_ERR_INVALID;
     keys = json_object_new_object();
     json_object_object_add(keys, "keys", json_object_new_array());

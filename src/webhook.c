@@ -1,8 +1,9 @@
 /*
  * webhook.c: the Bot Framework webhook. The checks run in the order SPEC §3
- * gives, and the first failure answers with nothing stored: 415 content
- * type, (401 authorization: the security issue), 400 broken JSON, 400
- * missing field, 403 serviceUrl, 503 Redis unreachable or load shed. Only
+ * gives, and the first failure answers with nothing stored or sent: 415
+ * content type, 401 a missing or odd Authorization header, 400 broken JSON,
+ * 401/403 the token (auth.c; it may wait for keys, bounded), 400 missing
+ * field, 403 serviceUrl, 503 Redis unreachable or load shed. Only
  * then is Redis written, in one atomic step, and the answer waits for its
  * reply: a 202 is never given for a job that is not in the stream. The card
  * is posted after the answer, so the channel never waits on Microsoft.
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "card.h"
 #include "clock.h"
@@ -48,6 +50,11 @@ struct webhook *webhook_create(const struct config *cfg, struct queue *queue,
     wh->http = http;
     wh->metrics = metrics;
     return wh;
+}
+
+void webhook_set_auth(struct webhook *wh, struct auth *auth)
+{
+    wh->auth = auth;
 }
 
 void webhook_drain(struct webhook *wh, webhook_drained_cb cb, void *data)
@@ -393,35 +400,6 @@ static int dispatch(struct webhook_req *w)
     return start_reference(w, &ref);
 }
 
-/* Parses and checks the body; answers and returns false on any failure. */
-static bool check_activity(struct webhook_req *w)
-{
-    struct json_object *root = NULL;
-    char err[128], msg[200];
-    size_t len;
-    const char *body = http_request_body(w->req, &len);
-    int rc;
-
-    if (activity_json_parse(body, len, &root) != 0) {
-        webhook_answer_error(w, 400, "bad_json", "the body is not a JSON object");
-        return false;
-    }
-    /* 401/403 token checks belong here, between the two parse steps. */
-    rc = activity_from_json(&w->act, root, err, sizeof(err));
-    json_object_put(root);
-    if (rc != 0) {
-        snprintf(msg, sizeof(msg), "missing or invalid field: %s", err);
-        webhook_answer_error(w, 400, "bad_activity", msg);
-        return false;
-    }
-    if (service_url_check(w->act.service_url, &w->wh->cfg->service_url_allow) != 0) {
-        webhook_answer_error(w, 403, "service_url_not_allowed",
-                             "serviceUrl is not an allowed https host");
-        return false;
-    }
-    return true;
-}
-
 static void parse_command(struct webhook_req *w)
 {
     char *text;
@@ -433,22 +411,27 @@ static void parse_command(struct webhook_req *w)
     xfree(text);
 }
 
-static void handle_webhook(struct http_request *req, void *data)
+/*
+ * The token is trusted (or BOT_AUTH=off): the rest of SPEC §3's order, 400
+ * missing field and 403 serviceUrl, then where the activity goes. Takes
+ * root; answers and ends w on every failure.
+ */
+static void accept_activity(struct webhook_req *w, struct json_object *root)
 {
-    struct webhook *wh = data;
-    struct webhook_req *w;
-    int err;
+    struct webhook *wh = w->wh;
+    char err[128], msg[200];
+    int rc = activity_from_json(&w->act, root, err, sizeof(err));
 
-    if (!is_json_content_type(http_request_header(req, "Content-Type"))) {
-        http_request_respond_error(req, 415, "unsupported_media_type",
-                                   "Content-Type must be application/json", NULL, 0);
+    json_object_put(root);
+    if (rc != 0) {
+        snprintf(msg, sizeof(msg), "missing or invalid field: %s", err);
+        webhook_answer_error(w, 400, "bad_activity", msg);
+        webhook_req_done(w);
         return;
     }
-    w = xcalloc(1, sizeof(*w));
-    w->wh = wh;
-    w->req = req;
-    wh->in_flight++;
-    if (!check_activity(w)) {
+    if (service_url_check(w->act.service_url, &wh->cfg->service_url_allow) != 0) {
+        webhook_answer_error(w, 403, "service_url_not_allowed",
+                             "serviceUrl is not an allowed https host");
         webhook_req_done(w);
         return;
     }
@@ -466,11 +449,132 @@ static void handle_webhook(struct http_request *req, void *data)
     }
     uuid_v4(w->request_id);
     w->conv_key = activity_conv_key(&w->act);
-    err = dispatch(w);
-    if (err) {
-        webhook_answer_dispatch_error(w, err);
+    rc = dispatch(w);
+    if (rc) {
+        webhook_answer_dispatch_error(w, rc);
         webhook_req_done(w);
     }
+}
+
+/* --- authentication (SPEC §3, docs/security.md) ------------------------ */
+
+/* RFC 7235: a 401 names the scheme it wants. */
+static const struct http_header www_authenticate[] = {{"WWW-Authenticate", "Bearer"}};
+
+/* A check that has to wait for keys: the request and its parsed body. */
+struct auth_pending {
+    struct webhook_req *w;
+    struct json_object *root;
+};
+
+/* Answers a refused token; nothing has been stored or sent for it. */
+static void refuse(struct webhook_req *w, struct json_object *root, int status, const char *why)
+{
+    json_object_put(root);
+    log_emit(LOG_LEVEL_INFO, NULL, "activity refused: %d %s", status, why);
+    if (status == 401 && w->req) {
+        http_request_respond_error(w->req, 401, "unauthorized", why, www_authenticate,
+                                   ARRAY_SIZE(www_authenticate));
+        w->req = NULL;
+    } else if (status == 403) {
+        webhook_answer_error(w, 403, "forbidden", why);
+    } else {
+        answer_unavailable(w, why);
+    }
+    webhook_req_done(w);
+}
+
+static void on_auth_done(int status, const char *why, void *data)
+{
+    struct auth_pending *p = data;
+    struct webhook_req *w = p->w;
+    struct json_object *root = p->root;
+
+    xfree(p);
+    if (status != 200)
+        refuse(w, root, status, why);
+    else
+        accept_activity(w, root);
+}
+
+/* A top-level string member, or NULL (also for one holding a NUL). */
+static const char *member_string(struct json_object *root, const char *name)
+{
+    struct json_object *v;
+    const char *s;
+
+    if (!json_object_object_get_ex(root, name, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    s = json_object_get_string(v);
+    return strlen(s) == (size_t)json_object_get_string_len(v) ? s : NULL;
+}
+
+/*
+ * The token checks, after the body parsed and before its fields are read:
+ * they need the activity's serviceUrl (the token's serviceurl claim must
+ * equal it) and channelId (the key's endorsements). Takes root.
+ */
+static void check_token(struct webhook_req *w, struct json_object *root)
+{
+    struct webhook *wh = w->wh;
+    struct auth_pending *p;
+    const char *why = "";
+    int status;
+
+    if (wh->cfg->bot_auth == BOT_AUTH_OFF) {
+        accept_activity(w, root);
+        return;
+    }
+    if (!wh->auth) { /* fail closed: never trust what could not be checked */
+        refuse(w, root, 503, "authentication is not available");
+        return;
+    }
+    p = xmalloc(sizeof(*p));
+    p->w = w;
+    p->root = root;
+    status = auth_check(wh->auth, http_request_header(w->req, "Authorization"),
+                        member_string(root, "serviceUrl"), member_string(root, "channelId"), &why,
+                        on_auth_done, p);
+    if (status == AUTH_PENDING)
+        return;
+    xfree(p);
+    if (status != 200)
+        refuse(w, root, status, why);
+    else
+        accept_activity(w, root);
+}
+
+static void handle_webhook(struct http_request *req, void *data)
+{
+    struct webhook *wh = data;
+    struct json_object *root = NULL;
+    struct webhook_req *w;
+    const char *body;
+    size_t len;
+
+    if (!is_json_content_type(http_request_header(req, "Content-Type"))) {
+        http_request_respond_error(req, 415, "unsupported_media_type",
+                                   "Content-Type must be application/json", NULL, 0);
+        return;
+    }
+    /* SPEC §3: a missing or odd header is refused before the body is parsed. */
+    if (wh->cfg->bot_auth == BOT_AUTH_JWT &&
+        !auth_header_ok(http_request_header(req, "Authorization"))) {
+        http_request_respond_error(req, 401, "unauthorized",
+                                   "Authorization must be 'Bearer' and one token",
+                                   www_authenticate, ARRAY_SIZE(www_authenticate));
+        return;
+    }
+    body = http_request_body(req, &len);
+    if (activity_json_parse(body, len, &root) != 0) {
+        http_request_respond_error(req, 400, "bad_json", "the body is not a JSON object", NULL, 0);
+        return;
+    }
+    w = xcalloc(1, sizeof(*w));
+    w->wh = wh;
+    w->req = req;
+    wh->in_flight++;
+    check_token(w, root);
 }
 
 void webhook_register(struct webhook *wh, struct http_server *srv)

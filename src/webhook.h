@@ -12,6 +12,7 @@
 #include <uv.h>
 
 struct webhook;
+struct auth;
 struct config;
 struct queue;
 struct connector;
@@ -24,6 +25,11 @@ typedef void (*webhook_drained_cb)(struct webhook *wh, void *data);
 struct webhook *webhook_create(const struct config *cfg, struct queue *queue,
                                struct connector *connector, struct http_client *http,
                                struct metrics *metrics);
+/*
+ * With BOT_AUTH=jwt, the module that checks tokens (borrowed). Without it a
+ * jwt configuration refuses every activity (503) rather than trust it.
+ */
+void webhook_set_auth(struct webhook *wh, struct auth *auth);
 /* Adds the webhook routes to srv. */
 void webhook_register(struct webhook *wh, struct http_server *srv);
 /* cb runs (from the loop or at once) when nothing is in flight any more. */

@@ -24,6 +24,7 @@ struct webhook {
     struct connector *connector;
     struct http_client *http;
     struct metrics *metrics;
+    struct auth *auth;           /* BOT_AUTH=jwt: the token checks (borrowed) */
     unsigned in_flight;          /* live struct webhook_req */
     unsigned redis_waiting;      /* of those, waiting for their Redis step */
     webhook_drained_cb drained_cb;

@@ -4,6 +4,12 @@ Starts real processes on loopback and stops them by the pid it started,
 never by name (STYLE rule 18): a private redis-server on a free port, and
 the digestd binary under test (DIGESTD_BIN). Also a minimal RESP client, so
 the tests read Redis exactly as it is, with no client library in between.
+
+Every digestd runs with BOT_AUTH=jwt unless a test asks for auth="off": its
+keys come from a digest-stub (the class's own, or a private one started for
+it), and post_json signs each activity with a token minted by
+`digest-stub token` for that activity's serviceUrl (cached, so 200 clients
+cost one process, not 200).
 """
 import json
 import os
@@ -124,10 +130,61 @@ class RedisServer:
         return "redis://127.0.0.1:%d/0" % self.port
 
 
-class Digestd:
-    """One digestd process. env overrides the test defaults."""
+# --- tokens ----------------------------------------------------------------
 
-    def __init__(self, redis_url, env=None, args=()):
+# A service URL for bodies that name none (or are not JSON at all).
+DEFAULT_SERVICE_URL = "https://smba.trafficmanager.net/amer/"
+# openid URL of each running stub -> its key directory, so a digestd given a
+# stub's env() alone can still sign for it.
+_KEY_DIRS = {}
+_TOKENS = {}
+
+
+def mint_token(key_dir, service_url, *options, app_id=None, cache=True):
+    """A token from `digest-stub token` signed with the key in key_dir.
+
+    options are extra command-line options (e.g. "--aud", "x"). Tokens are
+    cached per (key, app id, service URL, options) unless cache is False
+    (use that for tokens whose point is their time)."""
+    app_id = app_id or APP_ID
+    k = (key_dir, app_id, service_url, tuple(options))
+    if cache and k in _TOKENS:
+        return _TOKENS[k]
+    cmd = [STUB_BIN, "token", "--key-dir", key_dir, "--app-id", app_id]
+    if service_url is not None:
+        cmd += ["--service-url", service_url]
+    r = subprocess.run(cmd + list(options), capture_output=True, timeout=30)
+    if r.returncode != 0:
+        raise AssertionError("digest-stub token %s failed: %s" % (options, r.stderr.decode()))
+    tok = r.stdout.decode().strip()
+    if cache:
+        _TOKENS[k] = tok
+    return tok
+
+
+def service_url_of(obj_or_bytes):
+    """The serviceUrl an activity names, or DEFAULT_SERVICE_URL when it names
+    none that digest-stub could sign (only http(s) URLs)."""
+    obj = obj_or_bytes
+    if isinstance(obj, bytes):
+        try:
+            obj = json.loads(obj)
+        except ValueError:
+            return DEFAULT_SERVICE_URL
+    url = obj.get("serviceUrl") if isinstance(obj, dict) else None
+    if isinstance(url, str) and url.startswith(("http://", "https://")):
+        return url
+    return DEFAULT_SERVICE_URL
+
+
+class Digestd:
+    """One digestd process. env overrides the test defaults.
+
+    auth="jwt" (the default) checks tokens against the stub whose env() is
+    in env (BOT_OPENID_URL), or against a private stub started for this
+    digestd; auth="off" runs it unauthenticated (auth-off tests only)."""
+
+    def __init__(self, redis_url, env=None, args=None, auth="jwt"):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="digestd-")
         self.log_path = os.path.join(self.dir, "digestd.log")
@@ -135,16 +192,49 @@ class Digestd:
         self.env.update({
             "DIGEST_LISTEN": "127.0.0.1:%d" % self.port,
             "REDIS_URL": redis_url,
-            "BOT_AUTH": "off",
+            "BOT_AUTH": auth,
             "LOG_LEVEL": "info",
             # The sandbox's LeakSanitizer needs ptrace-free mode in CI containers.
             "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "detect_leaks=1"),
         })
         self.env.update(env or {})
-        self.args = list(args)
+        # --role api unless asked: the webhook tests look at jobs as queued,
+        # before any worker takes them; the worker tests ask for a worker.
+        self.args = list(args) if args is not None else ["--role", "api"]
         self.proc = None
+        self.auth_stub = None  # the private stub, when this digestd has one
+        self.key_dir = None
+
+    @property
+    def jwt(self):
+        return self.env.get("BOT_AUTH") == "jwt"
+
+    def _setup_auth(self):
+        if not self.jwt:
+            return
+        self.env.setdefault("MICROSOFT_APP_ID", APP_ID)
+        openid = self.env.get("BOT_OPENID_URL")
+        if openid is None:
+            if self.auth_stub is None:
+                self.auth_stub = Stub().start()
+            openid = self.auth_stub.openid_url
+            self.env["BOT_OPENID_URL"] = openid
+        self.key_dir = _KEY_DIRS.get(openid, self.key_dir)
+
+    def token(self, service_url=DEFAULT_SERVICE_URL, *options, **kw):
+        """A token this digestd accepts (unless options spoil it)."""
+        assert self.key_dir, "no signing key known for %s" % self.env.get("BOT_OPENID_URL")
+        return mint_token(self.key_dir, service_url, *options,
+                          app_id=self.env.get("MICROSOFT_APP_ID"), **kw)
+
+    def auth_header(self, service_url=DEFAULT_SERVICE_URL):
+        """b"Authorization: Bearer ...\r\n" for raw requests (b"" with auth off)."""
+        if not self.jwt:
+            return b""
+        return b"Authorization: Bearer %s\r\n" % self.token(service_url).encode()
 
     def start(self, wait_ready=True):
+        self._setup_auth()
         self.logf = open(self.log_path, "wb")
         # TEST_PREFIX (e.g. valgrind) wraps digestd like every test binary.
         prefix = os.environ.get("TEST_PREFIX", "").split()
@@ -174,6 +264,9 @@ class Digestd:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.auth_stub:
+            self.auth_stub.stop()
+            self.auth_stub = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def log(self):
@@ -202,9 +295,17 @@ class Digestd:
         return self.request("GET", path)
 
     def post_json(self, obj_or_bytes, path="/api/messages", headers=None):
+        """POSTs an activity, signed for its serviceUrl when auth is on.
+
+        headers override; a header given as None is left out (e.g.
+        {"Authorization": None} sends no token)."""
         body = obj_or_bytes if isinstance(obj_or_bytes, bytes) else json.dumps(obj_or_bytes).encode()
         h = {"Content-Type": "application/json"}
+        given = {k.lower() for k in (headers or {})}
+        if self.jwt and "authorization" not in given:
+            h["Authorization"] = "Bearer " + self.token(service_url_of(obj_or_bytes))
         h.update(headers or {})
+        h = {k: v for k, v in h.items() if v is not None}
         return self.request("POST", path, body, h)
 
 
@@ -247,6 +348,7 @@ class DigestdTestCase(unittest.TestCase):
 
     digestd_env = {}
     stub_args = None
+    auth = "jwt"  # "off" for the tests about BOT_AUTH=off only
 
     @classmethod
     def setUpClass(cls):
@@ -260,7 +362,7 @@ class DigestdTestCase(unittest.TestCase):
                 cls.stub.start()
                 env.update(cls.stub.env())
             env.update(cls.digestd_env)
-            cls.d = Digestd(cls.redis.url, env)
+            cls.d = Digestd(cls.redis.url, env, auth=cls.auth)
             cls.d.start()
         except BaseException:
             # unittest skips tearDownClass when setUpClass fails: clean up here.
@@ -333,6 +435,7 @@ class Stub:
 
         wait_until(first_line, 10, "digest-stub to listen")
         self.port = int(self.url.rsplit(":", 1)[1])
+        _KEY_DIRS[self.openid_url] = self.dir
         return self
 
     def stop(self):
@@ -349,6 +452,8 @@ class Stub:
         if self.proc:
             self.out.close()
             self.err.close()
+            if getattr(self, "url", None):
+                _KEY_DIRS.pop(self.openid_url, None)
         shutil.rmtree(self.dir, ignore_errors=True)
         return self.proc.returncode if self.proc else None
 
@@ -390,7 +495,12 @@ class Stub:
             "DIGEST_UPSTREAM_URL": self.url + "/api/talentwell/digest?audience={audience}",
             "MICROSOFT_APP_ID": APP_ID,
             "MICROSOFT_APP_PASSWORD": "stub-secret",
+            "BOT_OPENID_URL": self.openid_url,
         }
+
+    @property
+    def openid_url(self):
+        return self.url + "/v1/.well-known/openidconfiguration"
 
     @property
     def service_url(self):

@@ -210,10 +210,11 @@ class Configuration(unittest.TestCase):
         self.assertEqual(self.run_digestd({}, ["--role", "boss"]).returncode, 2)
         self.assertEqual(self.run_digestd({}, ["--frobnicate"]).returncode, 2)
 
-    def test_jwt_refuses_to_start_until_built(self):
-        r = self.run_digestd({"BOT_AUTH": "jwt"})
+    def test_jwt_without_an_app_id_exits_2(self):
+        # Every token's aud must equal MICROSOFT_APP_ID: without one nothing could pass.
+        r = self.run_digestd({"BOT_AUTH": "jwt", "MICROSOFT_APP_ID": ""})
         self.assertEqual(r.returncode, 2)
-        self.assertIn("JWT", r.stderr.decode())
+        self.assertIn("MICROSOFT_APP_ID", r.stderr.decode())
         self.assertEqual(len(r.stderr.decode().strip().splitlines()), 1)
 
     def test_help_and_version(self):

@@ -59,7 +59,8 @@ class WebhookErrors(DigestdTestCase):
     def test_chunked_body_is_accepted(self):
         body = json.dumps(activity()).encode()
         data = (b"POST /api/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+                b"Transfer-Encoding: chunked\r\nConnection: close\r\n" +
+                self.d.auth_header(activity()["serviceUrl"]) + b"\r\n")
         data += b"%x\r\n%s\r\n" % (100, body[:100])
         data += b"%x\r\n%s\r\n0\r\n\r\n" % (len(body) - 100, body[100:])
         status, _, resp = self.d.raw(data)
@@ -106,15 +107,24 @@ class WebhookErrors(DigestdTestCase):
                 else:
                     node[path[-1]] = bad
                 status, _, resp = self.d.post_json(a)
+                if path == ["serviceUrl"] and self.d.jwt:
+                    # SPEC §3: the token's serviceurl claim must equal it; no
+                    # token names a missing or empty one, so that check fails first.
+                    self.assertEqual(status, 401, (path, bad))
+                    continue
                 self.assertEqual(status, 400, (path, bad))
                 self.assertIn(".".join(path), json.loads(resp)["error"]["message"])
         self.assertNothingWritten()
 
     def test_service_url_not_allowed_is_403(self):
         for url in ("https://evil.example.com/", "http://smba.trafficmanager.net/amer/",
-                    "https://smba.trafficmanager.net@evil.com/", "not a url"):
+                    "https://smba.trafficmanager.net@evil.com/"):
             status, _, _ = self.d.post_json(activity(serviceUrl=url))
             self.assertEqual(status, 403, url)
+        # No token can name "not a url" (digest-stub refuses to sign one), so
+        # with JWT on it fails the serviceurl claim check first: 401.
+        status, _, _ = self.d.post_json(activity(serviceUrl="not a url"))
+        self.assertEqual(status, 401 if self.d.jwt else 403)
         self.assertNothingWritten()
 
     def test_malformed_http_is_400(self):
@@ -259,7 +269,8 @@ class WebhookRecords(DigestdTestCase):
         for i in range(3):
             body = json.dumps(activity(id="pipe-%d" % i)).encode()
             reqs += (b"POST /api/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                     b"%sContent-Length: %d\r\n\r\n%s"
+                     % (self.d.auth_header(activity()["serviceUrl"]), len(body), body))
         reqs += b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         with socket.create_connection(("127.0.0.1", self.d.port), timeout=10) as s:
             s.sendall(reqs)
@@ -309,7 +320,8 @@ class WebhookRecords(DigestdTestCase):
         self.assertEqual(self.d.get("/healthz")[0], 200)
         status, _, body = self.d.get("/readyz")
         self.assertEqual(status, 200)
-        self.assertIn("BOT_AUTH=off", json.loads(body)["warnings"][0])
+        # BOT_AUTH=off and its warning: test_security.AuthOff.
+        self.assertEqual(json.loads(body), {"ready": True, "reasons": []})
         self.d.post_json(activity(id="for-metrics"))
         status, headers, body = self.d.get("/metrics")
         self.assertEqual(status, 200)

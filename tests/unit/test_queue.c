@@ -10,16 +10,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -30,23 +24,14 @@
 #include "config.h"
 #include "metrics.h"
 #include "queue.h"
-
-extern char **environ;
-
-struct server {
-    pid_t pid;
-    int port; /* 0 with a unix socket only */
-    char dir[64];
-    char sock[128];
-    const char *password;
-};
+#include "redis_server.h"
 
 struct fixture {
     uv_loop_t loop;
     uv_timer_t tick;
     struct config cfg;
     struct metrics *metrics;
-    struct server srv;
+    struct redis_server srv;
     struct queue *q;
     int stopped_calls;
 };
@@ -59,216 +44,17 @@ struct result {
     uint64_t done_ms;
 };
 
-/* ---- redis-server processes ------------------------------------------ */
-
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-static redisContext *sync_connect(const struct server *s, int db)
-{
-    struct timeval tv = {1, 0};
-    redisContext *rc;
-    redisReply *r;
-
-    rc = s->port != 0 ? redisConnectWithTimeout("127.0.0.1", s->port, tv)
-                      : redisConnectUnixWithTimeout(s->sock, tv);
-    if (rc == NULL || rc->err != 0)
-        goto fail;
-    redisSetTimeout(rc, tv);
-    if (s->password != NULL) {
-        r = redisCommand(rc, "AUTH %s", s->password);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR)
-            goto fail_reply;
-        freeReplyObject(r);
-    }
-    r = redisCommand(rc, "SELECT %d", db);
-    if (r == NULL || r->type == REDIS_REPLY_ERROR)
-        goto fail_reply;
-    freeReplyObject(r);
-    return rc;
-fail_reply:
-    if (r != NULL)
-        freeReplyObject(r);
-fail:
-    if (rc != NULL)
-        redisFree(rc);
-    return NULL;
-}
-
-/* Blocks until the server answers PING (bounded: 5 s). */
-static void server_wait(const struct server *s)
-{
-    for (int i = 0; i < 250; i++) {
-        redisContext *rc = sync_connect(s, 0);
-        if (rc != NULL) {
-            redisReply *r = redisCommand(rc, "PING");
-            bool ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
-            if (r != NULL)
-                freeReplyObject(r);
-            redisFree(rc);
-            if (ok)
-                return;
-        }
-        usleep(20 * 1000);
-    }
-    fail_msg("redis-server did not answer PING within 5 s");
-}
-
-/* Starts redis-server on s->port (or on s->sock only, when port is 0). */
-static void server_spawn(struct server *s)
-{
-    char port[16], log[160];
-    const char *args[20];
-    char *argv[20];
-    int n = 0;
-    posix_spawn_file_actions_t fa;
-
-    snprintf(port, sizeof(port), "%d", s->port);
-    snprintf(log, sizeof(log), "%s/redis.log", s->dir);
-    args[n++] = "redis-server";
-    args[n++] = "--port";
-    args[n++] = port;
-    args[n++] = "--bind";
-    args[n++] = "127.0.0.1";
-    args[n++] = "--save";
-    args[n++] = "";
-    args[n++] = "--appendonly";
-    args[n++] = "no";
-    args[n++] = "--daemonize";
-    args[n++] = "no";
-    args[n++] = "--dir";
-    args[n++] = s->dir;
-    if (s->password != NULL) {
-        args[n++] = "--requirepass";
-        args[n++] = s->password;
-    }
-    if (s->sock[0] != '\0') {
-        args[n++] = "--unixsocket";
-        args[n++] = s->sock;
-    }
-    /* posix_spawn takes char *const[]: hand it copies, not literals. */
-    for (int i = 0; i < n; i++)
-        argv[i] = xstrdup(args[i]);
-    argv[n] = NULL;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    assert_int_equal(posix_spawn(&s->pid, "/usr/bin/redis-server", &fa, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    for (int i = 0; i < n; i++)
-        xfree(argv[i]);
-    server_wait(s);
-}
-
-static void server_start(struct server *s, bool unix_only, const char *password)
-{
-    memset(s, 0, sizeof(*s));
-    snprintf(s->dir, sizeof(s->dir), "/tmp/test_queue.XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
-    s->password = password;
-    if (unix_only)
-        snprintf(s->sock, sizeof(s->sock), "%s/redis.sock", s->dir);
-    else
-        s->port = free_port();
-    server_spawn(s);
-}
-
-/* SIGKILL by the pid we started, never by name. */
-static void server_kill(struct server *s)
-{
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-}
-
-static void server_cleanup(struct server *s)
-{
-    char path[192];
-
-    server_kill(s);
-    snprintf(path, sizeof(path), "%s/redis.log", s->dir);
-    unlink(path);
-    if (s->sock[0] != '\0')
-        unlink(s->sock);
-    rmdir(s->dir);
-}
-
-/* ---- blocking checks -------------------------------------------------- */
-
-static redisReply *cmd(redisContext *rc, const char *fmt, ...)
-{
-    va_list ap;
-    redisReply *r;
-
-    va_start(ap, fmt);
-    r = redisvCommand(rc, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    return r;
-}
-
-static long long cmd_int(redisContext *rc, const char *fmt, const char *key)
-{
-    redisReply *r = cmd(rc, fmt, key);
-    long long v;
-
-    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-    v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
-/* A flat reply array (HGETALL, fields of a stream entry) equals want[]. */
-static void assert_pairs(const redisReply *r, const char *const *want, size_t n)
-{
-    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    assert_int_equal(r->elements, n);
-    for (size_t i = 0; i < n; i++)
-        assert_string_equal(r->element[i]->str, want[i]);
-}
-
 /* ---- loop helpers ----------------------------------------------------- */
-
-static void on_tick(uv_timer_t *t)
-{
-}
 
 /* Runs the loop until pred holds or timeout_ms passes; returns pred. */
 static bool run_until(struct fixture *f, bool (*pred)(void *), void *arg, uint64_t timeout_ms)
 {
-    uint64_t deadline;
-
-    uv_update_time(&f->loop);
-    deadline = uv_now(&f->loop) + timeout_ms;
-    while (!pred(arg)) {
-        if (uv_now(&f->loop) >= deadline)
-            return false;
-        uv_timer_start(&f->tick, on_tick, 5, 0); /* bounds each UV_RUN_ONCE */
-        uv_run(&f->loop, UV_RUN_ONCE);
-    }
-    return true;
-}
-
-static bool never(void *arg)
-{
-    return false;
+    return loop_run_until(&f->loop, &f->tick, pred, arg, timeout_ms);
 }
 
 static void run_for(struct fixture *f, uint64_t ms)
 {
-    run_until(f, never, NULL, ms);
+    loop_run_for(&f->loop, &f->tick, ms);
 }
 
 static bool is_ready(void *arg)
@@ -358,7 +144,7 @@ static struct fixture *fixture_new(bool unix_only, const char *password)
     config_defaults(&f->cfg);
     log_setup(LOG_LEVEL_WARN, false);
     f->metrics = metrics_create();
-    server_start(&f->srv, unix_only, password);
+    redis_server_start(&f->srv, unix_only, password);
     return f;
 }
 
@@ -384,7 +170,7 @@ static int teardown(void **state)
     uv_close((uv_handle_t *)&f->tick, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    server_cleanup(&f->srv);
+    redis_server_cleanup(&f->srv);
     metrics_free(f->metrics);
     config_free(&f->cfg);
     xfree(f);
@@ -469,7 +255,7 @@ static void enqueue_writes_spec_keys(void **state)
     assert_non_null(rc);
 
     /* Stream: exactly the SPEC §5 fields, in order. */
-    x = cmd(rc, "XRANGE {digest}:requests - +");
+    x = sync_cmd(rc, "XRANGE {digest}:requests - +");
     assert_int_equal(x->elements, 1);
     {
         const char *const want[] = {"request_id",  "req-1",
@@ -478,12 +264,12 @@ static void enqueue_writes_spec_keys(void **state)
                                     "test_email",  "",
                                     "conv",        "msteams:19:abc@thread.v2",
                                     "created_ms",  "1700000000123"};
-        assert_pairs(x->element[0]->element[1], want, ARRAY_SIZE(want));
+        sync_assert_pairs(x->element[0]->element[1], want, ARRAY_SIZE(want));
     }
     freeReplyObject(x);
 
     /* Audit record with its TTL. */
-    x = cmd(rc, "HGETALL {digest}:req:req-1");
+    x = sync_cmd(rc, "HGETALL {digest}:req:req-1");
     {
         const char *const want[] = {"status",      "queued",
                                     "mode",        "async",
@@ -493,32 +279,32 @@ static void enqueue_writes_spec_keys(void **state)
                                     "activity_id", "act-1",
                                     "created_ms",  "1700000000123",
                                     "attempts",    "0"};
-        assert_pairs(x, want, ARRAY_SIZE(want));
+        sync_assert_pairs(x, want, ARRAY_SIZE(want));
     }
     freeReplyObject(x);
-    ttl = cmd_int(rc, "TTL %s", "{digest}:req:req-1");
+    ttl = sync_cmd_int(rc, "TTL %s", "{digest}:req:req-1");
     assert_true(ttl > 0 && ttl <= (long long)f->cfg.request_ttl_s);
 
     /* Conversation reference. */
-    x = cmd(rc, "HGETALL {digest}:conv:msteams:19:abc@thread.v2");
+    x = sync_cmd(rc, "HGETALL {digest}:conv:msteams:19:abc@thread.v2");
     {
         const char *const want[] = {
             "service_url", "https://smba.example/emea/", "channel_id", "msteams", "stale", "0",
             "last_request_id", "req-1"};
-        assert_pairs(x, want, ARRAY_SIZE(want));
+        sync_assert_pairs(x, want, ARRAY_SIZE(want));
     }
     freeReplyObject(x);
 
     /* Dedup key holds the request id, with its TTL. */
-    x = cmd(rc, "GET {digest}:dedup:msteams:19:abc@thread.v2:act-1");
+    x = sync_cmd(rc, "GET {digest}:dedup:msteams:19:abc@thread.v2:act-1");
     assert_int_equal(x->type, REDIS_REPLY_STRING);
     assert_string_equal(x->str, "req-1");
     freeReplyObject(x);
-    ttl = cmd_int(rc, "TTL %s", "{digest}:dedup:msteams:19:abc@thread.v2:act-1");
+    ttl = sync_cmd_int(rc, "TTL %s", "{digest}:dedup:msteams:19:abc@thread.v2:act-1");
     assert_true(ttl > 0 && ttl <= (long long)f->cfg.dedup_ttl_s);
 
     /* The consumer group exists on the stream. */
-    x = cmd(rc, "XINFO GROUPS {digest}:requests");
+    x = sync_cmd(rc, "XINFO GROUPS {digest}:requests");
     assert_int_equal(x->type, REDIS_REPLY_ARRAY);
     assert_int_equal(x->elements, 1);
     assert_string_equal(x->element[0]->element[0]->str, "name");
@@ -551,10 +337,10 @@ static void duplicate_returns_first_id(void **state)
 
     rc = sync_connect(&f->srv, 0);
     assert_non_null(rc);
-    assert_int_equal(cmd_int(rc, "XLEN %s", "{digest}:requests"), 1);
-    assert_int_equal(cmd_int(rc, "EXISTS %s", "{digest}:req:req-2"), 0);
+    assert_int_equal(sync_cmd_int(rc, "XLEN %s", "{digest}:requests"), 1);
+    assert_int_equal(sync_cmd_int(rc, "EXISTS %s", "{digest}:req:req-2"), 0);
     /* Duplicates still refresh the conversation reference. */
-    x = cmd(rc, "HGET {digest}:conv:msteams:19:abc@thread.v2 service_url");
+    x = sync_cmd(rc, "HGET {digest}:conv:msteams:19:abc@thread.v2 service_url");
     assert_string_equal(x->str, "https://smba.example/amer/");
     freeReplyObject(x);
     redisFree(rc);
@@ -577,13 +363,13 @@ static void store_reference_writes_pairs(void **state)
     assert_int_equal(r.err, 0);
     rc = sync_connect(&f->srv, 0);
     assert_non_null(rc);
-    x = cmd(rc, "HGETALL {digest}:conv:msteams:conv-9");
+    x = sync_cmd(rc, "HGETALL {digest}:conv:msteams:conv-9");
     {
         const char *const want[] = {"service_url", "https://smba.example/x/",
                                     "updated_ms",  "42",
                                     "stale",       "1",
                                     "locale",      ""};
-        assert_pairs(x, want, ARRAY_SIZE(want));
+        sync_assert_pairs(x, want, ARRAY_SIZE(want));
     }
     freeReplyObject(x);
     redisFree(rc);
@@ -599,13 +385,13 @@ static void noscript_falls_back_to_eval(void **state)
     struct result r;
 
     assert_non_null(rc);
-    freeReplyObject(cmd(rc, "SCRIPT FLUSH"));
-    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    freeReplyObject(sync_cmd(rc, "SCRIPT FLUSH"));
+    freeReplyObject(sync_cmd(rc, "CONFIG RESETSTAT"));
     r = enqueue_wait(f, &job);
     assert_int_equal(r.err, 0);
     assert_false(r.duplicate);
-    assert_int_equal(cmd_int(rc, "XLEN %s", "{digest}:requests"), 1);
-    x = cmd(rc, "INFO commandstats");
+    assert_int_equal(sync_cmd_int(rc, "XLEN %s", "{digest}:requests"), 1);
+    x = sync_cmd(rc, "INFO commandstats");
     assert_non_null(strstr(x->str, "cmdstat_evalsha:calls=1,"));
     assert_non_null(strstr(x->str, "cmdstat_eval:calls=1,"));
     freeReplyObject(x);
@@ -621,7 +407,7 @@ static void calls_fail_fast_while_down_then_recover(void **state)
     struct result r = {0};
     uint64_t t0;
 
-    server_kill(&f->srv);
+    redis_server_kill(&f->srv);
     assert_true(run_until(f, is_down, f->q, 5000));
     t0 = now_ms();
     assert_int_equal(queue_enqueue(f->q, &job, on_enqueued, &r), DG_ERR_UNAVAILABLE);
@@ -633,7 +419,7 @@ static void calls_fail_fast_while_down_then_recover(void **state)
     assert_false(queue_ready(f->q));
 
     /* Same port, empty Redis: reconnects by itself, group and script recreated. */
-    server_spawn(&f->srv);
+    redis_server_spawn(&f->srv);
     assert_true(run_until(f, is_ready, f->q, 8000));
     r = enqueue_wait(f, &job);
     assert_int_equal(r.err, 0);
@@ -742,7 +528,7 @@ static void submit_many(struct fixture *f, struct many *m, int first, int n)
 /* The "calls=N," of one command in INFO commandstats, or -1. */
 static long long stat_calls(redisContext *rc, const char *command)
 {
-    redisReply *x = cmd(rc, "INFO commandstats");
+    redisReply *x = sync_cmd(rc, "INFO commandstats");
     char key[64];
     const char *p;
     long long v = -1;
@@ -765,13 +551,13 @@ static void assert_stream_entry(const redisReply *e, const struct many *m, int i
                                 "conv",        "msteams:19:abc@thread.v2",
                                 "created_ms",  "1700000000123"};
 
-    assert_pairs(e->element[1], want, ARRAY_SIZE(want));
+    sync_assert_pairs(e->element[1], want, ARRAY_SIZE(want));
 }
 
 /* The stream holds exactly m's jobs, in submission order. */
 static void assert_stream_is(redisContext *rc, const struct many *m)
 {
-    redisReply *x = cmd(rc, "XRANGE {digest}:requests - +");
+    redisReply *x = sync_cmd(rc, "XRANGE {digest}:requests - +");
 
     assert_int_equal(x->type, REDIS_REPLY_ARRAY);
     assert_int_equal(x->elements, m->n);
@@ -792,7 +578,7 @@ static void batch_of_many_in_one_iteration(void **state)
     redisContext *rc = sync_connect(&f->srv, 0);
 
     assert_non_null(rc);
-    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    freeReplyObject(sync_cmd(rc, "CONFIG RESETSTAT"));
     submit_many(f, m, 0, MANY);
     for (int i = 0; i < MANY; i++)
         assert_int_equal(m->r[i].calls, 0); /* never inside queue_enqueue */
@@ -807,7 +593,7 @@ static void batch_of_many_in_one_iteration(void **state)
     assert_int_equal(stat_calls(rc, "evalsha"), 3);
     assert_stream_is(rc, m);
     for (int i = 0; i < MANY; i++) {
-        redisReply *x = cmd(rc, "HGETALL {digest}:req:%s", m->req[i]);
+        redisReply *x = sync_cmd(rc, "HGETALL {digest}:req:%s", m->req[i]);
         const char *const want[] = {"status",      "queued",
                                     "mode",        "async",
                                     "audience",    "sales",
@@ -819,10 +605,10 @@ static void batch_of_many_in_one_iteration(void **state)
 
         char key[64];
 
-        assert_pairs(x, want, ARRAY_SIZE(want));
+        sync_assert_pairs(x, want, ARRAY_SIZE(want));
         freeReplyObject(x);
         snprintf(key, sizeof(key), "{digest}:req:%s", m->req[i]);
-        assert_true(cmd_int(rc, "TTL %s", key) > 0);
+        assert_true(sync_cmd_int(rc, "TTL %s", key) > 0);
     }
     redisFree(rc);
     assert_true(metrics_has(f, "digestd_jobs_enqueued_total 300\n"));
@@ -840,7 +626,7 @@ static void duplicates_within_one_batch(void **state)
     redisContext *rc = sync_connect(&f->srv, 0);
 
     assert_non_null(rc);
-    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    freeReplyObject(sync_cmd(rc, "CONFIG RESETSTAT"));
     assert_int_equal(queue_enqueue(f->q, &a, on_enqueued, &r[0]), 0);
     assert_int_equal(queue_enqueue(f->q, &b, on_enqueued, &r[1]), 0);
     assert_int_equal(queue_enqueue(f->q, &c, on_enqueued, &r[2]), 0);
@@ -856,8 +642,8 @@ static void duplicates_within_one_batch(void **state)
     assert_false(r[2].duplicate);
     assert_string_equal(r[2].id, "req-c");
     assert_int_equal(stat_calls(rc, "evalsha"), 1);
-    assert_int_equal(cmd_int(rc, "XLEN %s", "{digest}:requests"), 2);
-    assert_int_equal(cmd_int(rc, "EXISTS %s", "{digest}:req:req-b"), 0);
+    assert_int_equal(sync_cmd_int(rc, "XLEN %s", "{digest}:requests"), 2);
+    assert_int_equal(sync_cmd_int(rc, "EXISTS %s", "{digest}:req:req-b"), 0);
     redisFree(rc);
     assert_true(metrics_has(f, "digestd_jobs_duplicate_total 1\n"));
     assert_true(metrics_has(f, "digestd_jobs_enqueued_total 2\n"));
@@ -877,19 +663,19 @@ static void reference_keeps_submission_order(void **state)
     redisReply *x;
 
     assert_non_null(rc);
-    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    freeReplyObject(sync_cmd(rc, "CONFIG RESETSTAT"));
     /* job then reference: the reference's stale=1 is the last word */
     assert_int_equal(queue_enqueue(f->q, &j1, on_enqueued, &r[0]), 0);
     assert_int_equal(queue_store_reference(f->q, conv, stale_f, stale_v, 1, on_done, &r[1]), 0);
     assert_true(run_until(f, has_calls, &r[1], 5000));
-    x = cmd(rc, "HGET {digest}:conv:%s stale", conv);
+    x = sync_cmd(rc, "HGET {digest}:conv:%s stale", conv);
     assert_string_equal(x->str, "1");
     freeReplyObject(x);
     /* reference then job: now the job's stale=0 is */
     assert_int_equal(queue_store_reference(f->q, conv, stale_f, stale_v, 1, on_done, &r[2]), 0);
     assert_int_equal(queue_enqueue(f->q, &j2, on_enqueued, &r[3]), 0);
     assert_true(run_until(f, has_calls, &r[3], 5000));
-    x = cmd(rc, "HGET {digest}:conv:%s stale", conv);
+    x = sync_cmd(rc, "HGET {digest}:conv:%s stale", conv);
     assert_string_equal(x->str, "0");
     freeReplyObject(x);
     for (int i = 0; i < 4; i++) {
@@ -962,8 +748,8 @@ static void noscript_fallback_with_batch(void **state)
     redisContext *rc = sync_connect(&f->srv, 0);
 
     assert_non_null(rc);
-    freeReplyObject(cmd(rc, "SCRIPT FLUSH"));
-    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    freeReplyObject(sync_cmd(rc, "SCRIPT FLUSH"));
+    freeReplyObject(sync_cmd(rc, "CONFIG RESETSTAT"));
     submit_many(f, m, 0, 20);
     assert_true(run_until(f, all_called, m, 5000));
     for (int i = 0; i < 20; i++) {
@@ -991,8 +777,8 @@ static void noscript_keeps_order_across_batches(void **state)
     uint64_t deadline = now_ms() + 5000;
 
     assert_non_null(rc);
-    freeReplyObject(cmd(rc, "SCRIPT FLUSH"));
-    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    freeReplyObject(sync_cmd(rc, "SCRIPT FLUSH"));
+    freeReplyObject(sync_cmd(rc, "CONFIG RESETSTAT"));
     for (int i = 0; i < 200; i++) {
         submit_many(f, m, i, i + 1);
         uv_run(&f->loop, UV_RUN_NOWAIT);
@@ -1030,7 +816,7 @@ static void superseded_references_skipped(void **state)
     redisReply *x;
 
     assert_non_null(rc);
-    freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+    freeReplyObject(sync_cmd(rc, "CONFIG RESETSTAT"));
     a.ref_values = va;
     c.ref_values = vc;
     b.conv_key = "msteams:other";
@@ -1047,18 +833,18 @@ static void superseded_references_skipped(void **state)
     assert_string_equal(r[2].id, "req-c");
     /* 3 audit records, 3 last_request_id + B's, C's and D's references: A's was skipped. */
     assert_int_equal(stat_calls(rc, "hset"), 9);
-    x = cmd(rc, "HGETALL {digest}:conv:msteams:19:abc@thread.v2");
+    x = sync_cmd(rc, "HGETALL {digest}:conv:msteams:19:abc@thread.v2");
     {
         const char *const want[] = {
             "last_request_id", "req-c", "service_url", "https://c.example/", "channel_id",
             "msteams", "stale", "0", "locale", "de-DE"};
-        assert_pairs(x, want, ARRAY_SIZE(want));
+        sync_assert_pairs(x, want, ARRAY_SIZE(want));
     }
     freeReplyObject(x);
-    x = cmd(rc, "HGET {digest}:conv:msteams:other service_url");
+    x = sync_cmd(rc, "HGET {digest}:conv:msteams:other service_url");
     assert_string_equal(x->str, "https://smba.example/emea/");
     freeReplyObject(x);
-    assert_int_equal(cmd_int(rc, "XLEN %s", "{digest}:requests"), 3);
+    assert_int_equal(sync_cmd_int(rc, "XLEN %s", "{digest}:requests"), 3);
     redisFree(rc);
 }
 
@@ -1104,12 +890,12 @@ static void auth_and_select_reach_db3(void **state)
     assert_int_equal(r.err, 0);
     rc = sync_connect(&f->srv, 3);
     assert_non_null(rc);
-    assert_int_equal(cmd_int(rc, "XLEN %s", "{digest}:requests"), 1);
-    assert_int_equal(cmd_int(rc, "EXISTS %s", "{digest}:req:req-db"), 1);
+    assert_int_equal(sync_cmd_int(rc, "XLEN %s", "{digest}:requests"), 1);
+    assert_int_equal(sync_cmd_int(rc, "EXISTS %s", "{digest}:req:req-db"), 1);
     redisFree(rc);
     rc = sync_connect(&f->srv, 0);
     assert_non_null(rc);
-    assert_int_equal(cmd_int(rc, "EXISTS %s", "{digest}:requests"), 0);
+    assert_int_equal(sync_cmd_int(rc, "EXISTS %s", "{digest}:requests"), 0);
     redisFree(rc);
 }
 
@@ -1140,7 +926,7 @@ static void unix_socket_works(void **state)
     assert_int_equal(r.err, 0);
     rc = sync_connect(&f->srv, 0);
     assert_non_null(rc);
-    assert_int_equal(cmd_int(rc, "XLEN %s", "{digest}:requests"), 1);
+    assert_int_equal(sync_cmd_int(rc, "XLEN %s", "{digest}:requests"), 1);
     redisFree(rc);
 }
 
@@ -1166,7 +952,7 @@ static void no_server_then_stop(void **state)
     struct result r = {0};
 
     *state = f;
-    server_kill(&f->srv);
+    redis_server_kill(&f->srv);
     fixture_connect(f, 0, false);
     run_for(f, 400);
     assert_false(queue_ready(f->q));

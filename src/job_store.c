@@ -1,0 +1,362 @@
+/* job_store.c: the worker's Redis steps, one script each (see job_store.h). */
+#include "job_store.h"
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "buf.h"
+#include "config.h"
+#include "queue.h"
+#include "redis.h"
+
+#define JOB_STORE_MAX_REF_PAIRS 32
+#define JOB_STORE_MAX_RENEW 512 /* ids per renew call; the caller splits larger sets */
+
+/*
+ * KEYS: stream, record, conversation reference. ARGV: group, entry id, now,
+ * record TTL, then audience, test_email, conv, activity_id, created_ms (to
+ * recreate a record that expired: the job is real, its log should be too).
+ */
+static const char begin_lua[] =
+    "local st = redis.call('HGET', KEYS[2], 'status')\n"
+    "if st == 'delivered' or st == 'dead' or st == 'failed' then\n"
+    "  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
+    "  return {st, 0, '', {}}\n"
+    "end\n"
+    "if not st then\n"
+    "  redis.call('HSET', KEYS[2], 'mode', 'async', 'audience', ARGV[5], 'test_email', ARGV[6],\n"
+    "    'conv', ARGV[7], 'activity_id', ARGV[8], 'created_ms', ARGV[9])\n"
+    "  redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
+    "end\n"
+    "local n = redis.call('HINCRBY', KEYS[2], 'attempts', 1)\n"
+    "redis.call('HSET', KEYS[2], 'status', 'processing')\n"
+    "redis.call('HSETNX', KEYS[2], 'started_ms', ARGV[3])\n"
+    "return {st or '', n, redis.call('HGET', KEYS[2], 'ack_activity_id') or '',\n"
+    "  redis.call('HGETALL', KEYS[3])}\n";
+
+/* KEYS: stream, record. ARGV: group, entry id, now, result id, fetched_ms, TTL. */
+static const char delivered_lua[] =
+    "redis.call('HSET', KEYS[2], 'status', 'delivered', 'delivered_ms', ARGV[3],\n"
+    "  'result_activity_id', ARGV[4], 'fetched_ms', ARGV[5], 'last_error', '')\n"
+    "if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[6]) end\n"
+    "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
+    "return redis.call('HGET', KEYS[2], 'ack_activity_id') or ''\n";
+
+/*
+ * KEYS: stream, dead stream, record, reference. ARGV: group, entry id,
+ * status, reason, attempts, now, stale flag, TTL, then the job's field pairs.
+ * The status check makes a second run (a lost reply, sent again) add nothing,
+ * and keeps a job that was delivered from being called dead.
+ */
+static const char dead_lua[] =
+    "local st = redis.call('HGET', KEYS[3], 'status')\n"
+    "if st ~= 'dead' and st ~= 'failed' and st ~= 'delivered' then\n"
+    "  local f = {}\n"
+    "  for i = 9, #ARGV do f[#f + 1] = ARGV[i] end\n"
+    "  f[#f + 1] = 'reason'; f[#f + 1] = ARGV[4]\n"
+    "  f[#f + 1] = 'attempts'; f[#f + 1] = ARGV[5]\n"
+    "  f[#f + 1] = 'failed_ms'; f[#f + 1] = ARGV[6]\n"
+    "  redis.call('XADD', KEYS[2], '*', unpack(f))\n"
+    "  redis.call('HSET', KEYS[3], 'status', ARGV[3], 'last_error', ARGV[4], 'attempts', ARGV[5])\n"
+    "  if redis.call('TTL', KEYS[3]) < 0 then redis.call('EXPIRE', KEYS[3], ARGV[8]) end\n"
+    "  if ARGV[7] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then\n"
+    "    redis.call('HSET', KEYS[4], 'stale', '1')\n"
+    "  end\n"
+    "end\n"
+    "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
+    "return redis.call('HGET', KEYS[3], 'ack_activity_id') or ''\n";
+
+/* KEYS: stream. ARGV: group, consumer, ids… Answers the ids that are not ours. */
+static const char renew_lua[] =
+    "local lost = {}\n"
+    "for i = 3, #ARGV do\n"
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)\n"
+    "  if p[1] and p[1][2] == ARGV[2] then\n"
+    "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')\n"
+    "  else\n"
+    "    lost[#lost + 1] = ARGV[i]\n"
+    "  end\n"
+    "end\n"
+    "return lost\n";
+
+/* KEYS: stream, record. ARGV: group, consumer, entry id, then the job's field pairs. */
+static const char release_lua[] =
+    "local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)\n"
+    "if not p[1] or p[1][2] ~= ARGV[2] then return 0 end\n"
+    "redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])\n"
+    "redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))\n"
+    "if redis.call('HGET', KEYS[2], 'status') == 'processing' then\n"
+    "  redis.call('HSET', KEYS[2], 'status', 'queued')\n"
+    "end\n"
+    "return 1\n";
+
+struct op {
+    union {
+        job_store_begin_cb begin;
+        job_store_end_cb end;
+        job_store_renew_cb renew;
+        job_store_release_cb release;
+    } cb;
+    void *data;
+};
+
+static struct op *op_new(void *data)
+{
+    struct op *op = xmalloc(sizeof(*op));
+    op->data = data;
+    return op;
+}
+
+static int reply_error(int err, const redisReply *r)
+{
+    if (err)
+        return err;
+    return r->type == REDIS_REPLY_ERROR ? DG_ERR_PROTOCOL : 0;
+}
+
+static bool is_string(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
+}
+
+/* Keys of one job: the stream, its record and its conversation reference. */
+struct job_keys {
+    char *stream, *rec, *conv;
+};
+
+static void keys_make(struct job_keys *k, const struct config *cfg, const struct job_fields *job)
+{
+    k->stream = queue_key(cfg, "requests", NULL);
+    k->rec = queue_key(cfg, "req", job->request_id);
+    k->conv = queue_key(cfg, "conv", job->conv);
+}
+
+static void keys_free(struct job_keys *k)
+{
+    xfree(k->stream);
+    xfree(k->rec);
+    xfree(k->conv);
+}
+
+static void u64_str(char *out, size_t size, uint64_t v)
+{
+    snprintf(out, size, "%llu", (unsigned long long)v);
+}
+
+static int submit(struct redis_conn *conn, redis_reply_cb fn, struct op *op, int argc,
+                  const char **argv)
+{
+    int err = redis_conn_command(conn, 0, fn, op, argc, argv, NULL);
+
+    if (err)
+        xfree(op);
+    return err;
+}
+
+static void on_begin(int err, redisReply *r, void *data)
+{
+    struct op *op = data;
+    const char *fields[JOB_STORE_MAX_REF_PAIRS], *values[JOB_STORE_MAX_REF_PAIRS];
+    struct job_begin b = {0};
+    const redisReply *ref;
+    size_t i;
+
+    err = reply_error(err, r);
+    if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || !is_string(r->element[0]) ||
+                 r->element[1]->type != REDIS_REPLY_INTEGER || !is_string(r->element[2]) ||
+                 r->element[3]->type != REDIS_REPLY_ARRAY))
+        err = DG_ERR_PROTOCOL;
+    if (err) {
+        op->cb.begin(err, NULL, op->data);
+        xfree(op);
+        return;
+    }
+    b.status = r->element[0]->str;
+    b.ended = strcmp(b.status, "delivered") == 0 || strcmp(b.status, "dead") == 0 ||
+              strcmp(b.status, "failed") == 0;
+    b.attempts = r->element[1]->integer > 0 ? (unsigned)r->element[1]->integer : 0;
+    b.ack_activity_id = r->element[2]->str;
+    ref = r->element[3];
+    for (i = 0; i + 1 < ref->elements && b.n_ref < JOB_STORE_MAX_REF_PAIRS; i += 2) {
+        if (!is_string(ref->element[i]) || !is_string(ref->element[i + 1]))
+            continue;
+        fields[b.n_ref] = ref->element[i]->str;
+        values[b.n_ref] = ref->element[i + 1]->str;
+        b.n_ref++;
+    }
+    b.ref_fields = fields;
+    b.ref_values = values;
+    op->cb.begin(0, &b, op->data);
+    xfree(op);
+}
+
+int job_store_begin(struct redis_conn *conn, const struct config *cfg,
+                    const struct job_fields *job, uint64_t now_ms, job_store_begin_cb cb,
+                    void *data)
+{
+    struct job_keys k;
+    char now[24], ttl[24];
+    struct op *op = op_new(data);
+    int err;
+
+    keys_make(&k, cfg, job);
+    u64_str(now, sizeof(now), now_ms);
+    u64_str(ttl, sizeof(ttl), cfg->request_ttl_s);
+    {
+        const char *argv[] = {"EVAL",          begin_lua,      "3",           k.stream,
+                              k.rec,           k.conv,         QUEUE_GROUP,   job->stream_id,
+                              now,             ttl,            job->audience, job->test_email,
+                              job->conv,       job->activity_id, job->created_ms};
+        op->cb.begin = cb;
+        err = submit(conn, on_begin, op, (int)ARRAY_SIZE(argv), argv);
+    }
+    keys_free(&k);
+    return err;
+}
+
+static void on_end(int err, redisReply *r, void *data)
+{
+    struct op *op = data;
+
+    err = reply_error(err, r);
+    if (!err && !is_string(r))
+        err = DG_ERR_PROTOCOL;
+    op->cb.end(err, err ? "" : r->str, op->data);
+    xfree(op);
+}
+
+int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
+                        const struct job_fields *job, const char *result_activity_id,
+                        uint64_t fetched_ms, uint64_t now_ms, job_store_end_cb cb, void *data)
+{
+    struct job_keys k;
+    char now[24], fetched[24], ttl[24];
+    struct op *op = op_new(data);
+    int err;
+
+    keys_make(&k, cfg, job);
+    u64_str(now, sizeof(now), now_ms);
+    u64_str(fetched, sizeof(fetched), fetched_ms);
+    u64_str(ttl, sizeof(ttl), cfg->request_ttl_s);
+    {
+        const char *argv[] = {"EVAL",      delivered_lua,  "2",     k.stream, k.rec,
+                              QUEUE_GROUP, job->stream_id, now,     result_activity_id,
+                              fetched,     ttl};
+        op->cb.end = cb;
+        err = submit(conn, on_end, op, (int)ARRAY_SIZE(argv), argv);
+    }
+    keys_free(&k);
+    return err;
+}
+
+int job_store_dead(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
+                   const char *status, const char *reason, unsigned attempts, bool mark_stale,
+                   uint64_t now_ms, job_store_end_cb cb, void *data)
+{
+    struct job_keys k;
+    char *dead = queue_key(cfg, "dead", NULL);
+    char now[24], ttl[24], n[16];
+    struct op *op = op_new(data);
+    int err;
+
+    keys_make(&k, cfg, job);
+    u64_str(now, sizeof(now), now_ms);
+    u64_str(ttl, sizeof(ttl), cfg->request_ttl_s);
+    snprintf(n, sizeof(n), "%u", attempts);
+    {
+        /* The dead entry keeps the job's own fields first, as on the stream. */
+        const char *argv[] = {"EVAL",          dead_lua,          "4",
+                              k.stream,        dead,              k.rec,
+                              k.conv,          QUEUE_GROUP,       job->stream_id,
+                              status,          reason,            n,
+                              now,             mark_stale ? "1" : "0",
+                              ttl,             "request_id",      job->request_id,
+                              "activity_id",   job->activity_id,  "audience",
+                              job->audience,   "test_email",      job->test_email,
+                              "conv",          job->conv,         "created_ms",
+                              job->created_ms, "stream_id",       job->stream_id};
+        op->cb.end = cb;
+        err = submit(conn, on_end, op, (int)ARRAY_SIZE(argv), argv);
+    }
+    keys_free(&k);
+    xfree(dead);
+    return err;
+}
+
+static void on_renew(int err, redisReply *r, void *data)
+{
+    struct op *op = data;
+    const char *lost[JOB_STORE_MAX_RENEW];
+    size_t i, n = 0;
+
+    err = reply_error(err, r);
+    if (!err && r->type != REDIS_REPLY_ARRAY)
+        err = DG_ERR_PROTOCOL;
+    for (i = 0; !err && i < r->elements && n < JOB_STORE_MAX_RENEW; i++)
+        if (is_string(r->element[i]))
+            lost[n++] = r->element[i]->str;
+    op->cb.renew(err, lost, n, op->data);
+    xfree(op);
+}
+
+int job_store_renew(struct redis_conn *conn, const struct config *cfg, const char *consumer,
+                    const char *const *ids, size_t n, job_store_renew_cb cb, void *data)
+{
+    const char *argv[5 + JOB_STORE_MAX_RENEW];
+    char *stream;
+    struct op *op;
+    size_t i;
+    int err;
+
+    if (n == 0 || n > JOB_STORE_MAX_RENEW)
+        return DG_ERR_INVALID;
+    stream = queue_key(cfg, "requests", NULL);
+    argv[0] = "EVAL";
+    argv[1] = renew_lua;
+    argv[2] = "1";
+    argv[3] = stream;
+    argv[4] = QUEUE_GROUP;
+    argv[5] = consumer;
+    for (i = 0; i < n; i++)
+        argv[6 + i] = ids[i];
+    op = op_new(data);
+    op->cb.renew = cb;
+    err = submit(conn, on_renew, op, (int)(6 + n), argv);
+    xfree(stream);
+    return err;
+}
+
+static void on_release(int err, redisReply *r, void *data)
+{
+    struct op *op = data;
+
+    err = reply_error(err, r);
+    if (!err && r->type != REDIS_REPLY_INTEGER)
+        err = DG_ERR_PROTOCOL;
+    op->cb.release(err, !err && r->integer == 1, op->data);
+    xfree(op);
+}
+
+int job_store_release(struct redis_conn *conn, const struct config *cfg, const char *consumer,
+                      const struct job_fields *job, job_store_release_cb cb, void *data)
+{
+    struct job_keys k;
+    struct op *op = op_new(data);
+    int err;
+
+    keys_make(&k, cfg, job);
+    {
+        const char *argv[] = {"EVAL",        release_lua,       "2",
+                              k.stream,      k.rec,             QUEUE_GROUP,
+                              consumer,      job->stream_id,    "request_id",
+                              job->request_id, "activity_id",   job->activity_id,
+                              "audience",    job->audience,     "test_email",
+                              job->test_email, "conv",          job->conv,
+                              "created_ms",  job->created_ms};
+        op->cb.release = cb;
+        err = submit(conn, on_release, op, (int)ARRAY_SIZE(argv), argv);
+    }
+    keys_free(&k);
+    return err;
+}

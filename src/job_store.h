@@ -1,0 +1,105 @@
+/*
+ * job_store.h: the Redis side of one job's life in the worker (SPEC §5, §6).
+ * Each step is one Lua script, so the audit record, the stream's pending
+ * list and the dead-letter stream never disagree: a job is acknowledged
+ * (XACK) in the same step that records its end. All steps are idempotent,
+ * so a step whose reply was lost can simply be sent again.
+ *
+ * Every call goes out on the connection given (the queue's command
+ * connection) and finishes exactly once (redis.h rules).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+struct redis_conn;
+struct config;
+
+/* A job as it sits on {P}:requests (SPEC §5). Strings borrowed. */
+struct job_fields {
+    const char *stream_id; /* the entry's id, e.g. "1700000000000-0" */
+    const char *request_id;
+    const char *activity_id;
+    const char *audience;
+    const char *test_email; /* "" when none */
+    const char *conv;       /* "<channelId>:<conversation.id>" */
+    const char *created_ms;
+};
+
+/* What job_store_begin found. Valid during the callback only. */
+struct job_begin {
+    /*
+     * The record's status before this attempt ("" when the record was
+     * missing and has been recreated from the job). "delivered", "dead" or
+     * "failed" mean the job had already ended: the step only acknowledged
+     * it, nothing else changed, and the caller must not send anything.
+     */
+    const char *status;
+    bool ended;
+    unsigned attempts;           /* this attempt's number (1 = first) */
+    const char *ack_activity_id; /* "" when the acknowledgment card is not known yet */
+    /* The conversation reference (n == 0 when it is gone). */
+    const char *const *ref_fields;
+    const char *const *ref_values;
+    size_t n_ref;
+};
+
+typedef void (*job_store_begin_cb)(int err, const struct job_begin *b, void *data);
+/* ack_activity_id: the record's, "" when none (borrowed for the callback). */
+typedef void (*job_store_end_cb)(int err, const char *ack_activity_id, void *data);
+/* lost: ids no longer pending under consumer (claimed by another, or acknowledged). */
+typedef void (*job_store_renew_cb)(int err, const char *const *lost, size_t n_lost, void *data);
+/* released: the job was re-queued; false when it was no longer ours. */
+typedef void (*job_store_release_cb)(int err, bool released, void *data);
+
+/*
+ * Begins an attempt: unless the record says the job ended (then XACK only),
+ * status becomes processing, attempts is incremented, started_ms is set
+ * once, and the conversation reference is read.
+ */
+int job_store_begin(struct redis_conn *conn, const struct config *cfg,
+                    const struct job_fields *job, uint64_t now_ms, job_store_begin_cb cb,
+                    void *data) WARN_UNUSED;
+
+/* The result card was accepted: status delivered, its id and times; XACK. */
+int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
+                        const struct job_fields *job, const char *result_activity_id,
+                        uint64_t fetched_ms, uint64_t now_ms, job_store_end_cb cb,
+                        void *data) WARN_UNUSED;
+
+/*
+ * The job ends without a result: status ("dead" after the attempts ran out,
+ * "failed" for a final error) with reason as last_error, the job's fields
+ * plus reason/attempts/failed_ms appended to {P}:dead, XACK; and when
+ * mark_stale, the conversation reference gets stale=1 (the connector said
+ * 403/404: the bot is gone from that conversation). Done at most once per
+ * job even when sent again.
+ */
+int job_store_dead(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
+                   const char *status, const char *reason, unsigned attempts, bool mark_stale,
+                   uint64_t now_ms, job_store_end_cb cb, void *data) WARN_UNUSED;
+
+/*
+ * Renews the lease on jobs this consumer still works on: each id still
+ * pending under consumer has its idle time reset (XCLAIM … JUSTID, which
+ * leaves the delivery count alone), so XAUTOCLAIM elsewhere leaves it be
+ * however long its retries take. Ids pending under someone else are not
+ * touched and come back in lost.
+ */
+int job_store_renew(struct redis_conn *conn, const struct config *cfg, const char *consumer,
+                    const char *const *ids, size_t n, job_store_renew_cb cb,
+                    void *data) WARN_UNUSED;
+
+/*
+ * Gives an unfinished job back at shutdown: if still pending under
+ * consumer, XACK it and XADD the same fields again (a new id at the end of
+ * the stream), and set a processing record back to queued, so that another
+ * worker takes it at once instead of after WORKER_CLAIM_IDLE_MS.
+ */
+int job_store_release(struct redis_conn *conn, const struct config *cfg, const char *consumer,
+                      const struct job_fields *job, job_store_release_cb cb,
+                      void *data) WARN_UNUSED;

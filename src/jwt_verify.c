@@ -1,0 +1,367 @@
+/*
+ * jwt_verify.c: the Authorization header into a struct jwt, and the Bot
+ * Framework checks on it (SPEC §3). Parsing trusts nothing and bounds
+ * everything; verification is ordered cheap-first, so that a token with a
+ * foreign issuer or an unknown kid never costs an RSA operation.
+ */
+#include "jwt_verify.h"
+
+#include <math.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include "buf.h"
+#include "jwt_sign.h"
+
+#define SCHEME "Bearer"
+#define SCHEME_LEN (sizeof(SCHEME) - 1)
+
+struct alg_entry {
+    const char *name;
+    const EVP_MD *(*md)(void);
+};
+
+/* The only algorithms Bot Framework uses (AllowedSigningAlgorithms in the SDKs). */
+static const struct alg_entry algs[] = {
+    {"RS256", EVP_sha256},
+    {"RS384", EVP_sha384},
+    {"RS512", EVP_sha512},
+};
+
+/* True for the characters of a base64url part and the dots between parts. */
+static bool token_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+}
+
+/*
+ * Finds the token in "Bearer <token>": the scheme case-insensitively, one
+ * space, then only base64url characters and dots. A second space, a tab,
+ * or anything after the token is a shape error: the SDKs split the header
+ * on one space and want exactly two parts.
+ */
+static int split_scheme(const char *s, size_t len, const char **tok, size_t *tok_len)
+{
+    size_t i;
+
+    if (len < SCHEME_LEN + 2 || strncasecmp(s, SCHEME, SCHEME_LEN) != 0 || s[SCHEME_LEN] != ' ')
+        return DG_ERR_INVALID;
+    *tok = s + SCHEME_LEN + 1;
+    *tok_len = len - SCHEME_LEN - 1;
+    for (i = 0; i < *tok_len; i++) {
+        if (!token_char((*tok)[i]))
+            return DG_ERR_INVALID;
+    }
+    return 0;
+}
+
+/* Decodes one base64url part (len characters) into a new JSON object. */
+static int part_json(const char *s, size_t len, struct json_object **out)
+{
+    struct buf raw;
+    int err;
+
+    *out = NULL;
+    buf_init(&raw, len);
+    err = jwt_b64url_decode(s, len, &raw);
+    if (!err)
+        err = jwks_json_parse(raw.data, raw.len, JWT_MAX_DEPTH, out) ? DG_ERR_INVALID : 0;
+    buf_free(&raw);
+    return err;
+}
+
+/* A copy of the string member key, or NULL when absent or not a plain string. */
+static char *dup_string(struct json_object *obj, const char *key)
+{
+    const char *s = jwks_json_string(obj, key);
+
+    return s ? xstrdup(s) : NULL;
+}
+
+/*
+ * The audience: a string, or an array holding exactly one string. With
+ * several audiences a token is meant for several parties; Bot Framework
+ * never issues one, and accepting it would be a choice, not a necessity.
+ */
+static char *dup_audience(struct json_object *payload)
+{
+    struct json_object *aud, *item;
+    const char *s;
+
+    if (!json_object_object_get_ex(payload, "aud", &aud))
+        return NULL;
+    if (json_object_is_type(aud, json_type_array)) {
+        if (json_object_array_length(aud) != 1)
+            return NULL;
+        item = json_object_array_get_idx(aud, 0);
+        if (!json_object_is_type(item, json_type_string))
+            return NULL;
+        s = json_object_get_string(item);
+        /* Refuse an escaped NUL as jwks_json_string does. */
+        return strlen(s) == (size_t)json_object_get_string_len(item) ? xstrdup(s) : NULL;
+    }
+    return dup_string(payload, "aud");
+}
+
+/*
+ * A NumericDate claim (RFC 7519 §2: seconds, fractions allowed and
+ * truncated here). false when absent, not a number, or outside what an
+ * int64 holds: a wrong type must not turn into 0 and pass a check.
+ */
+static bool numeric_date(struct json_object *payload, const char *key, int64_t *out)
+{
+    struct json_object *v;
+    double d;
+
+    if (!json_object_object_get_ex(payload, key, &v))
+        return false;
+    if (json_object_is_type(v, json_type_int)) {
+        /* json-c saturates values beyond int64 to INT64_MAX/MIN, which only ever fail checks. */
+        *out = json_object_get_int64(v);
+        return true;
+    }
+    if (!json_object_is_type(v, json_type_double))
+        return false;
+    d = json_object_get_double(v);
+    /* ±2^62 is ~1.5e11 years: far beyond any real date, and safe to add a leeway to. */
+    if (!isfinite(d) || d > 4.6e18 || d < -4.6e18)
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
+/* Copies the claims jwt_verify needs out of the two JSON objects. */
+static void take_claims(struct jwt *t, struct json_object *header, struct json_object *payload)
+{
+    t->alg = dup_string(header, "alg");
+    t->kid = dup_string(header, "kid");
+    t->iss = dup_string(payload, "iss");
+    t->aud = dup_audience(payload);
+    t->serviceurl = dup_string(payload, "serviceurl");
+    t->has_exp = numeric_date(payload, "exp", &t->exp);
+    t->has_nbf = numeric_date(payload, "nbf", &t->nbf);
+}
+
+/* The three parts of tok; DG_ERR_INVALID unless there are exactly three, none empty. */
+static int split_parts(const char *tok, size_t len, size_t dot[2])
+{
+    const char *p = memchr(tok, '.', len);
+    const char *q;
+
+    if (!p)
+        return DG_ERR_INVALID;
+    q = memchr(p + 1, '.', len - (size_t)(p + 1 - tok));
+    if (!q || memchr(q + 1, '.', len - (size_t)(q + 1 - tok)))
+        return DG_ERR_INVALID;
+    dot[0] = (size_t)(p - tok);
+    dot[1] = (size_t)(q - tok);
+    /* An empty part is never valid: not even alg "none"'s empty signature is accepted. */
+    if (dot[0] == 0 || dot[1] == dot[0] + 1 || dot[1] + 1 == len)
+        return DG_ERR_INVALID;
+    return 0;
+}
+
+/* Decodes the signature part into t->sig. */
+static int take_signature(struct jwt *t, const char *s, size_t len)
+{
+    struct buf raw;
+    int err;
+
+    /* Any length is kept here; EVP_DigestVerify refuses one that is not the modulus size. */
+    buf_init(&raw, len);
+    err = jwt_b64url_decode(s, len, &raw);
+    if (!err) {
+        t->sig_len = raw.len;
+        t->sig = (unsigned char *)buf_take(&raw);
+    }
+    buf_free(&raw);
+    return err;
+}
+
+int jwt_parse(struct jwt *t, const char *authorization, size_t len)
+{
+    struct json_object *header = NULL, *payload = NULL;
+    const char *tok;
+    size_t tok_len, dot[2];
+    int err;
+
+    memset(t, 0, sizeof(*t));
+    if (len > JWT_MAX_AUTHORIZATION)
+        return DG_ERR_TOO_LARGE;
+    err = split_scheme(authorization, len, &tok, &tok_len);
+    if (!err)
+        err = split_parts(tok, tok_len, dot);
+    if (!err)
+        err = part_json(tok, dot[0], &header);
+    if (!err)
+        err = part_json(tok + dot[0] + 1, dot[1] - dot[0] - 1, &payload);
+    if (!err)
+        err = take_signature(t, tok + dot[1] + 1, tok_len - dot[1] - 1);
+    if (err) {
+        /* Every shape problem is one answer (401): the caller needs no finer code. */
+        err = DG_ERR_INVALID;
+        jwt_free(t);
+        goto out;
+    }
+    take_claims(t, header, payload);
+    /* The signature covers the parts as received, not a re-encoding of them. */
+    t->signing_input = xstrndup(tok, dot[1]);
+    t->signing_len = dot[1];
+out:
+    json_object_put(header);
+    json_object_put(payload);
+    return err;
+}
+
+void jwt_free(struct jwt *t)
+{
+    if (!t)
+        return;
+    xfree(t->alg);
+    xfree(t->kid);
+    xfree(t->iss);
+    xfree(t->aud);
+    xfree(t->serviceurl);
+    xfree(t->signing_input);
+    xfree(t->sig);
+    memset(t, 0, sizeof(*t));
+}
+
+bool jwt_issuer_ok(const struct jwt *t, const struct jwt_expect *e)
+{
+    return t->iss && e->issuer && strcmp(t->iss, e->issuer) == 0;
+}
+
+static const struct alg_entry *alg_find(const char *name)
+{
+    size_t i;
+
+    /* Exact, case-sensitive names (RFC 7518 §3.1): "rs256" and "None" are not allowed. */
+    for (i = 0; name && i < ARRAY_SIZE(algs); i++) {
+        if (strcmp(name, algs[i].name) == 0)
+            return &algs[i];
+    }
+    return NULL;
+}
+
+/* RSA PKCS#1 v1.5 with the alg's digest over the signing input. */
+static bool signature_ok(const struct jwt *t, const struct alg_entry *alg, EVP_PKEY *pkey)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok;
+
+    /* PKCS#1 v1.5 is the default padding of an RSA key, which RS* requires. */
+    ok = ctx && EVP_DigestVerifyInit(ctx, NULL, alg->md(), NULL, pkey) == 1 &&
+         EVP_DigestVerify(ctx, t->sig, t->sig_len, (const unsigned char *)t->signing_input,
+                          t->signing_len) == 1;
+    /* A bad signature is an expected outcome, not an error to leave queued. */
+    ERR_clear_error();
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
+/* The time window: exp required, both with leeway; written so nothing overflows. */
+static bool times_ok(const struct jwt *t, const struct jwt_expect *e, const char **why)
+{
+    if (!t->has_exp) {
+        *why = "token has no exp";
+        return false;
+    }
+    if (t->exp < e->now_s - e->leeway_s) {
+        *why = "token expired";
+        return false;
+    }
+    if (t->has_nbf && t->nbf > e->now_s + e->leeway_s) {
+        *why = "token not yet valid";
+        return false;
+    }
+    return true;
+}
+
+/* A key that lists endorsements must list the channel; no channel matches nothing. */
+static bool endorsed(const struct jwks_key *key, const char *channel_id)
+{
+    size_t i;
+
+    if (!key->has_endorsements)
+        return true;
+    for (i = 0; channel_id && *channel_id && i < key->n_endorsements; i++) {
+        if (strcmp(key->endorsements[i], channel_id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Everything before the signature: algorithm, issuer, key. */
+static enum jwt_verdict precheck(const struct jwt *t, const struct jwks *keys,
+                                 const struct jwt_expect *e, const struct jwks_key **key,
+                                 const char **why)
+{
+    if (!alg_find(t->alg)) {
+        *why = "token algorithm not allowed";
+        return JWT_UNAUTHORIZED;
+    }
+    if (!jwt_issuer_ok(t, e)) {
+        *why = "token issuer not trusted";
+        return JWT_UNAUTHORIZED;
+    }
+    if (!t->kid) {
+        *why = "token has no kid";
+        return JWT_UNAUTHORIZED;
+    }
+    *key = jwks_find(keys, t->kid);
+    if (!*key) {
+        *why = "token signing key unknown";
+        return JWT_UNKNOWN_KID;
+    }
+    /* The key set only keeps RSA keys; this guards against alg/key-type confusion anyway. */
+    if (!(*key)->pkey || !EVP_PKEY_is_a((*key)->pkey, "RSA")) {
+        *why = "token signing key is not RSA";
+        return JWT_UNAUTHORIZED;
+    }
+    return JWT_OK;
+}
+
+enum jwt_verdict jwt_verify(const struct jwt *t, const struct jwks *keys,
+                            const struct jwt_expect *e, const char **why)
+{
+    const struct jwks_key *key = NULL;
+    const char *reason = NULL;
+    enum jwt_verdict v;
+
+    v = precheck(t, keys, e, &key, &reason);
+    if (v != JWT_OK)
+        goto out;
+    /* From here on every failure is 401 except a missing endorsement (403). */
+    v = JWT_UNAUTHORIZED;
+    if (!t->signing_input || !t->sig || !signature_ok(t, alg_find(t->alg), key->pkey)) {
+        reason = "token signature invalid";
+        goto out;
+    }
+    if (!times_ok(t, e, &reason))
+        goto out;
+    if (!t->aud || !e->audience || strcmp(t->aud, e->audience) != 0) {
+        reason = "token audience mismatch";
+        goto out;
+    }
+    if (!endorsed(key, e->channel_id)) {
+        reason = "signing key does not endorse the channel";
+        v = JWT_FORBIDDEN;
+        goto out;
+    }
+    if (!t->serviceurl || !e->service_url || strcmp(t->serviceurl, e->service_url) != 0) {
+        reason = "token serviceurl does not match the activity";
+        goto out;
+    }
+    v = JWT_OK;
+    reason = "ok";
+out:
+    if (why)
+        *why = reason;
+    return v;
+}

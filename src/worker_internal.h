@@ -1,0 +1,113 @@
+/*
+ * worker_internal.h: what worker.c (reading, claiming, leases, shutdown)
+ * and worker_job.c (one job's state machine) share. Not for others.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "job_store.h"
+#include "list.h"
+#include "worker.h"
+
+struct http_client_call;
+
+enum worker_state {
+    WORKER_RUNNING = 0,
+    WORKER_DRAINING,  /* no new jobs; the held ones finish or are handed back */
+    WORKER_CANCELLED, /* the grace is over: what cannot finish now stays pending */
+};
+
+struct worker {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    struct queue *queue;
+    struct connector *connector;
+    struct http_client *http;
+    struct metrics *metrics;
+    struct redis_conn *reader;
+    char consumer[320];
+    char *stream_key;
+    struct list_node jobs; /* struct job, in arrival order */
+    size_t n_jobs;         /* in the list, plus those whose timer is closing */
+    uint64_t rng;          /* backoff jitter */
+    enum worker_state state;
+    /* reading */
+    bool reading;          /* an XREADGROUP is outstanding */
+    bool history_done;     /* own pending entries (ID 0 …) read after start */
+    char history_from[48]; /* the last own pending id read */
+    uv_timer_t read_retry; /* after an error reply (no group yet, say) */
+    char reader_id[24];    /* CLIENT ID of the reader, to wake its blocked read at drain */
+    /* claiming and leases */
+    uv_timer_t claim_timer;
+    bool claiming;
+    char claim_cursor[48];
+    uv_timer_t renew_timer;
+    unsigned renewing; /* renew calls outstanding */
+    /* shutdown */
+    int farewell; /* 0: not sent; 1: outstanding; 2: done (see say_farewell) */
+    worker_cb drained_cb;
+    void *drained_data;
+    worker_cb stopped_cb;
+    void *stopped_data;
+    unsigned open; /* handles and connection not yet closed while stopping */
+};
+
+enum job_step {
+    JOB_BEGIN = 0, /* job_store_begin outstanding */
+    JOB_FETCH,     /* upstream fetch */
+    JOB_SEND,      /* result card to the connector */
+    JOB_RECORD,    /* delivered / dead step */
+    JOB_NOTIFY,    /* error card and acknowledgment update (best effort) */
+    JOB_WAIT,      /* timer: backoff before a retry */
+    JOB_REDIS_WAIT,/* timer: Redis away, the same Redis step again */
+    JOB_RELEASE,   /* handing back at shutdown */
+};
+
+/* The conversation reference fields a job needs (owned, "" when absent). */
+struct job_ref {
+    char *service_url, *conversation_id, *bot_id, *bot_name, *user_id, *user_name;
+    bool stale;
+};
+
+struct job {
+    struct list_node node;
+    struct worker *w;
+    struct job_fields f;   /* strings below own the storage */
+    char *strs;            /* one allocation behind every f string */
+    uint64_t created_ms;
+    enum job_step step;
+    uv_timer_t timer;
+    struct http_client_call *fetch;
+    unsigned attempts;
+    char *ack_activity_id;
+    struct job_ref ref;
+    char *body;            /* the rendered result activity, kept across send retries */
+    size_t body_len;
+    bool sent;             /* the connector accepted the result */
+    char *result_id;
+    uint64_t fetched_ms;
+    bool lost;             /* another consumer holds the job now */
+    /* how it ends, for the record and the cards */
+    const char *end_status; /* "delivered", "dead", "failed" */
+    char reason[200];
+    bool mark_stale;
+    bool error_card;
+    void (*redis_retry)(struct job *j); /* what JOB_REDIS_WAIT runs again */
+};
+
+/* worker_job.c */
+/* Takes a job read from the stream (fields borrowed, copied). */
+void worker_job_start(struct worker *w, const struct job_fields *f);
+/* Draining: hands back a job that is only waiting; others go on. */
+void worker_job_drain(struct job *j);
+/* Grace over: a job waiting on a timer lets go now (it stays pending). */
+void worker_job_cancel(struct job *j);
+/* The lease renewal found the job held by another consumer. */
+void worker_job_lost(struct job *j);
+
+/* worker.c */
+/* A job ended and its memory is gone: read more, or report the drain. */
+void worker_job_finished(struct worker *w);
