@@ -270,6 +270,9 @@ static enum digest_outcome transport_outcome(int err)
     case UV_EAI_AGAIN:
     case UV_EAI_FAIL:
     case UV_EAI_NONAME:
+    case UV_EMFILE: /* our own fd budget: nothing was sent, later there is room */
+    case UV_ENFILE:
+    case UV_ENOBUFS:
         return DIGEST_RETRYABLE;
     default:
         return DIGEST_FINAL;

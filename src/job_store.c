@@ -16,7 +16,9 @@
 /*
  * KEYS: stream, record, conversation reference. ARGV: group, entry id, now,
  * record TTL, then audience, test_email, conv, activity_id, created_ms (to
- * recreate a record that expired: the job is real, its log should be too).
+ * recreate a record that expired: the job is real, its log should be too),
+ * then the attempt token: a begin sent again because its reply was lost
+ * (a timeout) carries the same token and does not count a second attempt.
  */
 static const char begin_lua[] =
     "local st = redis.call('HGET', KEYS[2], 'status')\n"
@@ -29,7 +31,13 @@ static const char begin_lua[] =
     "    'conv', ARGV[7], 'activity_id', ARGV[8], 'created_ms', ARGV[9])\n"
     "  redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
     "end\n"
-    "local n = redis.call('HINCRBY', KEYS[2], 'attempts', 1)\n"
+    "local n\n"
+    "if redis.call('HGET', KEYS[2], 'attempt_token') == ARGV[10] then\n"
+    "  n = tonumber(redis.call('HGET', KEYS[2], 'attempts')) or 0\n"
+    "else\n"
+    "  n = redis.call('HINCRBY', KEYS[2], 'attempts', 1)\n"
+    "  redis.call('HSET', KEYS[2], 'attempt_token', ARGV[10])\n"
+    "end\n"
     "redis.call('HSET', KEYS[2], 'status', 'processing')\n"
     "redis.call('HSETNX', KEYS[2], 'started_ms', ARGV[3])\n"
     "return {st or '', n, redis.call('HGET', KEYS[2], 'ack_activity_id') or '',\n"
@@ -47,7 +55,8 @@ static const char delivered_lua[] =
  * KEYS: stream, dead stream, record, reference. ARGV: group, entry id,
  * status, reason, attempts, now, stale flag, TTL, then the job's field pairs.
  * The status check makes a second run (a lost reply, sent again) add nothing,
- * and keeps a job that was delivered from being called dead.
+ * and keeps a job that was delivered from being called dead. Answers
+ * {recorded, ack id}: recorded 0 when the job had ended already.
  */
 static const char dead_lua[] =
     "local st = redis.call('HGET', KEYS[3], 'status')\n"
@@ -65,7 +74,9 @@ static const char dead_lua[] =
     "  end\n"
     "end\n"
     "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
-    "return redis.call('HGET', KEYS[3], 'ack_activity_id') or ''\n";
+    "local recorded = 0\n"
+    "if st ~= 'dead' and st ~= 'failed' and st ~= 'delivered' then recorded = 1 end\n"
+    "return {recorded, redis.call('HGET', KEYS[3], 'ack_activity_id') or ''}\n";
 
 /* KEYS: stream. ARGV: group, consumer, ids… Answers the ids that are not ours. */
 static const char renew_lua[] =
@@ -95,6 +106,7 @@ struct op {
     union {
         job_store_begin_cb begin;
         job_store_end_cb end;
+        job_store_dead_cb dead;
         job_store_renew_cb renew;
         job_store_release_cb release;
     } cb;
@@ -192,8 +204,8 @@ static void on_begin(int err, redisReply *r, void *data)
 }
 
 int job_store_begin(struct redis_conn *conn, const struct config *cfg,
-                    const struct job_fields *job, uint64_t now_ms, job_store_begin_cb cb,
-                    void *data)
+                    const struct job_fields *job, const char *attempt_token, uint64_t now_ms,
+                    job_store_begin_cb cb, void *data)
 {
     struct job_keys k;
     char now[24], ttl[24];
@@ -207,12 +219,26 @@ int job_store_begin(struct redis_conn *conn, const struct config *cfg,
         const char *argv[] = {"EVAL",          begin_lua,      "3",           k.stream,
                               k.rec,           k.conv,         QUEUE_GROUP,   job->stream_id,
                               now,             ttl,            job->audience, job->test_email,
-                              job->conv,       job->activity_id, job->created_ms};
+                              job->conv,       job->activity_id, job->created_ms,
+                              attempt_token};
         op->cb.begin = cb;
         err = submit(conn, on_begin, op, (int)ARRAY_SIZE(argv), argv);
     }
     keys_free(&k);
     return err;
+}
+
+static void on_dead(int err, redisReply *r, void *data)
+{
+    struct op *op = data;
+
+    err = reply_error(err, r);
+    if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                 r->element[0]->type != REDIS_REPLY_INTEGER || !is_string(r->element[1])))
+        err = DG_ERR_PROTOCOL;
+    op->cb.dead(err, !err && r->element[0]->integer == 1, err ? "" : r->element[1]->str,
+                op->data);
+    xfree(op);
 }
 
 static void on_end(int err, redisReply *r, void *data)
@@ -252,7 +278,7 @@ int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
 
 int job_store_dead(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
                    const char *status, const char *reason, unsigned attempts, bool mark_stale,
-                   uint64_t now_ms, job_store_end_cb cb, void *data)
+                   uint64_t now_ms, job_store_dead_cb cb, void *data)
 {
     struct job_keys k;
     char *dead = queue_key(cfg, "dead", NULL);
@@ -276,8 +302,8 @@ int job_store_dead(struct redis_conn *conn, const struct config *cfg, const stru
                               job->audience,   "test_email",      job->test_email,
                               "conv",          job->conv,         "created_ms",
                               job->created_ms, "stream_id",       job->stream_id};
-        op->cb.end = cb;
-        err = submit(conn, on_end, op, (int)ARRAY_SIZE(argv), argv);
+        op->cb.dead = cb;
+        err = submit(conn, on_dead, op, (int)ARRAY_SIZE(argv), argv);
     }
     keys_free(&k);
     xfree(dead);

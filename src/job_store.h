@@ -3,7 +3,8 @@
  * Each step is one Lua script, so the audit record, the stream's pending
  * list and the dead-letter stream never disagree: a job is acknowledged
  * (XACK) in the same step that records its end. All steps are idempotent,
- * so a step whose reply was lost can simply be sent again.
+ * so a step whose reply was lost can simply be sent again (begin counts an
+ * attempt once per attempt token).
  *
  * Every call goes out on the connection given (the queue's command
  * connection) and finishes exactly once (redis.h rules).
@@ -51,6 +52,13 @@ struct job_begin {
 typedef void (*job_store_begin_cb)(int err, const struct job_begin *b, void *data);
 /* ack_activity_id: the record's, "" when none (borrowed for the callback). */
 typedef void (*job_store_end_cb)(int err, const char *ack_activity_id, void *data);
+/*
+ * recorded: this call wrote the end; false when the record already said
+ * the job ended (this call, sent again after a lost reply, or the job
+ * delivered by another consumer): then nobody should be told twice.
+ */
+typedef void (*job_store_dead_cb)(int err, bool recorded, const char *ack_activity_id,
+                                  void *data);
 /* lost: ids no longer pending under consumer (claimed by another, or acknowledged). */
 typedef void (*job_store_renew_cb)(int err, const char *const *lost, size_t n_lost, void *data);
 /* released: the job was re-queued; false when it was no longer ours. */
@@ -59,11 +67,14 @@ typedef void (*job_store_release_cb)(int err, bool released, void *data);
 /*
  * Begins an attempt: unless the record says the job ended (then XACK only),
  * status becomes processing, attempts is incremented, started_ms is set
- * once, and the conversation reference is read.
+ * once, and the conversation reference is read. attempt_token names this
+ * attempt (unique per process, job and try; kept as the record's
+ * attempt_token): the same begin sent again after a lost reply finds its
+ * token there and does not count the attempt twice.
  */
 int job_store_begin(struct redis_conn *conn, const struct config *cfg,
-                    const struct job_fields *job, uint64_t now_ms, job_store_begin_cb cb,
-                    void *data) WARN_UNUSED;
+                    const struct job_fields *job, const char *attempt_token, uint64_t now_ms,
+                    job_store_begin_cb cb, void *data) WARN_UNUSED;
 
 /* The result card was accepted: status delivered, its id and times; XACK. */
 int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
@@ -81,7 +92,7 @@ int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
  */
 int job_store_dead(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
                    const char *status, const char *reason, unsigned attempts, bool mark_stale,
-                   uint64_t now_ms, job_store_end_cb cb, void *data) WARN_UNUSED;
+                   uint64_t now_ms, job_store_dead_cb cb, void *data) WARN_UNUSED;
 
 /*
  * Renews the lease on jobs this consumer still works on: each id still

@@ -277,6 +277,9 @@ static int submit(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb, 
     cmd->conn = c;
     cmd->cb = cb;
     cmd->data = data;
+    /* uv_now() is the start of this loop turn, which a long turn leaves
+     * far behind: the deadline must count from now. */
+    uv_update_time(c->loop);
     cmd->deadline = uv_now(c->loop) + (timeout_ms != 0 ? timeout_ms : REDIS_COMMAND_TIMEOUT_MS);
     /* REDIS_ERR means hiredis kept nothing (disconnecting, or bad argv). */
     if (redisAsyncCommandArgv(c->ac, on_reply, cmd, argc, argv, argvlen) != REDIS_OK) {

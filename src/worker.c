@@ -29,6 +29,7 @@
 #define WORKER_RENEW_MIN_MS 100
 
 static void read_more(struct worker *w);
+static void start_claim(struct worker *w);
 
 static size_t free_slots(const struct worker *w)
 {
@@ -37,16 +38,41 @@ static size_t free_slots(const struct worker *w)
     return w->n_jobs < cap ? cap - w->n_jobs : 0;
 }
 
+/* FNV-1a: stream ids are short and not chosen by anyone hostile. */
+static size_t id_hash(const char *id)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 1099511628211ull;
+    return (size_t)h;
+}
+
+void worker_index_add(struct worker *w, struct job *j)
+{
+    struct job **b = &w->index[id_hash(j->f.stream_id) & w->index_mask];
+
+    j->index_next = *b;
+    *b = j;
+}
+
+void worker_index_remove(struct worker *w, struct job *j)
+{
+    struct job **p = &w->index[id_hash(j->f.stream_id) & w->index_mask];
+
+    while (*p && *p != j)
+        p = &(*p)->index_next;
+    if (*p)
+        *p = j->index_next;
+}
+
 static struct job *find_job(struct worker *w, const char *stream_id)
 {
-    struct list_node *pos;
+    struct job *j = w->index[id_hash(stream_id) & w->index_mask];
 
-    list_for_each(pos, &w->jobs) {
-        struct job *j = container_of(pos, struct job, node);
-        if (strcmp(j->f.stream_id, stream_id) == 0)
-            return j;
-    }
-    return NULL;
+    while (j && strcmp(j->f.stream_id, stream_id) != 0)
+        j = j->index_next;
+    return j;
 }
 
 /*
@@ -271,8 +297,13 @@ static void read_more(struct worker *w)
     size_t slots = free_slots(w);
     int err;
 
-    if (w->state != WORKER_RUNNING || w->reading || slots == 0 || !redis_conn_ready(w->reader))
+    if (w->state != WORKER_RUNNING || w->reading || w->claiming || slots == 0 ||
+        !redis_conn_ready(w->reader))
         return;
+    if (w->claim_due) {
+        start_claim(w); /* reads and claims take turns: together they could overfill */
+        return;
+    }
     snprintf(count, sizeof(count), "%zu", slots);
     if (!w->history_done) {
         const char *argv[] = {"XREADGROUP", "GROUP", QUEUE_GROUP,   w->consumer,     "COUNT",
@@ -304,6 +335,14 @@ static void on_reader_state(struct redis_conn *c, bool up, void *data)
     w->reader_id[0] = '\0';
     if (!up)
         return;
+    /*
+     * Own pending entries first, on every connect: a read whose reply was
+     * lost with the old connection left its entries pending under us, and
+     * only we know to look now rather than after WORKER_CLAIM_IDLE_MS.
+     * Entries of jobs still held here are skipped by the index.
+     */
+    w->history_done = false;
+    snprintf(w->history_from, sizeof(w->history_from), "0");
     /* Sent before the first read, so it is known whenever a read blocks. */
     if (redis_conn_command(w->reader, 0, on_reader_id, w, 2, argv, NULL) != 0)
         return;
@@ -341,17 +380,21 @@ static void on_claimed(int err, redisReply *r, void *data)
         log_warn("worker: XAUTOCLAIM: %s", r->str);
         snprintf(w->claim_cursor, sizeof(w->claim_cursor), "0-0");
     }
+    read_more(w);
     check_drained(w);
 }
 
-static void on_claim_tick(uv_timer_t *t)
+/* Takes idle entries from any consumer, as many as there are free slots. */
+static void start_claim(struct worker *w)
 {
-    struct worker *w = container_of(t, struct worker, claim_timer);
     size_t slots = free_slots(w);
     char idle[24], count[24];
 
-    if (w->state != WORKER_RUNNING || w->claiming || slots == 0 || !queue_ready(w->queue))
+    w->claim_due = false;
+    if (slots == 0 || !queue_ready(w->queue)) {
+        read_more(w);
         return;
+    }
     snprintf(idle, sizeof(idle), "%llu", (unsigned long long)w->cfg->worker_claim_idle_ms);
     snprintf(count, sizeof(count), "%zu", slots < WORKER_CLAIM_MAX ? slots : WORKER_CLAIM_MAX);
     {
@@ -360,7 +403,42 @@ static void on_claim_tick(uv_timer_t *t)
         if (redis_conn_command(queue_conn(w->queue), 0, on_claimed, w, (int)ARRAY_SIZE(argv),
                                argv, NULL) == 0)
             w->claiming = true;
+        else
+            read_more(w);
     }
+}
+
+static void on_renew_tick(uv_timer_t *t);
+
+static void on_claim_tick(uv_timer_t *t)
+{
+    struct worker *w = container_of(t, struct worker, claim_timer);
+
+    if (w->state != WORKER_RUNNING || w->claiming)
+        return;
+    if (!queue_ready(w->queue)) {
+        w->queue_was_down = true;
+        return;
+    }
+    if (w->queue_was_down) {
+        /*
+         * Redis is back after an outage, during which no lease was renewed:
+         * every job anyone holds now looks idle. Renew ours at once and
+         * claim nobody's for one renewal period, so that every live worker
+         * has renewed before anything is taken from it.
+         */
+        w->queue_was_down = false;
+        on_renew_tick(&w->renew_timer);
+        w->claim_after = uv_now(w->loop) + w->renew_ms;
+        return;
+    }
+    if (uv_now(w->loop) < w->claim_after || free_slots(w) == 0)
+        return;
+    w->claim_due = true;
+    if (w->reading)
+        wake_reader(w); /* the claim goes out when the read ends */
+    else
+        start_claim(w);
 }
 
 /* ---- leases --------------------------------------------------------------- */
@@ -421,6 +499,7 @@ struct worker *worker_create(uv_loop_t *loop, const struct config *cfg, struct q
                              struct metrics *metrics)
 {
     struct worker *w = xcalloc(1, sizeof(*w));
+    size_t buckets;
     char host[256];
 
     w->loop = loop;
@@ -437,7 +516,12 @@ struct worker *worker_create(uv_loop_t *loop, const struct config *cfg, struct q
     snprintf(w->history_from, sizeof(w->history_from), "0");
     snprintf(w->claim_cursor, sizeof(w->claim_cursor), "0-0");
     list_init(&w->jobs);
+    for (buckets = 64; buckets < 2 * (size_t)cfg->worker_concurrency; buckets *= 2)
+        ;
+    w->index = xcalloc(buckets, sizeof(*w->index));
+    w->index_mask = buckets - 1;
     backoff_seed(&w->rng);
+    snprintf(w->nonce, sizeof(w->nonce), "%016llx", (unsigned long long)backoff_next(&w->rng));
     w->reader = redis_conn_create(loop, cfg, "reader", metrics);
     redis_conn_set_state_cb(w->reader, on_reader_state, w);
     uv_timer_init(loop, &w->read_retry);
@@ -452,6 +536,7 @@ void worker_start(struct worker *w)
 
     if (renew < WORKER_RENEW_MIN_MS)
         renew = WORKER_RENEW_MIN_MS;
+    w->renew_ms = renew;
     redis_conn_start(w->reader);
     uv_timer_start(&w->claim_timer, on_claim_tick, w->cfg->worker_claim_interval_ms,
                    w->cfg->worker_claim_interval_ms);
@@ -530,6 +615,7 @@ void worker_free(struct worker *w)
     if (!w)
         return;
     redis_conn_free(w->reader);
+    xfree(w->index);
     xfree(w->stream_key);
     xfree(w);
 }

@@ -31,6 +31,9 @@ struct worker {
     char consumer[320];
     char *stream_key;
     struct list_node jobs; /* struct job, in arrival order */
+    struct job **index;    /* the same jobs by stream id (chained hash) */
+    size_t index_mask;     /* buckets - 1, a power of two */
+    char nonce[17];        /* per process, in attempt tokens */
     size_t n_jobs;         /* in the list, plus those whose timer is closing */
     uint64_t rng;          /* backoff jitter */
     enum worker_state state;
@@ -42,7 +45,11 @@ struct worker {
     char reader_id[24];    /* CLIENT ID of the reader, to wake its blocked read at drain */
     /* claiming and leases */
     uv_timer_t claim_timer;
-    bool claiming;
+    bool claiming;         /* an XAUTOCLAIM is outstanding (never beside a read) */
+    bool claim_due;        /* the timer asked for one; it goes out when no read is */
+    bool queue_was_down;   /* a claim tick found Redis away */
+    uint64_t claim_after;  /* uv_now() before which nothing is claimed (after an outage) */
+    uint64_t renew_ms;
     char claim_cursor[48];
     uv_timer_t renew_timer;
     unsigned renewing; /* renew calls outstanding */
@@ -74,19 +81,23 @@ struct job_ref {
 
 struct job {
     struct list_node node;
+    struct job *index_next; /* bucket chain of w->index */
     struct worker *w;
     struct job_fields f;   /* strings below own the storage */
     char *strs;            /* one allocation behind every f string */
+    char *alt_id;          /* request_id of a malformed entry, made up here */
     uint64_t created_ms;
     enum job_step step;
     uv_timer_t timer;
     struct http_client_call *fetch;
-    unsigned attempts;
+    unsigned attempts;     /* the record's count, from the last begin */
+    unsigned tries;        /* attempts begun by this process, for the attempt token */
     char *ack_activity_id;
     struct job_ref ref;
     char *body;            /* the rendered result activity, kept across send retries */
     size_t body_len;
     bool sent;             /* the connector accepted the result */
+    uint64_t sent_ms;
     char *result_id;
     uint64_t fetched_ms;
     bool lost;             /* another consumer holds the job now */
@@ -109,5 +120,8 @@ void worker_job_cancel(struct job *j);
 void worker_job_lost(struct job *j);
 
 /* worker.c */
+/* The stream-id index of the jobs held: add on start, remove on finish. */
+void worker_index_add(struct worker *w, struct job *j);
+void worker_index_remove(struct worker *w, struct job *j);
 /* A job ended and its memory is gone: read more, or report the drain. */
 void worker_job_finished(struct worker *w);

@@ -32,7 +32,12 @@
 #define JOB_REDIS_RETRY_MS 500
 #define JOB_MAX_RETRY_AFTER_MS (3600u * 1000) /* a longer Retry-After is not believed */
 
-/* The result is posted once: a POST whose fate is unknown is not repeated here. */
+/*
+ * The connector repeats only rejections (429, 412, 503, a 401 answered by a
+ * new token). A POST whose fate is unknown (a timeout, 502, 504) comes back
+ * here and is sent again after a backoff, as Microsoft says to (research
+ * §4.5): the one way a result can reach a user twice (docs/worker.md).
+ */
 static const struct connector_opts result_opts = {.max_attempts = 3, .retry_ambiguous = false};
 static const struct connector_opts notify_opts = {.max_attempts = 3, .retry_ambiguous = false};
 
@@ -65,6 +70,7 @@ static void on_closed(uv_handle_t *h)
 
     ref_free(&j->ref);
     xfree(j->strs);
+    xfree(j->alt_id);
     xfree(j->ack_activity_id);
     xfree(j->body);
     xfree(j->result_id);
@@ -77,6 +83,7 @@ static void on_closed(uv_handle_t *h)
 /* The job leaves this process (ended, handed back, or someone else's now). */
 static void finish(struct job *j)
 {
+    worker_index_remove(j->w, j);
     list_remove(&j->node);
     uv_close((uv_handle_t *)&j->timer, on_closed);
 }
@@ -199,12 +206,18 @@ static void take_ack_id(struct job *j, const char *ack_activity_id)
     }
 }
 
-static void on_ended(int err, const char *ack_activity_id, void *data)
+static void on_ended(int err, bool recorded, const char *ack_activity_id, void *data)
 {
     struct job *j = data;
 
     if (err) {
         redis_wait(j, record_end, err);
+        return;
+    }
+    if (!recorded) {
+        /* Ended already (our own lost reply, or another consumer's outcome):
+         * whoever recorded it told the user. */
+        finish(j);
         return;
     }
     metrics_job_outcome(j->w->metrics, j->end_status);
@@ -255,10 +268,12 @@ static void on_delivered(int err, const char *ack_activity_id, void *data)
         return;
     }
     metrics_job_outcome(j->w->metrics, "delivered");
-    if (j->created_ms && now >= j->created_ms)
-        metrics_observe(j->w->metrics, METRICS_H_JOB, (now - j->created_ms) * 1000000ull);
+    /* Until the connector took it: a slow record step is not the user's wait. */
+    if (j->created_ms && j->sent_ms >= j->created_ms)
+        metrics_observe(j->w->metrics, METRICS_H_JOB, (j->sent_ms - j->created_ms) * 1000000ull);
     log_emit(LOG_LEVEL_INFO, j->f.request_id, "delivered after %u attempt(s) in %llu ms",
-             j->attempts, (unsigned long long)(j->created_ms ? now - j->created_ms : 0));
+             j->attempts,
+             (unsigned long long)(j->created_ms && now >= j->created_ms ? now - j->created_ms : 0));
     take_ack_id(j, ack_activity_id);
     update_ack(j);
 }
@@ -278,7 +293,10 @@ static void record_delivered(struct job *j)
 
 static void on_wait_done(uv_timer_t *t)
 {
-    begin(container_of(t, struct job, timer));
+    struct job *j = container_of(t, struct job, timer);
+
+    j->tries++; /* a new attempt; a begin merely sent again is not */
+    begin(j);
 }
 
 /* A retryable failure: wait and begin again, or give up when attempts are spent. */
@@ -287,6 +305,10 @@ static void retry(struct job *j, int64_t retry_after_s, const char *why)
     const struct config *cfg = j->w->cfg;
     uint64_t delay;
 
+    if (j->lost) {
+        finish(j); /* another consumer holds it now: its outcome, not ours */
+        return;
+    }
     if (j->attempts >= cfg->worker_max_attempts) {
         end_job(j, "dead", true, "%s; gave up after %u attempts", why, j->attempts);
         return;
@@ -318,6 +340,7 @@ static void on_result_sent(const struct connector_result *res, void *data)
 
     if (res->err == 0) {
         j->sent = true;
+        j->sent_ms = clock_wall_ms();
         j->result_id = xstrdup(res->activity_id);
         record_delivered(j);
         return;
@@ -331,6 +354,10 @@ static void on_result_sent(const struct connector_result *res, void *data)
     else
         snprintf(why, sizeof(why), "the connector could not be reached: %s",
                  dg_strerror(res->err));
+    if (j->lost) {
+        finish(j); /* another consumer holds it now */
+        return;
+    }
     if (res->outcome == DIGEST_FINAL) {
         /* 403/404: the bot is no longer in that conversation; nothing can reach it. */
         j->mark_stale = !res->token_error && (res->status == 403 || res->status == 404);
@@ -413,6 +440,8 @@ static void fetch(struct job *j)
     err = upstream_fetch(j->w->http, j->w->cfg, j->f.audience, on_fetched, j, &j->fetch);
     if (err == DG_ERR_CLOSED)
         release(j);
+    else if (err && digest_outcome_classify(err, 0) == DIGEST_RETRYABLE)
+        retry(j, -1, dg_strerror(err)); /* out of sockets, say: nothing was sent */
     else if (err)
         end_job(j, "failed", true, "the digest could not be requested: %s", dg_strerror(err));
 }
@@ -485,6 +514,7 @@ static void on_begun(int err, const struct job_begin *b, void *data)
 
 static void begin(struct job *j)
 {
+    char token[96];
     int err;
 
     if (j->w->state != WORKER_RUNNING) {
@@ -492,7 +522,8 @@ static void begin(struct job *j)
         return;
     }
     j->step = JOB_BEGIN;
-    err = job_store_begin(conn(j), j->w->cfg, &j->f, clock_wall_ms(), on_begun, j);
+    snprintf(token, sizeof(token), "%s/%s/%u", j->w->nonce, j->f.stream_id, j->tries);
+    err = job_store_begin(conn(j), j->w->cfg, &j->f, token, clock_wall_ms(), on_begun, j);
     if (err)
         redis_wait(j, begin, err);
 }
@@ -558,12 +589,22 @@ void worker_job_start(struct worker *w, const struct job_fields *f)
     j->created_ms = strtoull(j->f.created_ms, &end, 10);
     if (*end != '\0')
         j->created_ms = 0;
+    j->tries = 1;
     uv_timer_init(w->loop, &j->timer);
     list_insert_tail(&w->jobs, &j->node);
+    worker_index_add(w, j);
     w->n_jobs++;
     metrics_gauge_set(w->metrics, METRICS_G_JOBS_IN_FLIGHT, (int64_t)w->n_jobs);
     if (!j->f.request_id[0] || !j->f.audience[0] || !j->f.conv[0] || !j->f.activity_id[0]) {
-        /* Not a job digestd wrote: keep it for a human, out of the way. */
+        /* Not a job digestd wrote: keep it for a human, out of the way, under
+         * a record of its own (an empty id would share one record key). */
+        if (!j->f.request_id[0]) {
+            j->alt_id = xmalloc(strlen(j->f.stream_id) + sizeof("malformed-"));
+            memcpy(j->alt_id, "malformed-", sizeof("malformed-") - 1);
+            memcpy(j->alt_id + sizeof("malformed-") - 1, j->f.stream_id,
+                   strlen(j->f.stream_id) + 1);
+            j->f.request_id = j->alt_id;
+        }
         end_job(j, "failed", false, "malformed stream entry %s", j->f.stream_id);
         return;
     }

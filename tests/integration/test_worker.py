@@ -321,8 +321,10 @@ class Recovery(WorkerWorld):
 
     def test_kill_9_with_200_in_flight_then_a_second_worker_claims_them(self):
         w1 = self.worker(WORKER_CONCURRENCY=500)
+        before = self.stub.stats()["upstream_requests"]
         rids = self.post(200)
-        wait_until(lambda: self.stub.stats()["upstream_requests"] >= 200, 15, "200 fetches")
+        wait_until(lambda: self.stub.stats()["upstream_requests"] >= before + 200, 15,
+                   "200 fetches")
         self.assertEqual(self.pending(), 200)
         w1.proc.kill()
         w1.proc.wait()
@@ -350,8 +352,10 @@ class Recovery(WorkerWorld):
 
     def test_sigterm_lets_jobs_under_way_finish_within_the_grace(self):
         w1 = self.worker(SHUTDOWN_GRACE_MS=10000)
+        before = self.stub.stats()["upstream_requests"]
         rids = self.post(20)
-        wait_until(lambda: self.stub.stats()["upstream_requests"] >= 20, 15, "20 fetches")
+        wait_until(lambda: self.stub.stats()["upstream_requests"] >= before + 20, 15,
+                   "20 fetches under way")
         me = "%s:%d" % (socket.gethostname(), w1.proc.pid)
         self.assertIn(me, self.consumers())
         self.assertEqual(w1.stop(), 0, w1.log())
@@ -359,6 +363,18 @@ class Recovery(WorkerWorld):
         self.assertEqual(self.pending(), 0)
         # Holding nothing, it left the group instead of lingering in XINFO CONSUMERS.
         self.assertNotIn(me, self.consumers())
+
+    def test_leases_keep_slow_jobs_from_being_claimed(self):
+        # Each job takes 3 s, three times the claim idle time: without lease
+        # renewal the other worker would claim and deliver them all again.
+        a = self.worker(WORKER_CLAIM_IDLE_MS=1000, WORKER_CLAIM_INTERVAL_MS=200)
+        b = self.worker(WORKER_CLAIM_IDLE_MS=1000, WORKER_CLAIM_INTERVAL_MS=200)
+        rids = self.post(40)
+        self.wait_status(rids, "delivered", 30)
+        wait_until(lambda: len(self.results()) == 40, 10, "40 results")
+        self.assertEqual(set(self.results().values()), {1})
+        self.assertEqual({self.record(r)["attempts"] for r in rids}, {"1"})
+        self.assertNotIn("claimed", a.log() + b.log())
 
     def test_two_workers_share_the_group_and_deliver_each_job_once(self):
         a = self.worker(WORKER_CONCURRENCY=50)

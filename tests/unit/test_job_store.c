@@ -59,6 +59,7 @@ struct res {
     bool got_begin;
     char status[32];
     bool ended;
+    bool recorded;
     unsigned attempts;
     char ack[64];
     size_t n_ref;
@@ -129,6 +130,16 @@ static void on_end(int err, const char *ack_activity_id, void *data)
     snprintf(r->ack, sizeof(r->ack), "%s", ack_activity_id);
 }
 
+static void on_dead(int err, bool recorded, const char *ack_activity_id, void *data)
+{
+    struct res *r = data;
+
+    r->calls++;
+    r->err = err;
+    r->recorded = recorded;
+    snprintf(r->ack, sizeof(r->ack), "%s", ack_activity_id);
+}
+
 static void on_renew(int err, const char *const *lost, size_t n_lost, void *data)
 {
     struct res *r = data;
@@ -157,10 +168,11 @@ static void wait_one(struct fixture *f, struct res *r)
     assert_int_equal(r->calls, 1);
 }
 
-static void begin(struct fixture *f, const struct job *j, uint64_t now, struct res *r)
+static void begin(struct fixture *f, const struct job *j, const char *token, uint64_t now,
+                  struct res *r)
 {
     memset(r, 0, sizeof(*r));
-    assert_int_equal(job_store_begin(queue_conn(f->q), &f->cfg, &j->f, now, on_begin, r), 0);
+    assert_int_equal(job_store_begin(queue_conn(f->q), &f->cfg, &j->f, token, now, on_begin, r), 0);
     wait_one(f, r);
 }
 
@@ -178,7 +190,7 @@ static void dead(struct fixture *f, const struct job *j, const char *status, boo
 {
     memset(r, 0, sizeof(*r));
     assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j->f, status, "upstream 500", 5,
-                                    stale, 3000, on_end, r),
+                                    stale, 3000, on_dead, r),
                      0);
     wait_one(f, r);
 }
@@ -412,7 +424,7 @@ static void begin_counts_attempts_and_reads_reference(void **state)
     record_set(f, &j, "queued", "0");
     ref_set(f);
 
-    begin(f, &j, 1000, &r);
+    begin(f, &j, "try-1", 1000, &r);
     assert_int_equal(r.err, 0);
     assert_true(r.got_begin);
     assert_string_equal(r.status, "queued");
@@ -431,13 +443,18 @@ static void begin_counts_attempts_and_reads_reference(void **state)
     assert_rec(f, &j, "started_ms", "1000");
 
     /* The next attempt counts on, but started_ms keeps the first start. */
-    begin(f, &j, 2000, &r);
+    begin(f, &j, "try-2", 2000, &r);
     assert_int_equal(r.err, 0);
     assert_string_equal(r.status, "processing");
     assert_false(r.ended);
     assert_int_equal(r.attempts, 2);
     assert_rec(f, &j, "attempts", "2");
     assert_rec(f, &j, "started_ms", "1000");
+    /* The same begin sent again (its reply was lost) does not count again. */
+    begin(f, &j, "try-2", 3000, &r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.attempts, 2);
+    assert_rec(f, &j, "attempts", "2");
     /* Beginning never acknowledges. */
     assert_true(is_pending(f, j.id));
 }
@@ -458,7 +475,7 @@ static void begin_on_ended_job_only_acks(void **state)
         record_set(f, &j, ended[i], "2");
         assert_true(is_pending(f, j.id));
 
-        begin(f, &j, 1000, &r);
+        begin(f, &j, "try-1", 1000, &r);
         assert_int_equal(r.err, 0);
         assert_true(r.ended);
         assert_string_equal(r.status, ended[i]);
@@ -479,7 +496,7 @@ static void begin_recreates_missing_record(void **state)
 
     job_add(f, &j, "req-m", "t@example.com", "c1");
     /* No record and no reference: both expired, say. */
-    begin(f, &j, 1000, &r);
+    begin(f, &j, "try-1", 1000, &r);
     assert_int_equal(r.err, 0);
     assert_string_equal(r.status, "");
     assert_false(r.ended);
@@ -512,7 +529,7 @@ static void begin_reports_script_error(void **state)
 
     job_add(f, &j, "req-w", "", "c1");
     freeReplyObject(sync_cmd(f->rc, "SET {digest}:req:req-w not-a-hash"));
-    begin(f, &j, 1000, &r);
+    begin(f, &j, "try-1", 1000, &r);
     assert_int_equal(r.err, DG_ERR_PROTOCOL);
     assert_false(r.got_begin);
 }
@@ -577,6 +594,7 @@ static void dead_letters_once_and_acks(void **state)
 
     dead(f, &j, "dead", false, &r);
     assert_int_equal(r.err, 0);
+    assert_true(r.recorded);
     assert_string_equal(r.ack, "ack-1");
     assert_false(is_pending(f, j.id));
     assert_rec(f, &j, "status", "dead");
@@ -600,12 +618,32 @@ static void dead_letters_once_and_acks(void **state)
     before = state_of(f, &j);
     dead(f, &j, "dead", false, &r);
     assert_int_equal(r.err, 0);
+    assert_false(r.recorded); /* nobody is told twice */
     assert_string_equal(r.ack, "ack-1");
     after = state_of(f, &j);
     assert_string_equal(after, before);
     assert_int_equal(sync_cmd_int(f->rc, "XLEN %s", DEAD), 1);
     xfree(before);
     xfree(after);
+}
+
+/* Another consumer delivered it meanwhile: no dead entry, the record stays delivered. */
+static void dead_leaves_a_delivered_job_alone(void **state)
+{
+    struct fixture *f = *state;
+    struct job j;
+    struct res r;
+
+    job_add(f, &j, "req-d", "", "c1");
+    record_set(f, &j, "delivered", "1");
+    ref_set(f);
+
+    dead(f, &j, "failed", false, &r);
+    assert_int_equal(r.err, 0);
+    assert_false(r.recorded);
+    assert_rec(f, &j, "status", "delivered");
+    assert_int_equal(sync_cmd_int(f->rc, "EXISTS %s", DEAD), 0);
+    assert_false(is_pending(f, j.id));
 }
 
 static void dead_marks_stale_only_when_asked_and_present(void **state)
@@ -786,9 +824,9 @@ static void all_refused(struct fixture *f, int want)
     const char *ids[1] = {"1-0"};
     struct res r = {0};
 
-    assert_int_equal(job_store_begin(c, &f->cfg, &j.f, 1, on_begin, &r), want);
+    assert_int_equal(job_store_begin(c, &f->cfg, &j.f, "t", 1, on_begin, &r), want);
     assert_int_equal(job_store_delivered(c, &f->cfg, &j.f, "res", 1, 2, on_end, &r), want);
-    assert_int_equal(job_store_dead(c, &f->cfg, &j.f, "dead", "x", 5, true, 3, on_end, &r), want);
+    assert_int_equal(job_store_dead(c, &f->cfg, &j.f, "dead", "x", 5, true, 3, on_dead, &r), want);
     assert_int_equal(job_store_renew(c, &f->cfg, "c1", ids, 1, on_renew, &r), want);
     assert_int_equal(job_store_release(c, &f->cfg, "c1", &j.f, on_release, &r), want);
     loop_run_for(&f->loop, &f->tick, 200);
@@ -824,6 +862,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(begin_reports_script_error, setup, teardown),
         cmocka_unit_test_setup_teardown(delivered_records_and_acks_once, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_letters_once_and_acks, setup, teardown),
+        cmocka_unit_test_setup_teardown(dead_leaves_a_delivered_job_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_marks_stale_only_when_asked_and_present, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(renew_resets_idle_of_ours_and_reports_lost, setup,
