@@ -327,8 +327,10 @@ static void handle_request(struct http_request *req, void *data)
 
 /*
  * KEYS[1] = dead stream, KEYS[2] = stream, KEYS[3] = the audit record;
- * ARGV[1] = request id. Scans the dead stream in pages for the entry of that
- * request, puts its original job fields (SPEC §5, without the dead-letter
+ * ARGV[1] = request id. The record's dead_id (written by the worker when it
+ * dead-letters the job) names the dead entry, so this is O(1) however long
+ * the dead stream: a scan inside one script would stall Redis for everyone.
+ * Puts the entry's original job fields (SPEC §5, without the dead-letter
  * ones) back on the stream, deletes the dead entry and resets the record,
  * all in one atomic step. Returns the new entry id, or false when the
  * request is not dead. A record that has expired is not recreated as a
@@ -336,31 +338,21 @@ static void handle_request(struct http_request *req, void *data)
  */
 static const char requeue_lua[] =
     "local job = {request_id=1, activity_id=1, audience=1, test_email=1, conv=1, created_ms=1}\n"
-    "local from = '-'\n"
-    "while true do\n"
-    "  local page = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 256)\n"
-    "  if #page == 0 then return false end\n"
-    "  for _, e in ipairs(page) do\n"
-    "    local f = e[2]\n"
-    "    local mine = false\n"
-    "    for i = 1, #f, 2 do\n"
-    "      if f[i] == 'request_id' and f[i + 1] == ARGV[1] then mine = true end\n"
-    "    end\n"
-    "    if mine then\n"
-    "      local args = {}\n"
-    "      for i = 1, #f, 2 do\n"
-    "        if job[f[i]] then args[#args + 1] = f[i]; args[#args + 1] = f[i + 1] end\n"
-    "      end\n"
-    "      local id = redis.call('XADD', KEYS[2], '*', unpack(args))\n"
-    "      redis.call('XDEL', KEYS[1], e[1])\n"
-    "      if redis.call('EXISTS', KEYS[3]) == 1 then\n"
-    "        redis.call('HSET', KEYS[3], 'status', 'queued', 'attempts', '0')\n"
-    "      end\n"
-    "      return id\n"
-    "    end\n"
-    "  end\n"
-    "  from = '(' .. page[#page][1]\n"
-    "end\n";
+    "local did = redis.call('HGET', KEYS[3], 'dead_id')\n"
+    "if not did then return false end\n"
+    "local page = redis.call('XRANGE', KEYS[1], did, did)\n"
+    "if #page == 0 then return false end\n"
+    "local f, args, mine = page[1][2], {}, false\n"
+    "for i = 1, #f, 2 do\n"
+    "  if job[f[i]] then args[#args + 1] = f[i]; args[#args + 1] = f[i + 1] end\n"
+    "  if f[i] == 'request_id' and f[i + 1] == ARGV[1] then mine = true end\n"
+    "end\n"
+    "if not mine then return false end\n"
+    "local id = redis.call('XADD', KEYS[2], '*', unpack(args))\n"
+    "redis.call('XDEL', KEYS[1], did)\n"
+    "redis.call('HSET', KEYS[3], 'status', 'queued', 'attempts', '0')\n"
+    "redis.call('HDEL', KEYS[3], 'dead_id', 'attempt_token')\n"
+    "return id\n";
 
 struct requeue {
     struct http_request *req;

@@ -39,6 +39,7 @@ enum fetch_state {
 
 struct auth_wait {
     struct list_node node;
+    struct auth *auth;
     struct jwt token;  /* owned: parsed at auth_check */
     char *service_url; /* owned; NULL when the activity had none */
     char *channel_id;  /* owned; NULL when the activity had none */
@@ -61,6 +62,7 @@ struct auth {
     uv_timer_t refresh;            /* retry after failure, or the 24 h refresh */
     uv_timer_t deadline;           /* the oldest waiter's deadline */
     struct list_node waiters;      /* struct auth_wait, oldest first */
+    size_t n_waiters;
     char reason[256];              /* why not ready, for /readyz */
 };
 
@@ -154,6 +156,7 @@ static void finish_wait(struct auth_wait *w, int status, const char *why)
     void *data = w->data;
 
     list_remove(&w->node);
+    w->auth->n_waiters--;
     jwt_free(&w->token);
     xfree(w->service_url);
     xfree(w->channel_id);
@@ -415,7 +418,15 @@ int auth_check(struct auth *a, const char *authorization, const char *service_ur
             return a->state == FETCH_STOPPED ? 503 : 401;
         return verdict_status(v);
     }
+    /* Made-up kids during a fetch must not pile up bodies without bound. */
+    if (a->n_waiters >= AUTH_MAX_WAITERS) {
+        jwt_free(&t);
+        *why = "signing keys are being fetched; retry";
+        return 503;
+    }
+    a->n_waiters++;
     w = xcalloc(1, sizeof(*w));
+    w->auth = a;
     w->token = t; /* the waiter owns the parsed token now */
     w->service_url = service_url ? xstrdup(service_url) : NULL;
     w->channel_id = channel_id ? xstrdup(channel_id) : NULL;

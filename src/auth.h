@@ -23,6 +23,8 @@
 
 /* How long a request may wait for keys that are being fetched. */
 #define AUTH_WAIT_MS 5000
+/* Requests waiting for keys at once; past it 503 at once (each holds its parsed body). */
+#define AUTH_MAX_WAITERS 1024
 /* Each of the two fetches (metadata, key set) is bounded by this. */
 #define AUTH_FETCH_TIMEOUT_MS 5000
 /* Keys older than this are refetched in the background (SDKs: 24 h). */

@@ -29,6 +29,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "url.h"
 
 #define FILE_MAX_BYTES (1024 * 1024) /* a config file bigger than this is a mistake */
 #define SHOW_MAX 64                  /* bytes of a bad value echoed in an error */
@@ -708,12 +709,37 @@ static int parse_tenant(struct config *cfg, const struct setting *s, const char 
     return 0;
 }
 
-/* BOT_TOKEN_URL (a template until finish() replaces {tenant}) and BOT_OPENID_URL. */
+/* True for http:// on a host that is not loopback. */
+static bool plain_http_off_host(const char *v)
+{
+    size_t len;
+    char *authority, *host = NULL;
+    const char *port;
+    bool off;
+
+    if (strncasecmp(v, "http://", 7) != 0)
+        return false;
+    len = strcspn(v + 7, "/?#");
+    authority = xstrndup(v + 7, len);
+    off = split_host_port(authority, &host, &port) != 0 || !url_host_is_loopback(host);
+    xfree(host);
+    xfree(authority);
+    return off;
+}
+
+/*
+ * BOT_TOKEN_URL (a template until finish() replaces {tenant}) and
+ * BOT_OPENID_URL: https, or plain http to this machine only (tests, the
+ * stub). Over plain http to anywhere else the app secret would travel in
+ * the clear, and anyone on the path could hand us signing keys of theirs.
+ */
 static int parse_url(struct config *cfg, const struct setting *s, const char *v, char *why,
                      size_t n)
 {
     if (!http_url_ok(v))
         return bad_value(why, n, "expected an http:// or https:// URL", v);
+    if (plain_http_off_host(v))
+        return bad_value(why, n, "expected https:// (plain http only to a loopback host)", v);
     set_str(field(cfg, s), xstrdup(v));
     return 0;
 }

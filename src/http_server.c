@@ -111,6 +111,9 @@ struct conn {
     enum conn_phase phase;
     struct buf in;             /* bytes read; in_off of them already parsed */
     size_t in_off;
+    const char *exec_start;    /* what the current llhttp_execute began with */
+    char exec_prev;            /* the byte parsed just before exec_start */
+    char last_parsed;          /* the last byte parsed before in was emptied */
     struct buf out;            /* the response being written */
     struct buf scratch;        /* an error body being formed */
     struct http_request req;
@@ -458,6 +461,7 @@ static int conn_buffer_input(struct conn *c, const char *p, size_t n)
 {
     /* Drop parsed bytes first so the buffer never holds more than the backlog. */
     if (c->in_off) {
+        c->last_parsed = c->in.data[c->in_off - 1];
         buf_consume(&c->in, c->in_off);
         c->in_off = 0;
     }
@@ -674,6 +678,16 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     struct conn *c = parser_conn(p);
 
+    /*
+     * Obsolete line folding (a line starting with white space continues the
+     * value) is accepted by llhttp even when strict: the continuation comes
+     * as a second piece of the value, from inside the data or right after a
+     * line end. A piece of a value merely split between two reads starts at
+     * the start of the data, after a byte of the value. RFC 9112 §5.2 lets
+     * a server refuse folding, and a proxy in front may read it differently.
+     */
+    if (c->req.cur_value != SIZE_MAX && (at != c->exec_start || c->exec_prev == '\n'))
+        return conn_fail_early(c, 400, "bad_request", "folded header lines are not accepted");
     if (c->req.cur_value == SIZE_MAX)
         c->req.cur_value = c->req.hdr.len;
     return hdr_append(c, at, n);
@@ -871,8 +885,11 @@ static void conn_process(struct conn *c)
     c->resume_pending = false;
     while (c->state == CONN_READING && conn_backlog(c) > 0) {
         const char *start = c->in.data + c->in_off;
-        llhttp_errno_t err = llhttp_execute(&c->parser, start, conn_backlog(c));
+        llhttp_errno_t err;
 
+        c->exec_start = start;
+        c->exec_prev = c->in_off > 0 ? start[-1] : c->last_parsed;
+        err = llhttp_execute(&c->parser, start, conn_backlog(c));
         if (err == HPE_OK) {
             c->in_off = c->in.len;
         } else if (err == HPE_PAUSED) {
@@ -883,6 +900,8 @@ static void conn_process(struct conn *c)
         }
     }
     if (c->state == CONN_READING && c->in_off == c->in.len) {
+        if (c->in.len > 0)
+            c->last_parsed = c->in.data[c->in.len - 1];
         buf_reset(&c->in);
         c->in_off = 0;
     }

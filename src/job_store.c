@@ -56,7 +56,8 @@ static const char delivered_lua[] =
  * status, reason, attempts, now, stale flag, TTL, then the job's field pairs.
  * The status check makes a second run (a lost reply, sent again) add nothing,
  * and keeps a job that was delivered from being called dead. Answers
- * {recorded, ack id}: recorded 0 when the job had ended already.
+ * {recorded, ack id}: recorded 0 when the job had ended already. The
+ * record keeps the dead entry's id (dead_id) for a requeue to find it.
  */
 static const char dead_lua[] =
     "local st = redis.call('HGET', KEYS[3], 'status')\n"
@@ -66,8 +67,9 @@ static const char dead_lua[] =
     "  f[#f + 1] = 'reason'; f[#f + 1] = ARGV[4]\n"
     "  f[#f + 1] = 'attempts'; f[#f + 1] = ARGV[5]\n"
     "  f[#f + 1] = 'failed_ms'; f[#f + 1] = ARGV[6]\n"
-    "  redis.call('XADD', KEYS[2], '*', unpack(f))\n"
-    "  redis.call('HSET', KEYS[3], 'status', ARGV[3], 'last_error', ARGV[4], 'attempts', ARGV[5])\n"
+    "  local did = redis.call('XADD', KEYS[2], '*', unpack(f))\n"
+    "  redis.call('HSET', KEYS[3], 'status', ARGV[3], 'last_error', ARGV[4], 'attempts', ARGV[5],\n"
+    "    'dead_id', did)\n"
     "  if redis.call('TTL', KEYS[3]) < 0 then redis.call('EXPIRE', KEYS[3], ARGV[8]) end\n"
     "  if ARGV[7] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then\n"
     "    redis.call('HSET', KEYS[4], 'stale', '1')\n"

@@ -121,7 +121,8 @@ static bool numeric_date(struct json_object *payload, const char *key, int64_t *
     if (!json_object_object_get_ex(payload, key, &v))
         return false;
     if (json_object_is_type(v, json_type_int)) {
-        /* json-c saturates values beyond int64 to INT64_MAX/MIN, which only ever fail checks. */
+        /* json-c saturates values beyond int64 to INT64_MAX/MIN: an exp that
+         * never ends, harmless only because the token is signed by Microsoft. */
         *out = json_object_get_int64(v);
         return true;
     }

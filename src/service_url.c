@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "url.h"
 
 bool service_url_host(const char *url, char *out, size_t outlen, bool *is_https)
 {
@@ -47,20 +48,6 @@ bool service_url_host(const char *url, char *out, size_t outlen, bool *is_https)
     return true;
 }
 
-static bool is_loopback(const char *host)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-
-    if (strcmp(host, "localhost") == 0)
-        return true;
-    if (inet_pton(AF_INET, host, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, host, &a6) == 1)
-        return IN6_IS_ADDR_LOOPBACK(&a6);
-    return false;
-}
-
 static bool host_allowed(const char *host, const struct config_list *allow)
 {
     size_t i, hl = strlen(host);
@@ -88,7 +75,7 @@ int service_url_check(const char *url, const struct config_list *allow)
         return DG_ERR_INVALID;
     if (!host_allowed(host, allow))
         return DG_ERR_INVALID;
-    if (!https && !is_loopback(host))
+    if (!https && !url_host_is_loopback(host))
         return DG_ERR_INVALID;
     return 0;
 }

@@ -1,6 +1,9 @@
 /* url.c: percent-encoding. */
 #include "url.h"
 
+#include <arpa/inet.h>
+#include <string.h>
+
 int url_encode_component(struct buf *out, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -18,4 +21,18 @@ int url_encode_component(struct buf *out, const char *s)
             err = buf_append(out, enc, 3);
     }
     return err;
+}
+
+bool url_host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
 }

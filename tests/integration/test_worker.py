@@ -18,6 +18,8 @@ from harness import (REDIS_BIN, Digestd, RedisServer, Stub, card_of, card_text, 
 STREAM = "{digest}:requests"
 DEAD = "{digest}:dead"
 
+ADMIN_TOKEN = "worker-test-admin-token"
+
 _seq = [0]
 
 
@@ -68,7 +70,9 @@ class WorkerWorld(unittest.TestCase):
         try:
             cls.redis.start()
             cls.stub.start()
-            cls.api = Digestd(cls.redis.url, cls.stub.env(), args=["--role", "api"]).start()
+            env = cls.stub.env()
+            env["ADMIN_TOKEN"] = ADMIN_TOKEN
+            cls.api = Digestd(cls.redis.url, env, args=["--role", "api"]).start()
         except BaseException:
             cls.tearDownClass()
             raise
@@ -236,6 +240,21 @@ class Failures(WorkerWorld):
         self.assertEqual(self.results().get(rid), None)
         # The acknowledgment card now says it failed.
         wait_until(lambda: any(m["kind"] == "update" for m in self.messages(rid)), 5, "update")
+
+    def test_a_dead_job_requeued_through_the_admin_route_is_delivered(self):
+        self.stub.inject(target="upstream", status=400, count=1)
+        [rid] = self.post(1)
+        self.wait_status([rid], "failed", 15)
+        status, _, body = self.api.request("POST", "/admin/dead/%s/requeue" % rid, b"",
+                                           {"Authorization": "Bearer " + ADMIN_TOKEN})
+        self.assertEqual(status, 200, body)
+        self.wait_status([rid], "delivered", 15)
+        rec = self.record(rid)
+        self.assertEqual(rec["attempts"], "1")  # counted afresh after the requeue
+        dead = redis_cmd(self.redis.port, "XRANGE", DEAD, "-", "+")
+        self.assertNotIn(rid, [dict(zip(e[1][::2], e[1][1::2]))["request_id"] for e in dead])
+        wait_until(lambda: self.results().get(rid) == 1, 5, "the result card")
+        self.assertEqual(self.pending(), 0)
 
     def test_upstream_always_503_is_dead_after_max_attempts(self):
         self.stub.inject(target="upstream", status=503, count=1000)

@@ -833,6 +833,26 @@ static void test_malformed(void **state)
     assert_true(c->eof);
 }
 
+/* Obsolete line folding is refused, in one piece and one byte at a time. */
+static void test_folded_header_refused(void **state)
+{
+    static const char folded[] = "GET /hello HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n";
+    struct client *whole, *drip;
+    struct resp r[MAX_RESP];
+
+    server_setup(NULL);
+    whole = client_add(0, folded, NULL);
+    drip = client_add(1, NULL, NULL);
+    drip->drip = folded;
+    drip->drip_ms = 1;
+    run_clients();
+    assert_int_equal(responses(whole, r), 1);
+    assert_int_equal(r[0].status, 400);
+    assert_error_body(&r[0], "bad_request");
+    assert_int_equal(responses(drip, r), 1);
+    assert_int_equal(r[0].status, 400);
+}
+
 /*
  * stop() from inside a handler: the idle conn closes at once, the busy one
  * after its answer (Connection: close), then the stop callback runs and
@@ -882,6 +902,7 @@ int main(void)
         cmocka_unit_test_teardown(test_connection_close, teardown),
         cmocka_unit_test_teardown(test_http10, teardown),
         cmocka_unit_test_teardown(test_malformed, teardown),
+        cmocka_unit_test_teardown(test_folded_header_refused, teardown),
         cmocka_unit_test_teardown(test_stop_with_outstanding_request, teardown),
     };
 

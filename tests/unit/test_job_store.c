@@ -612,6 +612,8 @@ static void dead_letters_once_and_acks(void **state)
     assert_string_equal(pair_get(fields, "reason"), "upstream 500");
     assert_string_equal(pair_get(fields, "attempts"), "5");
     assert_string_equal(pair_get(fields, "failed_ms"), "3000");
+    /* The record names its dead entry, for a requeue to find in O(1). */
+    assert_rec(f, &j, "dead_id", x->element[0]->element[0]->str);
     freeReplyObject(x);
 
     /* Sent again: still one dead entry, nothing else changes. */
