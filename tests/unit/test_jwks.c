@@ -224,8 +224,8 @@ static void test_wrong_types_skipped(void **state)
         "{\"kty\":\"RSA\",\"kid\":\"x\",\"n\":\"$N\",\"e\":\"$E\",\"endorsements\":\"msteams\"}",
         "{\"kty\":\"RSA\",\"kid\":\"x\",\"n\":\"$N\",\"e\":\"$E\",\"endorsements\":[1]}",
         /* would read as "msteams" and endorse it */
-        "{\"kty\":\"RSA\",\"kid\":\"x\",\"n\":\"$N\",\"e\":\"$E\","
-        "\"endorsements\":[\"msteams\\u0000x\"]}",
+        ("{\"kty\":\"RSA\",\"kid\":\"x\",\"n\":\"$N\",\"e\":\"$E\","
+         "\"endorsements\":[\"msteams\\u0000x\"]}"),
         "{\"kty\":\"RSA\",\"kid\":\"x\",\"n\":\"$N\",\"e\":\"$E\",\"endorsements\":null}",
     };
     struct jwks set;
