@@ -705,8 +705,6 @@ static struct curl_slist *header_list(const struct http_client_request *req)
     return list;
 }
 
-#define HTTP_CLIENT_RECV_BUFFER 4096L
-
 /* Options every transfer shares: safety and resource limits. */
 static CURLcode easy_common(struct http_client_call *call)
 {
@@ -742,14 +740,6 @@ static CURLcode easy_common(struct http_client_call *call)
         rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
     if (!rc)
         rc = curl_easy_setopt(e, CURLOPT_USERAGENT, "digestd/" DIGESTD_VERSION);
-    /*
-     * curl's receive buffer is 16 KiB per transfer, held for its whole life;
-     * with thousands waiting on a slow upstream that is most of our memory
-     * (bench/RESULTS.md). Our replies are small, and a big one just takes
-     * more reads.
-     */
-    if (!rc)
-        rc = curl_easy_setopt(e, CURLOPT_BUFFERSIZE, HTTP_CLIENT_RECV_BUFFER);
     return rc;
 }
 

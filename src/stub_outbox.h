@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,8 +58,11 @@ void stub_record_free(struct stub_record *rec);
 void stub_outbox_init(struct stub_outbox *ob, size_t cap);
 /* Takes rec's strings and numbers it; the oldest record goes when full. */
 void stub_outbox_add(struct stub_outbox *ob, struct stub_record *rec);
-/* A new JSON array of the records with seq > since (owned: json_object_put). */
-struct json_object *stub_outbox_json(const struct stub_outbox *ob, uint64_t since);
+/*
+ * A new JSON array of the records with seq > since (owned: json_object_put);
+ * brief: only seq, received_ms, kind, status, card and request_id.
+ */
+struct json_object *stub_outbox_json(const struct stub_outbox *ob, uint64_t since, bool brief);
 /* Drops every record; returns how many there were. seq keeps counting. */
 size_t stub_outbox_clear(struct stub_outbox *ob);
 void stub_outbox_free(struct stub_outbox *ob);

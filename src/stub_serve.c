@@ -27,10 +27,11 @@
  *        "retry_after":1,"count":N,"delay_ms":D,"hang":true}: the next N requests
  *        of that target get that status (with Retry-After), after that delay, or
  *        never an answer; rules queue in order. DELETE /stub/inject drops them.
- *   GET  /stub/outbox[?since=SEQ]     [{"seq","received_ms","method","path" (raw),
+ *   GET  /stub/outbox[?since=SEQ][&brief=1]  [{"seq","received_ms","method","path" (raw),
  *        "kind" (reply|send|update|other),"conversation_id" (decoded),"activity_id",
  *        "authorization","status" (0 = hung),"response_id","card","request_id",
- *        "body" (the JSON sent, or its text when not JSON)}…]; DELETE clears it
+ *        "body" (the JSON sent, or its text when not JSON)}…] (brief: seq, received_ms,
+ *        kind, status, card, request_id only); DELETE clears it
  *   GET  /stub/stats  {"token_requests","tokens_issued","upstream_requests",
  *        "connector_requests","keys_requests","outbox","pending","injections","last_token_tenant"}
  * Every request to a target counts, injected or refused ones included. The
@@ -572,18 +573,20 @@ static void handle_outbox(struct http_request *req, void *data)
     unsigned long long since = 0;
     char *end = NULL;
     struct buf v;
-    bool bad = false;
+    bool bad = false, brief;
 
     buf_init(&v, 32);
     if (stub_form_get(q, strlen(q), "since", &v) == 0) {
         since = strtoull(buf_cstr(&v), &end, 10);
         bad = v.len == 0 || *end || v.data[0] < '0' || v.data[0] > '9';
     }
+    buf_reset(&v);
+    brief = stub_form_get(q, strlen(q), "brief", &v) == 0 && strcmp(buf_cstr(&v), "1") == 0;
     buf_free(&v);
     if (bad)
         http_request_respond_error(req, 400, "bad_request", "since must be a number", NULL, 0);
     else
-        respond_json(req, 200, stub_outbox_json(&s->outbox, since));
+        respond_json(req, 200, stub_outbox_json(&s->outbox, since, brief));
 }
 
 static void handle_outbox_clear(struct http_request *req, void *data)
