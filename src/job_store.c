@@ -122,13 +122,6 @@ static struct op *op_new(void *data)
     return op;
 }
 
-static int reply_error(int err, const redisReply *r)
-{
-    if (err)
-        return err;
-    return r->type == REDIS_REPLY_ERROR ? DG_ERR_PROTOCOL : 0;
-}
-
 static bool is_string(const redisReply *r)
 {
     return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
@@ -176,7 +169,7 @@ static void on_begin(int err, redisReply *r, void *data)
     const redisReply *ref;
     size_t i;
 
-    err = reply_error(err, r);
+    err = redis_reply_status(err, r);
     if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || !is_string(r->element[0]) ||
                  r->element[1]->type != REDIS_REPLY_INTEGER || !is_string(r->element[2]) ||
                  r->element[3]->type != REDIS_REPLY_ARRAY))
@@ -234,7 +227,7 @@ static void on_dead(int err, redisReply *r, void *data)
 {
     struct op *op = data;
 
-    err = reply_error(err, r);
+    err = redis_reply_status(err, r);
     if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
                  r->element[0]->type != REDIS_REPLY_INTEGER || !is_string(r->element[1])))
         err = DG_ERR_PROTOCOL;
@@ -247,7 +240,7 @@ static void on_end(int err, redisReply *r, void *data)
 {
     struct op *op = data;
 
-    err = reply_error(err, r);
+    err = redis_reply_status(err, r);
     if (!err && !is_string(r))
         err = DG_ERR_PROTOCOL;
     op->cb.end(err, err ? "" : r->str, op->data);
@@ -318,7 +311,7 @@ static void on_renew(int err, redisReply *r, void *data)
     const char *lost[JOB_STORE_MAX_RENEW];
     size_t i, n = 0;
 
-    err = reply_error(err, r);
+    err = redis_reply_status(err, r);
     if (!err && r->type != REDIS_REPLY_ARRAY)
         err = DG_ERR_PROTOCOL;
     for (i = 0; !err && i < r->elements && n < JOB_STORE_MAX_RENEW; i++)
@@ -359,7 +352,7 @@ static void on_release(int err, redisReply *r, void *data)
 {
     struct op *op = data;
 
-    err = reply_error(err, r);
+    err = redis_reply_status(err, r);
     if (!err && r->type != REDIS_REPLY_INTEGER)
         err = DG_ERR_PROTOCOL;
     op->cb.release(err, !err && r->integer == 1, op->data);

@@ -725,3 +725,10 @@ void redis_conn_free(struct redis_conn *c)
     xfree(c->name);
     xfree(c);
 }
+
+int redis_reply_status(int err, const struct redisReply *reply)
+{
+    if (err)
+        return err;
+    return reply->type == REDIS_REPLY_ERROR ? DG_ERR_PROTOCOL : 0;
+}

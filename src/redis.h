@@ -78,3 +78,10 @@ void redis_conn_reset(struct redis_conn *c);
 void redis_conn_stop(struct redis_conn *c, redis_stopped_cb cb, void *data);
 /* Only after the stopped callback ran (or inside it). */
 void redis_conn_free(struct redis_conn *c);
+
+/*
+ * A reply callback's outcome as one code: err when the command failed, or
+ * DG_ERR_PROTOCOL when Redis answered with an error reply (it is up, but
+ * said no), else 0.
+ */
+int redis_reply_status(int err, const struct redisReply *reply);

@@ -64,21 +64,13 @@ static struct op *op_new(void *data)
     return op;
 }
 
-/* A Redis error reply is a protocol failure for us: Redis is up but said no. */
-static int reply_error(int err, const redisReply *r)
-{
-    if (err)
-        return err;
-    return r->type == REDIS_REPLY_ERROR ? DG_ERR_PROTOCOL : 0;
-}
-
 static void on_get(int err, redisReply *r, void *data)
 {
     struct op *op = data;
     const char *fields[REQUESTS_MAX_PAIRS], *values[REQUESTS_MAX_PAIRS];
     size_t i, n = 0;
 
-    err = reply_error(err, r);
+    err = redis_reply_status(err, r);
     if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
                  r->element[0]->type != REDIS_REPLY_STRING ||
                  r->element[1]->type != REDIS_REPLY_ARRAY))
@@ -120,7 +112,7 @@ static void on_ack(int err, redisReply *r, void *data)
 {
     struct op *op = data;
 
-    err = reply_error(err, r);
+    err = redis_reply_status(err, r);
     if (!err && r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)
         err = DG_ERR_PROTOCOL;
     op->cb.ack(err, !err && r->type == REDIS_REPLY_STRING ? r->str : "", op->data);
@@ -148,7 +140,7 @@ static void on_update(int err, redisReply *r, void *data)
 {
     struct op *op = data;
 
-    op->cb.done(reply_error(err, r), op->data);
+    op->cb.done(redis_reply_status(err, r), op->data);
     xfree(op);
 }
 
