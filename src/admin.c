@@ -330,6 +330,8 @@ static void handle_request(struct http_request *req, void *data)
  * ARGV[1] = request id. The record's dead_id (written by the worker when it
  * dead-letters the job) names the dead entry, so this is O(1) however long
  * the dead stream: a scan inside one script would stall Redis for everyone.
+ * Without it (the record expired after REQUEST_TTL_S) only the newest 1,000
+ * dead entries are searched, a bounded cost.
  * Puts the entry's original job fields (SPEC §5, without the dead-letter
  * ones) back on the stream, deletes the dead entry and resets the record,
  * all in one atomic step. Returns the new entry id, or false when the
@@ -339,9 +341,19 @@ static void handle_request(struct http_request *req, void *data)
 static const char requeue_lua[] =
     "local job = {request_id=1, activity_id=1, audience=1, test_email=1, conv=1, created_ms=1}\n"
     "local did = redis.call('HGET', KEYS[3], 'dead_id')\n"
-    "if not did then return false end\n"
-    "local page = redis.call('XRANGE', KEYS[1], did, did)\n"
-    "if #page == 0 then return false end\n"
+    "local page = {}\n"
+    "if did then page = redis.call('XRANGE', KEYS[1], did, did) end\n"
+    "if #page == 0 then\n"
+    "  -- the record expired (or predates dead_id): look among the newest only\n"
+    "  for _, e in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1000)) do\n"
+    "    for i = 1, #e[2], 2 do\n"
+    "      if e[2][i] == 'request_id' and e[2][i + 1] == ARGV[1] then page = {e} end\n"
+    "    end\n"
+    "    if #page > 0 then break end\n"
+    "  end\n"
+    "  if #page == 0 then return false end\n"
+    "  did = page[1][1]\n"
+    "end\n"
     "local f, args, mine = page[1][2], {}, false\n"
     "for i = 1, #f, 2 do\n"
     "  if job[f[i]] then args[#args + 1] = f[i]; args[#args + 1] = f[i + 1] end\n"
@@ -350,8 +362,10 @@ static const char requeue_lua[] =
     "if not mine then return false end\n"
     "local id = redis.call('XADD', KEYS[2], '*', unpack(args))\n"
     "redis.call('XDEL', KEYS[1], did)\n"
-    "redis.call('HSET', KEYS[3], 'status', 'queued', 'attempts', '0')\n"
-    "redis.call('HDEL', KEYS[3], 'dead_id', 'attempt_token')\n"
+    "if redis.call('EXISTS', KEYS[3]) == 1 then\n"
+    "  redis.call('HSET', KEYS[3], 'status', 'queued', 'attempts', '0')\n"
+    "  redis.call('HDEL', KEYS[3], 'dead_id', 'attempt_token')\n"
+    "end\n"
     "return id\n";
 
 struct requeue {

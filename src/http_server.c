@@ -98,6 +98,9 @@ struct http_request {
     bool head;                 /* HEAD: the response carries no body bytes */
 };
 
+/* What precedes a piece of header value, for the folding check (before()). */
+enum { TAIL_OTHER = 0, TAIL_LF, TAIL_LF_WS };
+
 struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
@@ -112,8 +115,7 @@ struct conn {
     struct buf in;             /* bytes read; in_off of them already parsed */
     size_t in_off;
     const char *exec_start;    /* what the current llhttp_execute began with */
-    char exec_prev;            /* the byte parsed just before exec_start */
-    char last_parsed;          /* the last byte parsed before in was emptied */
+    int tail;                  /* how the bytes dropped from in ended (see before()) */
     struct buf out;            /* the response being written */
     struct buf scratch;        /* an error body being formed */
     struct http_request req;
@@ -457,11 +459,28 @@ static void conn_update_reading(struct conn *c)
         conn_read_start(c);
 }
 
+/* Called before bytes [p, p + n) leave in: keeps what before() needs of them. */
+static void remember_tail(struct conn *c, const char *p, size_t n)
+{
+    bool ws = false;
+
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
+        n--;
+        ws = true;
+    }
+    if (n == 0) { /* white space only: it extends what came before */
+        if (ws && c->tail != TAIL_OTHER)
+            c->tail = TAIL_LF_WS;
+        return;
+    }
+    c->tail = p[n - 1] != '\n' ? TAIL_OTHER : ws ? TAIL_LF_WS : TAIL_LF;
+}
+
 static int conn_buffer_input(struct conn *c, const char *p, size_t n)
 {
     /* Drop parsed bytes first so the buffer never holds more than the backlog. */
     if (c->in_off) {
-        c->last_parsed = c->in.data[c->in_off - 1];
+        remember_tail(c, c->in.data, c->in_off);
         buf_consume(&c->in, c->in_off);
         c->in_off = 0;
     }
@@ -674,19 +693,41 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     return hdr_append(c, at, n);
 }
 
+/* The bytes before at: a line end right before it, one and then SP/HT, or neither. */
+static int before(const struct conn *c, const char *at)
+{
+    const char *p = at;
+    bool ws = false;
+
+    while (p > c->in.data && (p[-1] == ' ' || p[-1] == '\t')) {
+        p--;
+        ws = true;
+    }
+    if (p > c->in.data)
+        return p[-1] != '\n' ? TAIL_OTHER : ws ? TAIL_LF_WS : TAIL_LF;
+    /* The start of what is kept: the bytes dropped before it decide. */
+    if (!ws)
+        return c->tail;
+    return c->tail == TAIL_OTHER ? TAIL_OTHER : TAIL_LF_WS;
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     struct conn *c = parser_conn(p);
 
     /*
      * Obsolete line folding (a line starting with white space continues the
-     * value) is accepted by llhttp even when strict: the continuation comes
-     * as a second piece of the value, from inside the data or right after a
-     * line end. A piece of a value merely split between two reads starts at
-     * the start of the data, after a byte of the value. RFC 9112 §5.2 lets
-     * a server refuse folding, and a proxy in front may read it differently.
+     * value) is accepted by llhttp even when strict. A continuation comes as
+     * a second piece of the value, from inside the data or right after a
+     * line end; after an empty first line ("X:\r\n v") the value's only
+     * piece starts after a line end and white space. A piece of a value
+     * merely split between two reads starts at the start of the data, after
+     * a byte of the value. RFC 9112 §5.2 lets a server refuse folding, and a
+     * proxy in front may read it differently (Content-Length!).
      */
-    if (c->req.cur_value != SIZE_MAX && (at != c->exec_start || c->exec_prev == '\n'))
+    if (n > 0 && (c->req.cur_value != SIZE_MAX
+                      ? at != c->exec_start || before(c, at) != TAIL_OTHER
+                      : before(c, at) == TAIL_LF_WS))
         return conn_fail_early(c, 400, "bad_request", "folded header lines are not accepted");
     if (c->req.cur_value == SIZE_MAX)
         c->req.cur_value = c->req.hdr.len;
@@ -888,7 +929,6 @@ static void conn_process(struct conn *c)
         llhttp_errno_t err;
 
         c->exec_start = start;
-        c->exec_prev = c->in_off > 0 ? start[-1] : c->last_parsed;
         err = llhttp_execute(&c->parser, start, conn_backlog(c));
         if (err == HPE_OK) {
             c->in_off = c->in.len;
@@ -900,8 +940,7 @@ static void conn_process(struct conn *c)
         }
     }
     if (c->state == CONN_READING && c->in_off == c->in.len) {
-        if (c->in.len > 0)
-            c->last_parsed = c->in.data[c->in.len - 1];
+        remember_tail(c, c->in.data, c->in.len);
         buf_reset(&c->in);
         c->in_off = 0;
     }

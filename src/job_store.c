@@ -53,17 +53,20 @@ static const char delivered_lua[] =
 
 /*
  * KEYS: stream, dead stream, record, reference. ARGV: group, entry id,
- * status, reason, attempts, now, stale flag, TTL, then the job's field pairs.
+ * status, reason, attempts, now, stale flag, TTL, attempt token, then the
+ * job's field pairs.
  * The status check makes a second run (a lost reply, sent again) add nothing,
  * and keeps a job that was delivered from being called dead. Answers
- * {recorded, ack id}: recorded 0 when the job had ended already. The
+ * {recorded, ack id}: recorded 0 when the job had ended already, unless by
+ * this very attempt (its token is the record's): then this is our own step
+ * sent again after its reply was lost, and the user is still to be told. The
  * record keeps the dead entry's id (dead_id) for a requeue to find it.
  */
 static const char dead_lua[] =
     "local st = redis.call('HGET', KEYS[3], 'status')\n"
     "if st ~= 'dead' and st ~= 'failed' and st ~= 'delivered' then\n"
     "  local f = {}\n"
-    "  for i = 9, #ARGV do f[#f + 1] = ARGV[i] end\n"
+    "  for i = 10, #ARGV do f[#f + 1] = ARGV[i] end\n"
     "  f[#f + 1] = 'reason'; f[#f + 1] = ARGV[4]\n"
     "  f[#f + 1] = 'attempts'; f[#f + 1] = ARGV[5]\n"
     "  f[#f + 1] = 'failed_ms'; f[#f + 1] = ARGV[6]\n"
@@ -77,7 +80,10 @@ static const char dead_lua[] =
     "end\n"
     "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
     "local recorded = 0\n"
-    "if st ~= 'dead' and st ~= 'failed' and st ~= 'delivered' then recorded = 1 end\n"
+    "if (st ~= 'dead' and st ~= 'failed' and st ~= 'delivered') or\n"
+    "   (st ~= 'delivered' and redis.call('HGET', KEYS[3], 'attempt_token') == ARGV[9]) then\n"
+    "  recorded = 1\n"
+    "end\n"
     "return {recorded, redis.call('HGET', KEYS[3], 'ack_activity_id') or ''}\n";
 
 /* KEYS: stream. ARGV: group, consumer, ids… Answers the ids that are not ours. */
@@ -272,8 +278,9 @@ int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
 }
 
 int job_store_dead(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
-                   const char *status, const char *reason, unsigned attempts, bool mark_stale,
-                   uint64_t now_ms, job_store_dead_cb cb, void *data)
+                   const char *attempt_token, const char *status, const char *reason,
+                   unsigned attempts, bool mark_stale, uint64_t now_ms, job_store_dead_cb cb,
+                   void *data)
 {
     struct job_keys k;
     char *dead = queue_key(cfg, "dead", NULL);
@@ -292,7 +299,8 @@ int job_store_dead(struct redis_conn *conn, const struct config *cfg, const stru
                               k.conv,          QUEUE_GROUP,       job->stream_id,
                               status,          reason,            n,
                               now,             mark_stale ? "1" : "0",
-                              ttl,             "request_id",      job->request_id,
+                              ttl,             attempt_token,
+                              "request_id",    job->request_id,
                               "activity_id",   job->activity_id,  "audience",
                               job->audience,   "test_email",      job->test_email,
                               "conv",          job->conv,         "created_ms",

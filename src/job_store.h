@@ -53,9 +53,10 @@ typedef void (*job_store_begin_cb)(int err, const struct job_begin *b, void *dat
 /* ack_activity_id: the record's, "" when none (borrowed for the callback). */
 typedef void (*job_store_end_cb)(int err, const char *ack_activity_id, void *data);
 /*
- * recorded: this call wrote the end; false when the record already said
- * the job ended (this call, sent again after a lost reply, or the job
- * delivered by another consumer): then nobody should be told twice.
+ * recorded: this attempt wrote the end (now, or in an earlier run of the
+ * same step whose reply was lost: the record's attempt_token is this
+ * attempt's); false when someone else ended the job (another consumer
+ * delivered it, say): then nobody should be told twice.
  */
 typedef void (*job_store_dead_cb)(int err, bool recorded, const char *ack_activity_id,
                                   void *data);
@@ -91,8 +92,9 @@ int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
  * job even when sent again.
  */
 int job_store_dead(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
-                   const char *status, const char *reason, unsigned attempts, bool mark_stale,
-                   uint64_t now_ms, job_store_dead_cb cb, void *data) WARN_UNUSED;
+                   const char *attempt_token, const char *status, const char *reason,
+                   unsigned attempts, bool mark_stale, uint64_t now_ms, job_store_dead_cb cb,
+                   void *data) WARN_UNUSED;
 
 /*
  * Renews the lease on jobs this consumer still works on: each id still

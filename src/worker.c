@@ -210,12 +210,12 @@ static size_t take_entries(struct worker *w, const redisReply *entries, bool cla
         }
         if (!w->history_done && !claimed)
             snprintf(w->history_from, sizeof(w->history_from), "%s", f.stream_id);
+        if (find_job(w, f.stream_id))
+            continue; /* ours already: a lease that lapsed, or a re-read after a reconnect */
         if (deleted) {
             ack_deleted(w, f.stream_id);
             continue;
         }
-        if (find_job(w, f.stream_id))
-            continue; /* ours already: a lease that lapsed while we worked on it */
         if (claimed)
             log_emit(LOG_LEVEL_INFO, f.request_id, "worker: claimed %s from an idle consumer",
                      f.stream_id);

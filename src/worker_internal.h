@@ -92,6 +92,7 @@ struct job {
     struct http_client_call *fetch;
     unsigned attempts;     /* the record's count, from the last begin */
     unsigned tries;        /* attempts begun by this process, for the attempt token */
+    char token[96];        /* this attempt's token: nonce/stream id/tries */
     char *ack_activity_id;
     struct job_ref ref;
     char *body;            /* the rendered result activity, kept across send retries */

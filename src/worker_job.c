@@ -215,8 +215,7 @@ static void on_ended(int err, bool recorded, const char *ack_activity_id, void *
         return;
     }
     if (!recorded) {
-        /* Ended already (our own lost reply, or another consumer's outcome):
-         * whoever recorded it told the user. */
+        /* Another consumer ended it (delivered, most likely): it tells the user. */
         finish(j);
         return;
     }
@@ -231,9 +230,13 @@ static void record_end(struct job *j)
 {
     int err;
 
+    if (j->lost) {
+        finish(j); /* another consumer holds it (a renewal while Redis was away) */
+        return;
+    }
     j->step = JOB_RECORD;
-    err = job_store_dead(conn(j), j->w->cfg, &j->f, j->end_status, j->reason, j->attempts,
-                         j->mark_stale, clock_wall_ms(), on_ended, j);
+    err = job_store_dead(conn(j), j->w->cfg, &j->f, j->token, j->end_status, j->reason,
+                         j->attempts, j->mark_stale, clock_wall_ms(), on_ended, j);
     if (err)
         redis_wait(j, record_end, err);
 }
@@ -514,7 +517,6 @@ static void on_begun(int err, const struct job_begin *b, void *data)
 
 static void begin(struct job *j)
 {
-    char token[96];
     int err;
 
     if (j->w->state != WORKER_RUNNING) {
@@ -522,8 +524,8 @@ static void begin(struct job *j)
         return;
     }
     j->step = JOB_BEGIN;
-    snprintf(token, sizeof(token), "%s/%s/%u", j->w->nonce, j->f.stream_id, j->tries);
-    err = job_store_begin(conn(j), j->w->cfg, &j->f, token, clock_wall_ms(), on_begun, j);
+    snprintf(j->token, sizeof(j->token), "%s/%s/%u", j->w->nonce, j->f.stream_id, j->tries);
+    err = job_store_begin(conn(j), j->w->cfg, &j->f, j->token, clock_wall_ms(), on_begun, j);
     if (err)
         redis_wait(j, begin, err);
 }

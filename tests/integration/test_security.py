@@ -348,6 +348,19 @@ class Admin(DigestdTestCase):
         status, _ = self.admin("POST", "/admin/dead/%s/other" % rid)
         self.assertEqual(status, 404)
 
+    def test_requeue_finds_a_dead_job_whose_record_expired(self):
+        rid = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+        job = ["request_id", rid, "activity_id", "act-old", "audience", "advisors",
+               "test_email", "", "conv", "msteams:a:conv", "created_ms", "1700000000000"]
+        port = self.redis.port
+        redis_cmd(port, "XADD", "{digest}:dead", "*", *job, "reason", "upstream 400",
+                  "attempts", "1", "failed_ms", "1700000009999")
+        status, body = self.admin("POST", "/admin/dead/%s/requeue" % rid)
+        self.assertEqual(status, 200, body)
+        entries = redis_cmd(port, "XRANGE", "{digest}:requests", "-", "+")
+        self.assertEqual(entries[-1][1], job)
+        self.assertEqual(redis_cmd(port, "EXISTS", "{digest}:req:" + rid), 0)  # not resurrected
+
 
 def nested(levels):
     """levels JSON objects inside one another."""
@@ -418,6 +431,8 @@ class HostileHttp(DigestdTestCase):
             "bare LF": base.replace(b"Host: x\r\n", b"Host: x\n", 1),
             # llhttp passes folding through even in its strict build; we refuse it.
             "obsolete line folding": base.replace(b"Host: x\r\n", b"Host: x\r\n y\r\n", 1),
+            # llhttp takes a folded value after an empty first line as the whole value
+            "folded Content-Length": base.replace(b"Content-Length:", b"Content-Length:\r\n", 1),
         }
         for what, data in cases.items():
             with self.subTest(what):

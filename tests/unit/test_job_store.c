@@ -185,12 +185,23 @@ static void delivered(struct fixture *f, const struct job *j, struct res *r)
     wait_one(f, r);
 }
 
+static void dead_as(struct fixture *f, const struct job *j, const char *token,
+                    const char *status, bool stale, struct res *r)
+{
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j->f, token, status,
+                                    "upstream 500", 5, stale, 3000, on_dead, r),
+                     0);
+    wait_one(f, r);
+}
+
+/* A dead step of an attempt that is not the record's (another consumer's, say). */
 static void dead(struct fixture *f, const struct job *j, const char *status, bool stale,
                  struct res *r)
 {
     memset(r, 0, sizeof(*r));
-    assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j->f, status, "upstream 500", 5,
-                                    stale, 3000, on_dead, r),
+    assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j->f, "not-the-record's",
+                                    status, "upstream 500", 5, stale, 3000, on_dead, r),
                      0);
     wait_one(f, r);
 }
@@ -629,6 +640,33 @@ static void dead_letters_once_and_acks(void **state)
     xfree(after);
 }
 
+/*
+ * Our own dead step whose reply was lost, sent again: it still says
+ * "recorded" (the user is yet to be told), and adds nothing to Redis.
+ */
+static void dead_sent_again_by_its_attempt_still_reports_recorded(void **state)
+{
+    struct fixture *f = *state;
+    struct job j;
+    struct res r;
+
+    job_add(f, &j, "req-t", "", "c1");
+    record_set(f, &j, "processing", "2");
+    freeReplyObject(sync_cmd(f->rc, "HSET {digest}:req:req-t attempt_token tok-2"));
+    ref_set(f);
+
+    dead_as(f, &j, "tok-2", "dead", false, &r);
+    assert_int_equal(r.err, 0);
+    assert_true(r.recorded);
+    dead_as(f, &j, "tok-2", "dead", false, &r);
+    assert_int_equal(r.err, 0);
+    assert_true(r.recorded);
+    assert_int_equal(sync_cmd_int(f->rc, "XLEN %s", DEAD), 1);
+    /* Another attempt's step, after the end was written: not recorded. */
+    dead_as(f, &j, "tok-3", "dead", false, &r);
+    assert_false(r.recorded);
+}
+
 /* Another consumer delivered it meanwhile: no dead entry, the record stays delivered. */
 static void dead_leaves_a_delivered_job_alone(void **state)
 {
@@ -828,7 +866,7 @@ static void all_refused(struct fixture *f, int want)
 
     assert_int_equal(job_store_begin(c, &f->cfg, &j.f, "t", 1, on_begin, &r), want);
     assert_int_equal(job_store_delivered(c, &f->cfg, &j.f, "res", 1, 2, on_end, &r), want);
-    assert_int_equal(job_store_dead(c, &f->cfg, &j.f, "dead", "x", 5, true, 3, on_dead, &r), want);
+    assert_int_equal(job_store_dead(c, &f->cfg, &j.f, "t", "dead", "x", 5, true, 3, on_dead, &r), want);
     assert_int_equal(job_store_renew(c, &f->cfg, "c1", ids, 1, on_renew, &r), want);
     assert_int_equal(job_store_release(c, &f->cfg, "c1", &j.f, on_release, &r), want);
     loop_run_for(&f->loop, &f->tick, 200);
@@ -865,6 +903,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(delivered_records_and_acks_once, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_letters_once_and_acks, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_leaves_a_delivered_job_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(dead_sent_again_by_its_attempt_still_reports_recorded,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(dead_marks_stale_only_when_asked_and_present, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(renew_resets_idle_of_ours_and_reports_lost, setup,
