@@ -11,7 +11,6 @@
 #include "redis.h"
 
 #define JOB_STORE_MAX_REF_PAIRS 32
-#define JOB_STORE_MAX_RENEW 512 /* ids per renew call; the caller splits larger sets */
 
 /*
  * KEYS: stream, record, conversation reference. ARGV: group, entry id, now,
@@ -332,7 +331,7 @@ static void on_renew(int err, redisReply *r, void *data)
 int job_store_renew(struct redis_conn *conn, const struct config *cfg, const char *consumer,
                     const char *const *ids, size_t n, job_store_renew_cb cb, void *data)
 {
-    const char *argv[5 + JOB_STORE_MAX_RENEW];
+    const char *argv[6 + JOB_STORE_MAX_RENEW];
     char *stream;
     struct op *op;
     size_t i;

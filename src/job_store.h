@@ -20,6 +20,8 @@
 struct redis_conn;
 struct config;
 
+#define JOB_STORE_MAX_RENEW 512 /* ids per job_store_renew call; callers split larger sets */
+
 /* A job as it sits on {P}:requests (SPEC §5). Strings borrowed. */
 struct job_fields {
     const char *stream_id; /* the entry's id, e.g. "1700000000000-0" */

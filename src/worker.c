@@ -25,7 +25,6 @@
 #define WORKER_READ_BLOCK_MS 2000   /* XREADGROUP BLOCK: a stop waits at most this */
 #define WORKER_READ_RETRY_MS 1000   /* after an error reply (no group yet, say) */
 #define WORKER_CLAIM_MAX 100        /* entries per XAUTOCLAIM call */
-#define WORKER_RENEW_CHUNK 512      /* ids per lease renewal call */
 #define WORKER_RENEW_MIN_MS 100
 
 static void read_more(struct worker *w);
@@ -469,7 +468,7 @@ static void on_renewed(int err, const char *const *lost, size_t n_lost, void *da
 static void on_renew_tick(uv_timer_t *t)
 {
     struct worker *w = container_of(t, struct worker, renew_timer);
-    const char *ids[WORKER_RENEW_CHUNK];
+    const char *ids[JOB_STORE_MAX_RENEW];
     struct list_node *pos;
     size_t n = 0;
 
@@ -480,7 +479,7 @@ static void on_renew_tick(uv_timer_t *t)
         if (!holds_lease(j))
             continue;
         ids[n++] = j->f.stream_id;
-        if (n == WORKER_RENEW_CHUNK) {
+        if (n == JOB_STORE_MAX_RENEW) {
             if (job_store_renew(queue_conn(w->queue), w->cfg, w->consumer, ids, n, on_renewed,
                                 w) == 0)
                 w->renewing++;

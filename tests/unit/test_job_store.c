@@ -780,6 +780,27 @@ static void renew_refuses_empty_set(void **state)
     assert_int_equal(r.calls, 0);
 }
 
+/* The most ids one call takes, and one more. */
+static void renew_takes_a_full_chunk(void **state)
+{
+    static char names[JOB_STORE_MAX_RENEW + 1][24];
+    const char *ids[JOB_STORE_MAX_RENEW + 1];
+    struct fixture *f = *state;
+    struct res r = {0};
+    size_t i;
+
+    for (i = 0; i <= JOB_STORE_MAX_RENEW; i++) {
+        snprintf(names[i], sizeof(names[i]), "0-%zu", i + 1);
+        ids[i] = names[i];
+    }
+    assert_int_equal(job_store_renew(queue_conn(f->q), &f->cfg, "c1", ids,
+                                     JOB_STORE_MAX_RENEW + 1, on_renew, &r),
+                     DG_ERR_INVALID);
+    renew(f, "c1", ids, JOB_STORE_MAX_RENEW, &r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.n_lost, JOB_STORE_MAX_RENEW); /* none of them is pending */
+}
+
 /* ---- release ----------------------------------------------------------- */
 
 static void release_requeues_same_fields(void **state)
@@ -910,6 +931,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(renew_resets_idle_of_ours_and_reports_lost, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(renew_refuses_empty_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(renew_takes_a_full_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(release_requeues_same_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(release_refuses_job_not_ours, setup, teardown),
         cmocka_unit_test_setup_teardown(calls_fail_at_submission_while_down, setup, teardown),
