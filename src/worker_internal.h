@@ -34,6 +34,7 @@ struct worker {
     struct job **index;    /* the same jobs by stream id (chained hash) */
     size_t index_mask;     /* buckets - 1, a power of two */
     char nonce[17];        /* per process, in attempt tokens */
+    uint64_t tries;        /* attempts begun here: never reused, even for a job taken back */
     size_t n_jobs;         /* in the list, plus those whose timer is closing */
     uint64_t rng;          /* backoff jitter */
     enum worker_state state;
@@ -91,8 +92,8 @@ struct job {
     uv_timer_t timer;
     struct http_client_call *fetch;
     unsigned attempts;     /* the record's count, from the last begin */
-    unsigned tries;        /* attempts begun by this process, for the attempt token */
-    char token[96];        /* this attempt's token: nonce/stream id/tries */
+    uint64_t try_id;       /* this attempt's number in this process (w->tries) */
+    char token[96];        /* this attempt's token: nonce/stream id/try_id */
     char *ack_activity_id;
     struct job_ref ref;
     char *body;            /* the rendered result activity, kept across send retries */

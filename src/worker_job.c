@@ -298,7 +298,7 @@ static void on_wait_done(uv_timer_t *t)
 {
     struct job *j = container_of(t, struct job, timer);
 
-    j->tries++; /* a new attempt; a begin merely sent again is not */
+    j->try_id = ++j->w->tries; /* a new attempt; a begin merely sent again is not */
     begin(j);
 }
 
@@ -524,7 +524,8 @@ static void begin(struct job *j)
         return;
     }
     j->step = JOB_BEGIN;
-    snprintf(j->token, sizeof(j->token), "%s/%s/%u", j->w->nonce, j->f.stream_id, j->tries);
+    snprintf(j->token, sizeof(j->token), "%s/%s/%llu", j->w->nonce, j->f.stream_id,
+             (unsigned long long)j->try_id);
     err = job_store_begin(conn(j), j->w->cfg, &j->f, j->token, clock_wall_ms(), on_begun, j);
     if (err)
         redis_wait(j, begin, err);
@@ -591,7 +592,7 @@ void worker_job_start(struct worker *w, const struct job_fields *f)
     j->created_ms = strtoull(j->f.created_ms, &end, 10);
     if (*end != '\0')
         j->created_ms = 0;
-    j->tries = 1;
+    j->try_id = ++w->tries;
     uv_timer_init(w->loop, &j->timer);
     list_insert_tail(&w->jobs, &j->node);
     worker_index_add(w, j);
