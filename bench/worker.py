@@ -56,6 +56,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # no __pycache__ in the tree
 sys.path.insert(0, HERE)
 import ack_latency as al  # noqa: E402  (build, activities, open loop, CPU, percentiles)
+import slow_upstream as su  # noqa: E402  (/proc readings)
 
 harness = al.harness
 FILL_CONNECTIONS = 32
@@ -68,15 +69,6 @@ def parse_delay_ms(s):
     if s.endswith("s"):
         return int(float(s[:-1]) * 1000)
     return int(s)
-
-
-def status_kb(pid):
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                out[line.split(":")[0]] = int(line.split()[1])
-    return out
 
 
 # --- Redis, pipelined ---------------------------------------------------------
@@ -231,7 +223,7 @@ def throughput(args):
         hwm = 0
         while True:
             read, pending, lag = group_state(world.redis.port)
-            hwm = max(hwm, status_kb(pids["worker"])["VmRSS"])
+            hwm = max(hwm, su.status_of(pids["worker"])["VmRSS"])
             if read >= args.n and pending == 0:
                 break
             if world.worker.proc.poll() is not None or time.monotonic() - t_spawn > args.timeout:
@@ -245,7 +237,7 @@ def throughput(args):
         recs = audit_records(world.redis.port, ids)
         report_throughput(args, recs, t_done - t_spawn, st, delay_ms)
         print("worker VmRSS peak sampled %.1f MB, VmHWM %.1f MB"
-              % (hwm / 1024, status_kb(pids["worker"])["VmHWM"] / 1024))
+              % (hwm / 1024, su.status_of(pids["worker"])["VmHWM"] / 1024))
         print_cpu(cpu0, cpu1, busy0, busy1, args.n, "worker phase")
     finally:
         world.stop()
@@ -341,7 +333,7 @@ def overhead(args):
         report_overhead(args, measured, cards, audit, delay_ms)
         print("outbox poller CPU %.1f s" % cards["cpu_s"])
         print_cpu(cpu0, cpu1, busy0, busy1, n, "whole run")
-        print("worker VmHWM %.1f MB" % (status_kb(pids["worker"])["VmHWM"] / 1024))
+        print("worker VmHWM %.1f MB" % (su.status_of(pids["worker"])["VmHWM"] / 1024))
         if args.json:
             with open(args.json, "w") as f:
                 json.dump([dict(r, result_ms=cards["result"].get(r.get("request_id")))
@@ -396,9 +388,9 @@ def memory(args):
         world.worker.start()
         pid = world.worker.proc.pid
         time.sleep(1.0)
-        base = status_kb(pid)
+        base = su.status_of(pid)
         print("worker pid %d idle: VmRSS %.1f MB, %d fds" % (pid, base["VmRSS"] / 1024,
-                                                              len(os.listdir("/proc/%d/fd" % pid))))
+                                                              su.fd_count(pid)))
         cpu0 = al.cpu_seconds(pid)
         t0 = time.monotonic()
         fill(world, args.n, "m%x" % os.getpid())
@@ -407,8 +399,8 @@ def memory(args):
             pend = world.stub.stats()["pending"]
             if pend >= args.n:
                 time.sleep(0.5)  # let the loop settle, then sample
-                peak = dict(status_kb(pid), pending=world.stub.stats()["pending"],
-                            fds=len(os.listdir("/proc/%d/fd" % pid)),
+                peak = dict(su.status_of(pid), pending=world.stub.stats()["pending"],
+                            fds=su.fd_count(pid),
                             t=time.monotonic() - t0)
                 break
             time.sleep(0.1)
@@ -428,7 +420,7 @@ def memory(args):
                                  % (read, pending, world.log_tail(world.worker)))
             time.sleep(0.1)
         wait_connector(world, 3 * args.n, 60)
-        end = status_kb(pid)
+        end = su.status_of(pid)
         cpu = al.cpu_seconds(pid) - cpu0
         print("all acked at %.1f s; after: VmRSS %.1f MB, VmHWM %.1f MB; worker CPU %.2f s "
               "= %.0f µs per job" % (time.monotonic() - t0, end["VmRSS"] / 1024,

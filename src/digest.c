@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "json_strict.h"
 
 /* The 3 bytes of U+2026 and U+FFFD in UTF-8. */
 static const char ELLIPSIS[] = "\xe2\x80\xa6";
@@ -164,36 +165,6 @@ static void item_free(struct digest_item *it)
     xfree(it->url);
 }
 
-/*
- * body → one JSON object, or DG_ERR_BAD_JSON. Strict mode refuses trailing
- * commas and stray bytes inside values; json-c 0.16 still takes single-quoted
- * strings and NaN even then, which is harmless here. White space after the
- * object is allowed: a service that ends its body with "\n" is not broken.
- */
-static int parse_object(const char *body, size_t len, struct json_object **out)
-{
-    struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-    struct json_object *obj;
-    size_t end;
-
-    if (!tok)
-        abort();
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    obj = json_tokener_parse_ex(tok, body, (int)len);
-    end = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
-    if (!obj)
-        return DG_ERR_BAD_JSON;
-    while (end < len && body[end] != '\0' && strchr(" \t\r\n", body[end]))
-        end++;
-    if (end != len || !json_object_is_type(obj, json_type_object)) {
-        json_object_put(obj);
-        return DG_ERR_BAD_JSON;
-    }
-    *out = obj;
-    return 0;
-}
-
 /* Fills d from the parsed reply; d is zeroed and may be half-filled on error. */
 static int digest_fill(struct digest *d, struct json_object *root)
 {
@@ -227,7 +198,8 @@ int digest_parse(struct digest *d, const char *body, size_t len)
     memset(d, 0, sizeof(*d));
     if (len > DIGEST_MAX_BODY_BYTES)
         return DG_ERR_TOO_LARGE;
-    rc = parse_object(body, len, &root);
+    /* Invalid UTF-8 is repaired field by field (digest_text_cap), not refused. */
+    rc = json_strict_object(body, len, JSON_MAX_DEPTH, false, &root);
     if (rc != 0)
         return rc;
     rc = digest_fill(d, root);

@@ -19,6 +19,7 @@
 #include <openssl/param_build.h>
 
 #include "buf.h"
+#include "json_strict.h"
 #include "jwt_sign.h"
 #include "log.h"
 
@@ -28,52 +29,10 @@
 /* OpenID metadata: Microsoft's is ~1 KiB; a URL longer than this is not one we fetch. */
 #define OPENID_URI_MAX 2048
 
-int jwks_json_parse(const char *body, size_t len, int max_depth, struct json_object **out)
-{
-    struct json_tokener *tok;
-    struct json_object *root = NULL;
-    int err = DG_ERR_BAD_JSON;
-
-    *out = NULL;
-    /* json-c takes an int length; callers cap far below that anyway. */
-    if (len == 0 || len > INT_MAX)
-        return DG_ERR_BAD_JSON;
-    tok = json_tokener_new_ex(max_depth);
-    if (!tok)
-        abort(); /* json-c's only failure here is out of memory (STYLE rule 6) */
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    root = json_tokener_parse_ex(tok, body, (int)len);
-    /* parse_ex stops after the first value: anything left over is garbage. */
-    if (!root || json_tokener_get_parse_end(tok) != len)
-        goto out;
-    if (!json_object_is_type(root, json_type_object))
-        goto out;
-    *out = root;
-    root = NULL;
-    err = 0;
-out:
-    json_object_put(root);
-    json_tokener_free(tok);
-    return err;
-}
-
-const char *jwks_json_string(struct json_object *obj, const char *key)
-{
-    struct json_object *v;
-    const char *s;
-
-    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    s = json_object_get_string(v);
-    if (strlen(s) != (size_t)json_object_get_string_len(v))
-        return NULL;
-    return s;
-}
-
 /* Decodes the base64url member key of jwk into a BIGNUM of at most max bytes. */
 static BIGNUM *jwk_number(struct json_object *jwk, const char *key, size_t max)
 {
-    const char *s = jwks_json_string(jwk, key);
+    const char *s = json_strict_string(jwk, key);
     BIGNUM *bn = NULL;
     struct buf raw;
 
@@ -185,7 +144,7 @@ static bool optional_one_of(struct json_object *jwk, const char *key, const char
 
     if (!json_object_object_get_ex(jwk, key, NULL))
         return true;
-    s = jwks_json_string(jwk, key);
+    s = json_strict_string(jwk, key);
     for (i = 0; s && i < n; i++) {
         if (strcmp(s, allowed[i]) == 0)
             return true;
@@ -208,8 +167,8 @@ static int key_from_jwk(struct json_object *jwk, struct jwks_key *key)
      */
     if (!json_object_is_type(jwk, json_type_object))
         return DG_ERR_FIELD;
-    kty = jwks_json_string(jwk, "kty");
-    kid = jwks_json_string(jwk, "kid");
+    kty = json_strict_string(jwk, "kty");
+    kid = json_strict_string(jwk, "kid");
     if (!kty || strcmp(kty, "RSA") != 0 || !kid || !*kid || strlen(kid) > JWKS_MAX_KID)
         return DG_ERR_FIELD;
     if (!optional_one_of(jwk, "use", uses, ARRAY_SIZE(uses)) ||
@@ -236,7 +195,7 @@ int jwks_parse(struct jwks *set, const char *body, size_t len)
     memset(set, 0, sizeof(*set));
     if (len > JWKS_MAX_BODY)
         return DG_ERR_TOO_LARGE;
-    err = jwks_json_parse(body, len, JWKS_MAX_DEPTH, &root);
+    err = json_strict_object(body, len, JWKS_MAX_DEPTH, true, &root);
     if (err)
         return err;
     if (!json_object_object_get_ex(root, "keys", &list) ||
@@ -321,10 +280,10 @@ int jwks_openid_uri(const char *body, size_t len, char **jwks_uri)
     /* Same bounds as a key set: the metadata comes from the same kind of peer. */
     if (len > JWKS_MAX_BODY)
         return DG_ERR_TOO_LARGE;
-    err = jwks_json_parse(body, len, JWKS_MAX_DEPTH, &root);
+    err = json_strict_object(body, len, JWKS_MAX_DEPTH, true, &root);
     if (err)
         return err;
-    uri = jwks_json_string(root, "jwks_uri");
+    uri = json_strict_string(root, "jwks_uri");
     if (!uri || strlen(uri) > OPENID_URI_MAX || !http_url_with_host(uri)) {
         err = DG_ERR_FIELD;
         goto out;

@@ -72,16 +72,3 @@ const struct jwks_key *jwks_find(const struct jwks *set, const char *kid);
  */
 int jwks_openid_uri(const char *body, size_t len, char **jwks_uri) WARN_UNUSED;
 
-/*
- * Helpers shared with jwt_verify.c, so that both parsers of untrusted JSON
- * draw the same lines. jwks_json_parse: exactly one strict JSON object in
- * len bytes (no trailing bytes), nested at most max_depth levels as json-c
- * counts them (every value is a level, a scalar included); *out is owned
- * (json_object_put); DG_ERR_BAD_JSON otherwise. jwks_json_string: member key
- * of obj as a C string (borrowed from obj), or NULL when it is absent, not a
- * string, or holds an escaped NUL ("a\u0000b" must not read as "a").
- */
-struct json_object;
-int jwks_json_parse(const char *body, size_t len, int max_depth,
-                    struct json_object **out) WARN_UNUSED;
-const char *jwks_json_string(struct json_object *obj, const char *key);

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "buf.h"
+#include "json_strict.h"
 #include "jwt_sign.h"
 
 #define SCHEME "Bearer"
@@ -69,8 +70,8 @@ static int part_json(const char *s, size_t len, struct json_object **out)
     *out = NULL;
     buf_init(&raw, len);
     err = jwt_b64url_decode(s, len, &raw);
-    if (!err)
-        err = jwks_json_parse(raw.data, raw.len, JWT_MAX_DEPTH, out) ? DG_ERR_INVALID : 0;
+    if (!err && json_strict_object(raw.data, raw.len, JWT_MAX_DEPTH, true, out) != 0)
+        err = DG_ERR_INVALID;
     buf_free(&raw);
     return err;
 }
@@ -78,7 +79,7 @@ static int part_json(const char *s, size_t len, struct json_object **out)
 /* A copy of the string member key, or NULL when absent or not a plain string. */
 static char *dup_string(struct json_object *obj, const char *key)
 {
-    const char *s = jwks_json_string(obj, key);
+    const char *s = json_strict_string(obj, key);
 
     return s ? xstrdup(s) : NULL;
 }
@@ -102,7 +103,7 @@ static char *dup_audience(struct json_object *payload)
         if (!json_object_is_type(item, json_type_string))
             return NULL;
         s = json_object_get_string(item);
-        /* Refuse an escaped NUL as jwks_json_string does. */
+        /* Refuse an escaped NUL as json_strict_string does. */
         return strlen(s) == (size_t)json_object_get_string_len(item) ? xstrdup(s) : NULL;
     }
     return dup_string(payload, "aud");

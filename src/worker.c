@@ -618,13 +618,3 @@ void worker_free(struct worker *w)
     xfree(w->stream_key);
     xfree(w);
 }
-
-const char *worker_consumer(const struct worker *w)
-{
-    return w->consumer;
-}
-
-size_t worker_jobs(const struct worker *w)
-{
-    return w->n_jobs;
-}

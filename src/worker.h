@@ -53,8 +53,3 @@ void worker_cancel(struct worker *w);
 /* Closes the reader connection and the timers; cb once all are closed. */
 void worker_stop(struct worker *w, worker_cb cb, void *data);
 void worker_free(struct worker *w);
-
-/* "host:pid" (borrowed). */
-const char *worker_consumer(const struct worker *w);
-/* Jobs held right now. */
-size_t worker_jobs(const struct worker *w);

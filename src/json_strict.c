@@ -1,0 +1,55 @@
+/* json_strict.c: see json_strict.h. */
+#include "json_strict.h"
+
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+int json_strict_object(const char *body, size_t len, int max_depth, bool validate_utf8,
+                       struct json_object **out)
+{
+    struct json_tokener *tok;
+    struct json_object *root = NULL;
+    int err = DG_ERR_BAD_JSON;
+
+    *out = NULL;
+    /* json-c takes an int length; callers cap bodies far below that anyway. */
+    if (len == 0 || len > INT_MAX)
+        return DG_ERR_BAD_JSON;
+    tok = json_tokener_new_ex(max_depth);
+    if (!tok)
+        abort(); /* json-c's only failure here is out of memory (STYLE rule 6) */
+    /* Strict: no comments, bare words or trailing commas. */
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+                                    (validate_utf8 ? JSON_TOKENER_VALIDATE_UTF8 : 0));
+    root = json_tokener_parse_ex(tok, body, (int)len);
+    /*
+     * parse_ex stops after the first complete value and consumes the white
+     * space behind it, so anything else left over (a second value, a NUL
+     * byte and what follows it) shows as parse_end != len.
+     */
+    if (!root || json_tokener_get_parse_end(tok) != len ||
+        !json_object_is_type(root, json_type_object))
+        goto out;
+    *out = root;
+    root = NULL;
+    err = 0;
+out:
+    json_object_put(root);
+    json_tokener_free(tok);
+    return err;
+}
+
+const char *json_strict_string(struct json_object *obj, const char *key)
+{
+    struct json_object *v;
+    const char *s;
+
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    s = json_object_get_string(v);
+    if (strlen(s) != (size_t)json_object_get_string_len(v))
+        return NULL;
+    return s;
+}
