@@ -24,6 +24,7 @@
 #include "card.h"
 #include "config.h"
 #include "http_client.h"
+#include "json_strict.h"
 #include "list.h"
 #include "log.h"
 #include "metrics.h"
@@ -244,24 +245,14 @@ static int64_t parse_expires_in(struct json_object *v)
  */
 static int token_parse(const char *body, size_t len, char **token, int64_t *expires_in_s)
 {
-    struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-    struct json_object *root = NULL, *v;
+    struct json_object *root, *v;
     const char *s;
-    size_t i, n, end;
+    size_t i, n;
     int err = DG_ERR_PROTOCOL;
 
-    if (!tok)
-        abort(); /* json-c fails here only when out of memory (STYLE rule 6) */
-    if (len == 0 || len > INT_MAX)
-        goto out;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    root = json_tokener_parse_ex(tok, body, (int)len);
-    /* One object and nothing after it but white space (STYLE rule 19). */
-    end = json_tokener_get_parse_end(tok);
-    while (end < len && strchr(" \t\r\n", body[end]) && body[end] != '\0')
-        end++;
-    if (!root || end != len || !json_object_is_type(root, json_type_object) ||
-        !json_object_object_get_ex(root, "access_token", &v) ||
+    if (json_strict_object(body, len, JSON_MAX_DEPTH, false, &root) != 0)
+        return DG_ERR_PROTOCOL;
+    if (!json_object_object_get_ex(root, "access_token", &v) ||
         !json_object_is_type(v, json_type_string))
         goto out;
     s = json_object_get_string(v);
@@ -276,7 +267,6 @@ static int token_parse(const char *body, size_t len, char **token, int64_t *expi
     err = 0;
 out:
     json_object_put(root);
-    json_tokener_free(tok);
     return err;
 }
 
