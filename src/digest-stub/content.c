@@ -3,7 +3,7 @@
  * digest-stub. JSON is built with json-c so every string is escaped once,
  * in one place.
  */
-#include "stub_content.h"
+#include "content.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -1,12 +1,12 @@
 /* stub_inject.c: parsing and queueing digest-stub's injection rules. */
-#include "stub_inject.h"
+#include "inject.h"
 
 #include <string.h>
 
 #include <json-c/json.h>
 
 #include "buf.h"
-#include "stub_content.h"
+#include "content.h"
 
 #define RULE_MAX_DELAY_MS (24ll * 3600 * 1000)
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "stub_content.h"
+#include "content.h"
 
 enum stub_cmd {
     STUB_CMD_SERVE = 0,

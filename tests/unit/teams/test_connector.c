@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/connector.c"
+#include "../../../lib/teams/connector.c"
 
 #include "http_server.h"
 

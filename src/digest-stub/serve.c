@@ -42,7 +42,7 @@
  *   connector: POST reply conv=a:17I0kl9EkpE1O9PH5TWrzrLN… activity=1485983408511
  *   card=ack requestId=0d9f… status=200        (one line; status=hang when hung)
  */
-#include "stub_serve.h"
+#include "serve.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -59,10 +59,10 @@
 #include "jwt_sign.h"
 #include "list.h"
 #include "log.h"
-#include "stub_content.h"
-#include "stub_inject.h"
-#include "stub_key.h"
-#include "stub_outbox.h"
+#include "content.h"
+#include "inject.h"
+#include "devkey.h"
+#include "outbox.h"
 
 #define BODY_MAX (4u << 20) /* a result card is far below; /stub/inject is tiny */
 #define FIELD_MAX 4096      /* one decoded path segment or form value */

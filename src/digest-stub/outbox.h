@@ -13,7 +13,7 @@
 
 #include "buf.h"
 #include "common.h"
-#include "stub_content.h"
+#include "content.h"
 
 struct json_object;
 

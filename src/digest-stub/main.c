@@ -29,10 +29,10 @@
 #include "http_client.h"
 #include "jwt_sign.h"
 #include "log.h"
-#include "stub_content.h"
-#include "stub_key.h"
-#include "stub_opts.h"
-#include "stub_serve.h"
+#include "content.h"
+#include "devkey.h"
+#include "options.h"
+#include "serve.h"
 
 #define TOKEN_MAX_BYTES 8192
 #define ACTIVITY_MAX_BYTES (256u * 1024)

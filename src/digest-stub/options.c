@@ -3,7 +3,7 @@
  * through the same setters as user values, so the help text cannot drift
  * from what is applied.
  */
-#include "stub_opts.h"
+#include "options.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /* stub_outbox.c: the connector's record of what it received. */
-#include "stub_outbox.h"
+#include "outbox.h"
 
 #include <string.h>
 

@@ -5,7 +5,7 @@
  */
 #pragma once
 
-#include "stub_opts.h"
+#include "options.h"
 
 /*
  * Loads the key, listens, prints "digest-stub listening on http://H:P" as

@@ -4,7 +4,7 @@
  * fails if another process got there first; the loser then reads the
  * winner's key, so `serve` and `say` started together never disagree.
  */
-#include "stub_key.h"
+#include "devkey.h"
 
 #include <errno.h>
 #include <fcntl.h>
