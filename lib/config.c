@@ -28,8 +28,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "buf.h"
-#include "url.h"
+#include "core/buf.h"
+#include "core/url.h"
 
 #define FILE_MAX_BYTES (1024 * 1024) /* a config file bigger than this is a mistake */
 #define SHOW_MAX 64                  /* bytes of a bad value echoed in an error */

@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common.h"
-#include "log.h"
+#include "core/common.h"
+#include "core/log.h"
 
 /* Limits that are constants, not configuration (STYLE rule 7). */
 #define REDIS_COMMAND_TIMEOUT_MS 2000   /* our own bound on every Redis command */

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "buf.h"
+#include "core/buf.h"
 
 enum metrics_hist {
     METRICS_H_WEBHOOK = 0, /* webhook request received → response queued */

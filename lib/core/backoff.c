@@ -1,5 +1,5 @@
 /* backoff.c: see backoff.h. */
-#include "backoff.h"
+#include "core/backoff.h"
 
 #include <uv.h>
 

@@ -1,5 +1,5 @@
 /* buf.c: capped buffers and the only place raw malloc/free are called. */
-#include "buf.h"
+#include "core/buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>

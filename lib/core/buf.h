@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "common.h"
+#include "core/common.h"
 
 struct buf {
     char *data;  /* NULL until the first append; then NUL-terminated */

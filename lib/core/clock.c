@@ -1,5 +1,5 @@
 /* clock.c: wall and monotonic time. */
-#include "clock.h"
+#include "core/clock.h"
 
 #include <time.h>
 #include <uv.h>

@@ -1,5 +1,5 @@
 /* common.c: error names. */
-#include "common.h"
+#include "core/common.h"
 
 #include <uv.h>
 

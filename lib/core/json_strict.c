@@ -1,5 +1,5 @@
 /* json_strict.c: see json_strict.h. */
-#include "json_strict.h"
+#include "core/json_strict.h"
 
 #include <json-c/json.h>
 #include <limits.h>

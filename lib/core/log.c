@@ -1,5 +1,5 @@
 /* log.c: JSON or text lines on stderr. */
-#include "log.h"
+#include "core/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -8,7 +8,7 @@
 
 #include <stdbool.h>
 
-#include "common.h"
+#include "core/common.h"
 
 enum log_level {
     LOG_LEVEL_DEBUG = 0,

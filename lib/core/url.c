@@ -1,5 +1,5 @@
 /* url.c: percent-encoding. */
-#include "url.h"
+#include "core/url.h"
 
 #include <arpa/inet.h>
 #include <string.h>

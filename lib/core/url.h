@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-#include "buf.h"
+#include "core/buf.h"
 
 /* Appends s percent-encoded to out; DG_ERR_TOO_LARGE past out's cap. */
 int url_encode_component(struct buf *out, const char *s) WARN_UNUSED;

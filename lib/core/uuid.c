@@ -1,5 +1,5 @@
 /* uuid.c: xoshiro256** seeded from the kernel; formatted as RFC 4122 v4. */
-#include "uuid.h"
+#include "core/uuid.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -2,7 +2,7 @@
  * digest.c: upstream digest JSON → struct digest, and the ok/retry/final
  * table shared by every outbound HTTP call. Pure: no I/O, no clock.
  */
-#include "digest.h"
+#include "digest/digest.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -12,9 +12,9 @@
 #include <json-c/json.h>
 #include <uv.h>
 
-#include "buf.h"
+#include "core/buf.h"
 #include "config.h"
-#include "json_strict.h"
+#include "core/json_strict.h"
 
 /* The 3 bytes of U+2026 and U+FFFD in UTF-8. */
 static const char ELLIPSIS[] = "\xe2\x80\xa6";

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "common.h"
+#include "core/common.h"
 
 /* Limits on what the upstream can make us hold or show (STYLE rule 7). */
 #define DIGEST_MAX_BODY_BYTES (8u << 20) /* a bigger reply is DG_ERR_TOO_LARGE */

@@ -1,13 +1,13 @@
 /* upstream.c: one digest fetch over curl multi. */
-#include "upstream.h"
+#include "digest/upstream.h"
 
 #include <string.h>
 
-#include "buf.h"
+#include "core/buf.h"
 #include "config.h"
-#include "http_client.h"
-#include "log.h"
-#include "url.h"
+#include "http/http_client.h"
+#include "core/log.h"
+#include "core/url.h"
 
 struct fetch {
     upstream_cb cb;

@@ -9,8 +9,8 @@
 
 #include <stdint.h>
 
-#include "common.h"
-#include "digest.h"
+#include "core/common.h"
+#include "digest/digest.h"
 
 struct http_client;
 struct http_client_call;

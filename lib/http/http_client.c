@@ -13,7 +13,7 @@
  * (curl_multi_assign), a transfer's on its easy handle (CURLOPT_PRIVATE),
  * and the pending list is intrusive, so no event scans all requests.
  */
-#include "http_client.h"
+#include "http/http_client.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -26,10 +26,10 @@
 
 #include <curl/curl.h>
 
-#include "clock.h"
+#include "core/clock.h"
 #include "config.h"
-#include "list.h"
-#include "log.h"
+#include "core/list.h"
+#include "core/log.h"
 
 /* At most one "out of descriptors" warning per this many ms. */
 #define FD_WARN_INTERVAL_MS 1000

@@ -15,8 +15,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "buf.h"
-#include "common.h"
+#include "core/buf.h"
+#include "core/common.h"
 #include "metrics.h"
 
 /* Connect phase bound when a request does not set its own. */

@@ -21,8 +21,8 @@
  * request has passed routing and the Content-Length check, so clients that
  * wait for it (curl waits a second) send their body at once.
  */
-#include "http_server.h"
-#include "http_server_internal.h"
+#include "http/http_server.h"
+#include "http/http_server_internal.h"
 
 #include <assert.h>
 #include <string.h>
@@ -32,11 +32,11 @@
 
 #include <llhttp.h>
 
-#include "buf.h"
-#include "clock.h"
+#include "core/buf.h"
+#include "core/clock.h"
 #include "config.h"
-#include "list.h"
-#include "log.h"
+#include "core/list.h"
+#include "core/log.h"
 #include "metrics.h"
 
 #define LISTEN_BACKLOG 1024

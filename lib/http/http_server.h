@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "common.h"
+#include "core/common.h"
 
 struct http_server;
 struct http_request;

@@ -7,7 +7,7 @@
 
 #include <uv.h>
 
-#include "http_server.h"
+#include "http/http_server.h"
 
 /*
  * Takes a connected stream socket (a socketpair end is fine) and serves it

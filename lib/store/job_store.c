@@ -1,14 +1,14 @@
 /* job_store.c: the worker's Redis steps, one script each (see job_store.h). */
-#include "job_store.h"
+#include "store/job_store.h"
 
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "buf.h"
+#include "core/buf.h"
 #include "config.h"
-#include "queue.h"
-#include "redis.h"
+#include "store/queue.h"
+#include "store/redis.h"
 
 #define JOB_STORE_MAX_REF_PAIRS 32
 

@@ -23,7 +23,7 @@
  * unlike check, also catches entries submitted from timer and close
  * callbacks before the loop blocks.
  */
-#include "queue.h"
+#include "store/queue.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -33,12 +33,12 @@
 
 #include <hiredis/hiredis.h>
 
-#include "buf.h"
-#include "clock.h"
+#include "core/buf.h"
+#include "core/clock.h"
 #include "config.h"
-#include "log.h"
+#include "core/log.h"
 #include "metrics.h"
-#include "redis.h"
+#include "store/redis.h"
 
 #define QUEUE_MAX_REF_FIELDS 64            /* conversation reference pairs per call */
 #define QUEUE_MAX_ARGS_BYTES (64 * 1024)   /* one job or reference */

@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "common.h"
+#include "core/common.h"
 
 /* The one consumer group of SPEC §5. */
 #define QUEUE_GROUP "workers"

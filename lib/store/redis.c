@@ -16,7 +16,7 @@
  * callback it is not (0.14 sets no REDIS_IN_CALLBACK there), so we never
  * call it from those two.
  */
-#include "redis.h"
+#include "store/redis.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -35,10 +35,10 @@
  */
 #include <hiredis/adapters/libuv.h>
 
-#include "buf.h"
+#include "core/buf.h"
 #include "config.h"
-#include "list.h"
-#include "log.h"
+#include "core/list.h"
+#include "core/log.h"
 #include "metrics.h"
 
 enum redis_state {

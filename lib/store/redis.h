@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "common.h"
+#include "core/common.h"
 
 struct redis_conn;
 struct redisReply;

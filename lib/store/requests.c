@@ -1,13 +1,13 @@
 /* requests.c: audit-record operations, each one script round trip. */
-#include "requests.h"
+#include "store/requests.h"
 
 #include <hiredis/hiredis.h>
 #include <string.h>
 
-#include "buf.h"
+#include "core/buf.h"
 #include "config.h"
-#include "queue.h"
-#include "redis.h"
+#include "store/queue.h"
+#include "store/redis.h"
 
 #define REQUESTS_MAX_PAIRS 32
 

@@ -3,7 +3,7 @@
  * the bot-mention stripping that yields the command text, and the
  * conversation reference. Pure: no I/O and no clock (callers pass now_ms).
  */
-#include "activity.h"
+#include "teams/activity.h"
 
 #include <assert.h>
 #include <limits.h>
@@ -14,9 +14,9 @@
 
 #include <json-c/json.h>
 
-#include "buf.h"
+#include "core/buf.h"
 #include "config.h"
-#include "json_strict.h"
+#include "core/json_strict.h"
 
 /* The longest key of a dotted path we look up ("conversationType"). */
 #define PATH_SEGMENT_MAX 32

@@ -6,7 +6,7 @@
  * goes in as a json-c string, so json-c does all escaping; nothing is
  * spliced into JSON text by hand.
  */
-#include "card.h"
+#include "teams/card.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -17,7 +17,7 @@
 
 #include <json-c/json.h>
 
-#include "buf.h"
+#include "core/buf.h"
 
 /* The separator between title, company and location: " · ". */
 #define DOT " \xc2\xb7 "

@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common.h"
-#include "digest.h"
+#include "core/common.h"
+#include "digest/digest.h"
 
 struct json_object;
 

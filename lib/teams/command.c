@@ -4,7 +4,7 @@
  * arrays of struct command is length-checked first, so an over-long
  * audience or email is an error, never a silent truncation.
  */
-#include "command.h"
+#include "teams/command.h"
 
 #include <stdbool.h>
 #include <string.h>

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "common.h"
+#include "core/common.h"
 
 enum command_kind {
     COMMAND_HELP = 0,   /* "help", empty text, and anything not understood */

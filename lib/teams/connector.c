@@ -12,7 +12,7 @@
  * for pacing is the time the request really leaves: a slot granted before a
  * slow token fetch would let later sends bunch up past Teams' limits.
  */
-#include "connector.h"
+#include "teams/connector.h"
 
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -20,16 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backoff.h"
-#include "card.h"
+#include "core/backoff.h"
+#include "teams/card.h"
 #include "config.h"
-#include "http_client.h"
-#include "json_strict.h"
-#include "list.h"
-#include "log.h"
+#include "http/http_client.h"
+#include "core/json_strict.h"
+#include "core/list.h"
+#include "core/log.h"
 #include "metrics.h"
-#include "service_url.h"
-#include "url.h"
+#include "teams/service_url.h"
+#include "core/url.h"
 
 #define TOKEN_SCOPE "https://api.botframework.com/.default"
 #define TOKEN_EARLY_S 300      /* refresh this long before expiry (SDKs do the same) */

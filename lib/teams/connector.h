@@ -15,9 +15,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "buf.h"
-#include "common.h"
-#include "digest.h"
+#include "core/buf.h"
+#include "core/common.h"
+#include "digest/digest.h"
 
 struct card_address;
 struct config;

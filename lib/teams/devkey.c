@@ -4,7 +4,7 @@
  * fails if another process got there first; the loser then reads the
  * winner's key, so `serve` and `say` started together never disagree.
  */
-#include "devkey.h"
+#include "teams/devkey.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,8 +15,8 @@
 
 #include <openssl/pem.h>
 
-#include "buf.h"
-#include "log.h"
+#include "core/buf.h"
+#include "core/log.h"
 
 #define PATH_MAX_BYTES 4096
 

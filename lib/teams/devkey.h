@@ -9,8 +9,8 @@
 
 #include <openssl/evp.h>
 
-#include "common.h"
-#include "jwt_sign.h"
+#include "core/common.h"
+#include "teams/jwt_sign.h"
 
 #define STUB_KEY_FILE "dev-signing-key.pem"
 #define STUB_KEY_BITS 2048

@@ -4,7 +4,7 @@
  * deprecated RSA_* calls. Base64url goes through jwt_sign.c's strict
  * decoder, the one place the alphabet lives.
  */
-#include "jwks.h"
+#include "teams/jwks.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -18,10 +18,10 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
-#include "buf.h"
-#include "json_strict.h"
-#include "jwt_sign.h"
-#include "log.h"
+#include "core/buf.h"
+#include "core/json_strict.h"
+#include "teams/jwt_sign.h"
+#include "core/log.h"
 
 /* Decoded size bounds of n and e (bytes); n may carry one leading zero. */
 #define MODULUS_MAX_BYTES (JWKS_MAX_BITS / 8 + 1)

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "common.h"
+#include "core/common.h"
 
 #define JWKS_MAX_BODY (256 * 1024) /* Microsoft's set is ~10 KiB */
 #define JWKS_MAX_KEYS 100          /* keys kept; further usable keys are ignored */

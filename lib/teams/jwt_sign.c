@@ -3,7 +3,7 @@
  * and the public JWK. OpenSSL 3 only (EVP_PKEY parameters, no deprecated
  * RSA_* calls).
  */
-#include "jwt_sign.h"
+#include "teams/jwt_sign.h"
 
 #include <limits.h>
 #include <string.h>
@@ -15,7 +15,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
-#include "log.h"
+#include "core/log.h"
 
 /* Bounds a header built here: a kid of any sane length fits well within. */
 #define HEADER_MAX_BYTES 1024

@@ -13,8 +13,8 @@
 
 #include <openssl/evp.h>
 
-#include "buf.h"
-#include "common.h"
+#include "core/buf.h"
+#include "core/common.h"
 
 struct json_object;
 

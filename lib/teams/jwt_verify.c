@@ -4,7 +4,7 @@
  * everything; verification is ordered cheap-first, so that a token with a
  * foreign issuer or an unknown kid never costs an RSA operation.
  */
-#include "jwt_verify.h"
+#include "teams/jwt_verify.h"
 
 #include <math.h>
 #include <string.h>
@@ -14,9 +14,9 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
-#include "buf.h"
-#include "json_strict.h"
-#include "jwt_sign.h"
+#include "core/buf.h"
+#include "core/json_strict.h"
+#include "teams/jwt_sign.h"
 
 #define SCHEME "Bearer"
 #define SCHEME_LEN (sizeof(SCHEME) - 1)

@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common.h"
-#include "jwks.h"
+#include "core/common.h"
+#include "teams/jwks.h"
 
 #define JWT_MAX_AUTHORIZATION (16 * 1024) /* bytes of the header value */
 #define JWT_MAX_DEPTH 16                  /* JSON nesting of header and payload */

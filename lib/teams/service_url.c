@@ -1,5 +1,5 @@
 /* service_url.c: serviceUrl trust decisions. */
-#include "service_url.h"
+#include "teams/service_url.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -7,7 +7,7 @@
 #include <strings.h>
 
 #include "config.h"
-#include "url.h"
+#include "core/url.h"
 
 bool service_url_host(const char *url, char *out, size_t outlen, bool *is_https)
 {

@@ -8,7 +8,7 @@
 
 #include <stdbool.h>
 
-#include "common.h"
+#include "core/common.h"
 
 struct config_list;
 

@@ -5,7 +5,7 @@
 
 #include <json-c/json.h>
 
-#include "buf.h"
+#include "core/buf.h"
 #include "content.h"
 
 #define RULE_MAX_DELAY_MS (24ll * 3600 * 1000)

@@ -24,13 +24,13 @@
 #include <json-c/json.h>
 #include <openssl/pem.h>
 
-#include "buf.h"
-#include "clock.h"
-#include "http_client.h"
-#include "jwt_sign.h"
-#include "log.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "http/http_client.h"
+#include "teams/jwt_sign.h"
+#include "core/log.h"
 #include "content.h"
-#include "devkey.h"
+#include "teams/devkey.h"
 #include "options.h"
 #include "serve.h"
 

@@ -54,14 +54,14 @@
 
 #include <json-c/json.h>
 
-#include "clock.h"
-#include "http_server.h"
-#include "jwt_sign.h"
-#include "list.h"
-#include "log.h"
+#include "core/clock.h"
+#include "http/http_server.h"
+#include "teams/jwt_sign.h"
+#include "core/list.h"
+#include "core/log.h"
 #include "content.h"
 #include "inject.h"
-#include "devkey.h"
+#include "teams/devkey.h"
 #include "outbox.h"
 
 #define BODY_MAX (4u << 20) /* a result card is far below; /stub/inject is tiny */

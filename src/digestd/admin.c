@@ -17,13 +17,13 @@
 #include <strings.h>
 
 #include "auth.h"
-#include "buf.h"
+#include "core/buf.h"
 #include "config.h"
-#include "http_server.h"
-#include "log.h"
+#include "http/http_server.h"
+#include "core/log.h"
 #include "metrics.h"
-#include "queue.h"
-#include "redis.h"
+#include "store/queue.h"
+#include "store/redis.h"
 
 /* A /metrics page is a few KiB; the cap only guards against a runaway. */
 #define METRICS_MAX_BYTES (1u << 20)

@@ -21,14 +21,14 @@
 #include <string.h>
 #include <strings.h>
 
-#include "buf.h"
-#include "clock.h"
+#include "core/buf.h"
+#include "core/clock.h"
 #include "config.h"
-#include "http_client.h"
-#include "jwks.h"
-#include "jwt_verify.h"
-#include "list.h"
-#include "log.h"
+#include "http/http_client.h"
+#include "teams/jwks.h"
+#include "teams/jwt_verify.h"
+#include "core/list.h"
+#include "core/log.h"
 
 enum fetch_state {
     FETCH_IDLE = 0, /* nothing in flight; the refresh timer may be armed */

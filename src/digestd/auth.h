@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#include "common.h"
+#include "core/common.h"
 
 /* How long a request may wait for keys that are being fetched. */
 #define AUTH_WAIT_MS 5000

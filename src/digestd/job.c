@@ -16,17 +16,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backoff.h"
-#include "buf.h"
-#include "card.h"
-#include "clock.h"
+#include "core/backoff.h"
+#include "core/buf.h"
+#include "teams/card.h"
+#include "core/clock.h"
 #include "config.h"
-#include "connector.h"
-#include "http_client.h"
-#include "log.h"
+#include "teams/connector.h"
+#include "http/http_client.h"
+#include "core/log.h"
 #include "metrics.h"
-#include "queue.h"
-#include "upstream.h"
+#include "store/queue.h"
+#include "digest/upstream.h"
 #include "worker_internal.h"
 
 #define JOB_REDIS_RETRY_MS 500

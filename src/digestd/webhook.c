@@ -16,17 +16,17 @@
 #include <strings.h>
 
 #include "auth.h"
-#include "buf.h"
-#include "card.h"
-#include "clock.h"
+#include "core/buf.h"
+#include "teams/card.h"
+#include "core/clock.h"
 #include "config.h"
-#include "connector.h"
-#include "http_server.h"
-#include "log.h"
+#include "teams/connector.h"
+#include "http/http_server.h"
+#include "core/log.h"
 #include "metrics.h"
-#include "queue.h"
-#include "requests.h"
-#include "service_url.h"
+#include "store/queue.h"
+#include "store/requests.h"
+#include "teams/service_url.h"
 
 /* Requests waiting on Redis beyond this are shed with 503: a slow Redis must
  * not turn into unbounded memory. Sync requests waiting on the upstream are

@@ -8,10 +8,10 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "activity.h"
-#include "command.h"
-#include "queue.h"
-#include "uuid.h"
+#include "teams/activity.h"
+#include "teams/command.h"
+#include "store/queue.h"
+#include "core/uuid.h"
 #include "webhook.h"
 
 struct card_address;

@@ -9,16 +9,16 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "buf.h"
-#include "card.h"
-#include "clock.h"
+#include "core/buf.h"
+#include "teams/card.h"
+#include "core/clock.h"
 #include "config.h"
-#include "connector.h"
-#include "log.h"
+#include "teams/connector.h"
+#include "core/log.h"
 #include "metrics.h"
-#include "queue.h"
-#include "requests.h"
-#include "upstream.h"
+#include "store/queue.h"
+#include "store/requests.h"
+#include "digest/upstream.h"
 #include "webhook_internal.h"
 
 /* The result is posted once; a POST whose fate is unknown is not repeated. */

@@ -13,13 +13,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backoff.h"
-#include "buf.h"
+#include "core/backoff.h"
+#include "core/buf.h"
 #include "config.h"
-#include "log.h"
+#include "core/log.h"
 #include "metrics.h"
-#include "queue.h"
-#include "redis.h"
+#include "store/queue.h"
+#include "store/redis.h"
 #include "worker_internal.h"
 
 #define WORKER_READ_BLOCK_MS 2000   /* XREADGROUP BLOCK: a stop waits at most this */

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "job_store.h"
-#include "list.h"
+#include "store/job_store.h"
+#include "core/list.h"
 #include "worker.h"
 
 struct http_client_call;

@@ -11,9 +11,9 @@
 
 #include <json-c/json.h>
 
-#include "activity.h"
-#include "buf.h"
-#include "command.h"
+#include "teams/activity.h"
+#include "core/buf.h"
+#include "teams/command.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

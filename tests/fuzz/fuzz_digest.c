@@ -14,9 +14,9 @@
 
 #include <json-c/json.h>
 
-#include "buf.h"
-#include "card.h"
-#include "digest.h"
+#include "core/buf.h"
+#include "teams/card.h"
+#include "digest/digest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -21,10 +21,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "http_server.h"
-#include "http_server_internal.h"
-#include "log.h"
+#include "core/buf.h"
+#include "http/http_server.h"
+#include "http/http_server_internal.h"
+#include "core/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

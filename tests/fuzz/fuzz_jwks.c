@@ -13,8 +13,8 @@
 
 #include <openssl/evp.h>
 
-#include "buf.h"
-#include "jwks.h"
+#include "core/buf.h"
+#include "teams/jwks.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

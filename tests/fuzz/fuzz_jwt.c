@@ -21,10 +21,10 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
-#include "buf.h"
-#include "jwks.h"
-#include "jwt_sign.h"
-#include "jwt_verify.h"
+#include "core/buf.h"
+#include "teams/jwks.h"
+#include "teams/jwt_sign.h"
+#include "teams/jwt_verify.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

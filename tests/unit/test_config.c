@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "buf.h"
+#include "core/buf.h"
 #include "config.h"
 
 #define ERR_MAX 512

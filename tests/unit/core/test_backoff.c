@@ -13,8 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "backoff.h"
-#include "common.h"
+#include "core/backoff.h"
+#include "core/common.h"
 
 #define SAMPLES 4000
 

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "buf.h"
+#include "core/buf.h"
 
 static void empty_buffer_reads_as_empty_string(void **state)
 {

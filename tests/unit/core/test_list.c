@@ -5,9 +5,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "buf.h"
-#include "common.h"
-#include "list.h"
+#include "core/buf.h"
+#include "core/common.h"
+#include "core/list.h"
 
 struct item {
     int id;

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "core/log.h"
 
 /* Runs one log_emit with stderr captured; returns the bytes written (static). */
 static const char *capture(const char *rid, const char *msg)

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "url.h"
+#include "core/url.h"
 
 static void encode(const char *in, const char *want)
 {

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "uuid.h"
+#include "core/uuid.h"
 
 static int cmp(const void *a, const void *b)
 {

@@ -12,8 +12,8 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "buf.h"
-#include "digest.h"
+#include "core/buf.h"
+#include "digest/digest.h"
 
 static int parse_str(struct digest *d, const char *s)
 {

@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http_client.h"
-#include "clock.h"
-#include "log.h"
+#include "http/http_client.h"
+#include "core/clock.h"
+#include "core/log.h"
 
 #define MAX_REPLIES 4
 #define MAX_SLOTS 256

@@ -16,9 +16,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "buf.h"
-#include "clock.h"
-#include "http_server.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "http/http_server.h"
 #include "metrics.h"
 
 #define MAX_CLIENTS 4

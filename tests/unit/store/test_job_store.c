@@ -18,12 +18,12 @@
 
 #include <hiredis/hiredis.h>
 
-#include "buf.h"
+#include "core/buf.h"
 #include "config.h"
-#include "job_store.h"
-#include "log.h"
+#include "store/job_store.h"
+#include "core/log.h"
 #include "metrics.h"
-#include "queue.h"
+#include "store/queue.h"
 #include "redis_server.h"
 
 #define STREAM "{digest}:requests"

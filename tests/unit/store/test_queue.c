@@ -20,10 +20,10 @@
 
 #include <hiredis/hiredis.h>
 
-#include "buf.h"
+#include "core/buf.h"
 #include "config.h"
 #include "metrics.h"
-#include "queue.h"
+#include "store/queue.h"
 #include "redis_server.h"
 
 struct fixture {

@@ -14,9 +14,9 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
-#include "activity.h"
-#include "buf.h"
-#include "command.h"
+#include "teams/activity.h"
+#include "core/buf.h"
+#include "teams/command.h"
 #include "config.h"
 
 /* Writable like config's list (command_parse takes char *const *). */

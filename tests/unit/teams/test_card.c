@@ -16,9 +16,9 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
-#include "buf.h"
-#include "card.h"
-#include "digest.h"
+#include "core/buf.h"
+#include "teams/card.h"
+#include "digest/digest.h"
 
 static const struct card_address TO = {
     .bot_id = "28:c9e8c047-2a74-40a2-b28a-b162d5f5327c",

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "buf.h"
-#include "command.h"
+#include "core/buf.h"
+#include "teams/command.h"
 
 /* Writable like config's list (command_parse takes char *const *). */
 static char aud_advisors[] = "advisors", aud_c_suite[] = "c_suite", aud_global[] = "global";

@@ -20,7 +20,7 @@
 
 #include "../../../lib/teams/connector.c"
 
-#include "http_server.h"
+#include "http/http_server.h"
 
 #define MAX_RECS 512
 #define MAX_SLOTS 256

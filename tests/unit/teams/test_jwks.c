@@ -18,9 +18,9 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
-#include "buf.h"
-#include "jwks.h"
-#include "jwt_sign.h"
+#include "core/buf.h"
+#include "teams/jwks.h"
+#include "teams/jwt_sign.h"
 
 static EVP_PKEY *rsa2048; /* one key for the run: generation is slow */
 static char n_b64[1400];  /* its modulus and exponent as a JWK carries them */

@@ -17,8 +17,8 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
-#include "buf.h"
-#include "jwt_sign.h"
+#include "core/buf.h"
+#include "teams/jwt_sign.h"
 
 /* RFC 7638 §3.1: the example key and its SHA-256 thumbprint. */
 static const char RFC7638_N[] =

@@ -19,10 +19,10 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#include "buf.h"
-#include "jwks.h"
-#include "jwt_sign.h"
-#include "jwt_verify.h"
+#include "core/buf.h"
+#include "teams/jwks.h"
+#include "teams/jwt_sign.h"
+#include "teams/jwt_verify.h"
 
 #define NOW 1700000000
 #define ISS "https://api.botframework.com"

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "service_url.h"
+#include "teams/service_url.h"
 
 static char h1[] = "smba.trafficmanager.net", h2[] = "smba.infra.gcc.teams.microsoft.com",
             h3[] = ".example.org", h4[] = "127.0.0.1", h5[] = "localhost", h6[] = "::1";
