@@ -190,7 +190,7 @@ static int build_activity(const struct stub_opts *o, struct buf *out, char *id, 
     time_t secs = (time_t)(ms / 1000);
     char stamp[40], date[32];
     struct tm tm;
-    struct stub_activity_spec spec = {
+    struct activity_spec spec = {
         .kind = o->conversation,
         .text = o->text,
         .id = id,
@@ -209,7 +209,7 @@ static int build_activity(const struct stub_opts *o, struct buf *out, char *id, 
     gmtime_r(&secs, &tm);
     strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(stamp, sizeof(stamp), "%s.%03uZ", date, (unsigned)(ms % 1000));
-    return stub_activity_json(&spec, out);
+    return activity_build_json(&spec, out);
 }
 
 /* Sends the request on a private loop and returns the exit code. */
@@ -267,8 +267,8 @@ static int cmd_say(const struct stub_opts *o)
         load_and_sign(o, 3600 * 1000, &auth) != 0)
         goto out;
     fprintf(stderr, "digest-stub say: POST %s activity %s (%s chat, serviceUrl %s)\n", o->to, id,
-            o->conversation == STUB_CONV_PERSONAL  ? "personal"
-            : o->conversation == STUB_CONV_CHANNEL ? "channel"
+            o->conversation == CONV_PERSONAL  ? "personal"
+            : o->conversation == CONV_CHANNEL ? "channel"
                                                    : "group",
             o->service_url);
     rc = send_activity(o, &activity, buf_cstr(&auth));

@@ -207,7 +207,7 @@ static const char *set_service_url(struct stub_opts *o, const char *v)
 
 static const char *set_conversation(struct stub_opts *o, const char *v)
 {
-    return stub_conv_kind_parse(v, &o->conversation) ? "expected personal, channel or group" : NULL;
+    return conv_kind_parse(v, &o->conversation) ? "expected personal, channel or group" : NULL;
 }
 
 static const char *set_conversation_id(struct stub_opts *o, const char *v)

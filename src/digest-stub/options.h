@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "content.h"
+#include "teams/activity_build.h"
 
 enum stub_cmd {
     STUB_CMD_SERVE = 0,
@@ -55,7 +56,7 @@ struct stub_opts {
     const char *to;
     const char *stub_url;
     const char *service_url; /* NULL: stub_url + "/" */
-    enum stub_conv_kind conversation;
+    enum conv_kind conversation;
     const char *conversation_id;
     const char *activity_id;
     uint64_t timeout_ms;

@@ -14,6 +14,7 @@
 #include "core/buf.h"
 #include "core/common.h"
 #include "content.h"
+#include "teams/card_describe.h"
 
 struct json_object;
 
@@ -29,7 +30,7 @@ struct stub_record {
     char *body;           /* as received */
     char *response_id;    /* the id answered; NULL when not 200 */
     int status;           /* the status answered; 0 = hung */
-    struct stub_card card;
+    struct card_summary card;
 };
 
 struct stub_outbox {

@@ -533,7 +533,7 @@ static void handle_connector(struct stub *s, struct http_request *req)
     rec.auth = auth ? xstrdup(auth) : NULL;
     rec.body = xstrndup(text, len);
     body = stub_json_parse(text, len);
-    stub_card_describe(body, &rec.card);
+    card_describe(body, &rec.card);
     json_object_put(body);
     if (!injected(s, STUB_TARGET_CONNECTOR, &r, &delay, &hang))
         reply_connector(s, &rec, &r, &rec.response_id);
