@@ -10,7 +10,6 @@
 #include <strings.h>
 
 #include <json-c/json.h>
-#include <uv.h>
 
 #include "core/buf.h"
 #include "config.h"
@@ -219,65 +218,4 @@ void digest_free(struct digest *d)
     xfree(d->audience);
     xfree(d->generated_at);
     memset(d, 0, sizeof(*d));
-}
-
-/* Transport failures: those a later attempt may not meet again. */
-static enum digest_outcome transport_outcome(int err)
-{
-    switch (err) {
-    case DG_ERR_TIMEOUT:
-    case DG_ERR_UNAVAILABLE:
-    case DG_ERR_CLOSED: /* shutdown cut the call short: another worker retries */
-    case UV_ETIMEDOUT:
-    case UV_ECONNREFUSED:
-    case UV_ECONNRESET:
-    case UV_ECONNABORTED:
-    case UV_EPIPE:
-    case UV_EOF:
-    case UV_ECANCELED:
-    case UV_EHOSTUNREACH:
-    case UV_ENETUNREACH:
-    case UV_ENETDOWN:
-    case UV_EADDRNOTAVAIL:
-    case UV_EAI_AGAIN:
-    case UV_EAI_FAIL:
-    case UV_EAI_NONAME:
-    case UV_EMFILE: /* our own fd budget: nothing was sent, later there is room */
-    case UV_ENFILE:
-    case UV_ENOBUFS:
-        return DIGEST_RETRYABLE;
-    default:
-        return DIGEST_FINAL;
-    }
-}
-
-enum digest_outcome digest_outcome_classify(int err, long status)
-{
-    if (err != 0)
-        return transport_outcome(err);
-    if (status >= 200 && status <= 299)
-        return DIGEST_OK;
-    switch (status) {
-    case 412: /* PreconditionFailed: concurrent operations on the conversation */
-    case 429: /* Throttled: the caller honours Retry-After */
-    case 502:
-    case 503:
-    case 504:
-        return DIGEST_RETRYABLE;
-    default:
-        return DIGEST_FINAL;
-    }
-}
-
-const char *digest_outcome_name(enum digest_outcome outcome)
-{
-    switch (outcome) {
-    case DIGEST_OK:
-        return "ok";
-    case DIGEST_RETRYABLE:
-        return "retryable";
-    case DIGEST_FINAL:
-        return "final";
-    }
-    return "final";
 }

@@ -1,8 +1,7 @@
 /*
  * digest.h: the pure half of talking to the upstream digest service. It turns
  * the upstream reply {"audience","generated_at","items":[…]} into a struct
- * digest, and classifies the outcome of any outbound HTTP call (upstream or
- * Bot connector) as ok / retry / give up (SPEC §6). No I/O: the fetch itself
+ * digest. No I/O: the fetch itself
  * lives with the HTTP client. A struct digest owns copies of every string
  * (already capped and made valid UTF-8 for a card), so it outlives the body
  * and the JSON it came from; digest_free() releases it.
@@ -61,29 +60,3 @@ void digest_free(struct digest *d);
  */
 char *digest_text_cap(const char *s, size_t len, size_t max_chars);
 
-/*
- * What to do after an outbound HTTP call (SPEC §6, research/botframework.md
- * §4.5). One table for the upstream and the Bot connector.
- */
-enum digest_outcome {
-    DIGEST_OK = 0,    /* 2xx */
-    DIGEST_RETRYABLE, /* back off and try again (attempts permitting) */
-    DIGEST_FINAL,     /* retrying cannot help: fail the job */
-};
-
-/*
- * err is the transport result (0 when an HTTP status arrived), status the
- * HTTP status (ignored when err != 0).
- * - err != 0: DG_ERR_TIMEOUT, DG_ERR_UNAVAILABLE, DG_ERR_CLOSED and every
- *   libuv code (connection refused/reset, DNS, timeouts) are retryable; our
- *   other codes (DG_ERR_TOO_LARGE for an oversized reply, DG_ERR_PROTOCOL,
- *   DG_ERR_BAD_JSON, …) are final, since the same request gets the same answer.
- * - err == 0: 2xx ok; 412, 429, 502, 503, 504 retryable; anything else final
- *   (403 included, whatever its code, and 500: Teams says not to retry it).
- * The HTTP client is expected to map curl's connect/DNS/send/recv failures to
- * DG_ERR_UNAVAILABLE and its timeouts to DG_ERR_TIMEOUT.
- */
-enum digest_outcome digest_outcome_classify(int err, long status);
-
-/* "ok", "retryable", "final": for logs and metrics labels. */
-const char *digest_outcome_name(enum digest_outcome outcome);

@@ -41,15 +41,15 @@ static void on_response(const struct http_client_response *res, void *data)
     };
     struct digest d;
 
-    r.outcome = digest_outcome_classify(res->err, res->status);
-    if (r.outcome != DIGEST_OK) {
+    r.outcome = http_outcome_classify(res->err, res->status);
+    if (r.outcome != HTTP_OUTCOME_OK) {
         r.detail = res->err ? res->error : "the digest service answered with an error";
         f->cb(&r, f->data);
     } else {
         r.err = digest_parse(&d, res->body->data ? res->body->data : "", res->body->len);
         if (r.err) {
             /* The same request would get the same broken answer. */
-            r.outcome = DIGEST_FINAL;
+            r.outcome = HTTP_OUTCOME_FINAL;
             r.detail = "the digest service sent a reply we cannot read";
             f->cb(&r, f->data);
         } else {

@@ -11,6 +11,7 @@
 
 #include "core/common.h"
 #include "digest/digest.h"
+#include "http/outcome.h"
 
 struct http_client;
 struct http_client_call;
@@ -19,8 +20,8 @@ struct config;
 struct upstream_result {
     int err;                     /* 0, a transport error, or a parse error of the body */
     long status;                 /* HTTP status, 0 when none arrived */
-    enum digest_outcome outcome; /* what to do about it */
-    struct digest *digest;       /* parsed digest when outcome is DIGEST_OK; borrowed */
+    enum http_outcome outcome; /* what to do about it */
+    struct digest *digest;       /* parsed digest when outcome is HTTP_OUTCOME_OK; borrowed */
     int64_t retry_after_s;       /* -1 when absent */
     const char *detail;          /* short text for logs and the error card */
 };

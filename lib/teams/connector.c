@@ -196,7 +196,7 @@ static void call_finish(struct call *call, struct connector_result *res)
 static void call_finish_closed(struct call *call)
 {
     struct connector_result res = {
-        .err = DG_ERR_CLOSED, .outcome = DIGEST_FINAL, .retry_after_s = -1};
+        .err = DG_ERR_CLOSED, .outcome = HTTP_OUTCOME_FINAL, .retry_after_s = -1};
 
     call_finish(call, &res);
 }
@@ -274,7 +274,7 @@ static void call_use_token(struct call *call, const char *token, uint64_t gen);
 
 /*
  * Hands the fetch's outcome to every waiter, oldest first. On failure err
- * and status are what digest_outcome_classify judges: err 0 with the
+ * and status are what http_outcome_classify judges: err 0 with the
  * endpoint's status, or the transport (or parse) error.
  */
 static void token_wake(struct connector *c, bool ok, int err, long status, int64_t retry_after_s)
@@ -302,7 +302,7 @@ static void on_token(const struct http_client_response *res, void *data)
     int err = res->err;
 
     c->token_call = NULL;
-    if (!err && digest_outcome_classify(0, res->status) != DIGEST_OK) {
+    if (!err && http_outcome_classify(0, res->status) != HTTP_OUTCOME_OK) {
         log_warn("connector: token request refused: status %ld", res->status);
         token_wake(c, false, 0, res->status, res->retry_after_s);
         return;
@@ -569,7 +569,7 @@ static void pace_enqueue(struct call *call)
         /* A flood into one conversation must not queue without bound: at
          * Teams' rate this one would wait minutes, so it fails now. */
         struct connector_result res = {
-            .err = DG_ERR_UNAVAILABLE, .outcome = DIGEST_RETRYABLE, .retry_after_s = -1};
+            .err = DG_ERR_UNAVAILABLE, .outcome = HTTP_OUTCOME_RETRYABLE, .retry_after_s = -1};
         call_finish(call, &res);
         return;
     }
@@ -691,7 +691,7 @@ static void attempt_failed(struct call *call, int err, long status, int64_t retr
                            bool token_error)
 {
     struct connector *c = call->c;
-    enum digest_outcome outcome = digest_outcome_classify(err, status);
+    enum http_outcome outcome = http_outcome_classify(err, status);
     struct connector_result res = {.err = err ? err : DG_ERR_PROTOCOL,
                                    .status = status,
                                    .token_error = token_error,
@@ -704,7 +704,7 @@ static void attempt_failed(struct call *call, int err, long status, int64_t retr
         call_finish_closed(call);
         return;
     }
-    if (outcome == DIGEST_RETRYABLE && attempts_used(call) < call->max_attempts &&
+    if (outcome == HTTP_OUTCOME_RETRYABLE && attempts_used(call) < call->max_attempts &&
         retry_is_safe(call, err, status, token_error))
         wait = backoff_ms(c, attempts_used(call), retry_after_s);
     if (wait >= 0) {
@@ -716,7 +716,7 @@ static void attempt_failed(struct call *call, int err, long status, int64_t retr
     }
     log_warn("connector: %s %s failed: %sstatus %ld, %s, %s after %u attempts", call->request_id,
              op_name(call->op), token_error ? "token endpoint " : "", status, dg_strerror(err),
-             digest_outcome_name(outcome), call->attempts);
+             http_outcome_name(outcome), call->attempts);
     call_finish(call, &res);
 }
 
@@ -750,7 +750,7 @@ static void on_sent(const struct http_client_response *r, void *data)
 {
     struct call *call = data;
     struct connector *c = call->c;
-    struct connector_result res = {.outcome = DIGEST_OK, .status = r->status, .retry_after_s = -1};
+    struct connector_result res = {.outcome = HTTP_OUTCOME_OK, .status = r->status, .retry_after_s = -1};
     char *id;
 
     call->hc = NULL; /* dead once this callback returns */
@@ -758,7 +758,7 @@ static void on_sent(const struct http_client_response *r, void *data)
         call_finish_closed(call);
         return;
     }
-    if (digest_outcome_classify(r->err, r->status) == DIGEST_OK) {
+    if (http_outcome_classify(r->err, r->status) == HTTP_OUTCOME_OK) {
         id = resource_id(r->body);
         res.activity_id = id;
         call_finish(call, &res);

@@ -18,6 +18,7 @@
 #include "core/buf.h"
 #include "core/common.h"
 #include "digest/digest.h"
+#include "http/outcome.h"
 
 struct card_address;
 struct config;
@@ -75,7 +76,7 @@ struct connector_result {
                                     DG_ERR_CLOSED after connector_stop */
     long status;                 /* last HTTP status, 0 if none arrived */
     bool token_error;            /* the failure came from the token endpoint (status is its) */
-    enum digest_outcome outcome; /* of the last attempt: OK, RETRYABLE (budget spent or
+    enum http_outcome outcome; /* of the last attempt: OK, RETRYABLE (budget spent or
                                     ambiguous and not retried) or FINAL */
     int64_t retry_after_s;       /* Retry-After of the last response, -1 if none */
     unsigned attempts;           /* requests made to the connector or token endpoint */

@@ -361,7 +361,7 @@ static void on_result_sent(const struct connector_result *res, void *data)
         finish(j); /* another consumer holds it now */
         return;
     }
-    if (res->outcome == DIGEST_FINAL) {
+    if (res->outcome == HTTP_OUTCOME_FINAL) {
         /* 403/404: the bot is no longer in that conversation; nothing can reach it. */
         j->mark_stale = !res->token_error && (res->status == 403 || res->status == 404);
         end_job(j, "failed", !j->mark_stale, "%s", why);
@@ -418,11 +418,11 @@ static void on_fetched(const struct upstream_result *res, void *data)
         snprintf(why, sizeof(why), "%s (HTTP %ld)", res->detail, res->status);
     else
         snprintf(why, sizeof(why), "%s (%s)", res->detail, dg_strerror(res->err));
-    if (res->outcome == DIGEST_RETRYABLE) {
+    if (res->outcome == HTTP_OUTCOME_RETRYABLE) {
         retry(j, res->retry_after_s, why);
         return;
     }
-    if (res->outcome == DIGEST_FINAL) {
+    if (res->outcome == HTTP_OUTCOME_FINAL) {
         end_job(j, "failed", true, "%s", why);
         return;
     }
@@ -443,7 +443,7 @@ static void fetch(struct job *j)
     err = upstream_fetch(j->w->http, j->w->cfg, j->f.audience, on_fetched, j, &j->fetch);
     if (err == DG_ERR_CLOSED)
         release(j);
-    else if (err && digest_outcome_classify(err, 0) == DIGEST_RETRYABLE)
+    else if (err && http_outcome_classify(err, 0) == HTTP_OUTCOME_RETRYABLE)
         retry(j, -1, dg_strerror(err)); /* out of sockets, say: nothing was sent */
     else if (err)
         end_job(j, "failed", true, "the digest could not be requested: %s", dg_strerror(err));

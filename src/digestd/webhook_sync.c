@@ -158,7 +158,7 @@ static void on_fetched(const struct upstream_result *res, void *data)
     struct webhook_req *w = data;
 
     w->fetched_ms = clock_wall_ms();
-    if (res->outcome == DIGEST_OK) {
+    if (res->outcome == HTTP_OUTCOME_OK) {
         post_result(w, res->digest);
         return;
     }

@@ -1,7 +1,6 @@
 /*
  * test_digest.c: the upstream reply parser (strict about shape, tolerant
- * about content, capped text, http(s)-only URLs) and the ok/retry/final
- * table shared by upstream and connector calls.
+ * about content, capped text, http(s)-only URLs).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +9,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <uv.h>
 
 #include "core/buf.h"
 #include "digest/digest.h"
@@ -345,62 +343,6 @@ static void test_many_items_counted(void **state)
     buf_free(&b);
 }
 
-static void test_classify_status(void **state)
-{
-    static const struct {
-        long status;
-        enum digest_outcome want;
-    } cases[] = {
-        {200, DIGEST_OK},        {201, DIGEST_OK},        {202, DIGEST_OK},
-        {204, DIGEST_OK},        {299, DIGEST_OK},        {412, DIGEST_RETRYABLE},
-        {429, DIGEST_RETRYABLE}, {502, DIGEST_RETRYABLE}, {503, DIGEST_RETRYABLE},
-        {504, DIGEST_RETRYABLE}, {0, DIGEST_FINAL},       {100, DIGEST_FINAL},
-        {199, DIGEST_FINAL},     {300, DIGEST_FINAL},     {301, DIGEST_FINAL},
-        {304, DIGEST_FINAL},     {400, DIGEST_FINAL},     {401, DIGEST_FINAL},
-        {403, DIGEST_FINAL},     {404, DIGEST_FINAL},     {408, DIGEST_FINAL},
-        {409, DIGEST_FINAL},     {413, DIGEST_FINAL},     {500, DIGEST_FINAL},
-        {501, DIGEST_FINAL},     {505, DIGEST_FINAL},     {599, DIGEST_FINAL},
-        {-1, DIGEST_FINAL},
-    };
-    size_t i;
-
-    for (i = 0; i < ARRAY_SIZE(cases); i++) {
-        enum digest_outcome got = digest_outcome_classify(0, cases[i].status);
-
-        if (got != cases[i].want)
-            fail_msg("status %ld: got %s, want %s", cases[i].status, digest_outcome_name(got),
-                     digest_outcome_name(cases[i].want));
-    }
-}
-
-static void test_classify_transport(void **state)
-{
-    static const int retry[] = {
-        DG_ERR_TIMEOUT,  DG_ERR_UNAVAILABLE, DG_ERR_CLOSED, UV_ETIMEDOUT,
-        UV_ECONNREFUSED, UV_ECONNRESET,      UV_EPIPE,      UV_EHOSTUNREACH,
-        UV_ENETUNREACH,  UV_EAI_AGAIN,       UV_EOF,
-    };
-    static const int final[] = {
-        DG_ERR_TOO_LARGE, DG_ERR_BAD_JSON, DG_ERR_FIELD,
-        DG_ERR_PROTOCOL,  DG_ERR_INVALID,  DG_ERR_CONFIG,
-        UV_EINVAL,        UV_ENOMEM,       1,
-    };
-    size_t i;
-
-    /* A transport error decides alone: the status (here a 200) is not looked at. */
-    for (i = 0; i < ARRAY_SIZE(retry); i++) {
-        if (digest_outcome_classify(retry[i], 200) != DIGEST_RETRYABLE)
-            fail_msg("err %d (%s) should be retryable", retry[i], dg_strerror(retry[i]));
-    }
-    for (i = 0; i < ARRAY_SIZE(final); i++) {
-        if (digest_outcome_classify(final[i], 503) != DIGEST_FINAL)
-            fail_msg("err %d (%s) should be final", final[i], dg_strerror(final[i]));
-    }
-    assert_string_equal(digest_outcome_name(DIGEST_OK), "ok");
-    assert_string_equal(digest_outcome_name(DIGEST_RETRYABLE), "retryable");
-    assert_string_equal(digest_outcome_name(DIGEST_FINAL), "final");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -417,8 +359,6 @@ int main(void)
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_url_length_cap),
         cmocka_unit_test(test_many_items_counted),
-        cmocka_unit_test(test_classify_status),
-        cmocka_unit_test(test_classify_transport),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,7 +56,7 @@ struct slot {
     int err;
     long status;
     bool token_error;
-    enum digest_outcome outcome;
+    enum http_outcome outcome;
     int64_t retry_after_s;
     unsigned attempts;
     char id[64];
@@ -567,7 +567,7 @@ static void reply_reaches_path_with_token_and_body(void **state)
     run(t, 1);
     assert_slots_once(t, 1);
     assert_int_equal(t->slots[0].err, 0);
-    assert_int_equal(t->slots[0].outcome, DIGEST_OK);
+    assert_int_equal(t->slots[0].outcome, HTTP_OUTCOME_OK);
     assert_string_equal(t->slots[0].id, "act-1");
     assert_int_equal(t->slots[0].attempts, 1);
 
@@ -734,7 +734,7 @@ static void second_unauthorized_is_final(void **state)
     run(t, 1);
     assert_int_equal(t->slots[0].err, DG_ERR_PROTOCOL);
     assert_int_equal(t->slots[0].status, 401);
-    assert_int_equal(t->slots[0].outcome, DIGEST_FINAL);
+    assert_int_equal(t->slots[0].outcome, HTTP_OUTCOME_FINAL);
     assert_false(t->slots[0].token_error);
     assert_int_equal(t->n_tok, 2);
     assert_int_equal(t->n_conn, 2);
@@ -793,7 +793,7 @@ static void unavailable_spends_the_budget(void **state)
     run(t, 1);
     assert_int_equal(t->slots[0].err, DG_ERR_PROTOCOL);
     assert_int_equal(t->slots[0].status, 503);
-    assert_int_equal(t->slots[0].outcome, DIGEST_RETRYABLE);
+    assert_int_equal(t->slots[0].outcome, HTTP_OUTCOME_RETRYABLE);
     assert_int_equal(t->slots[0].attempts, 4);
     assert_int_equal(t->n_conn, 4);
 }
@@ -811,7 +811,7 @@ static void ambiguous_post_is_not_retried_by_default(void **state)
     run(t, 3);
     assert_slots_once(t, 3);
     assert_int_equal(t->slots[0].attempts, 1);
-    assert_int_equal(t->slots[0].outcome, DIGEST_RETRYABLE); /* the caller may decide */
+    assert_int_equal(t->slots[0].outcome, HTTP_OUTCOME_RETRYABLE); /* the caller may decide */
     assert_int_equal(t->slots[0].status, 502);
     assert_int_equal(t->slots[1].attempts, 2);
     assert_int_equal(t->slots[2].attempts, 3); /* PUT is idempotent */
@@ -829,7 +829,7 @@ static void forbidden_is_not_retried(void **state)
     run(t, 1);
     assert_int_equal(t->slots[0].err, DG_ERR_PROTOCOL);
     assert_int_equal(t->slots[0].status, 403);
-    assert_int_equal(t->slots[0].outcome, DIGEST_FINAL);
+    assert_int_equal(t->slots[0].outcome, HTTP_OUTCOME_FINAL);
     assert_int_equal(t->slots[0].attempts, 1);
     assert_int_equal(t->n_conn, 1);
     assert_int_equal(metric_value(t, "digestd_retries_total"), 0);
@@ -845,7 +845,7 @@ static void token_endpoint_errors(void **state)
     assert_int_equal(t->slots[0].err, DG_ERR_PROTOCOL);
     assert_int_equal(t->slots[0].status, 400);
     assert_true(t->slots[0].token_error);
-    assert_int_equal(t->slots[0].outcome, DIGEST_FINAL);
+    assert_int_equal(t->slots[0].outcome, HTTP_OUTCOME_FINAL);
     assert_int_equal(t->n_tok, 1);
     assert_int_equal(t->n_conn, 0);
 }
@@ -859,7 +859,7 @@ static void token_endpoint_outage_is_retried(void **state)
     run(t, 1);
     assert_int_equal(t->slots[0].status, 503);
     assert_true(t->slots[0].token_error);
-    assert_int_equal(t->slots[0].outcome, DIGEST_RETRYABLE);
+    assert_int_equal(t->slots[0].outcome, HTTP_OUTCOME_RETRYABLE);
     assert_int_equal(t->slots[0].attempts, 3);
     assert_int_equal(t->n_tok, 3);
     assert_int_equal(t->n_conn, 0);
@@ -1004,7 +1004,7 @@ static void flood_checked(struct ctx *t)
     for (i = 0; i < 7 + CONNECTOR_PACE_MAX_WAITING + 5; i++) {
         if (t->slots[i].calls == 1) {
             assert_int_equal(t->slots[i].err, DG_ERR_UNAVAILABLE);
-            assert_int_equal(t->slots[i].outcome, DIGEST_RETRYABLE);
+            assert_int_equal(t->slots[i].outcome, HTTP_OUTCOME_RETRYABLE);
             refused++;
         }
     }
