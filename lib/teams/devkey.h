@@ -1,5 +1,5 @@
 /*
- * stub_key.h: the development signing key of digest-stub. One RSA-2048
+ * devkey.h: the development signing key of digest-stub. One RSA-2048
  * private key in DIR/dev-signing-key.pem (PKCS#8 PEM, mode 0600, DIR 0700),
  * created on first use; `serve` publishes its public half in the JWKS and
  * `say`/`token` sign with it, so both must be given the same DIR. Blocking
