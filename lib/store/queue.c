@@ -35,6 +35,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "config.h"
 #include "core/log.h"
 #include "metrics.h"
@@ -276,16 +277,6 @@ static int pack_job(struct queue *q, const struct queue_job *job)
     return rc;
 }
 
-/* FNV-1a: only a fast "certainly different" before strcmp. */
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325u;
-
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3u;
-    return h;
-}
-
 /* Steps over one packed argument. */
 static const char *next_arg(const char *s)
 {
@@ -520,7 +511,7 @@ static struct entry *batch_add(struct queue *q)
     /* Every entry starts with its conversation key and its kind. */
     e->conv_off = b->keys.len;
     e->kind_off = b->args.len;
-    e->conv_hash = hash_str(q->pk.keys.data);
+    e->conv_hash = hash_fnv1a(q->pk.keys.data);
     /* need <= QUEUE_MAX_ARGS_BYTES, far below the batch cap: cannot fail. */
     if (buf_append(&b->keys, q->pk.keys.data, q->pk.keys.len) != 0 ||
         buf_append(&b->args, q->pk.args.data, q->pk.args.len) != 0)

@@ -13,6 +13,8 @@
 
 #include <json-c/json.h>
 
+#include "core/hash.h"
+
 /* --------------------------------------------------------------- digest */
 
 static const char *const first_names[] = {
@@ -77,16 +79,6 @@ uint64_t stub_rand_next(uint64_t *state)
 static const char *pick(uint64_t *state, const char *const *list, size_t n)
 {
     return list[stub_rand_next(state) % n];
-}
-
-/* FNV-1a, so that each audience starts the generator somewhere else. */
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
 }
 
 static void jadd_str(struct json_object *o, const char *key, const char *val)
@@ -177,7 +169,8 @@ int stub_digest_json(const char *audience, uint64_t seed, unsigned n_items,
                      const char *generated_at, struct buf *out)
 {
     struct json_object *d = json_object_new_object(), *items = json_object_new_array();
-    uint64_t state = hash_str(audience) ^ (seed * 0x2545f4914f6cdd1dull);
+    /* Hashed, so that each audience starts the generator somewhere else. */
+    uint64_t state = hash_fnv1a(audience) ^ (seed * 0x2545f4914f6cdd1dull);
     unsigned i;
     int err;
 

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "store/job_store.h"
+#include "core/hash_table.h"
 #include "core/list.h"
 #include "worker.h"
 
@@ -31,8 +32,7 @@ struct worker {
     char consumer[320];
     char *stream_key;
     struct list_node jobs; /* struct job, in arrival order */
-    struct job **index;    /* the same jobs by stream id (chained hash) */
-    size_t index_mask;     /* buckets - 1, a power of two */
+    struct hash_table index; /* the same jobs by stream id */
     char nonce[17];        /* per process, in attempt tokens */
     uint64_t tries;        /* attempts begun here: never reused, even for a job taken back */
     size_t n_jobs;         /* in the list, plus those whose timer is closing */
@@ -82,7 +82,7 @@ struct job_ref {
 
 struct job {
     struct list_node node;
-    struct job *index_next; /* bucket chain of w->index */
+    struct hash_node index_node; /* w->index */
     struct worker *w;
     struct job_fields f;   /* strings below own the storage */
     char *strs;            /* one allocation behind every f string */
