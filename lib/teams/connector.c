@@ -16,7 +16,6 @@
 
 #include <inttypes.h>
 #include <json-c/json.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -688,21 +687,16 @@ static void attempt_failed(struct call *call, int err, long status, int64_t retr
 /* ResourceResponse {"id":…}; "" (and the send still counts) when absent. */
 static char *resource_id(const struct buf *body)
 {
-    struct json_tokener *tok;
-    struct json_object *root, *v;
+    struct json_object *root;
+    const char *s;
     char *id = NULL;
 
-    if (body->len == 0 || body->len > INT_MAX)
+    if (json_strict_object(buf_cstr(body), body->len, JSON_MAX_DEPTH, false, &root) != 0)
         return NULL;
-    tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-    if (!tok)
-        abort();
-    root = json_tokener_parse_ex(tok, buf_cstr(body), (int)body->len);
-    if (root && json_object_object_get_ex(root, "id", &v) &&
-        json_object_is_type(v, json_type_string))
-        id = xstrdup(json_object_get_string(v));
+    s = json_strict_string(root, "id");
+    if (s)
+        id = xstrdup(s);
     json_object_put(root);
-    json_tokener_free(tok);
     return id;
 }
 

@@ -7,7 +7,6 @@
 
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -187,24 +186,6 @@ int stub_digest_json(const char *audience, uint64_t seed, unsigned n_items,
 }
 
 /* ------------------------------------------------------------- decoding */
-
-struct json_object *stub_json_parse(const char *text, size_t len)
-{
-    struct json_tokener *tok = json_tokener_new_ex(64);
-    struct json_object *o;
-
-    if (!tok)
-        abort(); /* json-c's only failure here is out of memory */
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    o = json_tokener_parse_ex(tok, text, (int)len);
-    /* Trailing bytes (a second value, a NUL and more) make it not JSON. */
-    if (o && json_tokener_get_parse_end(tok) != len) {
-        json_object_put(o);
-        o = NULL;
-    }
-    json_tokener_free(tok);
-    return o;
-}
 
 /* The value of one hex digit, or -1. */
 static int hex_value(char c)

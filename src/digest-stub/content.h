@@ -17,11 +17,8 @@ struct json_object;
 
 #define STUB_ITEMS_MAX 100
 
-/*
- * Parses exactly len bytes as one strict JSON value (depth 64); a new
- * object (json_object_put), or NULL when the text is not JSON.
- */
-struct json_object *stub_json_parse(const char *text, size_t len);
+/* How deep the JSON the stub is sent may nest (json_strict's count). */
+#define STUB_JSON_MAX_DEPTH 64
 
 /* splitmix64: well-mixed deterministic numbers from a 64-bit state. */
 uint64_t stub_rand_next(uint64_t *state);

@@ -55,6 +55,7 @@
 #include <json-c/json.h>
 
 #include "core/clock.h"
+#include "core/json_strict.h"
 #include "http/http_server.h"
 #include "teams/jwt_sign.h"
 #include "core/list.h"
@@ -532,7 +533,9 @@ static void handle_connector(struct stub *s, struct http_request *req)
     rec.path = xstrdup(http_request_path(req));
     rec.auth = auth ? xstrdup(auth) : NULL;
     rec.body = xstrndup(text, len);
-    body = stub_json_parse(text, len);
+    /* Not JSON (NULL) is described as "none". */
+    if (json_strict_value(text, len, STUB_JSON_MAX_DEPTH, false, &body) != 0)
+        body = NULL;
     card_describe(body, &rec.card);
     json_object_put(body);
     if (!injected(s, STUB_TARGET_CONNECTOR, &r, &delay, &hang))

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "teams/connector.h"
 #include "http/http_server.h"
+#include "core/json_strict.h"
 #include "core/log.h"
 #include "metrics.h"
 #include "store/queue.h"
@@ -497,18 +498,6 @@ static void on_auth_done(int status, const char *why, void *data)
         accept_activity(w, root);
 }
 
-/* A top-level string member, or NULL (also for one holding a NUL). */
-static const char *member_string(struct json_object *root, const char *name)
-{
-    struct json_object *v;
-    const char *s;
-
-    if (!json_object_object_get_ex(root, name, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    s = json_object_get_string(v);
-    return strlen(s) == (size_t)json_object_get_string_len(v) ? s : NULL;
-}
-
 /*
  * The token checks, after the body parsed and before its fields are read:
  * they need the activity's serviceUrl (the token's serviceurl claim must
@@ -533,8 +522,8 @@ static void check_token(struct webhook_req *w, struct json_object *root)
     p->w = w;
     p->root = root;
     status = auth_check(wh->auth, http_request_header(w->req, "Authorization"),
-                        member_string(root, "serviceUrl"), member_string(root, "channelId"), &why,
-                        on_auth_done, p);
+                        json_strict_string(root, "serviceUrl"),
+                        json_strict_string(root, "channelId"), &why, on_auth_done, p);
     if (status == AUTH_PENDING)
         return;
     xfree(p);
