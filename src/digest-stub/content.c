@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "core/hash.h"
+#include "core/url.h"
 
 /* --------------------------------------------------------------- digest */
 
@@ -187,47 +188,6 @@ int stub_digest_json(const char *audience, uint64_t seed, unsigned n_items,
 
 /* ------------------------------------------------------------- decoding */
 
-/* The value of one hex digit, or -1. */
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes %XX escapes, and '+' as a space when plus_is_space. */
-static int decode(const char *s, size_t len, bool plus_is_space, struct buf *out)
-{
-    size_t i;
-    int err = 0;
-
-    for (i = 0; i < len && !err; i++) {
-        char c = s[i];
-        if (c == '%') {
-            int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
-            /* %00 would cut the C string the decoded value becomes. */
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return DG_ERR_INVALID;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            c = ' ';
-        }
-        err = buf_append(out, &c, 1);
-    }
-    return err;
-}
-
-int stub_percent_decode(const char *s, size_t len, struct buf *out)
-{
-    return decode(s, len, false, out);
-}
-
 int stub_form_get(const char *form, size_t len, const char *key, struct buf *out)
 {
     size_t klen = strlen(key), i = 0;
@@ -236,7 +196,7 @@ int stub_form_get(const char *form, size_t len, const char *key, struct buf *out
         const char *pair = form + i, *amp = memchr(pair, '&', len - i);
         size_t plen = amp ? (size_t)(amp - pair) : len - i;
         if (plen > klen && memcmp(pair, key, klen) == 0 && pair[klen] == '=')
-            return decode(pair + klen + 1, plen - klen - 1, true, out);
+            return url_percent_decode(pair + klen + 1, plen - klen - 1, true, out);
         if (plen == klen && memcmp(pair, key, klen) == 0)
             return 0; /* "key" alone: present and empty */
         i += plen + 1;

@@ -1,9 +1,9 @@
 /*
  * stub_content.h: the pure parts of digest-stub (SPEC §9): the upstream's
- * digest reply and small form/URL decoding (the Teams activity `say` sends
- * and the naming of cards live in lib/teams). No I/O and no
- * clock (times are passed in), so each is deterministic. Outputs go into a
- * caller's struct buf; inputs are borrowed.
+ * digest reply and form decoding (percent-decoding is core/url.h; the
+ * Teams activity `say` sends and the naming of cards live in lib/teams). No
+ * I/O and no clock (times are passed in), so each is deterministic. Outputs
+ * go into a caller's struct buf; inputs are borrowed.
  */
 #pragma once
 
@@ -31,12 +31,6 @@ uint64_t stub_rand_next(uint64_t *state);
  */
 int stub_digest_json(const char *audience, uint64_t seed, unsigned n_items,
                      const char *generated_at, struct buf *out) WARN_UNUSED;
-
-/*
- * Percent-decodes len bytes of s into out ('+' is kept: this is for paths).
- * DG_ERR_INVALID for a malformed escape or an encoded NUL.
- */
-int stub_percent_decode(const char *s, size_t len, struct buf *out) WARN_UNUSED;
 
 /*
  * Finds key in an application/x-www-form-urlencoded string (or a query

@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 
 #include "core/json_strict.h"
+#include "core/url.h"
 
 #define SEGMENT_MAX 4096 /* one decoded path segment */
 #define CONV_SHOWN 24    /* conversation id bytes on a stdout line */
@@ -19,7 +20,7 @@ static char *decode_segment(const char *s, size_t len)
     struct buf b;
 
     buf_init(&b, SEGMENT_MAX);
-    if (len == 0 || stub_percent_decode(s, len, &b) != 0) {
+    if (len == 0 || url_percent_decode(s, len, false, &b) != 0) {
         buf_free(&b);
         return NULL;
     }
