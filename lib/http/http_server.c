@@ -34,6 +34,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/json_escape.h"
 #include "config.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -1112,27 +1113,6 @@ static void conn_respond(struct conn *c, int status, const char *content_type, c
     conn_write_out(c);
 }
 
-/* JSON string content, escaped; bounded by the output buffer's cap. */
-static int json_escape(struct buf *b, const char *s)
-{
-    char u[8];
-    int err = 0;
-
-    for (; !err && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            char esc[2] = {'\\', (char)ch};
-            err = buf_append(b, esc, 2);
-        } else if (ch < 0x20) {
-            snprintf(u, sizeof(u), "\\u%04x", ch);
-            err = buf_append(b, u, 6);
-        } else {
-            err = buf_append(b, s, 1);
-        }
-    }
-    return err;
-}
-
 static void conn_respond_error(struct conn *c, int status, const char *code, const char *message,
                                const struct http_header *extra, size_t n_extra)
 {
@@ -1143,11 +1123,11 @@ static void conn_respond_error(struct conn *c, int status, const char *code, con
     buf_reset(b);
     err = buf_append_str(b, "{\"error\":{\"code\":\"");
     if (!err)
-        err = json_escape(b, code);
+        err = json_escape_buf(b, code);
     if (!err)
         err = buf_append_str(b, "\",\"message\":\"");
     if (!err)
-        err = json_escape(b, message);
+        err = json_escape_buf(b, message);
     if (!err)
         err = buf_append_str(b, "\"}}");
     if (err)
