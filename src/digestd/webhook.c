@@ -111,13 +111,8 @@ void webhook_req_done(struct webhook_req *w)
 
 void webhook_card_address(const struct webhook_req *w, struct card_address *to)
 {
-    memset(to, 0, sizeof(*to));
-    to->bot_id = w->act.recipient_id;
-    to->bot_name = w->act.recipient_name;
-    to->user_id = w->act.from_id;
-    to->user_name = w->act.from_name;
-    to->conversation_id = w->act.conversation_id;
-    to->reply_to_id = w->act.id;
+    card_address_reply(to, w->act.recipient_id, w->act.recipient_name, w->act.from_id,
+                       w->act.from_name, w->act.conversation_id, w->act.id);
 }
 
 /* application/json, any case, with or without parameters such as charset. */
