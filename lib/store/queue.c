@@ -152,7 +152,7 @@ struct queue {
     uv_loop_t *loop;
     const struct config *cfg;
     struct metrics *metrics;
-    struct redis_conn *conn; /* commands; the worker's reader will be a second one */
+    struct redis_conn *conn; /* commands; the worker's blocking reads have their own */
     uv_prepare_t flush;      /* sends the pending batches before the loop polls */
     uv_timer_t stats;        /* samples stream length, pending and lag for /metrics */
     struct batch *pending, *pending_tail;

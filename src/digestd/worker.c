@@ -82,7 +82,7 @@ static void on_farewell(int err, redisReply *r, void *data)
 
     if (!err && r->type == REDIS_REPLY_INTEGER && r->integer < 0)
         log_info("worker: %s keeps its pending entries for another worker", w->consumer);
-    w->farewell = 2;
+    w->farewell = FAREWELL_DONE;
     check_drained(w);
 }
 
@@ -90,10 +90,10 @@ static bool say_farewell(struct worker *w)
 {
     const char *argv[] = {"EVAL", farewell_lua, "1", w->stream_key, QUEUE_GROUP, w->consumer};
 
-    w->farewell = 1;
+    w->farewell = FAREWELL_SENT;
     if (!queue_ready(w->queue) || redis_conn_command(queue_conn(w->queue), 0, on_farewell, w,
                                                      (int)ARRAY_SIZE(argv), argv, NULL) != 0) {
-        w->farewell = 2;
+        w->farewell = FAREWELL_DONE;
         return false;
     }
     return true;
@@ -104,9 +104,9 @@ static void check_drained(struct worker *w)
     worker_cb cb = w->drained_cb;
 
     if (w->state == WORKER_RUNNING || !cb || w->n_jobs > 0 || w->reading || w->claiming ||
-        w->renewing > 0 || w->farewell == 1)
+        w->renewing > 0 || w->farewell == FAREWELL_SENT)
         return;
-    if (w->farewell == 0 && say_farewell(w))
+    if (w->farewell == FAREWELL_NOT_SENT && say_farewell(w))
         return;
     w->drained_cb = NULL;
     cb(w, w->drained_data);
@@ -298,8 +298,10 @@ static void read_more(struct worker *w)
                               count,        "STREAMS", w->stream_key, w->history_from};
         err = redis_conn_command(w->reader, 0, on_read, w, (int)ARRAY_SIZE(argv), argv, NULL);
     } else {
-        const char *argv[] = {"XREADGROUP", "GROUP", QUEUE_GROUP, w->consumer,     "COUNT", count,
-                              "BLOCK",      "2000",  "STREAMS",   w->stream_key, ">"};
+        const char *argv[] = {
+            "XREADGROUP", "GROUP",       QUEUE_GROUP, w->consumer,
+            "COUNT",      count,         "BLOCK",     DG_STRINGIFY(WORKER_READ_BLOCK_MS),
+            "STREAMS",    w->stream_key, ">"};
         err = redis_conn_command(w->reader, WORKER_READ_BLOCK_MS + REDIS_COMMAND_TIMEOUT_MS,
                                  on_read, w, (int)ARRAY_SIZE(argv), argv, NULL);
     }

@@ -21,6 +21,13 @@ enum worker_state {
     WORKER_CANCELLED, /* the grace is over: what cannot finish now stays pending */
 };
 
+/* Leaving the consumer group at the end of a drain (say_farewell in worker.c). */
+enum worker_farewell {
+    FAREWELL_NOT_SENT = 0,
+    FAREWELL_SENT, /* the DELCONSUMER script is outstanding: the drain waits for it */
+    FAREWELL_DONE, /* answered, or it could not be sent */
+};
+
 struct worker {
     uv_loop_t *loop;
     const struct config *cfg;
@@ -55,7 +62,7 @@ struct worker {
     uv_timer_t renew_timer;
     unsigned renewing; /* renew calls outstanding */
     /* shutdown */
-    int farewell; /* 0: not sent; 1: outstanding; 2: done (see say_farewell) */
+    enum worker_farewell farewell;
     worker_cb drained_cb;
     void *drained_data;
     worker_cb stopped_cb;
