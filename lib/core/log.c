@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/json_escape.h"
+#include "core/json_write.h"
 
 static enum log_level min_level = LOG_LEVEL_INFO;
 static bool as_json = true;
@@ -23,7 +23,7 @@ void log_setup(enum log_level level, bool json)
 
 /*
  * Appends s to out[pos..end) as the inside of a JSON string, as much as
- * fits whole (json_escape.h); the new pos.
+ * fits whole (json_write.h); the new pos.
  */
 static size_t put_escaped(char *out, size_t end, size_t pos, const char *s)
 {

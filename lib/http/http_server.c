@@ -34,7 +34,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
-#include "core/json_escape.h"
+#include "core/json_write.h"
 #include "config.h"
 #include "core/list.h"
 #include "core/log.h"

@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "core/buf.h"
+#include "core/json_write.h"
 
 /* The separator between title, company and location: " · ". */
 #define DOT " \xc2\xb7 "
@@ -630,9 +631,7 @@ int card_render(const struct card_address *to, struct json_object *card, char **
 {
     struct json_object *act = activity_new(to, card);
     size_t n = 0;
-    /* NOSLASHESCAPE: URLs stay readable; "\/" is legal but noisy. */
-    const char *text = json_object_to_json_string_length(
-        act, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    const char *text = json_write_compact(act, &n);
     int rc = 0;
 
     *out = NULL;

@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "core/hash.h"
+#include "core/json_write.h"
 #include "core/url.h"
 
 /* --------------------------------------------------------------- digest */
@@ -155,16 +156,6 @@ static struct json_object *digest_item(uint64_t *state, const char *audience)
     return it;
 }
 
-/* Compact, and "/" unescaped as the real services send it. */
-static int append_json(struct json_object *o, struct buf *out)
-{
-    size_t len;
-    const char *text = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-
-    return buf_append(out, text, len);
-}
-
 int stub_digest_json(const char *audience, uint64_t seed, unsigned n_items,
                      const char *generated_at, struct buf *out)
 {
@@ -181,7 +172,7 @@ int stub_digest_json(const char *audience, uint64_t seed, unsigned n_items,
     for (i = 0; i < n_items; i++)
         json_object_array_add(items, digest_item(&state, audience));
     json_object_object_add(d, "items", items);
-    err = append_json(d, out);
+    err = json_write_append(out, d); /* compact, as the real upstream sends it */
     json_object_put(d);
     return err;
 }

@@ -550,7 +550,7 @@ static void test_not_found_keeps_connection(void **state)
     assert_metrics_has("digestd_http_requests_total{route=\"hello\",status=\"200\"} 1\n");
 }
 
-/* Error bodies are valid JSON whatever the message holds (core/json_escape.h). */
+/* Error bodies are valid JSON whatever the message holds (core/json_write.h). */
 static void test_error_body_is_escaped(void **state)
 {
     struct client *c;

@@ -1,7 +1,27 @@
-/* json_escape.c: see json_escape.h. */
-#include "core/json_escape.h"
+/* json_write.c: see json_write.h. */
+#include "core/json_write.h"
 
+#include <json-c/json.h>
 #include <string.h>
+
+const char *json_write_compact(struct json_object *o, size_t *len)
+{
+    size_t n;
+    const char *text = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+    if (len)
+        *len = n;
+    return text;
+}
+
+int json_write_append(struct buf *out, struct json_object *o)
+{
+    size_t n;
+    const char *text = json_write_compact(o, &n);
+
+    return buf_append(out, text, n);
+}
 
 /* Length of the UTF-8 sequence starting at s, or 0 when it is not valid. */
 static size_t utf8_len(const unsigned char *s)

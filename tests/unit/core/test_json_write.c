@@ -1,4 +1,4 @@
-/* test_json_escape.c: the hand-written JSON string escaper, whole and cut. */
+/* test_json_write.c: the compact form of json-c objects, and the hand-written escaper. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +7,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
-#include "core/json_escape.h"
+#include "core/json_write.h"
 
 /* Escapes in as far as cap allows; checks the bytes written and what is left over. */
 static void escape(const char *in, size_t cap, const char *want, const char *left)
@@ -91,9 +91,34 @@ static void buf_version_spans_chunks_and_keeps_the_cap(void **state)
     buf_free(&b);
 }
 
+/* Compact, and '/' as it is: what Teams and the upstream send. */
+static void compact_with_slashes_unescaped(void **state)
+{
+    struct json_object *o = json_object_new_object();
+    struct buf b;
+    size_t len = 0;
+
+    json_object_object_add(o, "url", json_object_new_string("https://a.example/x?y=1"));
+    json_object_object_add(o, "n", json_object_new_array());
+    json_object_array_add(json_object_object_get(o, "n"), json_object_new_int(1));
+    assert_string_equal(json_write_compact(o, &len),
+                        "{\"url\":\"https://a.example/x?y=1\",\"n\":[1]}");
+    assert_int_equal(len, strlen(json_write_compact(o, NULL)));
+    buf_init(&b, 64);
+    assert_int_equal(buf_append_str(&b, "x"), 0);
+    assert_int_equal(json_write_append(&b, o), 0);
+    assert_string_equal(buf_cstr(&b), "x{\"url\":\"https://a.example/x?y=1\",\"n\":[1]}");
+    buf_free(&b);
+    buf_init(&b, 10);
+    assert_int_equal(json_write_append(&b, o), DG_ERR_TOO_LARGE);
+    buf_free(&b);
+    json_object_put(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(compact_with_slashes_unescaped),
         cmocka_unit_test(specials_and_control_bytes),
         cmocka_unit_test(utf8_kept_and_invalid_bytes_replaced),
         cmocka_unit_test(cuts_fall_between_units),
