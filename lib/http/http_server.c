@@ -874,6 +874,15 @@ static const llhttp_settings_t parser_settings = {
 
 /* ------------------------------------------------------------- processing */
 
+/* Our own answer, decided before the handler could run (an Allow list with a 405). */
+static void conn_respond_early(struct conn *c)
+{
+    struct http_header allow = {"Allow", c->allow};
+
+    conn_respond_error(c, c->early_status, c->early_code, c->early_msg, &allow,
+                       c->early_status == 405 ? 1 : 0);
+}
+
 /* A complete request: to its handler, or answered here if routing failed. */
 static void conn_dispatch(struct conn *c)
 {
@@ -881,9 +890,7 @@ static void conn_dispatch(struct conn *c)
     c->state = CONN_HANDLING;
     conn_arm_timer(c);
     if (c->early_status) {
-        struct http_header allow = {"Allow", c->allow};
-        conn_respond_error(c, c->early_status, c->early_code, c->early_msg, &allow,
-                           c->early_status == 405 ? 1 : 0);
+        conn_respond_early(c);
         return;
     }
     c->req_outstanding = true;
@@ -903,9 +910,7 @@ static void conn_parse_failed(struct conn *c, llhttp_errno_t err)
     c->close_after = true;
     c->state = CONN_HANDLING;
     if (c->early_status) {
-        struct http_header allow = {"Allow", c->allow};
-        conn_respond_error(c, c->early_status, c->early_code, c->early_msg, &allow,
-                           c->early_status == 405 ? 1 : 0);
+        conn_respond_early(c);
         return;
     }
     log_debug("http: bad request: %s (%s)", llhttp_errno_name(err),
