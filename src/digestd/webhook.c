@@ -519,13 +519,9 @@ static void check_token(struct webhook_req *w, struct json_object *root)
     status = auth_check(wh->auth, http_request_header(w->req, "Authorization"),
                         json_strict_string(root, "serviceUrl"),
                         json_strict_string(root, "channelId"), &why, on_auth_done, p);
-    if (status == AUTH_PENDING)
-        return;
-    xfree(p);
-    if (status != 200)
-        refuse(w, root, status, why);
-    else
-        accept_activity(w, root);
+    /* Answered at once: the verdict goes the same way as one that comes later. */
+    if (status != AUTH_PENDING)
+        on_auth_done(status, why, p);
 }
 
 static void handle_webhook(struct http_request *req, void *data)
