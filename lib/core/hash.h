@@ -2,8 +2,9 @@
  * hash.h: FNV-1a, the one string hash of digestd (the connector's
  * conversation map, the worker's stream-id index, the queue's "certainly a
  * different conversation" test, the stub's per-audience seed). Fast and
- * well spread for short keys; not keyed, so never use it where whoever
- * chooses the keys gains by colliding them. Pure.
+ * well spread for short keys. Not keyed: whoever may choose many keys can
+ * make them collide, so it suits ids that Teams, Redis or digestd hand
+ * out, not names an attacker makes up. Pure.
  */
 #pragma once
 
