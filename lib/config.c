@@ -478,40 +478,17 @@ static void redis_target_free(struct redis_target *t)
     xfree(t->password);
 }
 
-/* The value of one hex digit, or -1. */
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Decodes %XX escapes of URL user info; NULL on a bad escape or a NUL byte. */
+/* Decodes %XX escapes of URL user info ('+' kept); NULL on a bad escape or %00. */
 static char *percent_decode(const char *s, size_t len)
 {
-    char *out = xmalloc(len + 1), *o = out;
-    int hi, lo;
+    struct buf b;
 
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] != '%') {
-            *o++ = s[i];
-            continue;
-        }
-        if (i + 2 >= len)
-            goto fail;
-        hi = hexval(s[i + 1]);
-        lo = hexval(s[i + 2]);
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-            goto fail;
-        *o++ = (char)(hi * 16 + lo);
-        i += 2;
+    buf_init(&b, len); /* decoding never lengthens */
+    if (url_percent_decode(s, len, false, &b) != 0) {
+        buf_free(&b);
+        return NULL;
     }
-    *o = '\0';
-    return out;
-fail:
-    xfree(out);
-    return NULL;
+    return buf_take(&b);
 }
 
 /*

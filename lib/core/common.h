@@ -11,6 +11,9 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* A numeric macro's value as a string literal: DG_STRINGIFY(FOO_MS) is "2000". */
+#define DG_STRINGIFY(x) DG_STRINGIFY_(x)
+#define DG_STRINGIFY_(x) #x
 
 #define WARN_UNUSED __attribute__((warn_unused_result))
 #define PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))

@@ -6,12 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-int json_strict_object(const char *body, size_t len, int max_depth, bool validate_utf8,
-                       struct json_object **out)
+int json_strict_value(const char *body, size_t len, int max_depth, bool validate_utf8,
+                      struct json_object **out)
 {
     struct json_tokener *tok;
-    struct json_object *root = NULL;
-    int err = DG_ERR_BAD_JSON;
+    struct json_object *root;
 
     *out = NULL;
     /* json-c takes an int length; callers cap bodies far below that anyway. */
@@ -29,27 +28,45 @@ int json_strict_object(const char *body, size_t len, int max_depth, bool validat
      * space behind it, so anything else left over (a second value, a NUL
      * byte and what follows it) shows as parse_end != len.
      */
-    if (!root || json_tokener_get_parse_end(tok) != len ||
-        !json_object_is_type(root, json_type_object))
-        goto out;
-    *out = root;
-    root = NULL;
-    err = 0;
-out:
-    json_object_put(root);
+    if (root && json_tokener_get_parse_end(tok) != len) {
+        json_object_put(root);
+        root = NULL;
+    }
     json_tokener_free(tok);
+    *out = root;
+    return root ? 0 : DG_ERR_BAD_JSON;
+}
+
+int json_strict_object(const char *body, size_t len, int max_depth, bool validate_utf8,
+                       struct json_object **out)
+{
+    int err = json_strict_value(body, len, max_depth, validate_utf8, out);
+
+    if (!err && !json_object_is_type(*out, json_type_object)) {
+        json_object_put(*out);
+        *out = NULL;
+        err = DG_ERR_BAD_JSON;
+    }
     return err;
 }
 
-const char *json_strict_string(struct json_object *obj, const char *key)
+const char *json_strict_string_value(struct json_object *v)
 {
-    struct json_object *v;
     const char *s;
 
-    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+    if (!json_object_is_type(v, json_type_string))
         return NULL;
     s = json_object_get_string(v);
     if (strlen(s) != (size_t)json_object_get_string_len(v))
         return NULL;
     return s;
+}
+
+const char *json_strict_string(struct json_object *obj, const char *key)
+{
+    struct json_object *v;
+
+    if (!json_object_object_get_ex(obj, key, &v))
+        return NULL;
+    return json_strict_string_value(v);
 }

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/json_write.h"
+
 static enum log_level min_level = LOG_LEVEL_INFO;
 static bool as_json = true;
 
@@ -19,60 +21,13 @@ void log_setup(enum log_level level, bool json)
     as_json = json;
 }
 
-/* Length of the UTF-8 sequence starting at s, or 0 when it is not valid. */
-static size_t utf8_len(const unsigned char *s)
-{
-    size_t n, i;
-
-    if (s[0] < 0x80)
-        return 1;
-    n = s[0] >= 0xf0 && s[0] < 0xf8 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
-    for (i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
 /*
- * Appends s to out[pos..end) as the inside of a JSON string. Stops before
- * anything that would not fit whole, so a cut never splits an escape or a
- * UTF-8 character; a byte that is not valid UTF-8 becomes '?'.
+ * Appends s to out[pos..end) as the inside of a JSON string, as much as
+ * fits whole (json_write.h); the new pos.
  */
-static size_t json_escape(char *out, size_t end, size_t pos, const char *str)
+static size_t put_escaped(char *out, size_t end, size_t pos, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)str;
-
-    while (*s) {
-        size_t n = utf8_len(s);
-        if (*s == '"' || *s == '\\' || *s == '\n') {
-            if (pos + 2 > end)
-                break;
-            out[pos++] = '\\';
-            out[pos++] = *s == '\n' ? 'n' : (char)*s;
-            s++;
-        } else if (*s < 0x20) {
-            if (pos + 6 > end)
-                break;
-            memcpy(out + pos, "\\u00", 4);
-            out[pos + 4] = hex[*s >> 4];
-            out[pos + 5] = hex[*s & 15];
-            pos += 6;
-            s++;
-        } else if (n == 0) {
-            if (pos + 1 > end)
-                break;
-            out[pos++] = '?';
-            s++;
-        } else {
-            if (pos + n > end)
-                break;
-            memcpy(out + pos, s, n);
-            pos += n;
-            s += n;
-        }
-    }
-    return pos;
+    return pos + json_escape(out + pos, end - pos, &s);
 }
 
 static size_t put(char *out, size_t cap, size_t pos, const char *s)
@@ -108,7 +63,7 @@ void log_emit(enum log_level level, const char *request_id, const char *fmt, ...
         /* The id first, into its own room, so a long message can never
          * push it or the closing brace out of the line. */
         char rid[160];
-        size_t rid_len = request_id ? json_escape(rid, sizeof(rid) - 1, 0, request_id) : 0;
+        size_t rid_len = request_id ? put_escaped(rid, sizeof(rid) - 1, 0, request_id) : 0;
         static const char tail[] = "\"}\n";
 
         pos = put(line, sizeof(line), pos, "{\"ts\":\"");
@@ -116,7 +71,7 @@ void log_emit(enum log_level level, const char *request_id, const char *fmt, ...
         pos = put(line, sizeof(line), pos, "\",\"level\":\"");
         pos = put(line, sizeof(line), pos, level_names[level]);
         pos = put(line, sizeof(line), pos, "\",\"msg\":\"");
-        pos = json_escape(line, sizeof(line) - rid_len - 32, pos, msg);
+        pos = put_escaped(line, sizeof(line) - rid_len - 32, pos, msg);
         if (request_id) {
             pos = put(line, sizeof(line), pos, "\",\"request_id\":\"");
             memcpy(line + pos, rid, rid_len);

@@ -1,4 +1,4 @@
-/* url.c: percent-encoding. */
+/* url.c: percent-encoding and decoding, and the loopback test. */
 #include "core/url.h"
 
 #include <arpa/inet.h>
@@ -19,6 +19,42 @@ int url_encode_component(struct buf *out, const char *s)
             err = buf_append(out, p, 1);
         else
             err = buf_append(out, enc, 3);
+    }
+    return err;
+}
+
+/* The value of one hex digit, or -1 (byte tests: never the locale's). */
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int url_percent_decode(const char *s, size_t len, bool plus_is_space, struct buf *out)
+{
+    size_t i;
+    int err = 0;
+
+    for (i = 0; i < len && !err; i++) {
+        char c = s[i];
+
+        if (c == '%') {
+            int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
+            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
+
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return DG_ERR_INVALID;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
+        }
+        err = buf_append(out, &c, 1);
     }
     return err;
 }

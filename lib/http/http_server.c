@@ -34,6 +34,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/json_write.h"
 #include "config.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -873,6 +874,15 @@ static const llhttp_settings_t parser_settings = {
 
 /* ------------------------------------------------------------- processing */
 
+/* Our own answer, decided before the handler could run (an Allow list with a 405). */
+static void conn_respond_early(struct conn *c)
+{
+    struct http_header allow = {"Allow", c->allow};
+
+    conn_respond_error(c, c->early_status, c->early_code, c->early_msg, &allow,
+                       c->early_status == 405 ? 1 : 0);
+}
+
 /* A complete request: to its handler, or answered here if routing failed. */
 static void conn_dispatch(struct conn *c)
 {
@@ -880,9 +890,7 @@ static void conn_dispatch(struct conn *c)
     c->state = CONN_HANDLING;
     conn_arm_timer(c);
     if (c->early_status) {
-        struct http_header allow = {"Allow", c->allow};
-        conn_respond_error(c, c->early_status, c->early_code, c->early_msg, &allow,
-                           c->early_status == 405 ? 1 : 0);
+        conn_respond_early(c);
         return;
     }
     c->req_outstanding = true;
@@ -902,9 +910,7 @@ static void conn_parse_failed(struct conn *c, llhttp_errno_t err)
     c->close_after = true;
     c->state = CONN_HANDLING;
     if (c->early_status) {
-        struct http_header allow = {"Allow", c->allow};
-        conn_respond_error(c, c->early_status, c->early_code, c->early_msg, &allow,
-                           c->early_status == 405 ? 1 : 0);
+        conn_respond_early(c);
         return;
     }
     log_debug("http: bad request: %s (%s)", llhttp_errno_name(err),
@@ -1112,27 +1118,6 @@ static void conn_respond(struct conn *c, int status, const char *content_type, c
     conn_write_out(c);
 }
 
-/* JSON string content, escaped; bounded by the output buffer's cap. */
-static int json_escape(struct buf *b, const char *s)
-{
-    char u[8];
-    int err = 0;
-
-    for (; !err && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            char esc[2] = {'\\', (char)ch};
-            err = buf_append(b, esc, 2);
-        } else if (ch < 0x20) {
-            snprintf(u, sizeof(u), "\\u%04x", ch);
-            err = buf_append(b, u, 6);
-        } else {
-            err = buf_append(b, s, 1);
-        }
-    }
-    return err;
-}
-
 static void conn_respond_error(struct conn *c, int status, const char *code, const char *message,
                                const struct http_header *extra, size_t n_extra)
 {
@@ -1143,11 +1128,11 @@ static void conn_respond_error(struct conn *c, int status, const char *code, con
     buf_reset(b);
     err = buf_append_str(b, "{\"error\":{\"code\":\"");
     if (!err)
-        err = json_escape(b, code);
+        err = json_escape_buf(b, code);
     if (!err)
         err = buf_append_str(b, "\",\"message\":\"");
     if (!err)
-        err = json_escape(b, message);
+        err = json_escape_buf(b, message);
     if (!err)
         err = buf_append_str(b, "\"}}");
     if (err)

@@ -35,6 +35,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "config.h"
 #include "core/log.h"
 #include "metrics.h"
@@ -151,7 +152,7 @@ struct queue {
     uv_loop_t *loop;
     const struct config *cfg;
     struct metrics *metrics;
-    struct redis_conn *conn; /* commands; the worker's reader will be a second one */
+    struct redis_conn *conn; /* commands; the worker's blocking reads have their own */
     uv_prepare_t flush;      /* sends the pending batches before the loop polls */
     uv_timer_t stats;        /* samples stream length, pending and lag for /metrics */
     struct batch *pending, *pending_tail;
@@ -274,16 +275,6 @@ static int pack_job(struct queue *q, const struct queue_job *job)
     p->nkeys += 2;
     p->nargs += 7;
     return rc;
-}
-
-/* FNV-1a: only a fast "certainly different" before strcmp. */
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325u;
-
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3u;
-    return h;
 }
 
 /* Steps over one packed argument. */
@@ -520,7 +511,7 @@ static struct entry *batch_add(struct queue *q)
     /* Every entry starts with its conversation key and its kind. */
     e->conv_off = b->keys.len;
     e->kind_off = b->args.len;
-    e->conv_hash = hash_str(q->pk.keys.data);
+    e->conv_hash = hash_fnv1a(q->pk.keys.data);
     /* need <= QUEUE_MAX_ARGS_BYTES, far below the batch cap: cannot fail. */
     if (buf_append(&b->keys, q->pk.keys.data, q->pk.keys.len) != 0 ||
         buf_append(&b->args, q->pk.args.data, q->pk.args.len) != 0)

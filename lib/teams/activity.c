@@ -68,22 +68,6 @@ int activity_json_parse(const char *body, size_t len, struct json_object **out)
     return err;
 }
 
-/*
- * o as a C string, or NULL when it is not a JSON string or holds an escaped
- * NUL: "ab\u0000cd" would otherwise read as "ab" everywhere downstream.
- */
-static const char *plain_string(struct json_object *o)
-{
-    const char *s;
-
-    if (!json_object_is_type(o, json_type_string))
-        return NULL;
-    s = json_object_get_string(o);
-    if (strlen(s) != (size_t)json_object_get_string_len(o))
-        return NULL;
-    return s;
-}
-
 /* The string at a dotted path such as "channelData.tenant.id", or NULL. */
 static const char *str_at(struct json_object *o, const char *path)
 {
@@ -101,7 +85,8 @@ static const char *str_at(struct json_object *o, const char *path)
             return NULL;
         p += n + (dot != NULL);
     }
-    return plain_string(o);
+    /* NULL too for an escaped NUL: "ab\u0000cd" would read as "ab" downstream. */
+    return json_strict_string_value(o);
 }
 
 static const char *opt_str(struct json_object *root, const char *path)

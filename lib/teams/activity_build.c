@@ -10,19 +10,11 @@
 
 #include <json-c/json.h>
 
+#include "core/json_write.h"
+
 static void jadd_str(struct json_object *o, const char *key, const char *val)
 {
     json_object_object_add(o, key, json_object_new_string(val));
-}
-
-/* Compact, and "/" unescaped as Teams sends it. */
-static int append_json(struct json_object *o, struct buf *out)
-{
-    size_t len;
-    const char *text = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-
-    return buf_append(out, text, len);
 }
 
 int conv_kind_parse(const char *s, enum conv_kind *out)
@@ -221,7 +213,7 @@ int activity_build_json(const struct activity_spec *spec, struct buf *out)
     json_object_object_add(a, "channelData", channel_data(p));
     jadd_str(a, "locale", "en-US");
     if (!err)
-        err = append_json(a, out);
+        err = json_write_append(out, a); /* compact, as Teams sends it */
     json_object_put(a);
     buf_free(&s);
     return err;

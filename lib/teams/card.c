@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "core/buf.h"
+#include "core/json_write.h"
 
 /* The separator between title, company and location: " · ". */
 #define DOT " \xc2\xb7 "
@@ -560,10 +561,24 @@ static struct json_object *party(const char *id, const char *name)
     return p;
 }
 
+void card_address_reply(struct card_address *to, const char *bot_id, const char *bot_name,
+                        const char *user_id, const char *user_name, const char *conversation_id,
+                        const char *reply_to_id)
+{
+    memset(to, 0, sizeof(*to));
+    to->bot_id = bot_id;
+    to->bot_name = bot_name;
+    to->user_id = user_id;
+    to->user_name = user_name;
+    to->conversation_id = conversation_id;
+    to->reply_to_id = reply_to_id;
+}
+
 /*
- * The reply activity of research/botframework.md §4.1: from/recipient swapped
- * by the caller, replyToId so Teams threads it under the user's message, and
- * "id" only for the update, where the connector wants the replaced activity.
+ * The reply activity of research/botframework.md §4.1: from/recipient the
+ * reverse of the user's activity (card_address_reply), replyToId so Teams
+ * threads it under the user's message, and "id" only for the update, where
+ * the connector wants the replaced activity.
  */
 static struct json_object *activity_new(const struct card_address *to, struct json_object *card)
 {
@@ -616,9 +631,7 @@ int card_render(const struct card_address *to, struct json_object *card, char **
 {
     struct json_object *act = activity_new(to, card);
     size_t n = 0;
-    /* NOSLASHESCAPE: URLs stay readable; "\/" is legal but noisy. */
-    const char *text = json_object_to_json_string_length(
-        act, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    const char *text = json_write_compact(act, &n);
     int rc = 0;
 
     *out = NULL;

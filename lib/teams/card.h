@@ -38,6 +38,17 @@ struct card_address {
     const char *activity_id; /* "id": the activity a PUT replaces; omitted when NULL or "" */
 };
 
+/*
+ * The reply to a user's activity, from the names that activity carried
+ * (straight from it, or from the conversation reference stored with a
+ * job): from the bot, its recipient, to the user, its sender, in its
+ * conversation, replying to its id. activity_id is left NULL: set it to
+ * update an activity already posted. Every string is borrowed.
+ */
+void card_address_reply(struct card_address *to, const char *bot_id, const char *bot_name,
+                        const char *user_id, const char *user_name, const char *conversation_id,
+                        const char *reply_to_id);
+
 /* The acknowledgment card is posted QUEUED and updated once when the job ends. */
 enum card_ack_state {
     CARD_ACK_QUEUED = 0,

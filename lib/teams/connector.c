@@ -16,11 +16,12 @@
 
 #include <inttypes.h>
 #include <json-c/json.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/backoff.h"
+#include "core/hash.h"
+#include "core/hash_table.h"
 #include "teams/card.h"
 #include "config.h"
 #include "http/http_client.h"
@@ -74,9 +75,8 @@ struct call {
 
 /* Pacing state of one conversation; kept while it has sent in the last 30 s. */
 struct conv {
-    struct conv *hnext;   /* hash chain */
-    struct list_node lru; /* c->lru, most recently used first */
-    uint64_t hash;
+    struct hash_node hnode; /* c->convs, by key */
+    struct list_node lru;   /* c->lru, most recently used first */
     char *key;
     uint64_t sent[CONNECTOR_PACE_30S]; /* send times (loop ms), a ring */
     unsigned n_sent;                   /* valid entries, up to CONNECTOR_PACE_30S */
@@ -105,9 +105,8 @@ struct connector {
     size_t n_pending;
     size_t open; /* handles not yet closed: every call's timer and sweep */
 
-    struct conv **buckets;
-    size_t n_buckets, n_convs;
-    struct list_node lru; /* struct conv, most recently used first */
+    struct hash_table convs; /* struct conv by key */
+    struct list_node lru;    /* struct conv, most recently used first */
 
     uint64_t rng; /* backoff jitter (backoff.h) */
     bool stopping;
@@ -409,24 +408,10 @@ static void token_invalidate(struct connector *c, uint64_t gen)
 
 /* ---- pacing ------------------------------------------------------------- */
 
-static uint64_t key_hash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
-}
-
 static void conv_free(struct connector *c, struct conv *cv)
 {
-    struct conv **pp = &c->buckets[cv->hash & (c->n_buckets - 1)];
-
-    while (*pp != cv)
-        pp = &(*pp)->hnext;
-    *pp = cv->hnext;
+    hash_table_remove(&c->convs, &cv->hnode);
     list_remove(&cv->lru);
-    c->n_convs--;
     xfree(cv->key);
     xfree(cv);
 }
@@ -449,42 +434,21 @@ static void conv_evict_idle(struct connector *c, uint64_t now)
     }
 }
 
-static void conv_grow(struct connector *c)
-{
-    size_t n = c->n_buckets * 2, i;
-    struct conv **b = xcalloc(n, sizeof(*b));
-
-    for (i = 0; i < c->n_buckets; i++) {
-        struct conv *cv = c->buckets[i], *next;
-
-        for (; cv; cv = next) {
-            next = cv->hnext;
-            cv->hnext = b[cv->hash & (n - 1)];
-            b[cv->hash & (n - 1)] = cv;
-        }
-    }
-    xfree(c->buckets);
-    c->buckets = b;
-    c->n_buckets = n;
-}
-
 static struct conv *conv_get(struct connector *c, const char *key, uint64_t now)
 {
-    uint64_t h = key_hash(key);
+    uint64_t h = hash_fnv1a(key);
+    struct hash_node *n;
     struct conv *cv;
 
-    for (cv = c->buckets[h & (c->n_buckets - 1)]; cv; cv = cv->hnext)
-        if (cv->hash == h && strcmp(cv->key, key) == 0)
+    for (n = hash_table_find(&c->convs, h); n; n = hash_table_find_next(n)) {
+        cv = container_of(n, struct conv, hnode);
+        if (strcmp(cv->key, key) == 0)
             return cv;
-    if (c->n_convs >= c->n_buckets)
-        conv_grow(c);
+    }
     cv = xcalloc(1, sizeof(*cv));
-    cv->hash = h;
     cv->key = xstrdup(key);
     cv->last_ms = now;
-    cv->hnext = c->buckets[h & (c->n_buckets - 1)];
-    c->buckets[h & (c->n_buckets - 1)] = cv;
-    c->n_convs++;
+    hash_table_insert(&c->convs, &cv->hnode, h);
     list_insert_head(&c->lru, &cv->lru);
     return cv;
 }
@@ -723,21 +687,16 @@ static void attempt_failed(struct call *call, int err, long status, int64_t retr
 /* ResourceResponse {"id":…}; "" (and the send still counts) when absent. */
 static char *resource_id(const struct buf *body)
 {
-    struct json_tokener *tok;
-    struct json_object *root, *v;
+    struct json_object *root;
+    const char *s;
     char *id = NULL;
 
-    if (body->len == 0 || body->len > INT_MAX)
+    if (json_strict_object(buf_cstr(body), body->len, JSON_MAX_DEPTH, false, &root) != 0)
         return NULL;
-    tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-    if (!tok)
-        abort();
-    root = json_tokener_parse_ex(tok, buf_cstr(body), (int)body->len);
-    if (root && json_object_object_get_ex(root, "id", &v) &&
-        json_object_is_type(v, json_type_string))
-        id = xstrdup(json_object_get_string(v));
+    s = json_strict_string(root, "id");
+    if (s)
+        id = xstrdup(s);
     json_object_put(root);
-    json_tokener_free(tok);
     return id;
 }
 
@@ -824,8 +783,7 @@ struct connector *connector_create(uv_loop_t *loop, struct http_client *http,
     c->metrics = metrics;
     list_init(&c->calls);
     list_init(&c->lru);
-    c->n_buckets = CONV_BUCKETS_MIN;
-    c->buckets = xcalloc(c->n_buckets, sizeof(*c->buckets));
+    hash_table_init(&c->convs, CONV_BUCKETS_MIN);
     backoff_seed(&c->rng);
     uv_timer_init(loop, &c->sweep);
     uv_timer_start(&c->sweep, on_sweep, PACE_LONG_WINDOW_MS, PACE_LONG_WINDOW_MS);
@@ -1010,7 +968,7 @@ void connector_free(struct connector *c)
         return;
     while ((n = list_first(&c->lru)))
         conv_free(c, container_of(n, struct conv, lru));
-    xfree(c->buckets);
+    hash_table_free(&c->convs);
     xfree(c->token);
     xfree(c);
 }

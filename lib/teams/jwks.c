@@ -108,9 +108,8 @@ static int jwk_endorsements(struct json_object *jwk, struct jwks_key *key)
     for (i = 0; i < n; i++) {
         item = json_object_array_get_idx(list, i);
         /* An escaped NUL would cut "msteams\u0000x" to "msteams": refused. */
-        if (!json_object_is_type(item, json_type_string) ||
-            (size_t)json_object_get_string_len(item) > JWKS_MAX_ENDORSEMENT ||
-            strlen(json_object_get_string(item)) != (size_t)json_object_get_string_len(item))
+        if (!json_strict_string_value(item) ||
+            (size_t)json_object_get_string_len(item) > JWKS_MAX_ENDORSEMENT)
             return DG_ERR_FIELD;
     }
     key->has_endorsements = true;

@@ -15,6 +15,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include "core/json_write.h"
 #include "core/log.h"
 
 /* Bounds a header built here: a kid of any sane length fits well within. */
@@ -168,8 +169,7 @@ static char *rs256_header(const char *kid)
     json_object_object_add(h, "alg", json_object_new_string("RS256"));
     json_object_object_add(h, "typ", json_object_new_string("JWT"));
     json_object_object_add(h, "kid", json_object_new_string(kid));
-    text = xstrdup(
-        json_object_to_json_string_ext(h, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    text = xstrdup(json_write_compact(h, NULL));
     json_object_put(h);
     return text;
 }

@@ -7,11 +7,14 @@
 
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <json-c/json.h>
+
+#include "core/hash.h"
+#include "core/json_write.h"
+#include "core/url.h"
 
 /* --------------------------------------------------------------- digest */
 
@@ -77,16 +80,6 @@ uint64_t stub_rand_next(uint64_t *state)
 static const char *pick(uint64_t *state, const char *const *list, size_t n)
 {
     return list[stub_rand_next(state) % n];
-}
-
-/* FNV-1a, so that each audience starts the generator somewhere else. */
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
 }
 
 static void jadd_str(struct json_object *o, const char *key, const char *val)
@@ -163,21 +156,12 @@ static struct json_object *digest_item(uint64_t *state, const char *audience)
     return it;
 }
 
-/* Compact, and "/" unescaped as the real services send it. */
-static int append_json(struct json_object *o, struct buf *out)
-{
-    size_t len;
-    const char *text = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-
-    return buf_append(out, text, len);
-}
-
 int stub_digest_json(const char *audience, uint64_t seed, unsigned n_items,
                      const char *generated_at, struct buf *out)
 {
     struct json_object *d = json_object_new_object(), *items = json_object_new_array();
-    uint64_t state = hash_str(audience) ^ (seed * 0x2545f4914f6cdd1dull);
+    /* Hashed, so that each audience starts the generator somewhere else. */
+    uint64_t state = hash_fnv1a(audience) ^ (seed * 0x2545f4914f6cdd1dull);
     unsigned i;
     int err;
 
@@ -188,71 +172,12 @@ int stub_digest_json(const char *audience, uint64_t seed, unsigned n_items,
     for (i = 0; i < n_items; i++)
         json_object_array_add(items, digest_item(&state, audience));
     json_object_object_add(d, "items", items);
-    err = append_json(d, out);
+    err = json_write_append(out, d); /* compact, as the real upstream sends it */
     json_object_put(d);
     return err;
 }
 
 /* ------------------------------------------------------------- decoding */
-
-struct json_object *stub_json_parse(const char *text, size_t len)
-{
-    struct json_tokener *tok = json_tokener_new_ex(64);
-    struct json_object *o;
-
-    if (!tok)
-        abort(); /* json-c's only failure here is out of memory */
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    o = json_tokener_parse_ex(tok, text, (int)len);
-    /* Trailing bytes (a second value, a NUL and more) make it not JSON. */
-    if (o && json_tokener_get_parse_end(tok) != len) {
-        json_object_put(o);
-        o = NULL;
-    }
-    json_tokener_free(tok);
-    return o;
-}
-
-/* The value of one hex digit, or -1. */
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes %XX escapes, and '+' as a space when plus_is_space. */
-static int decode(const char *s, size_t len, bool plus_is_space, struct buf *out)
-{
-    size_t i;
-    int err = 0;
-
-    for (i = 0; i < len && !err; i++) {
-        char c = s[i];
-        if (c == '%') {
-            int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
-            /* %00 would cut the C string the decoded value becomes. */
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return DG_ERR_INVALID;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            c = ' ';
-        }
-        err = buf_append(out, &c, 1);
-    }
-    return err;
-}
-
-int stub_percent_decode(const char *s, size_t len, struct buf *out)
-{
-    return decode(s, len, false, out);
-}
 
 int stub_form_get(const char *form, size_t len, const char *key, struct buf *out)
 {
@@ -262,7 +187,7 @@ int stub_form_get(const char *form, size_t len, const char *key, struct buf *out
         const char *pair = form + i, *amp = memchr(pair, '&', len - i);
         size_t plen = amp ? (size_t)(amp - pair) : len - i;
         if (plen > klen && memcmp(pair, key, klen) == 0 && pair[klen] == '=')
-            return decode(pair + klen + 1, plen - klen - 1, true, out);
+            return url_percent_decode(pair + klen + 1, plen - klen - 1, true, out);
         if (plen == klen && memcmp(pair, key, klen) == 0)
             return 0; /* "key" alone: present and empty */
         i += plen + 1;

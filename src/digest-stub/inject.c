@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 
 #include "core/buf.h"
+#include "core/json_strict.h"
 #include "content.h"
 
 #define RULE_MAX_DELAY_MS (24ll * 3600 * 1000)
@@ -80,13 +81,13 @@ static const char *parse_fields(struct json_object *o, struct stub_rule *r)
 
 const char *stub_rule_parse(const char *body, size_t len, enum stub_target *t, struct stub_rule *r)
 {
-    struct json_object *o = stub_json_parse(body, len);
+    struct json_object *o;
     const char *bad = "body must be a JSON object";
 
     memset(r, 0, sizeof(*r));
     r->retry_after_s = -1;
     r->delay_ms = -1;
-    if (o && json_object_is_type(o, json_type_object)) {
+    if (json_strict_object(body, len, STUB_JSON_MAX_DEPTH, false, &o) == 0) {
         bad = parse_target(o, t);
         if (!bad)
             bad = parse_fields(o, r);

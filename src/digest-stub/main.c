@@ -25,6 +25,7 @@
 #include <openssl/pem.h>
 
 #include "core/buf.h"
+#include "core/json_write.h"
 #include "core/clock.h"
 #include "http/http_client.h"
 #include "teams/jwt_sign.h"
@@ -53,8 +54,7 @@ static char *token_claims(const struct stub_opts *o, uint64_t ttl_ms)
     json_object_object_add(c, "nbf", json_object_new_int64(now + o->nbf_offset_s));
     json_object_object_add(c, "iat", json_object_new_int64(now + o->nbf_offset_s));
     json_object_object_add(c, "exp", json_object_new_int64(exp));
-    text = xstrdup(
-        json_object_to_json_string_ext(c, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    text = xstrdup(json_write_compact(c, NULL));
     json_object_put(c);
     return text;
 }
@@ -69,8 +69,7 @@ static char *token_header(const struct stub_opts *o, const char *kid)
     json_object_object_add(h, "alg", json_object_new_string(names[o->tok_alg]));
     json_object_object_add(h, "typ", json_object_new_string("JWT"));
     json_object_object_add(h, "kid", json_object_new_string(o->tok_kid ? o->tok_kid : kid));
-    text = xstrdup(
-        json_object_to_json_string_ext(h, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    text = xstrdup(json_write_compact(h, NULL));
     json_object_put(h);
     return text;
 }

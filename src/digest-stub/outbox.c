@@ -5,6 +5,9 @@
 
 #include <json-c/json.h>
 
+#include "core/json_strict.h"
+#include "core/url.h"
+
 #define SEGMENT_MAX 4096 /* one decoded path segment */
 #define CONV_SHOWN 24    /* conversation id bytes on a stdout line */
 
@@ -17,7 +20,7 @@ static char *decode_segment(const char *s, size_t len)
     struct buf b;
 
     buf_init(&b, SEGMENT_MAX);
-    if (len == 0 || stub_percent_decode(s, len, &b) != 0) {
+    if (len == 0 || url_percent_decode(s, len, false, &b) != 0) {
         buf_free(&b);
         return NULL;
     }
@@ -129,7 +132,8 @@ static struct json_object *record_json(const struct stub_record *rec, bool brief
             o, "request_id", string_or_null(rec->card.request_id[0] ? rec->card.request_id : NULL));
         return o;
     }
-    body = stub_json_parse(rec->body, strlen(rec->body));
+    if (json_strict_value(rec->body, strlen(rec->body), STUB_JSON_MAX_DEPTH, false, &body) != 0)
+        body = NULL;
     json_object_object_add(o, "received_ms", json_object_new_int64((int64_t)rec->received_ms));
     json_object_object_add(o, "method", json_object_new_string(rec->method));
     json_object_object_add(o, "path", json_object_new_string(rec->path));

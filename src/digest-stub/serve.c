@@ -55,6 +55,8 @@
 #include <json-c/json.h>
 
 #include "core/clock.h"
+#include "core/json_strict.h"
+#include "core/json_write.h"
 #include "http/http_server.h"
 #include "teams/jwt_sign.h"
 #include "core/list.h"
@@ -111,19 +113,14 @@ struct stub {
 
 /* ------------------------------------------------------------ JSON helpers */
 
-static char *json_text(struct json_object *o, size_t *len)
-{
-    const char *t = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
-    return xstrndup(t, *len);
-}
-
 /* Fills r with status and o's text; takes o. */
 static void reply_json(struct reply *r, int status, struct json_object *o)
 {
+    const char *t = json_write_compact(o, &r->len);
+
     r->status = status;
     r->retry_after_s = -1;
-    r->body = json_text(o, &r->len);
+    r->body = xstrndup(t, r->len);
     json_object_put(o);
 }
 
@@ -146,8 +143,7 @@ static void reply_error(struct reply *r, int status, const char *code, const cha
 static void respond_json(struct http_request *req, int status, struct json_object *o)
 {
     size_t len;
-    const char *t = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    const char *t = json_write_compact(o, &len);
 
     http_request_respond(req, status, "application/json", t, len, NULL, 0);
     json_object_put(o);
@@ -532,7 +528,9 @@ static void handle_connector(struct stub *s, struct http_request *req)
     rec.path = xstrdup(http_request_path(req));
     rec.auth = auth ? xstrdup(auth) : NULL;
     rec.body = xstrndup(text, len);
-    body = stub_json_parse(text, len);
+    /* Not JSON (NULL) is described as "none". */
+    if (json_strict_value(text, len, STUB_JSON_MAX_DEPTH, false, &body) != 0)
+        body = NULL;
     card_describe(body, &rec.card);
     json_object_put(body);
     if (!injected(s, STUB_TARGET_CONNECTOR, &r, &delay, &hang))
@@ -652,7 +650,6 @@ static int build_documents(struct stub *s)
     const struct stub_opts *o = s->opt;
     struct json_object *jwk, *keys, *meta, *algs, *auth;
     char uri[160];
-    size_t len;
 
     /* --endorsements: NULL leaves the property out, an empty list publishes []. */
     if (jwt_jwk_from_key(s->key, s->kid, o->has_endorsements ? o->endorsements : NULL,
@@ -661,7 +658,7 @@ static int build_documents(struct stub *s)
     keys = json_object_new_object();
     json_object_object_add(keys, "keys", json_object_new_array());
     json_object_array_add(json_object_object_get(keys, "keys"), jwk);
-    s->keys_json = json_text(keys, &len);
+    s->keys_json = xstrdup(json_write_compact(keys, NULL));
     json_object_put(keys);
 
     snprintf(uri, sizeof(uri), "%s/v1/.well-known/keys", s->base_url);
@@ -674,7 +671,7 @@ static int build_documents(struct stub *s)
     json_object_object_add(meta, "jwks_uri", json_object_new_string(uri));
     json_object_object_add(meta, "id_token_signing_alg_values_supported", algs);
     json_object_object_add(meta, "token_endpoint_auth_methods_supported", auth);
-    s->openid_json = json_text(meta, &len);
+    s->openid_json = xstrdup(json_write_compact(meta, NULL));
     json_object_put(meta);
     return 0;
 }

@@ -295,22 +295,35 @@ static const char *response_problem(const struct http_client_response *res, char
     return NULL;
 }
 
+/*
+ * Where both answers start: the call is over; true when there is a body to
+ * read. false when the fetch was stopped, or failed as what (logged, and
+ * retried after a backoff): the caller only returns.
+ */
+static bool fetch_answered(struct auth *a, const struct http_client_response *res, const char *what)
+{
+    char detail[64];
+    const char *problem;
+
+    a->call = NULL;
+    if (a->state == FETCH_STOPPED)
+        return false;
+    problem = response_problem(res, detail, sizeof(detail));
+    if (problem) {
+        fetch_failed(a, what, problem, res->err, true);
+        return false;
+    }
+    return true;
+}
+
 static void on_keys(const struct http_client_response *res, void *data)
 {
     struct auth *a = data;
     struct jwks fresh = {0};
-    const char *problem;
-    char detail[64];
     int err;
 
-    a->call = NULL;
-    if (a->state == FETCH_STOPPED)
+    if (!fetch_answered(a, res, "key set"))
         return;
-    problem = response_problem(res, detail, sizeof(detail));
-    if (problem) {
-        fetch_failed(a, "key set", problem, res->err, true);
-        return;
-    }
     err = jwks_parse(&fresh, res->body->data ? res->body->data : "", res->body->len);
     if (err || fresh.n == 0) {
         jwks_free(&fresh);
@@ -336,19 +349,11 @@ static bool downgrade(const char *from, const char *to)
 static void on_metadata(const struct http_client_response *res, void *data)
 {
     struct auth *a = data;
-    const char *problem;
-    char detail[64];
     char *uri = NULL;
     int err;
 
-    a->call = NULL;
-    if (a->state == FETCH_STOPPED)
+    if (!fetch_answered(a, res, "metadata"))
         return;
-    problem = response_problem(res, detail, sizeof(detail));
-    if (problem) {
-        fetch_failed(a, "metadata", problem, res->err, true);
-        return;
-    }
     err = jwks_openid_uri(res->body->data ? res->body->data : "", res->body->len, &uri);
     if (err || downgrade(a->cfg->openid_url, uri)) {
         fetch_failed(a, "metadata", err ? "no usable jwks_uri" : "jwks_uri is not https", 0, true);

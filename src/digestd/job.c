@@ -117,15 +117,11 @@ static void redis_wait(struct job *j, void (*step)(struct job *j), int err)
     uv_timer_start(&j->timer, on_redis_wait, JOB_REDIS_RETRY_MS, 0);
 }
 
+/* The reply address from the conversation reference stored with the job. */
 static void job_address(const struct job *j, struct card_address *to)
 {
-    memset(to, 0, sizeof(*to));
-    to->bot_id = j->ref.bot_id;
-    to->bot_name = j->ref.bot_name;
-    to->user_id = j->ref.user_id;
-    to->user_name = j->ref.user_name;
-    to->conversation_id = j->ref.conversation_id;
-    to->reply_to_id = j->f.activity_id;
+    card_address_reply(to, j->ref.bot_id, j->ref.bot_name, j->ref.user_id, j->ref.user_name,
+                       j->ref.conversation_id, j->f.activity_id);
 }
 
 /* ---- the end: record, then tell the user -------------------------------- */

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "teams/connector.h"
 #include "http/http_server.h"
+#include "core/json_strict.h"
 #include "core/log.h"
 #include "metrics.h"
 #include "store/queue.h"
@@ -110,13 +111,8 @@ void webhook_req_done(struct webhook_req *w)
 
 void webhook_card_address(const struct webhook_req *w, struct card_address *to)
 {
-    memset(to, 0, sizeof(*to));
-    to->bot_id = w->act.recipient_id;
-    to->bot_name = w->act.recipient_name;
-    to->user_id = w->act.from_id;
-    to->user_name = w->act.from_name;
-    to->conversation_id = w->act.conversation_id;
-    to->reply_to_id = w->act.id;
+    card_address_reply(to, w->act.recipient_id, w->act.recipient_name, w->act.from_id,
+                       w->act.from_name, w->act.conversation_id, w->act.id);
 }
 
 /* application/json, any case, with or without parameters such as charset. */
@@ -497,18 +493,6 @@ static void on_auth_done(int status, const char *why, void *data)
         accept_activity(w, root);
 }
 
-/* A top-level string member, or NULL (also for one holding a NUL). */
-static const char *member_string(struct json_object *root, const char *name)
-{
-    struct json_object *v;
-    const char *s;
-
-    if (!json_object_object_get_ex(root, name, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    s = json_object_get_string(v);
-    return strlen(s) == (size_t)json_object_get_string_len(v) ? s : NULL;
-}
-
 /*
  * The token checks, after the body parsed and before its fields are read:
  * they need the activity's serviceUrl (the token's serviceurl claim must
@@ -533,15 +517,11 @@ static void check_token(struct webhook_req *w, struct json_object *root)
     p->w = w;
     p->root = root;
     status = auth_check(wh->auth, http_request_header(w->req, "Authorization"),
-                        member_string(root, "serviceUrl"), member_string(root, "channelId"), &why,
-                        on_auth_done, p);
-    if (status == AUTH_PENDING)
-        return;
-    xfree(p);
-    if (status != 200)
-        refuse(w, root, status, why);
-    else
-        accept_activity(w, root);
+                        json_strict_string(root, "serviceUrl"),
+                        json_strict_string(root, "channelId"), &why, on_auth_done, p);
+    /* Answered at once: the verdict goes the same way as one that comes later. */
+    if (status != AUTH_PENDING)
+        on_auth_done(status, why, p);
 }
 
 static void handle_webhook(struct http_request *req, void *data)

@@ -15,6 +15,7 @@
 
 #include "core/backoff.h"
 #include "core/buf.h"
+#include "core/hash.h"
 #include "config.h"
 #include "core/log.h"
 #include "metrics.h"
@@ -26,6 +27,7 @@
 #define WORKER_READ_RETRY_MS 1000   /* after an error reply (no group yet, say) */
 #define WORKER_CLAIM_MAX 100        /* entries per XAUTOCLAIM call */
 #define WORKER_RENEW_MIN_MS 100
+#define WORKER_INDEX_MIN 64         /* buckets of the stream-id index, at least */
 
 static void read_more(struct worker *w);
 static void start_claim(struct worker *w);
@@ -37,41 +39,28 @@ static size_t free_slots(const struct worker *w)
     return w->n_jobs < cap ? cap - w->n_jobs : 0;
 }
 
-/* FNV-1a: stream ids are short and not chosen by anyone hostile. */
-static size_t id_hash(const char *id)
-{
-    uint64_t h = 14695981039346656037ull;
-
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 1099511628211ull;
-    return (size_t)h;
-}
-
+/* FNV-1a is enough: stream ids are short and not chosen by anyone hostile. */
 void worker_index_add(struct worker *w, struct job *j)
 {
-    struct job **b = &w->index[id_hash(j->f.stream_id) & w->index_mask];
-
-    j->index_next = *b;
-    *b = j;
+    hash_table_insert(&w->index, &j->index_node, hash_fnv1a(j->f.stream_id));
 }
 
 void worker_index_remove(struct worker *w, struct job *j)
 {
-    struct job **p = &w->index[id_hash(j->f.stream_id) & w->index_mask];
-
-    while (*p && *p != j)
-        p = &(*p)->index_next;
-    if (*p)
-        *p = j->index_next;
+    hash_table_remove(&w->index, &j->index_node);
 }
 
 static struct job *find_job(struct worker *w, const char *stream_id)
 {
-    struct job *j = w->index[id_hash(stream_id) & w->index_mask];
+    struct hash_node *n;
 
-    while (j && strcmp(j->f.stream_id, stream_id) != 0)
-        j = j->index_next;
-    return j;
+    for (n = hash_table_find(&w->index, hash_fnv1a(stream_id)); n; n = hash_table_find_next(n)) {
+        struct job *j = container_of(n, struct job, index_node);
+
+        if (strcmp(j->f.stream_id, stream_id) == 0)
+            return j;
+    }
+    return NULL;
 }
 
 /*
@@ -93,7 +82,7 @@ static void on_farewell(int err, redisReply *r, void *data)
 
     if (!err && r->type == REDIS_REPLY_INTEGER && r->integer < 0)
         log_info("worker: %s keeps its pending entries for another worker", w->consumer);
-    w->farewell = 2;
+    w->farewell = FAREWELL_DONE;
     check_drained(w);
 }
 
@@ -101,10 +90,10 @@ static bool say_farewell(struct worker *w)
 {
     const char *argv[] = {"EVAL", farewell_lua, "1", w->stream_key, QUEUE_GROUP, w->consumer};
 
-    w->farewell = 1;
+    w->farewell = FAREWELL_SENT;
     if (!queue_ready(w->queue) || redis_conn_command(queue_conn(w->queue), 0, on_farewell, w,
                                                      (int)ARRAY_SIZE(argv), argv, NULL) != 0) {
-        w->farewell = 2;
+        w->farewell = FAREWELL_DONE;
         return false;
     }
     return true;
@@ -115,9 +104,9 @@ static void check_drained(struct worker *w)
     worker_cb cb = w->drained_cb;
 
     if (w->state == WORKER_RUNNING || !cb || w->n_jobs > 0 || w->reading || w->claiming ||
-        w->renewing > 0 || w->farewell == 1)
+        w->renewing > 0 || w->farewell == FAREWELL_SENT)
         return;
-    if (w->farewell == 0 && say_farewell(w))
+    if (w->farewell == FAREWELL_NOT_SENT && say_farewell(w))
         return;
     w->drained_cb = NULL;
     cb(w, w->drained_data);
@@ -309,8 +298,10 @@ static void read_more(struct worker *w)
                               count,        "STREAMS", w->stream_key, w->history_from};
         err = redis_conn_command(w->reader, 0, on_read, w, (int)ARRAY_SIZE(argv), argv, NULL);
     } else {
-        const char *argv[] = {"XREADGROUP", "GROUP", QUEUE_GROUP, w->consumer,     "COUNT", count,
-                              "BLOCK",      "2000",  "STREAMS",   w->stream_key, ">"};
+        const char *argv[] = {
+            "XREADGROUP", "GROUP",       QUEUE_GROUP, w->consumer,
+            "COUNT",      count,         "BLOCK",     DG_STRINGIFY(WORKER_READ_BLOCK_MS),
+            "STREAMS",    w->stream_key, ">"};
         err = redis_conn_command(w->reader, WORKER_READ_BLOCK_MS + REDIS_COMMAND_TIMEOUT_MS,
                                  on_read, w, (int)ARRAY_SIZE(argv), argv, NULL);
     }
@@ -498,7 +489,7 @@ struct worker *worker_create(uv_loop_t *loop, const struct config *cfg, struct q
                              struct metrics *metrics)
 {
     struct worker *w = xcalloc(1, sizeof(*w));
-    size_t buckets;
+    size_t buckets = 2 * (size_t)cfg->worker_concurrency;
     char host[256];
 
     w->loop = loop;
@@ -515,10 +506,8 @@ struct worker *worker_create(uv_loop_t *loop, const struct config *cfg, struct q
     snprintf(w->history_from, sizeof(w->history_from), "0");
     snprintf(w->claim_cursor, sizeof(w->claim_cursor), "0-0");
     list_init(&w->jobs);
-    for (buckets = 64; buckets < 2 * (size_t)cfg->worker_concurrency; buckets *= 2)
-        ;
-    w->index = xcalloc(buckets, sizeof(*w->index));
-    w->index_mask = buckets - 1;
+    /* Twice the jobs it can hold, so it never has to grow. */
+    hash_table_init(&w->index, buckets > WORKER_INDEX_MIN ? buckets : WORKER_INDEX_MIN);
     backoff_seed(&w->rng);
     snprintf(w->nonce, sizeof(w->nonce), "%016llx", (unsigned long long)backoff_next(&w->rng));
     w->reader = redis_conn_create(loop, cfg, "reader", metrics);
@@ -614,7 +603,7 @@ void worker_free(struct worker *w)
     if (!w)
         return;
     redis_conn_free(w->reader);
-    xfree(w->index);
+    hash_table_free(&w->index);
     xfree(w->stream_key);
     xfree(w);
 }

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "store/job_store.h"
+#include "core/hash_table.h"
 #include "core/list.h"
 #include "worker.h"
 
@@ -18,6 +19,13 @@ enum worker_state {
     WORKER_RUNNING = 0,
     WORKER_DRAINING,  /* no new jobs; the held ones finish or are handed back */
     WORKER_CANCELLED, /* the grace is over: what cannot finish now stays pending */
+};
+
+/* Leaving the consumer group at the end of a drain (say_farewell in worker.c). */
+enum worker_farewell {
+    FAREWELL_NOT_SENT = 0,
+    FAREWELL_SENT, /* the DELCONSUMER script is outstanding: the drain waits for it */
+    FAREWELL_DONE, /* answered, or it could not be sent */
 };
 
 struct worker {
@@ -31,8 +39,7 @@ struct worker {
     char consumer[320];
     char *stream_key;
     struct list_node jobs; /* struct job, in arrival order */
-    struct job **index;    /* the same jobs by stream id (chained hash) */
-    size_t index_mask;     /* buckets - 1, a power of two */
+    struct hash_table index; /* the same jobs by stream id */
     char nonce[17];        /* per process, in attempt tokens */
     uint64_t tries;        /* attempts begun here: never reused, even for a job taken back */
     size_t n_jobs;         /* in the list, plus those whose timer is closing */
@@ -55,7 +62,7 @@ struct worker {
     uv_timer_t renew_timer;
     unsigned renewing; /* renew calls outstanding */
     /* shutdown */
-    int farewell; /* 0: not sent; 1: outstanding; 2: done (see say_farewell) */
+    enum worker_farewell farewell;
     worker_cb drained_cb;
     void *drained_data;
     worker_cb stopped_cb;
@@ -82,7 +89,7 @@ struct job_ref {
 
 struct job {
     struct list_node node;
-    struct job *index_next; /* bucket chain of w->index */
+    struct hash_node index_node; /* w->index */
     struct worker *w;
     struct job_fields f;   /* strings below own the storage */
     char *strs;            /* one allocation behind every f string */

@@ -261,6 +261,7 @@ static const struct bad_case bad_cases[] = {
     {"REDIS_URL=redis://hunter2@h", "expected :password@", "hunter2"},
     {"REDIS_URL=redis://:@h", "password after ':' is empty", NULL},
     {"REDIS_URL=redis://:sec%zzret@h", "bad %XX escape", "sec"},
+    {"REDIS_URL=redis://:sec%00ret@h", "bad %XX escape", "sec"},
     {"REDIS_URL=redis://:topsecret@", "expected a host name", "topsecret"},
     {"REDIS_URL=unix://relative.sock", "expected unix:///path", NULL},
     {"REDIS_URL=unix:///tmp/r.sock?foo=1", "expected ?db=N", NULL},
@@ -605,6 +606,11 @@ static void test_redis_url_forms(void **state)
     assert_string_equal(c.redis_host, "10.0.0.2");
     assert_int_equal(c.redis_port, 6380);
     assert_int_equal(c.redis_db, 2);
+    config_free(&c);
+
+    /* '+' is a plus in user info, not a space. */
+    load_redis(&c, "redis://:a+b%2B@h");
+    assert_string_equal(c.redis_password, "a+b+");
     config_free(&c);
 
     /* A raw '@' in the password: the last '@' ends the user info. */

@@ -1,8 +1,9 @@
-/* test_url.c: percent-encoding of path segments and query values. */
+/* test_url.c: percent-encoding of path segments and query values, and decoding. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "core/url.h"
@@ -44,6 +45,82 @@ static void cap_is_respected(void **state)
     buf_free(&b);
 }
 
+/* Decodes len bytes of in and checks the result (want NULL: refused with want_err). */
+static void decode(const char *in, bool plus_is_space, const char *want, int want_err)
+{
+    struct buf b;
+
+    buf_init(&b, 1024);
+    assert_int_equal(url_percent_decode(in, strlen(in), plus_is_space, &b), want_err);
+    if (want)
+        assert_string_equal(buf_cstr(&b), want);
+    buf_free(&b);
+}
+
+static void escapes_decode_in_either_case(void **state)
+{
+    decode("19%3Aabc%40thread.tacv2%3bmessageid%3D1", false, "19:abc@thread.tacv2;messageid=1", 0);
+    decode("%C3%a9", false, "\xc3\xa9", 0);
+    decode("%25%2525", false, "%%25", 0); /* decoded once, never twice */
+    decode("", false, "", 0);
+}
+
+/* '+' is a space only in form and query values; paths and user info keep it. */
+static void plus_is_space_only_when_asked(void **state)
+{
+    decode("a+b%2B", true, "a b+", 0);
+    decode("a+b%2B", false, "a+b+", 0);
+}
+
+static void malformed_escapes_are_refused(void **state)
+{
+    static const char *const bad[] = {"%", "%4", "a%4", "%G1", "%1G", "%%41", "% 41", "%-1"};
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(bad); i++)
+        decode(bad[i], false, NULL, DG_ERR_INVALID);
+    /* %00 would cut the C string the value becomes. */
+    decode("a%00b", false, NULL, DG_ERR_INVALID);
+    decode("a%01b", false, "a\001b", 0);
+}
+
+/* Only len bytes are read: a caller may decode a slice of a longer string. */
+static void only_len_bytes_are_read(void **state)
+{
+    struct buf b;
+
+    buf_init(&b, 1024);
+    assert_int_equal(url_percent_decode("ab%41&rest", 5, false, &b), 0);
+    assert_string_equal(buf_cstr(&b), "abA");
+    buf_reset(&b);
+    /* An escape cut by len is malformed, even when the bytes after it would complete it. */
+    assert_int_equal(url_percent_decode("ab%41", 4, false, &b), DG_ERR_INVALID);
+    buf_free(&b);
+    buf_init(&b, 2);
+    assert_int_equal(url_percent_decode("abc", 3, false, &b), DG_ERR_TOO_LARGE);
+    buf_free(&b);
+}
+
+/* What url_encode_component writes, url_percent_decode reads back. */
+static void decode_inverts_encode(void **state)
+{
+    char in[256];
+    struct buf enc, dec;
+    int i;
+
+    for (i = 1; i < 256; i++)
+        in[i - 1] = (char)i;
+    in[255] = '\0';
+    buf_init(&enc, 4096);
+    buf_init(&dec, 4096);
+    assert_int_equal(url_encode_component(&enc, in), 0);
+    assert_int_equal(url_percent_decode(enc.data, enc.len, true, &dec), 0);
+    assert_int_equal(dec.len, 255);
+    assert_memory_equal(dec.data, in, 255);
+    buf_free(&enc);
+    buf_free(&dec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -51,6 +128,11 @@ int main(void)
         cmocka_unit_test(teams_conversation_ids),
         cmocka_unit_test(everything_else_is_escaped),
         cmocka_unit_test(cap_is_respected),
+        cmocka_unit_test(escapes_decode_in_either_case),
+        cmocka_unit_test(plus_is_space_only_when_asked),
+        cmocka_unit_test(malformed_escapes_are_refused),
+        cmocka_unit_test(only_len_bytes_are_read),
+        cmocka_unit_test(decode_inverts_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,6 +83,12 @@ static void h_hello(struct http_request *req, void *data)
     http_request_respond(req, 200, "text/plain", "hello", 5, NULL, 0);
 }
 
+/* An error whose message needs escaping, and holds a byte that is not UTF-8. */
+static void h_fail(struct http_request *req, void *data)
+{
+    http_request_respond_error(req, 400, "bad_request", "line \"one\"\nline\\two\t\xff", NULL, 0);
+}
+
 static void h_echo(struct http_request *req, void *data)
 {
     size_t len;
@@ -410,6 +416,7 @@ static void server_setup(const struct http_server_limits *lim)
     http_server_route(ctx.srv, "GET", "/slow", "slow", h_slow, NULL);
     http_server_route(ctx.srv, "GET", "/pre/*", "prefix", h_prefix, NULL);
     http_server_route(ctx.srv, "PUT", "/inspect", "inspect", h_inspect, NULL);
+    http_server_route(ctx.srv, "GET", "/fail", "fail", h_fail, NULL);
     assert_int_equal(http_server_listen(ctx.srv, "127.0.0.1", 0), 0);
     assert_true(http_server_port(ctx.srv) > 0);
 }
@@ -541,6 +548,21 @@ static void test_not_found_keeps_connection(void **state)
     assert_int_equal(r[1].status, 200);
     assert_metrics_has("digestd_http_requests_total{route=\"unmatched\",status=\"404\"} 1\n");
     assert_metrics_has("digestd_http_requests_total{route=\"hello\",status=\"200\"} 1\n");
+}
+
+/* Error bodies are valid JSON whatever the message holds (core/json_write.h). */
+static void test_error_body_is_escaped(void **state)
+{
+    struct client *c;
+    struct resp r[MAX_RESP];
+
+    server_setup(NULL);
+    c = client_add(1, "GET /fail HTTP/1.1\r\nHost: t\r\n\r\n", NULL);
+    run_clients();
+    assert_int_equal(responses(c, r), 1);
+    assert_int_equal(r[0].status, 400);
+    assert_body(&r[0], "{\"error\":{\"code\":\"bad_request\","
+                       "\"message\":\"line \\\"one\\\"\\nline\\\\two\\u0009?\"}}");
 }
 
 /* Allow lists every method the path is known under; the handler never runs. */
@@ -900,6 +922,7 @@ int main(void)
         cmocka_unit_test_teardown(test_accessors_byte_by_byte, teardown),
         cmocka_unit_test_teardown(test_pipelined_backlog, teardown),
         cmocka_unit_test_teardown(test_not_found_keeps_connection, teardown),
+        cmocka_unit_test_teardown(test_error_body_is_escaped, teardown),
         cmocka_unit_test_teardown(test_method_not_allowed, teardown),
         cmocka_unit_test_teardown(test_headers_too_large, teardown),
         cmocka_unit_test_teardown(test_too_large_by_content_length, teardown),

@@ -281,6 +281,22 @@ static void test_activity_shape(void **state)
     xfree(out);
 }
 
+/* The reply goes back the way the user's activity came: bot = its recipient, user = its from. */
+static void test_reply_address(void **state)
+{
+    struct card_address to = {.activity_id = "stale", .bot_name = "stale"};
+
+    card_address_reply(&to, TO.bot_id, TO.bot_name, TO.user_id, TO.user_name, TO.conversation_id,
+                       TO.reply_to_id);
+    assert_ptr_equal(to.bot_id, TO.bot_id);
+    assert_ptr_equal(to.bot_name, TO.bot_name);
+    assert_ptr_equal(to.user_id, TO.user_id);
+    assert_ptr_equal(to.user_name, TO.user_name);
+    assert_ptr_equal(to.conversation_id, TO.conversation_id);
+    assert_ptr_equal(to.reply_to_id, TO.reply_to_id);
+    assert_null(to.activity_id); /* only an update names the activity it replaces */
+}
+
 /* Names from the fixture survive the trip through JSON exactly. */
 static void test_escaping_round_trip(void **state)
 {
@@ -479,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_activity_shape),
         cmocka_unit_test(test_escaping_round_trip),
         cmocka_unit_test(test_utf16_bytes),
+        cmocka_unit_test(test_reply_address),
         cmocka_unit_test(test_size_limit_is_utf16),
         cmocka_unit_test(test_result_drops_items_to_fit),
         cmocka_unit_test(test_parsed_huge_summaries_fit),

@@ -500,6 +500,63 @@ static void token_parse_is_strict(void **state)
     assert_null(tok);
 }
 
+/* ResourceResponse {"id":…}: strict JSON, and no id cut short by an escaped NUL. */
+static void resource_id_is_strict(void **state)
+{
+    static const char *const no_id[] = {"",
+                                        "{\"id\":\"a\\u0000b\"}",
+                                        "{\"id\":1}",
+                                        "{\"id\":\"a\"} x",
+                                        "{\"id\":\"a\",}",
+                                        "[\"a\"]",
+                                        "{}"};
+    struct buf b;
+    char *id;
+    size_t i;
+
+    buf_init(&b, 1024);
+    assert_int_equal(buf_append_str(&b, "{\"id\":\"1:abc\"}\r\n"), 0);
+    id = resource_id(&b);
+    assert_string_equal(id, "1:abc");
+    xfree(id);
+    for (i = 0; i < ARRAY_SIZE(no_id); i++) {
+        buf_reset(&b);
+        assert_int_equal(buf_append_str(&b, no_id[i]), 0);
+        assert_null(resource_id(&b));
+    }
+    buf_free(&b);
+}
+
+/* The conversation map finds each conversation again, past its first growth. */
+static void conversations_are_found_again(void **state)
+{
+    struct connector c;
+    struct conv *first[200];
+    char key[32];
+    int i;
+
+    memset(&c, 0, sizeof(c));
+    list_init(&c.lru);
+    hash_table_init(&c.convs, CONV_BUCKETS_MIN);
+    for (i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "https://smba/\nconv-%d", i);
+        first[i] = conv_get(&c, key, 1000);
+    }
+    assert_int_equal(c.convs.count, 200);
+    assert_true(c.convs.n_buckets > CONV_BUCKETS_MIN);
+    for (i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "https://smba/\nconv-%d", i);
+        assert_ptr_equal(conv_get(&c, key, 2000), first[i]);
+        assert_string_equal(first[i]->key, key);
+    }
+    assert_int_equal(c.convs.count, 200);
+    /* Idle for 30 s: every one is forgotten, oldest first. */
+    conv_evict_idle(&c, 1000 + PACE_LONG_WINDOW_MS);
+    assert_int_equal(c.convs.count, 0);
+    assert_true(list_empty(&c.lru));
+    hash_table_free(&c.convs);
+}
+
 static void pace_slot_keeps_both_windows(void **state)
 {
     struct conv cv;
@@ -1032,6 +1089,8 @@ int main(void)
         cmocka_unit_test(escape_is_rfc3986_segment),
         cmocka_unit_test(token_lifetime_rules),
         cmocka_unit_test(token_parse_is_strict),
+        cmocka_unit_test(resource_id_is_strict),
+        cmocka_unit_test(conversations_are_found_again),
         cmocka_unit_test(pace_slot_keeps_both_windows),
         cmocka_unit_test(backoff_is_full_jitter_capped),
         cmocka_unit_test_setup_teardown(reply_reaches_path_with_token_and_body, setup, teardown),
