@@ -897,6 +897,31 @@ static void all_refused(struct fixture *f, int want)
     assert_int_equal(r.calls, 0);
 }
 
+/* Only dead and failed end a job without a result: anything else is refused, nothing sent. */
+static void dead_refuses_a_status_that_does_not_end_a_job(void **state)
+{
+    static const enum request_status wrong[] = {REQUEST_STATUS_QUEUED, REQUEST_STATUS_PROCESSING,
+                                                REQUEST_STATUS_DELIVERED};
+    struct fixture *f = *state;
+    struct job j;
+    struct res r = {0};
+    char *before, *after;
+
+    job_add(f, &j, "req-w", "", "c1");
+    record_set(f, &j, "processing", "1");
+    before = state_of(f, &j);
+    for (size_t i = 0; i < ARRAY_SIZE(wrong); i++)
+        assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j.f, "t", wrong[i], "x", 1,
+                                        false, 3000, on_dead, &r),
+                         DG_ERR_INVALID);
+    loop_run_for(&f->loop, &f->tick, 100);
+    assert_int_equal(r.calls, 0);
+    after = state_of(f, &j);
+    assert_string_equal(before, after);
+    xfree(before);
+    xfree(after);
+}
+
 static void calls_fail_at_submission_while_down(void **state)
 {
     struct fixture *f = *state;
@@ -937,6 +962,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(renew_takes_a_full_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(release_requeues_same_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(release_refuses_job_not_ours, setup, teardown),
+        cmocka_unit_test_setup_teardown(dead_refuses_a_status_that_does_not_end_a_job, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(calls_fail_at_submission_while_down, setup, teardown),
         cmocka_unit_test_setup_teardown(calls_fail_at_submission_after_stop, setup, teardown),
     };
