@@ -1,6 +1,9 @@
 /* json_write.c: see json_write.h. */
 #include "core/json_write.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 #include <json-c/json.h>
 #include <string.h>
 
@@ -10,6 +13,11 @@ const char *json_write_compact(struct json_object *o, size_t *len)
     const char *text = json_object_to_json_string_length(
         o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
 
+    /* json-c answers NULL only when it cannot allocate: abort, as xmalloc does. */
+    if (!text) {
+        fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"json: out of memory\"}\n");
+        abort();
+    }
     if (len)
         *len = n;
     return text;

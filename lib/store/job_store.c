@@ -7,8 +7,10 @@
 
 #include "core/buf.h"
 #include "config.h"
-#include "store/queue.h"
+#include "store/keys.h"
+#include "store/op.h"
 #include "store/redis.h"
+#include "store/script.h"
 
 #define JOB_STORE_MAX_REF_PAIRS 32
 
@@ -21,7 +23,7 @@
  */
 static const char begin_lua[] =
     "local st = redis.call('HGET', KEYS[2], 'status')\n"
-    "if st == 'delivered' or st == 'dead' or st == 'failed' then\n"
+    "if " LUA_ST_ENDED " then\n"
     "  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
     "  return {st, 0, '', {}}\n"
     "end\n"
@@ -37,18 +39,24 @@ static const char begin_lua[] =
     "  n = redis.call('HINCRBY', KEYS[2], 'attempts', 1)\n"
     "  redis.call('HSET', KEYS[2], 'attempt_token', ARGV[10])\n"
     "end\n"
-    "redis.call('HSET', KEYS[2], 'status', 'processing')\n"
+    "redis.call('HSET', KEYS[2], 'status', " LUA_PROCESSING ")\n"
     "redis.call('HSETNX', KEYS[2], 'started_ms', ARGV[3])\n"
     "return {st or '', n, redis.call('HGET', KEYS[2], 'ack_activity_id') or '',\n"
     "  redis.call('HGETALL', KEYS[3])}\n";
 
+const struct store_script job_store_begin_script = {"job_store_begin", begin_lua,
+                                                    sizeof(begin_lua) - 1};
+
 /* KEYS: stream, record. ARGV: group, entry id, now, result id, fetched_ms, TTL. */
 static const char delivered_lua[] =
-    "redis.call('HSET', KEYS[2], 'status', 'delivered', 'delivered_ms', ARGV[3],\n"
+    "redis.call('HSET', KEYS[2], 'status', " LUA_DELIVERED ", 'delivered_ms', ARGV[3],\n"
     "  'result_activity_id', ARGV[4], 'fetched_ms', ARGV[5], 'last_error', '')\n"
     "if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[6]) end\n"
     "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
     "return redis.call('HGET', KEYS[2], 'ack_activity_id') or ''\n";
+
+const struct store_script job_store_delivered_script = {"job_store_delivered", delivered_lua,
+                                                        sizeof(delivered_lua) - 1};
 
 /*
  * KEYS: stream, dead stream, record, reference. ARGV: group, entry id,
@@ -63,7 +71,8 @@ static const char delivered_lua[] =
  */
 static const char dead_lua[] =
     "local st = redis.call('HGET', KEYS[3], 'status')\n"
-    "if st ~= 'dead' and st ~= 'failed' and st ~= 'delivered' then\n"
+    "local ended = " LUA_ST_ENDED "\n"
+    "if not ended then\n"
     "  local f = {}\n"
     "  for i = 10, #ARGV do f[#f + 1] = ARGV[i] end\n"
     "  f[#f + 1] = 'reason'; f[#f + 1] = ARGV[4]\n"
@@ -79,11 +88,14 @@ static const char dead_lua[] =
     "end\n"
     "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
     "local recorded = 0\n"
-    "if (st ~= 'dead' and st ~= 'failed' and st ~= 'delivered') or\n"
-    "   (st ~= 'delivered' and redis.call('HGET', KEYS[3], 'attempt_token') == ARGV[9]) then\n"
+    "if not ended or (st ~= " LUA_DELIVERED " and\n"
+    "                 redis.call('HGET', KEYS[3], 'attempt_token') == ARGV[9]) then\n"
     "  recorded = 1\n"
     "end\n"
     "return {recorded, redis.call('HGET', KEYS[3], 'ack_activity_id') or ''}\n";
+
+const struct store_script job_store_dead_script = {"job_store_dead", dead_lua,
+                                                   sizeof(dead_lua) - 1};
 
 /* KEYS: stream. ARGV: group, consumer, ids… Answers the ids that are not ours. */
 static const char renew_lua[] =
@@ -98,34 +110,26 @@ static const char renew_lua[] =
     "end\n"
     "return lost\n";
 
-/* KEYS: stream, record. ARGV: group, consumer, entry id, then the job's field pairs. */
-static const char release_lua[] =
+const struct store_script job_store_renew_script = {"job_store_renew", renew_lua,
+                                                    sizeof(renew_lua) - 1};
+
+/*
+ * Hands a job back at shutdown. KEYS: stream, record. ARGV: group, consumer,
+ * entry id, then the job's field pairs. Only while the entry is still
+ * pending under this consumer (else another holds it, or it ended).
+ */
+static const char return_to_stream_lua[] =
     "local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)\n"
     "if not p[1] or p[1][2] ~= ARGV[2] then return 0 end\n"
     "redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])\n"
     "redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))\n"
-    "if redis.call('HGET', KEYS[2], 'status') == 'processing' then\n"
-    "  redis.call('HSET', KEYS[2], 'status', 'queued')\n"
+    "if redis.call('HGET', KEYS[2], 'status') == " LUA_PROCESSING " then\n"
+    "  redis.call('HSET', KEYS[2], 'status', " LUA_QUEUED ")\n"
     "end\n"
     "return 1\n";
 
-struct op {
-    union {
-        job_store_begin_cb begin;
-        job_store_end_cb end;
-        job_store_dead_cb dead;
-        job_store_renew_cb renew;
-        job_store_release_cb release;
-    } cb;
-    void *data;
-};
-
-static struct op *op_new(void *data)
-{
-    struct op *op = xmalloc(sizeof(*op));
-    op->data = data;
-    return op;
-}
+const struct store_script job_store_return_to_stream_script = {
+    "job_store_return_to_stream", return_to_stream_lua, sizeof(return_to_stream_lua) - 1};
 
 static bool is_string(const redisReply *r)
 {
@@ -139,9 +143,9 @@ struct job_keys {
 
 static void keys_make(struct job_keys *k, const struct config *cfg, const struct job_fields *job)
 {
-    k->stream = queue_key(cfg, "requests", NULL);
-    k->rec = queue_key(cfg, "req", job->request_id);
-    k->conv = queue_key(cfg, "conv", job->conv);
+    k->stream = keys_stream(cfg->prefix);
+    k->rec = keys_request(cfg->prefix, job->request_id);
+    k->conv = keys_conv(cfg->prefix, job->conv);
 }
 
 static void keys_free(struct job_keys *k)
@@ -156,19 +160,9 @@ static void u64_str(char *out, size_t size, uint64_t v)
     snprintf(out, size, "%llu", (unsigned long long)v);
 }
 
-static int submit(struct redis_conn *conn, redis_reply_cb fn, struct op *op, int argc,
-                  const char **argv)
-{
-    int err = redis_conn_command(conn, 0, fn, op, argc, argv, NULL);
-
-    if (err)
-        xfree(op);
-    return err;
-}
-
 static void on_begin(int err, redisReply *r, void *data)
 {
-    struct op *op = data;
+    struct store_op *op = data;
     const char *fields[JOB_STORE_MAX_REF_PAIRS], *values[JOB_STORE_MAX_REF_PAIRS];
     struct job_begin b = {0};
     const redisReply *ref;
@@ -184,9 +178,9 @@ static void on_begin(int err, redisReply *r, void *data)
         xfree(op);
         return;
     }
-    b.status = r->element[0]->str;
-    b.ended = strcmp(b.status, "delivered") == 0 || strcmp(b.status, "dead") == 0 ||
-              strcmp(b.status, "failed") == 0;
+    /* "" (no record) or a name we do not know: no status, so not ended (as in the script). */
+    b.had_status = request_status_parse(r->element[0]->str, &b.status) == 0;
+    b.ended = b.had_status && request_status_ended(b.status);
     b.attempts = r->element[1]->integer > 0 ? (unsigned)r->element[1]->integer : 0;
     b.ack_activity_id = r->element[2]->str;
     ref = r->element[3];
@@ -209,20 +203,31 @@ int job_store_begin(struct redis_conn *conn, const struct config *cfg,
 {
     struct job_keys k;
     char now[24], ttl[24];
-    struct op *op = op_new(data);
+    struct store_op *op = store_op_new(data);
     int err;
 
     keys_make(&k, cfg, job);
     u64_str(now, sizeof(now), now_ms);
     u64_str(ttl, sizeof(ttl), cfg->request_ttl_s);
     {
-        const char *argv[] = {"EVAL",          begin_lua,      "3",           k.stream,
-                              k.rec,           k.conv,         QUEUE_GROUP,   job->stream_id,
-                              now,             ttl,            job->audience, job->test_email,
-                              job->conv,       job->activity_id, job->created_ms,
+        const char *argv[] = {"EVAL",
+                              begin_lua,
+                              "3",
+                              k.stream,
+                              k.rec,
+                              k.conv,
+                              KEYS_GROUP,
+                              job->stream_id,
+                              now,
+                              ttl,
+                              job->audience,
+                              job->test_email,
+                              job->conv,
+                              job->activity_id,
+                              job->created_ms,
                               attempt_token};
         op->cb.begin = cb;
-        err = submit(conn, on_begin, op, (int)ARRAY_SIZE(argv), argv);
+        err = store_op_send(conn, on_begin, op, (int)ARRAY_SIZE(argv), argv, NULL);
     }
     keys_free(&k);
     return err;
@@ -230,7 +235,7 @@ int job_store_begin(struct redis_conn *conn, const struct config *cfg,
 
 static void on_dead(int err, redisReply *r, void *data)
 {
-    struct op *op = data;
+    struct store_op *op = data;
 
     err = redis_reply_status(err, r);
     if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -243,7 +248,7 @@ static void on_dead(int err, redisReply *r, void *data)
 
 static void on_end(int err, redisReply *r, void *data)
 {
-    struct op *op = data;
+    struct store_op *op = data;
 
     err = redis_reply_status(err, r);
     if (!err && !is_string(r))
@@ -258,7 +263,7 @@ int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
 {
     struct job_keys k;
     char now[24], fetched[24], ttl[24];
-    struct op *op = op_new(data);
+    struct store_op *op = store_op_new(data);
     int err;
 
     keys_make(&k, cfg, job);
@@ -266,46 +271,70 @@ int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
     u64_str(fetched, sizeof(fetched), fetched_ms);
     u64_str(ttl, sizeof(ttl), cfg->request_ttl_s);
     {
-        const char *argv[] = {"EVAL",      delivered_lua,  "2",     k.stream, k.rec,
-                              QUEUE_GROUP, job->stream_id, now,     result_activity_id,
-                              fetched,     ttl};
+        const char *argv[] = {"EVAL",     delivered_lua,  "2", k.stream,           k.rec,
+                              KEYS_GROUP, job->stream_id, now, result_activity_id, fetched,
+                              ttl};
         op->cb.end = cb;
-        err = submit(conn, on_end, op, (int)ARRAY_SIZE(argv), argv);
+        err = store_op_send(conn, on_end, op, (int)ARRAY_SIZE(argv), argv, NULL);
     }
     keys_free(&k);
     return err;
 }
 
 int job_store_dead(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
-                   const char *attempt_token, const char *status, const char *reason,
+                   const char *attempt_token, enum request_status status, const char *reason,
                    unsigned attempts, bool mark_stale, uint64_t now_ms, job_store_dead_cb cb,
                    void *data)
 {
     struct job_keys k;
-    char *dead = queue_key(cfg, "dead", NULL);
+    char *dead;
     char now[24], ttl[24], n[16];
-    struct op *op = op_new(data);
+    struct store_op *op;
     int err;
 
+    /* Only these two end a job without a result. */
+    if (status != REQUEST_STATUS_DEAD && status != REQUEST_STATUS_FAILED)
+        return DG_ERR_INVALID;
+    dead = keys_dead(cfg->prefix);
+    op = store_op_new(data);
     keys_make(&k, cfg, job);
     u64_str(now, sizeof(now), now_ms);
     u64_str(ttl, sizeof(ttl), cfg->request_ttl_s);
     snprintf(n, sizeof(n), "%u", attempts);
     {
         /* The dead entry keeps the job's own fields first, as on the stream. */
-        const char *argv[] = {"EVAL",          dead_lua,          "4",
-                              k.stream,        dead,              k.rec,
-                              k.conv,          QUEUE_GROUP,       job->stream_id,
-                              status,          reason,            n,
-                              now,             mark_stale ? "1" : "0",
-                              ttl,             attempt_token,
-                              "request_id",    job->request_id,
-                              "activity_id",   job->activity_id,  "audience",
-                              job->audience,   "test_email",      job->test_email,
-                              "conv",          job->conv,         "created_ms",
-                              job->created_ms, "stream_id",       job->stream_id};
+        const char *argv[] = {"EVAL",
+                              dead_lua,
+                              "4",
+                              k.stream,
+                              dead,
+                              k.rec,
+                              k.conv,
+                              KEYS_GROUP,
+                              job->stream_id,
+                              request_status_name(status),
+                              reason,
+                              n,
+                              now,
+                              mark_stale ? "1" : "0",
+                              ttl,
+                              attempt_token,
+                              "request_id",
+                              job->request_id,
+                              "activity_id",
+                              job->activity_id,
+                              "audience",
+                              job->audience,
+                              "test_email",
+                              job->test_email,
+                              "conv",
+                              job->conv,
+                              "created_ms",
+                              job->created_ms,
+                              "stream_id",
+                              job->stream_id};
         op->cb.dead = cb;
-        err = submit(conn, on_dead, op, (int)ARRAY_SIZE(argv), argv);
+        err = store_op_send(conn, on_dead, op, (int)ARRAY_SIZE(argv), argv, NULL);
     }
     keys_free(&k);
     xfree(dead);
@@ -314,7 +343,7 @@ int job_store_dead(struct redis_conn *conn, const struct config *cfg, const stru
 
 static void on_renew(int err, redisReply *r, void *data)
 {
-    struct op *op = data;
+    struct store_op *op = data;
     const char *lost[JOB_STORE_MAX_RENEW];
     size_t i, n = 0;
 
@@ -333,31 +362,31 @@ int job_store_renew(struct redis_conn *conn, const struct config *cfg, const cha
 {
     const char *argv[6 + JOB_STORE_MAX_RENEW];
     char *stream;
-    struct op *op;
+    struct store_op *op;
     size_t i;
     int err;
 
     if (n == 0 || n > JOB_STORE_MAX_RENEW)
         return DG_ERR_INVALID;
-    stream = queue_key(cfg, "requests", NULL);
+    stream = keys_stream(cfg->prefix);
     argv[0] = "EVAL";
     argv[1] = renew_lua;
     argv[2] = "1";
     argv[3] = stream;
-    argv[4] = QUEUE_GROUP;
+    argv[4] = KEYS_GROUP;
     argv[5] = consumer;
     for (i = 0; i < n; i++)
         argv[6 + i] = ids[i];
-    op = op_new(data);
+    op = store_op_new(data);
     op->cb.renew = cb;
-    err = submit(conn, on_renew, op, (int)(6 + n), argv);
+    err = store_op_send(conn, on_renew, op, (int)(6 + n), argv, NULL);
     xfree(stream);
     return err;
 }
 
 static void on_release(int err, redisReply *r, void *data)
 {
-    struct op *op = data;
+    struct store_op *op = data;
 
     err = redis_reply_status(err, r);
     if (!err && r->type != REDIS_REPLY_INTEGER)
@@ -370,20 +399,23 @@ int job_store_release(struct redis_conn *conn, const struct config *cfg, const c
                       const struct job_fields *job, job_store_release_cb cb, void *data)
 {
     struct job_keys k;
-    struct op *op = op_new(data);
+    struct store_op *op = store_op_new(data);
     int err;
 
     keys_make(&k, cfg, job);
     {
-        const char *argv[] = {"EVAL",        release_lua,       "2",
-                              k.stream,      k.rec,             QUEUE_GROUP,
-                              consumer,      job->stream_id,    "request_id",
-                              job->request_id, "activity_id",   job->activity_id,
-                              "audience",    job->audience,     "test_email",
-                              job->test_email, "conv",          job->conv,
+        const char *argv[] = {"EVAL",        return_to_stream_lua,
+                              "2",           k.stream,
+                              k.rec,         KEYS_GROUP,
+                              consumer,      job->stream_id,
+                              "request_id",  job->request_id,
+                              "activity_id", job->activity_id,
+                              "audience",    job->audience,
+                              "test_email",  job->test_email,
+                              "conv",        job->conv,
                               "created_ms",  job->created_ms};
         op->cb.release = cb;
-        err = submit(conn, on_release, op, (int)ARRAY_SIZE(argv), argv);
+        err = store_op_send(conn, on_release, op, (int)ARRAY_SIZE(argv), argv, NULL);
     }
     keys_free(&k);
     return err;

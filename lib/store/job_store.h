@@ -16,13 +16,14 @@
 #include <stdint.h>
 
 #include "core/common.h"
+#include "store/request_status.h"
 
 struct redis_conn;
 struct config;
 
 #define JOB_STORE_MAX_RENEW 512 /* ids per job_store_renew call; callers split larger sets */
 
-/* A job as it sits on {P}:requests (SPEC §5). Strings borrowed. */
+/* A job as it sits on {P}:requests (SPEC §5, docs/store.md). Strings borrowed. */
 struct job_fields {
     const char *stream_id; /* the entry's id, e.g. "1700000000000-0" */
     const char *request_id;
@@ -36,12 +37,14 @@ struct job_fields {
 /* What job_store_begin found. Valid during the callback only. */
 struct job_begin {
     /*
-     * The record's status before this attempt ("" when the record was
-     * missing and has been recreated from the job). "delivered", "dead" or
-     * "failed" mean the job had already ended: the step only acknowledged
-     * it, nothing else changed, and the caller must not send anything.
+     * The record's status before this attempt, when had_status (false when
+     * the record was missing and has been recreated from the job). ended:
+     * that status is delivered, dead or failed, so the job had already
+     * ended: the step only acknowledged it, nothing else changed, and the
+     * caller must not send anything.
      */
-    const char *status;
+    enum request_status status;
+    bool had_status;
     bool ended;
     unsigned attempts;           /* this attempt's number (1 = first) */
     const char *ack_activity_id; /* "" when the acknowledgment card is not known yet */
@@ -86,15 +89,16 @@ int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
                         void *data) WARN_UNUSED;
 
 /*
- * The job ends without a result: status ("dead" after the attempts ran out,
- * "failed" for a final error) with reason as last_error, the job's fields
+ * The job ends without a result: status (REQUEST_STATUS_DEAD after the
+ * attempts ran out, REQUEST_STATUS_FAILED for a final error; any other is
+ * DG_ERR_INVALID at submission) with reason as last_error, the job's fields
  * plus reason/attempts/failed_ms appended to {P}:dead, XACK; and when
  * mark_stale, the conversation reference gets stale=1 (the connector said
  * 403/404: the bot is gone from that conversation). Done at most once per
  * job even when sent again.
  */
 int job_store_dead(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
-                   const char *attempt_token, const char *status, const char *reason,
+                   const char *attempt_token, enum request_status status, const char *reason,
                    unsigned attempts, bool mark_stale, uint64_t now_ms, job_store_dead_cb cb,
                    void *data) WARN_UNUSED;
 

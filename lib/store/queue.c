@@ -39,7 +39,10 @@
 #include "config.h"
 #include "core/log.h"
 #include "metrics.h"
+#include "store/group.h"
+#include "store/keys.h"
 #include "store/redis.h"
+#include "store/script.h"
 
 #define QUEUE_MAX_REF_FIELDS 64            /* conversation reference pairs per call */
 #define QUEUE_MAX_ARGS_BYTES (64 * 1024)   /* one job or reference */
@@ -89,7 +92,7 @@ static const char enqueue_lua[] =
     "  else\n"
     "    local id = ARGV[a]\n"
     "    if redis.call('SET', KEYS[k + 1], id, 'NX', 'EX', ARGV[1]) then\n"
-    "      redis.call('HSET', KEYS[k + 2], 'status', 'queued', 'mode', ARGV[a + 1],\n"
+    "      redis.call('HSET', KEYS[k + 2], 'status', " LUA_QUEUED ", 'mode', ARGV[a + 1],\n"
     "        'audience', ARGV[a + 2], 'test_email', ARGV[a + 3], 'conv', ARGV[a + 4],\n"
     "        'activity_id', ARGV[a + 5], 'created_ms', ARGV[a + 6], 'attempts', '0')\n"
     "      redis.call('EXPIRE', KEYS[k + 2], ARGV[2])\n"
@@ -99,7 +102,8 @@ static const char enqueue_lua[] =
     "          'audience', ARGV[a + 2], 'test_email', ARGV[a + 3], 'conv', ARGV[a + 4],\n"
     "          'created_ms', ARGV[a + 6])\n"
     "      else\n"
-    "        redis.call('HSET', KEYS[k + 2], 'status', 'processing', 'started_ms', ARGV[a + 6])\n"
+    "        redis.call('HSET', KEYS[k + 2], 'status', " LUA_PROCESSING ",\n"
+    "          'started_ms', ARGV[a + 6])\n"
     "      end\n"
     "      out[#out + 1] = 0\n"
     "      out[#out + 1] = id\n"
@@ -112,6 +116,9 @@ static const char enqueue_lua[] =
     "  end\n"
     "end\n"
     "return out\n";
+
+const struct store_script queue_enqueue_script = {"queue_enqueue", enqueue_lua,
+                                                  sizeof(enqueue_lua) - 1};
 
 /* One caller's entry in a batch: a job (enqueue_cb) or a reference (done_cb). */
 struct entry {
@@ -176,25 +183,6 @@ struct queue {
 
 /* ---- Keys and argument packing ---------------------------------------- */
 
-static int append_key(struct buf *b, const char *prefix, const char *kind, const char *suffix)
-{
-    if (suffix != NULL)
-        return buf_printf(b, "{%s}:%s:%s", prefix, kind, suffix);
-    return buf_printf(b, "{%s}:%s", prefix, kind);
-}
-
-char *queue_key(const struct config *cfg, const char *kind, const char *suffix)
-{
-    size_t n = strlen(cfg->prefix) + strlen(kind) + (suffix != NULL ? strlen(suffix) : 0) + 8;
-    struct buf b;
-
-    /* The cap is the exact size, so the append cannot fail. */
-    buf_init(&b, n);
-    if (append_key(&b, cfg->prefix, kind, suffix) != 0)
-        abort();
-    return buf_take(&b);
-}
-
 /*
  * Appends one argument and its terminating NUL (the separator in the pack).
  * NULL is stored as "": reference values borrow absent activity fields.
@@ -214,20 +202,10 @@ static int arg_u64(struct buf *b, uint64_t v)
     return arg_str(b, s);
 }
 
-/* "{P}:<kind>:<a>" or "{P}:<kind>:<a>:<b>", as one argument. */
-static int arg_key(struct buf *b, const char *prefix, const char *kind, const char *a,
-                   const char *bb)
+/* A key built by keys.h, ended as one packed argument. */
+static int arg_end(struct buf *b, int key_rc)
 {
-    int rc = buf_append(b, "{", 1);
-
-    rc |= buf_append_str(b, prefix);
-    rc |= buf_append(b, "}:", 2);
-    rc |= buf_append_str(b, kind);
-    rc |= buf_append(b, ":", 1);
-    rc |= buf_append_str(b, a);
-    if (bb != NULL)
-        rc |= buf_append(b, ":", 1) | buf_append_str(b, bb);
-    return rc | buf_append(b, "", 1);
+    return key_rc | buf_append(b, "", 1);
 }
 
 static void packed_reset(struct packed *p)
@@ -245,7 +223,7 @@ static int pack_reference(struct queue *q, const char *kind, const char *conv_ke
     struct packed *p = &q->pk;
     int rc;
 
-    rc = arg_key(&p->keys, q->cfg->prefix, "conv", conv_key, NULL);
+    rc = arg_end(&p->keys, keys_append_conv(&p->keys, q->cfg->prefix, conv_key));
     rc |= arg_str(&p->args, kind);
     rc |= arg_u64(&p->args, n);
     for (size_t i = 0; i < n; i++)
@@ -263,8 +241,8 @@ static int pack_job(struct queue *q, const struct queue_job *job)
     int rc;
 
     rc = pack_reference(q, "j", job->conv_key, job->ref_fields, job->ref_values, job->n_ref);
-    rc |= arg_key(&p->keys, prefix, "dedup", job->conv_key, job->activity_id);
-    rc |= arg_key(&p->keys, prefix, "req", job->request_id, NULL);
+    rc |= arg_end(&p->keys, keys_append_dedup(&p->keys, prefix, job->conv_key, job->activity_id));
+    rc |= arg_end(&p->keys, keys_append_request(&p->keys, prefix, job->request_id));
     rc |= arg_str(&p->args, job->request_id);
     rc |= arg_str(&p->args, job->mode);
     rc |= arg_str(&p->args, job->audience);
@@ -325,7 +303,7 @@ static void check_ready(struct queue *q)
 {
     if (q->group_ok && q->script_ok) {
         q->setup_failed_logged = false;
-        log_debug("queue: ready (stream %s, group " QUEUE_GROUP ")", q->stream_key);
+        log_debug("queue: ready (stream %s, group " KEYS_GROUP ")", q->stream_key);
     }
 }
 
@@ -333,29 +311,27 @@ static void check_ready(struct queue *q)
  * A setup command was refused (wrong key type, -LOADING, …): without it the
  * queue is useless, so drop the connection and let the backoff retry.
  */
-static void setup_failed(struct queue *q, const char *what, const struct redisReply *r)
+static void setup_failed(struct queue *q, const char *what, const char *why)
 {
     metrics_inc(q->metrics, METRICS_C_REDIS_ERRORS);
     if (!q->setup_failed_logged)
-        log_error("queue: %s failed: %s", what,
-                  r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+        log_error("queue: %s failed: %s", what, why);
     else
         log_debug("queue: %s failed again", what);
     q->setup_failed_logged = true;
     redis_conn_reset(q->conn);
 }
 
-static void on_group(int err, struct redisReply *reply, void *data)
+static void on_group(int err, const char *refusal, void *data)
 {
     struct queue *q = data;
 
-    if (err != 0)
-        return; /* connection lost: setup runs again on reconnect */
-    /* BUSYGROUP: the group already exists, which is what we want. */
-    if (reply->type == REDIS_REPLY_ERROR && !reply_is_error(reply, "BUSYGROUP")) {
-        setup_failed(q, "XGROUP CREATE", reply);
+    if (err == DG_ERR_PROTOCOL) {
+        setup_failed(q, "XGROUP CREATE", refusal);
         return;
     }
+    if (err != 0)
+        return; /* connection lost: setup runs again on reconnect */
     q->group_ok = true;
     check_ready(q);
 }
@@ -367,7 +343,7 @@ static void on_script(int err, struct redisReply *reply, void *data)
     if (err != 0)
         return;
     if (reply->type != REDIS_REPLY_STRING || reply->len != sizeof(q->sha) - 1) {
-        setup_failed(q, "SCRIPT LOAD", reply);
+        setup_failed(q, "SCRIPT LOAD", reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
         return;
     }
     memcpy(q->sha, reply->str, sizeof(q->sha) - 1);
@@ -376,18 +352,13 @@ static void on_script(int err, struct redisReply *reply, void *data)
     check_ready(q);
 }
 
-/*
- * The group starts at 0, not $: entries XADDed while no group existed (for
- * example by an older process before the group was deleted) must still be
- * delivered. On an existing group this is a BUSYGROUP no-op.
- */
+/* The group (a BUSYGROUP no-op when it exists) and the script, on every connect. */
 static void setup_send(struct queue *q)
 {
-    const char *group[] = {"XGROUP", "CREATE", q->stream_key, QUEUE_GROUP, "0", "MKSTREAM"};
     const char *script[] = {"SCRIPT", "LOAD", enqueue_lua};
     int rc;
 
-    rc = redis_conn_command(q->conn, 0, on_group, q, (int)ARRAY_SIZE(group), group, NULL);
+    rc = group_create(q->conn, q->cfg->prefix, on_group, q);
     if (rc == 0)
         rc = redis_conn_command(q->conn, 0, on_script, q, (int)ARRAY_SIZE(script), script, NULL);
     if (rc != 0)
@@ -767,7 +738,7 @@ struct queue *queue_create(uv_loop_t *loop, const struct config *cfg, struct met
     q->loop = loop;
     q->cfg = cfg;
     q->metrics = metrics;
-    q->stream_key = queue_key(cfg, "requests", NULL);
+    q->stream_key = keys_stream(cfg->prefix);
     buf_init(&q->pk.keys, QUEUE_MAX_ARGS_BYTES);
     buf_init(&q->pk.args, QUEUE_MAX_ARGS_BYTES);
     uv_prepare_init(loop, &q->flush);
@@ -799,7 +770,7 @@ static void on_groups(int err, redisReply *r, void *data)
             if (k->type != REDIS_REPLY_STRING)
                 continue;
             if (strcmp(k->str, "name") == 0)
-                ours = v->type == REDIS_REPLY_STRING && strcmp(v->str, QUEUE_GROUP) == 0;
+                ours = v->type == REDIS_REPLY_STRING && strcmp(v->str, KEYS_GROUP) == 0;
             else if (strcmp(k->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
                 pending = v->integer;
             else if (strcmp(k->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)

@@ -1,10 +1,9 @@
 /*
  * queue.h: the job queue of digestd on Redis streams (SPEC §5). It owns the
- * command connection (struct redis_conn), the enqueue script (one atomic
- * round trip: dedup SET NX + conversation reference + audit record + XADD)
- * and the consumer group, created idempotently on every (re)connect.
- * Key names all carry the literal hash tag "{prefix}" so a Redis Cluster
- * keeps one deployment on one slot.
+ * command connection (struct redis_conn) and the enqueue script (one atomic
+ * round trip: dedup SET NX + conversation reference + audit record + XADD),
+ * and has the consumer group created (group.h) on every (re)connect. Key
+ * names come from keys.h; docs/store.md describes the whole schema.
  *
  * Writes submitted during one loop iteration go to Redis together, as one
  * script call (at most 128 entries and 256 KiB of arguments each), just
@@ -24,9 +23,6 @@
 #include <uv.h>
 
 #include "core/common.h"
-
-/* The one consumer group of SPEC §5. */
-#define QUEUE_GROUP "workers"
 
 struct queue;
 struct config;
@@ -103,6 +99,3 @@ struct redis_conn *queue_conn(struct queue *q);
 
 void queue_stop(struct queue *q, queue_stopped_cb cb, void *data);
 void queue_free(struct queue *q);
-
-/* Key names (owned strings, xfree): "{P}:requests", "{P}:req:<id>", … */
-char *queue_key(const struct config *cfg, const char *kind, const char *suffix);

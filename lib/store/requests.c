@@ -2,12 +2,13 @@
 #include "store/requests.h"
 
 #include <hiredis/hiredis.h>
-#include <string.h>
 
 #include "core/buf.h"
 #include "config.h"
-#include "store/queue.h"
+#include "store/keys.h"
+#include "store/op.h"
 #include "store/redis.h"
+#include "store/script.h"
 
 #define REQUESTS_MAX_PAIRS 32
 
@@ -30,43 +31,44 @@ static const char get_lua[] =
     "if redis.call('HGET', key, 'conv') ~= ARGV[3] then return {'', {}} end\n"
     "return {id, redis.call('HGETALL', key)}\n";
 
+const struct store_script requests_get_script = {"requests_get", get_lua, sizeof(get_lua) - 1};
+
+/* KEYS[1] = record; ARGV[1] = the card's id. Answers the status, or "" without a record. */
 static const char ack_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return '' end\n"
     "redis.call('HSET', KEYS[1], 'ack_activity_id', ARGV[1])\n"
     "return redis.call('HGET', KEYS[1], 'status')\n";
 
+const struct store_script requests_record_ack_script = {"requests_record_ack", ack_lua,
+                                                        sizeof(ack_lua) - 1};
+
+/* KEYS[1] = record; ARGV = field/value pairs. Never recreates an expired record. */
 static const char update_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
     "redis.call('HSET', KEYS[1], unpack(ARGV))\n"
     "return 1\n";
 
-/* KEYS[1] = record, KEYS[2] = dedup key; ARGV[1] = request id, ARGV[2] = why. */
-static const char release_lua[] =
+const struct store_script requests_update_script = {"requests_update", update_lua,
+                                                    sizeof(update_lua) - 1};
+
+/*
+ * Gives a request back to the channel. KEYS[1] = record, KEYS[2] = dedup
+ * key; ARGV[1] = request id, ARGV[2] = why. The dedup key goes only while
+ * it still names this request (a later activity's would stay).
+ */
+static const char fail_and_free_dedup_lua[] =
     "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end\n"
     "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-    "  redis.call('HSET', KEYS[1], 'status', 'failed', 'last_error', ARGV[2])\n"
+    "  redis.call('HSET', KEYS[1], 'status', " LUA_FAILED ", 'last_error', ARGV[2])\n"
     "end\n"
     "return 1\n";
 
-struct op {
-    union {
-        requests_get_cb get;
-        requests_ack_cb ack;
-        requests_done_cb done;
-    } cb;
-    void *data;
-};
-
-static struct op *op_new(void *data)
-{
-    struct op *op = xmalloc(sizeof(*op));
-    op->data = data;
-    return op;
-}
+const struct store_script requests_fail_and_free_dedup_script = {
+    "requests_fail_and_free_dedup", fail_and_free_dedup_lua, sizeof(fail_and_free_dedup_lua) - 1};
 
 static void on_get(int err, redisReply *r, void *data)
 {
-    struct op *op = data;
+    struct store_op *op = data;
     const char *fields[REQUESTS_MAX_PAIRS], *values[REQUESTS_MAX_PAIRS];
     size_t i, n = 0;
 
@@ -91,17 +93,15 @@ static void on_get(int err, redisReply *r, void *data)
 int requests_get(struct redis_conn *conn, const struct config *cfg, const char *request_id,
                  const char *conv_key, requests_get_cb cb, void *data)
 {
-    char *rec = queue_key(cfg, "req", request_id);
-    char *conv = queue_key(cfg, "conv", conv_key);
-    char *rec_prefix = queue_key(cfg, "req", "");
+    char *rec = keys_request(cfg->prefix, request_id);
+    char *conv = keys_conv(cfg->prefix, conv_key);
+    char *rec_prefix = keys_request_prefix(cfg->prefix);
     const char *argv[] = {"EVAL", get_lua, "2", rec, conv, request_id, rec_prefix, conv_key};
-    struct op *op = op_new(data);
+    struct store_op *op = store_op_new(data);
     int err;
 
     op->cb.get = cb;
-    err = redis_conn_command(conn, 0, on_get, op, (int)ARRAY_SIZE(argv), argv, NULL);
-    if (err)
-        xfree(op);
+    err = store_op_send(conn, on_get, op, (int)ARRAY_SIZE(argv), argv, NULL);
     xfree(rec);
     xfree(conv);
     xfree(rec_prefix);
@@ -110,12 +110,17 @@ int requests_get(struct redis_conn *conn, const struct config *cfg, const char *
 
 static void on_ack(int err, redisReply *r, void *data)
 {
-    struct op *op = data;
+    struct store_op *op = data;
+    enum request_status status = REQUEST_STATUS_QUEUED;
+    bool found = false;
 
     err = redis_reply_status(err, r);
     if (!err && r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)
         err = DG_ERR_PROTOCOL;
-    op->cb.ack(err, !err && r->type == REDIS_REPLY_STRING ? r->str : "", op->data);
+    /* "" is no record; nil a record without a status (not ours to judge). */
+    if (!err && r->type == REDIS_REPLY_STRING)
+        found = request_status_parse(r->str, &status) == 0;
+    op->cb.ack(err, found, status, op->data);
     xfree(op);
 }
 
@@ -123,22 +128,20 @@ int requests_record_ack(struct redis_conn *conn, const struct config *cfg,
                         const char *request_id, const char *ack_activity_id, requests_ack_cb cb,
                         void *data)
 {
-    char *rec = queue_key(cfg, "req", request_id);
+    char *rec = keys_request(cfg->prefix, request_id);
     const char *argv[] = {"EVAL", ack_lua, "1", rec, ack_activity_id};
-    struct op *op = op_new(data);
+    struct store_op *op = store_op_new(data);
     int err;
 
     op->cb.ack = cb;
-    err = redis_conn_command(conn, 0, on_ack, op, (int)ARRAY_SIZE(argv), argv, NULL);
-    if (err)
-        xfree(op);
+    err = store_op_send(conn, on_ack, op, (int)ARRAY_SIZE(argv), argv, NULL);
     xfree(rec);
     return err;
 }
 
 static void on_update(int err, redisReply *r, void *data)
 {
-    struct op *op = data;
+    struct store_op *op = data;
 
     op->cb.done(redis_reply_status(err, r), op->data);
     xfree(op);
@@ -150,13 +153,13 @@ int requests_update(struct redis_conn *conn, const struct config *cfg, const cha
 {
     const char *argv[4 + 2 * REQUESTS_MAX_PAIRS];
     char *rec;
-    struct op *op;
+    struct store_op *op;
     size_t i;
     int err;
 
     if (n == 0 || n > REQUESTS_MAX_PAIRS)
         return DG_ERR_INVALID;
-    rec = queue_key(cfg, "req", request_id);
+    rec = keys_request(cfg->prefix, request_id);
     argv[0] = "EVAL";
     argv[1] = update_lua;
     argv[2] = "1";
@@ -165,11 +168,9 @@ int requests_update(struct redis_conn *conn, const struct config *cfg, const cha
         argv[4 + 2 * i] = fields[i];
         argv[5 + 2 * i] = values[i] ? values[i] : "";
     }
-    op = op_new(data);
+    op = store_op_new(data);
     op->cb.done = cb;
-    err = redis_conn_command(conn, 0, on_update, op, (int)(4 + 2 * n), argv, NULL);
-    if (err)
-        xfree(op);
+    err = store_op_send(conn, on_update, op, (int)(4 + 2 * n), argv, NULL);
     xfree(rec);
     return err;
 }
@@ -178,30 +179,15 @@ int requests_release(struct redis_conn *conn, const struct config *cfg, const ch
                      const char *conv_key, const char *activity_id, const char *why,
                      requests_done_cb cb, void *data)
 {
-    char *rec = queue_key(cfg, "req", request_id);
-    char *dedup_suffix = xmalloc(strlen(conv_key) + strlen(activity_id) + 2);
-    char *dedup;
-    const char *argv[7];
-    struct op *op = op_new(data);
+    char *rec = keys_request(cfg->prefix, request_id);
+    char *dedup = keys_dedup(cfg->prefix, conv_key, activity_id);
+    const char *argv[] = {"EVAL", fail_and_free_dedup_lua, "2", rec, dedup, request_id, why};
+    struct store_op *op = store_op_new(data);
     int err;
 
-    memcpy(dedup_suffix, conv_key, strlen(conv_key));
-    dedup_suffix[strlen(conv_key)] = ':';
-    memcpy(dedup_suffix + strlen(conv_key) + 1, activity_id, strlen(activity_id) + 1);
-    dedup = queue_key(cfg, "dedup", dedup_suffix);
-    argv[0] = "EVAL";
-    argv[1] = release_lua;
-    argv[2] = "2";
-    argv[3] = rec;
-    argv[4] = dedup;
-    argv[5] = request_id;
-    argv[6] = why;
     op->cb.done = cb;
-    err = redis_conn_command(conn, 0, on_update, op, 7, argv, NULL);
-    if (err)
-        xfree(op);
+    err = store_op_send(conn, on_update, op, (int)ARRAY_SIZE(argv), argv, NULL);
     xfree(rec);
     xfree(dedup);
-    xfree(dedup_suffix);
     return err;
 }

@@ -8,9 +8,11 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/common.h"
+#include "store/request_status.h"
 
 struct redis_conn;
 struct config;
@@ -22,8 +24,11 @@ struct config;
  */
 typedef void (*requests_get_cb)(int err, const char *request_id, const char *const *fields,
                                 const char *const *values, size_t n, void *data);
-/* status: the record's status after the update ("" when no record). */
-typedef void (*requests_ack_cb)(int err, const char *status, void *data);
+/*
+ * status: the record's status after the update, when found (false: no
+ * record, or none of the five statuses in it).
+ */
+typedef void (*requests_ack_cb)(int err, bool found, enum request_status status, void *data);
 typedef void (*requests_done_cb)(int err, void *data);
 
 /*

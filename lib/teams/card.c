@@ -18,75 +18,16 @@
 #include <json-c/json.h>
 
 #include "core/buf.h"
+#include "core/json_build.h"
 #include "core/json_write.h"
 
 /* The separator between title, company and location: " · ". */
 #define DOT " \xc2\xb7 "
 
-/*
- * json-c returns NULL when it cannot allocate; like xmalloc we stop rather
- * than send half a card (STYLE rule 6). No log_* call: it might allocate.
- */
-static void oom(void)
-{
-    fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"card: out of memory\"}\n");
-    abort();
-}
-
 /* s unless it is NULL or empty: every input string is optional to the builders. */
 static const char *str_or(const char *s, const char *dflt)
 {
     return s && *s ? s : dflt;
-}
-
-/* The j* helpers never return NULL, so the builders read as the card they make. */
-static struct json_object *jstr(const char *s)
-{
-    struct json_object *o = json_object_new_string(s ? s : "");
-
-    if (!o)
-        oom();
-    return o;
-}
-
-static struct json_object *jobj(void)
-{
-    struct json_object *o = json_object_new_object();
-
-    if (!o)
-        oom();
-    return o;
-}
-
-static struct json_object *jarr(void)
-{
-    struct json_object *o = json_object_new_array();
-
-    if (!o)
-        oom();
-    return o;
-}
-
-/* json_object_object_add takes val only on success (STYLE rule 10). */
-static void jset(struct json_object *obj, const char *key, struct json_object *val)
-{
-    if (json_object_object_add(obj, key, val) != 0) {
-        json_object_put(val);
-        oom();
-    }
-}
-
-static void jset_str(struct json_object *obj, const char *key, const char *s)
-{
-    jset(obj, key, jstr(s));
-}
-
-static void jpush(struct json_object *arr, struct json_object *val)
-{
-    if (json_object_array_add(arr, val) != 0) {
-        json_object_put(val);
-        oom();
-    }
 }
 
 /* {"type":"AdaptiveCard","$schema":…,"version":"1.5","body":[]}; *body borrows the array. */
@@ -636,8 +577,6 @@ int card_render(const struct card_address *to, struct json_object *card, char **
 
     *out = NULL;
     *len = 0;
-    if (!text)
-        oom();
     if (card_utf16_bytes(text, n) >= CARD_MAX_UTF16_BYTES) {
         rc = DG_ERR_TOO_LARGE;
         goto out;

@@ -173,7 +173,7 @@ static void on_error_card_sent(const struct connector_result *res, void *data)
 
 static void post_error_card(struct job *j)
 {
-    bool dead = strcmp(j->end_status, "dead") == 0;
+    bool dead = j->end_status == REQUEST_STATUS_DEAD;
     struct card_error_info e = {dead ? "Your digest could not be built, even after retrying."
                                      : "Your digest could not be built.",
                                 j->reason, j->f.request_id, "Try again in a few minutes."};
@@ -215,9 +215,9 @@ static void on_ended(int err, bool recorded, const char *ack_activity_id, void *
         finish(j);
         return;
     }
-    metrics_job_outcome(j->w->metrics, j->end_status);
-    log_emit(LOG_LEVEL_WARN, j->f.request_id, "job %s after %u attempt(s): %s", j->end_status,
-             j->attempts, j->reason);
+    metrics_job_outcome(j->w->metrics, request_status_name(j->end_status));
+    log_emit(LOG_LEVEL_WARN, j->f.request_id, "job %s after %u attempt(s): %s",
+             request_status_name(j->end_status), j->attempts, j->reason);
     take_ack_id(j, ack_activity_id);
     post_error_card(j);
 }
@@ -238,14 +238,15 @@ static void record_end(struct job *j)
 }
 
 /*
- * Ends the job without a result: status "dead" (attempts spent) or
- * "failed" (final), dead-lettered, then the error card unless the
- * conversation cannot take one.
+ * Ends the job without a result: status dead (attempts spent) or failed
+ * (final), dead-lettered, then the error card unless the conversation
+ * cannot take one.
  */
-static void end_job(struct job *j, const char *status, bool error_card, const char *fmt, ...)
-    PRINTF_LIKE(4, 5);
+static void end_job(struct job *j, enum request_status status, bool error_card, const char *fmt,
+                    ...) PRINTF_LIKE(4, 5);
 
-static void end_job(struct job *j, const char *status, bool error_card, const char *fmt, ...)
+static void end_job(struct job *j, enum request_status status, bool error_card, const char *fmt,
+                    ...)
 {
     va_list ap;
 
@@ -266,7 +267,7 @@ static void on_delivered(int err, const char *ack_activity_id, void *data)
         redis_wait(j, record_delivered, err);
         return;
     }
-    metrics_job_outcome(j->w->metrics, "delivered");
+    metrics_job_outcome(j->w->metrics, request_status_name(REQUEST_STATUS_DELIVERED));
     /* Until the connector took it: a slow record step is not the user's wait. */
     if (j->created_ms && j->sent_ms >= j->created_ms)
         metrics_observe(j->w->metrics, METRICS_H_JOB, (j->sent_ms - j->created_ms) * 1000000ull);
@@ -309,7 +310,7 @@ static void retry(struct job *j, int64_t retry_after_s, const char *why)
         return;
     }
     if (j->attempts >= cfg->worker_max_attempts) {
-        end_job(j, "dead", true, "%s; gave up after %u attempts", why, j->attempts);
+        end_job(j, REQUEST_STATUS_DEAD, true, "%s; gave up after %u attempts", why, j->attempts);
         return;
     }
     if (j->w->state != WORKER_RUNNING) {
@@ -360,7 +361,7 @@ static void on_result_sent(const struct connector_result *res, void *data)
     if (res->outcome == HTTP_OUTCOME_FINAL) {
         /* 403/404: the bot is no longer in that conversation; nothing can reach it. */
         j->mark_stale = !res->token_error && (res->status == 403 || res->status == 404);
-        end_job(j, "failed", !j->mark_stale, "%s", why);
+        end_job(j, REQUEST_STATUS_FAILED, !j->mark_stale, "%s", why);
         return;
     }
     retry(j, res->retry_after_s, why);
@@ -384,8 +385,8 @@ static void send_result(struct job *j)
     if (err == DG_ERR_CLOSED)
         release(j);
     else if (err == DG_ERR_INVALID || err == DG_ERR_TOO_LARGE)
-        end_job(j, "failed", false, "the result cannot be sent to this conversation: %s",
-                dg_strerror(err));
+        end_job(j, REQUEST_STATUS_FAILED, false,
+                "the result cannot be sent to this conversation: %s", dg_strerror(err));
     else if (err)
         retry(j, -1, dg_strerror(err));
 }
@@ -419,13 +420,14 @@ static void on_fetched(const struct upstream_result *res, void *data)
         return;
     }
     if (res->outcome == HTTP_OUTCOME_FINAL) {
-        end_job(j, "failed", true, "%s", why);
+        end_job(j, REQUEST_STATUS_FAILED, true, "%s", why);
         return;
     }
     job_address(j, &to);
     err = card_render_result(&to, &info, &j->body, &j->body_len, NULL);
     if (err) {
-        end_job(j, "failed", true, "the result card could not be built: %s", dg_strerror(err));
+        end_job(j, REQUEST_STATUS_FAILED, true, "the result card could not be built: %s",
+                dg_strerror(err));
         return;
     }
     send_result(j);
@@ -442,7 +444,8 @@ static void fetch(struct job *j)
     else if (err && http_outcome_classify(err, 0) == HTTP_OUTCOME_RETRYABLE)
         retry(j, -1, dg_strerror(err)); /* out of sockets, say: nothing was sent */
     else if (err)
-        end_job(j, "failed", true, "the digest could not be requested: %s", dg_strerror(err));
+        end_job(j, REQUEST_STATUS_FAILED, true, "the digest could not be requested: %s",
+                dg_strerror(err));
 }
 
 /* ---- beginning ---------------------------------------------------------- */
@@ -486,7 +489,7 @@ static void on_begun(int err, const struct job_begin *b, void *data)
     if (b->ended) {
         /* Redelivered after its end was recorded (a crash before XACK): acknowledged only. */
         log_emit(LOG_LEVEL_INFO, j->f.request_id, "already %s: acknowledged, nothing sent",
-                 b->status);
+                 request_status_name(b->status));
         metrics_job_outcome(j->w->metrics, "skipped");
         finish(j);
         return;
@@ -499,11 +502,11 @@ static void on_begun(int err, const struct job_begin *b, void *data)
         finish(j);
     } else if (j->attempts > j->w->cfg->worker_max_attempts) {
         /* Delivered again and again without an end: a crash loop, not a slow service. */
-        end_job(j, "dead", true, "gave up after %u deliveries", j->attempts - 1);
+        end_job(j, REQUEST_STATUS_DEAD, true, "gave up after %u deliveries", j->attempts - 1);
     } else if (!j->ref.service_url || !j->ref.service_url[0]) {
-        end_job(j, "failed", false, "the conversation reference is gone");
+        end_job(j, REQUEST_STATUS_FAILED, false, "the conversation reference is gone");
     } else if (j->ref.stale) {
-        end_job(j, "failed", false, "the bot was removed from the conversation");
+        end_job(j, REQUEST_STATUS_FAILED, false, "the bot was removed from the conversation");
     } else if (j->body) {
         send_result(j); /* fetched and rendered by an earlier attempt */
     } else {
@@ -604,7 +607,7 @@ void worker_job_start(struct worker *w, const struct job_fields *f)
                    strlen(j->f.stream_id) + 1);
             j->f.request_id = j->alt_id;
         }
-        end_job(j, "failed", false, "malformed stream entry %s", j->f.stream_id);
+        end_job(j, REQUEST_STATUS_FAILED, false, "malformed stream entry %s", j->f.stream_id);
         return;
     }
     begin(j);

@@ -160,7 +160,7 @@ static void post_card_then_done(struct webhook_req *w, struct json_object *card,
 }
 
 /* The job may have finished before we knew the ack card's id: update it now. */
-static void on_ack_recorded(int err, const char *status, void *data)
+static void on_ack_recorded(int err, bool found, enum request_status status, void *data)
 {
     struct webhook_req *w = data;
     struct card_ack_info info = {w->cmd.audience, w->request_id, w->cmd.test_email,
@@ -169,12 +169,11 @@ static void on_ack_recorded(int err, const char *status, void *data)
 
     if (err)
         log_emit(LOG_LEVEL_WARN, w->request_id, "ack id not recorded: %s", dg_strerror(err));
-    if (err || (strcmp(status, "delivered") != 0 && strcmp(status, "failed") != 0 &&
-                strcmp(status, "dead") != 0)) {
+    if (err || !found || !request_status_ended(status)) {
         webhook_req_done(w);
         return;
     }
-    info.state = strcmp(status, "delivered") == 0 ? CARD_ACK_DELIVERED : CARD_ACK_FAILED;
+    info.state = status == REQUEST_STATUS_DELIVERED ? CARD_ACK_DELIVERED : CARD_ACK_FAILED;
     webhook_card_address(w, &to);
     to.activity_id = w->ack_activity_id;
     err = connector_send_card(w->wh->connector, CONNECTOR_UPDATE, w->act.service_url, &to,

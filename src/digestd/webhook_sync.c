@@ -55,8 +55,14 @@ static void finish(struct webhook_req *w, bool delivered, const char *result_id)
     /* The last two only for a delivery: a failure has no delivered_ms. */
     const char *fields[] = {"status",     "started_ms",   "fetched_ms",        "attempts",
                             "last_error", "delivered_ms", "result_activity_id"};
-    const char *values[] = {delivered ? "delivered" : "failed", started, fetched, "1",
-                            w->last_error, now, result_id ? result_id : ""};
+    const char *values[] = {
+        request_status_name(delivered ? REQUEST_STATUS_DELIVERED : REQUEST_STATUS_FAILED),
+        started,
+        fetched,
+        "1",
+        w->last_error,
+        now,
+        result_id ? result_id : ""};
 
     if (w->sync_status == 503) {
         metrics_job_outcome(w->wh->metrics, "sync_released");

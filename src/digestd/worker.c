@@ -19,6 +19,8 @@
 #include "config.h"
 #include "core/log.h"
 #include "metrics.h"
+#include "store/group.h"
+#include "store/keys.h"
 #include "store/queue.h"
 #include "store/redis.h"
 #include "worker_internal.h"
@@ -63,24 +65,14 @@ static struct job *find_job(struct worker *w, const char *stream_id)
     return NULL;
 }
 
-/*
- * Removes this consumer from the group, but only when nothing is pending
- * under it: DELCONSUMER would make its pending entries unclaimable. Without
- * it every process that ever ran stays listed in XINFO CONSUMERS.
- */
-static const char farewell_lua[] =
-    "if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then\n"
-    "  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n"
-    "end\n"
-    "return -1\n";
-
 static void check_drained(struct worker *w);
 
-static void on_farewell(int err, redisReply *r, void *data)
+/* Left the group, unless entries are still pending under us (group_leave). */
+static void on_farewell(int err, bool left, void *data)
 {
     struct worker *w = data;
 
-    if (!err && r->type == REDIS_REPLY_INTEGER && r->integer < 0)
+    if (!err && !left)
         log_info("worker: %s keeps its pending entries for another worker", w->consumer);
     w->farewell = FAREWELL_DONE;
     check_drained(w);
@@ -88,11 +80,9 @@ static void on_farewell(int err, redisReply *r, void *data)
 
 static bool say_farewell(struct worker *w)
 {
-    const char *argv[] = {"EVAL", farewell_lua, "1", w->stream_key, QUEUE_GROUP, w->consumer};
-
     w->farewell = FAREWELL_SENT;
-    if (!queue_ready(w->queue) || redis_conn_command(queue_conn(w->queue), 0, on_farewell, w,
-                                                     (int)ARRAY_SIZE(argv), argv, NULL) != 0) {
+    if (!queue_ready(w->queue) ||
+        group_leave(queue_conn(w->queue), w->cfg->prefix, w->consumer, on_farewell, w) != 0) {
         w->farewell = FAREWELL_DONE;
         return false;
     }
@@ -174,7 +164,7 @@ static void on_acked(int err, redisReply *r, void *data)
 /* An entry trimmed while pending has nothing to run: take it off the list. */
 static void ack_deleted(struct worker *w, const char *stream_id)
 {
-    const char *argv[] = {"XACK", w->stream_key, QUEUE_GROUP, stream_id};
+    const char *argv[] = {"XACK", w->stream_key, KEYS_GROUP, stream_id};
 
     log_warn("worker: pending entry %s was deleted from the stream; acknowledged", stream_id);
     if (redis_conn_command(queue_conn(w->queue), 0, on_acked, NULL, (int)ARRAY_SIZE(argv), argv,
@@ -217,24 +207,23 @@ static void on_read_retry(uv_timer_t *t)
     read_more(container_of(t, struct worker, read_retry));
 }
 
-static void on_group_created(int err, redisReply *r, void *data)
+/* A refusal is logged and the read goes on (its error reply retries after a pause). */
+static void on_group_created(int err, const char *refusal, void *data)
 {
     struct worker *w = data;
 
     w->reading = false;
-    if (!err && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
-        log_warn("worker: XGROUP CREATE: %s", r->str);
-    if (!err)
+    if (err == DG_ERR_PROTOCOL)
+        log_warn("worker: XGROUP CREATE: %s", refusal);
+    if (!err || err == DG_ERR_PROTOCOL)
         read_more(w);
     check_drained(w);
 }
 
-/* Same as the queue's: idempotent, at 0 so that nothing already queued is skipped. */
+/* On the reader's own connection, as the queue does on its own (group.h). */
 static int create_group(struct worker *w)
 {
-    const char *argv[] = {"XGROUP", "CREATE", w->stream_key, QUEUE_GROUP, "0", "MKSTREAM"};
-    int err = redis_conn_command(w->reader, 0, on_group_created, w, (int)ARRAY_SIZE(argv), argv,
-                                 NULL);
+    int err = group_create(w->reader, w->cfg->prefix, on_group_created, w);
 
     if (!err)
         w->reading = true; /* no read until the group answer is in */
@@ -294,12 +283,12 @@ static void read_more(struct worker *w)
     }
     snprintf(count, sizeof(count), "%zu", slots);
     if (!w->history_done) {
-        const char *argv[] = {"XREADGROUP", "GROUP", QUEUE_GROUP,   w->consumer,     "COUNT",
+        const char *argv[] = {"XREADGROUP", "GROUP",   KEYS_GROUP,    w->consumer,    "COUNT",
                               count,        "STREAMS", w->stream_key, w->history_from};
         err = redis_conn_command(w->reader, 0, on_read, w, (int)ARRAY_SIZE(argv), argv, NULL);
     } else {
         const char *argv[] = {
-            "XREADGROUP", "GROUP",       QUEUE_GROUP, w->consumer,
+            "XREADGROUP", "GROUP",       KEYS_GROUP, w->consumer,
             "COUNT",      count,         "BLOCK",     DG_STRINGIFY(WORKER_READ_BLOCK_MS),
             "STREAMS",    w->stream_key, ">"};
         err = redis_conn_command(w->reader, WORKER_READ_BLOCK_MS + REDIS_COMMAND_TIMEOUT_MS,
@@ -388,7 +377,7 @@ static void start_claim(struct worker *w)
     snprintf(idle, sizeof(idle), "%llu", (unsigned long long)w->cfg->worker_claim_idle_ms);
     snprintf(count, sizeof(count), "%zu", slots < WORKER_CLAIM_MAX ? slots : WORKER_CLAIM_MAX);
     {
-        const char *argv[] = {"XAUTOCLAIM", w->stream_key,  QUEUE_GROUP, w->consumer,
+        const char *argv[] = {"XAUTOCLAIM", w->stream_key,   KEYS_GROUP, w->consumer,
                               idle,         w->claim_cursor, "COUNT",    count};
         if (redis_conn_command(queue_conn(w->queue), 0, on_claimed, w, (int)ARRAY_SIZE(argv),
                                argv, NULL) == 0)
@@ -502,7 +491,7 @@ struct worker *worker_create(uv_loop_t *loop, const struct config *cfg, struct q
         snprintf(host, sizeof(host), "localhost");
     host[sizeof(host) - 1] = '\0';
     snprintf(w->consumer, sizeof(w->consumer), "%s:%ld", host, (long)getpid());
-    w->stream_key = queue_key(cfg, "requests", NULL);
+    w->stream_key = keys_stream(cfg->prefix);
     snprintf(w->history_from, sizeof(w->history_from), "0");
     snprintf(w->claim_cursor, sizeof(w->claim_cursor), "0-0");
     list_init(&w->jobs);

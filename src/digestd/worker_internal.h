@@ -111,7 +111,7 @@ struct job {
     uint64_t fetched_ms;
     bool lost;             /* another consumer holds the job now */
     /* how it ends, for the record and the cards */
-    const char *end_status; /* "delivered", "dead", "failed" */
+    enum request_status end_status; /* REQUEST_STATUS_DEAD or _FAILED (end_job) */
     char reason[200];
     bool mark_stale;
     bool error_card;

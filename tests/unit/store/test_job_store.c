@@ -110,7 +110,8 @@ static void on_begin(int err, const struct job_begin *b, void *data)
     if (b == NULL)
         return;
     r->got_begin = true;
-    snprintf(r->status, sizeof(r->status), "%s", b->status);
+    snprintf(r->status, sizeof(r->status), "%s",
+             b->had_status ? request_status_name(b->status) : "");
     r->ended = b->ended;
     r->attempts = b->attempts;
     snprintf(r->ack, sizeof(r->ack), "%s", b->ack_activity_id);
@@ -186,7 +187,7 @@ static void delivered(struct fixture *f, const struct job *j, struct res *r)
 }
 
 static void dead_as(struct fixture *f, const struct job *j, const char *token,
-                    const char *status, bool stale, struct res *r)
+                    enum request_status status, bool stale, struct res *r)
 {
     memset(r, 0, sizeof(*r));
     assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j->f, token, status,
@@ -196,7 +197,7 @@ static void dead_as(struct fixture *f, const struct job *j, const char *token,
 }
 
 /* A dead step of an attempt that is not the record's (another consumer's, say). */
-static void dead(struct fixture *f, const struct job *j, const char *status, bool stale,
+static void dead(struct fixture *f, const struct job *j, enum request_status status, bool stale,
                  struct res *r)
 {
     memset(r, 0, sizeof(*r));
@@ -603,7 +604,7 @@ static void dead_letters_once_and_acks(void **state)
     record_set(f, &j, "processing", "5");
     ref_set(f);
 
-    dead(f, &j, "dead", false, &r);
+    dead(f, &j, REQUEST_STATUS_DEAD, false, &r);
     assert_int_equal(r.err, 0);
     assert_true(r.recorded);
     assert_string_equal(r.ack, "ack-1");
@@ -629,7 +630,7 @@ static void dead_letters_once_and_acks(void **state)
 
     /* Sent again: still one dead entry, nothing else changes. */
     before = state_of(f, &j);
-    dead(f, &j, "dead", false, &r);
+    dead(f, &j, REQUEST_STATUS_DEAD, false, &r);
     assert_int_equal(r.err, 0);
     assert_false(r.recorded); /* nobody is told twice */
     assert_string_equal(r.ack, "ack-1");
@@ -655,15 +656,15 @@ static void dead_sent_again_by_its_attempt_still_reports_recorded(void **state)
     freeReplyObject(sync_cmd(f->rc, "HSET {digest}:req:req-t attempt_token tok-2"));
     ref_set(f);
 
-    dead_as(f, &j, "tok-2", "dead", false, &r);
+    dead_as(f, &j, "tok-2", REQUEST_STATUS_DEAD, false, &r);
     assert_int_equal(r.err, 0);
     assert_true(r.recorded);
-    dead_as(f, &j, "tok-2", "dead", false, &r);
+    dead_as(f, &j, "tok-2", REQUEST_STATUS_DEAD, false, &r);
     assert_int_equal(r.err, 0);
     assert_true(r.recorded);
     assert_int_equal(sync_cmd_int(f->rc, "XLEN %s", DEAD), 1);
     /* Another attempt's step, after the end was written: not recorded. */
-    dead_as(f, &j, "tok-3", "dead", false, &r);
+    dead_as(f, &j, "tok-3", REQUEST_STATUS_DEAD, false, &r);
     assert_false(r.recorded);
 }
 
@@ -678,7 +679,7 @@ static void dead_leaves_a_delivered_job_alone(void **state)
     record_set(f, &j, "delivered", "1");
     ref_set(f);
 
-    dead(f, &j, "failed", false, &r);
+    dead(f, &j, REQUEST_STATUS_FAILED, false, &r);
     assert_int_equal(r.err, 0);
     assert_false(r.recorded);
     assert_rec(f, &j, "status", "delivered");
@@ -696,7 +697,7 @@ static void dead_marks_stale_only_when_asked_and_present(void **state)
     job_add(f, &a, "req-s", "", "c1");
     record_set(f, &a, "processing", "1");
     ref_set(f);
-    dead(f, &a, "failed", true, &r);
+    dead(f, &a, REQUEST_STATUS_FAILED, true, &r);
     assert_int_equal(r.err, 0);
     assert_rec(f, &a, "status", "failed");
     assert_hget(f, CONV_KEY, "stale", "1");
@@ -707,7 +708,7 @@ static void dead_marks_stale_only_when_asked_and_present(void **state)
     freeReplyObject(sync_cmd(f->rc, "DEL " CONV_KEY));
     job_add(f, &b, "req-t", "", "c1");
     record_set(f, &b, "processing", "1");
-    dead(f, &b, "failed", true, &r);
+    dead(f, &b, REQUEST_STATUS_FAILED, true, &r);
     assert_int_equal(r.err, 0);
     assert_int_equal(sync_cmd_int(f->rc, "EXISTS %s", CONV_KEY), 0);
     assert_rec(f, &b, "status", "failed");
@@ -887,11 +888,38 @@ static void all_refused(struct fixture *f, int want)
 
     assert_int_equal(job_store_begin(c, &f->cfg, &j.f, "t", 1, on_begin, &r), want);
     assert_int_equal(job_store_delivered(c, &f->cfg, &j.f, "res", 1, 2, on_end, &r), want);
-    assert_int_equal(job_store_dead(c, &f->cfg, &j.f, "t", "dead", "x", 5, true, 3, on_dead, &r), want);
+    assert_int_equal(
+        job_store_dead(c, &f->cfg, &j.f, "t", REQUEST_STATUS_DEAD, "x", 5, true, 3, on_dead, &r),
+        want);
     assert_int_equal(job_store_renew(c, &f->cfg, "c1", ids, 1, on_renew, &r), want);
     assert_int_equal(job_store_release(c, &f->cfg, "c1", &j.f, on_release, &r), want);
     loop_run_for(&f->loop, &f->tick, 200);
     assert_int_equal(r.calls, 0);
+}
+
+/* Only dead and failed end a job without a result: anything else is refused, nothing sent. */
+static void dead_refuses_a_status_that_does_not_end_a_job(void **state)
+{
+    static const enum request_status wrong[] = {REQUEST_STATUS_QUEUED, REQUEST_STATUS_PROCESSING,
+                                                REQUEST_STATUS_DELIVERED};
+    struct fixture *f = *state;
+    struct job j;
+    struct res r = {0};
+    char *before, *after;
+
+    job_add(f, &j, "req-w", "", "c1");
+    record_set(f, &j, "processing", "1");
+    before = state_of(f, &j);
+    for (size_t i = 0; i < ARRAY_SIZE(wrong); i++)
+        assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j.f, "t", wrong[i], "x", 1,
+                                        false, 3000, on_dead, &r),
+                         DG_ERR_INVALID);
+    loop_run_for(&f->loop, &f->tick, 100);
+    assert_int_equal(r.calls, 0);
+    after = state_of(f, &j);
+    assert_string_equal(before, after);
+    xfree(before);
+    xfree(after);
 }
 
 static void calls_fail_at_submission_while_down(void **state)
@@ -934,6 +962,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(renew_takes_a_full_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(release_requeues_same_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(release_refuses_job_not_ours, setup, teardown),
+        cmocka_unit_test_setup_teardown(dead_refuses_a_status_that_does_not_end_a_job, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(calls_fail_at_submission_while_down, setup, teardown),
         cmocka_unit_test_setup_teardown(calls_fail_at_submission_after_stop, setup, teardown),
     };

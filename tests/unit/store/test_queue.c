@@ -966,25 +966,9 @@ static void no_server_then_stop(void **state)
     assert_true(metrics_has(f, "digestd_redis_connected 0\n"));
 }
 
-static void key_names_carry_the_hash_tag(void **state)
-{
-    struct config cfg;
-    char *k;
-
-    config_defaults(&cfg);
-    k = queue_key(&cfg, "requests", NULL);
-    assert_string_equal(k, "{digest}:requests");
-    xfree(k);
-    k = queue_key(&cfg, "dedup", "msteams:c1:a1");
-    assert_string_equal(k, "{digest}:dedup:msteams:c1:a1");
-    xfree(k);
-    config_free(&cfg);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(key_names_carry_the_hash_tag),
         cmocka_unit_test_setup_teardown(enqueue_writes_spec_keys, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(duplicate_returns_first_id, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(store_reference_writes_pairs, setup_tcp, teardown),

@@ -1,0 +1,34 @@
+/*
+ * cmd.h: one Redis command built by the store, ready for either hiredis
+ * API: redis_conn_command (digestd, async on the loop) or redisCommandArgv
+ * (digestctl, blocking). The command builders of group.h and inspect.h
+ * fill one; the caller sends it and frees it with store_cmd_free. The
+ * argv strings are the store's (script texts, constants) or owned by the
+ * command (key names), or borrowed from the caller's arguments, which
+ * must outlive the send only (hiredis copies argv when it sends).
+ */
+#pragma once
+
+#include <stddef.h>
+
+#define STORE_CMD_MAX_ARGS 12
+#define STORE_CMD_MAX_OWNED 4
+
+struct store_cmd {
+    int argc;
+    const char *argv[STORE_CMD_MAX_ARGS];
+    size_t argvlen[STORE_CMD_MAX_ARGS];
+    char *owned[STORE_CMD_MAX_OWNED]; /* key names built for this command */
+    int n_owned;
+};
+
+/* Starts an empty command. */
+void store_cmd_init(struct store_cmd *c);
+/* Appends a borrowed argument (a C string). Aborts past STORE_CMD_MAX_ARGS: a bug of ours. */
+void store_cmd_arg(struct store_cmd *c, const char *s);
+/* Appends len bytes of s (a script text, binary-safe). */
+void store_cmd_arg_len(struct store_cmd *c, const char *s, size_t len);
+/* Appends s and takes it (freed by store_cmd_free): a key built for the command. */
+void store_cmd_take(struct store_cmd *c, char *s);
+/* Frees what the command owns; it is empty again. */
+void store_cmd_free(struct store_cmd *c);
