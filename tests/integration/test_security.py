@@ -63,6 +63,8 @@ class TokenChecks(Auth):
     def test_scheme_is_case_insensitive(self):
         status, _, body = self.post("bEARER " + self.token())
         self.assertEqual(status, 202, body)
+        # Its ack card must land before the next test clears the outbox.
+        self.assertEqual(self.stub.wait_outbox(1)[0]["card"], "ack")
 
     def test_each_bad_token_is_refused_and_nothing_happens(self):
         # (what, options, status, a word of the reason: proof it failed for that reason)
