@@ -68,6 +68,7 @@ struct call {
     void *data;
     unsigned max_attempts;
     unsigned attempts; /* attempts begun, the re-authenticated one included */
+    uint64_t retry_at_ms; /* loop time the backoff or Retry-After ends, while it runs */
     bool retry_ambiguous;
     bool reauthed; /* the one 401 → new token → retry has been used */
 };
@@ -653,7 +654,8 @@ static void on_call_timer(uv_timer_t *t)
  * Whether a retryable outcome may be retried. POST is not idempotent, and a
  * timeout, transport error, 502 or 504 leaves open whether the connector
  * delivered the activity; only rejections are surely undelivered: 412
- * (concurrent operations), 429 (throttled), 503 (not taken in).
+ * (concurrent operations), 429 (throttled), 503 (not taken in). A caller
+ * that prefers a possible duplicate to a lost card sets retry_ambiguous.
  */
 static bool retry_is_safe(const struct call *call, int err, long status, bool token_error)
 {
@@ -662,18 +664,22 @@ static bool retry_is_safe(const struct call *call, int err, long status, bool to
     return err == 0 && (status == 412 || status == 429 || status == 503);
 }
 
-/* Full jitter: a random wait up to min(max, base·2^(n−1)); or Retry-After. */
+/* A Retry-After longer than we wait for on any send: the send fails as throttled. */
+static bool retry_after_too_long(const struct connector *c, int64_t retry_after_s)
+{
+    return retry_after_s >= 0 && (uint64_t)retry_after_s > c->cfg->connector_retry_after_max_s;
+}
+
+/*
+ * The wait before attempt n + 1: the server's Retry-After exactly (the
+ * caller has checked it against CONNECTOR_RETRY_AFTER_MAX_S), else our own
+ * backoff, full jitter up to min(RETRY_MAX_MS, base·2^(n−1)).
+ */
 static int64_t backoff_ms(struct connector *c, unsigned n, int64_t retry_after_s)
 {
-    uint64_t cap = c->cfg->retry_max_ms;
-
-    if (retry_after_s >= 0) {
-        /* A wait longer than we would ever back off: give it to the caller. */
-        if ((uint64_t)retry_after_s > cap / 1000)
-            return -1;
+    if (retry_after_s >= 0)
         return retry_after_s * 1000;
-    }
-    return (int64_t)backoff_full_jitter(&c->rng, c->cfg->retry_base_ms, cap, n);
+    return (int64_t)backoff_full_jitter(&c->rng, c->cfg->retry_base_ms, c->cfg->retry_max_ms, n);
 }
 
 /* Attempts counted against the budget: the 401 retry is extra. */
@@ -704,10 +710,21 @@ static void attempt_failed(struct call *call, int err, long status, int64_t retr
         call_finish_closed(call);
         return;
     }
+    if (outcome == HTTP_OUTCOME_RETRYABLE && retry_after_too_long(c, retry_after_s)) {
+        /* Told to wait longer than we ever do: final, so no caller waits it out either. */
+        res.outcome = HTTP_OUTCOME_FINAL;
+        log_warn("connector: %s %s throttled: %sstatus %ld with Retry-After %" PRId64
+                 " s, over CONNECTOR_RETRY_AFTER_MAX_S (%" PRIu64 " s); not sent after %u attempts",
+                 call->request_id, op_name(call->op), token_error ? "token endpoint " : "", status,
+                 retry_after_s, c->cfg->connector_retry_after_max_s, call->attempts);
+        call_finish(call, &res);
+        return;
+    }
     if (outcome == HTTP_OUTCOME_RETRYABLE && attempts_used(call) < call->max_attempts &&
         retry_is_safe(call, err, status, token_error))
         wait = backoff_ms(c, attempts_used(call), retry_after_s);
     if (wait >= 0) {
+        call->retry_at_ms = now_ms(c) + (uint64_t)wait;
         metrics_inc(c->metrics, METRICS_C_RETRIES);
         log_info("connector: %s %s: status %ld, %s; retry %u in %" PRId64 " ms", call->request_id,
                  op_name(call->op), status, dg_strerror(err), attempts_used(call) + 1, wait);
@@ -966,6 +983,39 @@ int connector_send_card(struct connector *c, enum connector_op op, const char *s
 }
 
 /*
+ * What a stop gives up, in one line: main stops the connector only once the
+ * webhook and the worker are done or the shutdown grace is over, so every
+ * call still here is a card that will not be sent (each caller logs its own).
+ */
+static void log_given_up(struct connector *c)
+{
+    size_t n_wait = 0, n_retry = 0, n_pace = 0, n_flight = 0;
+    uint64_t now = now_ms(c), longest = 0;
+    struct list_node *n;
+
+    list_for_each (n, &c->calls) {
+        const struct call *call = container_of(n, struct call, node);
+
+        if (call->state == CALL_SCHEDULED && call->attempts > 0) {
+            n_retry++;
+            if (call->retry_at_ms > now && call->retry_at_ms - now > longest)
+                longest = call->retry_at_ms - now;
+        } else if (call->state == CALL_WAIT_PACE) {
+            n_pace++;
+        } else if (call->state == CALL_IN_FLIGHT) {
+            n_flight++;
+        } else {
+            n_wait++;
+        }
+    }
+    if (c->n_pending)
+        log_warn("connector: stopping: %zu sends given up: %zu waiting to retry (at most %" PRIu64
+                 " ms left), %zu for a pacing slot, %zu in flight (may have been delivered), "
+                 "%zu for the token or their first turn",
+                 c->n_pending, n_retry, longest, n_pace, n_flight, n_wait);
+}
+
+/*
  * Every call is finished synchronously, wherever it waits: an HTTP request
  * through http_client_cancel (whose callback runs at once), the rest
  * directly. Only the handle closes are left for the loop.
@@ -976,6 +1026,7 @@ void connector_stop(struct connector *c, connector_stopped_cb cb, void *data)
 
     if (c->stopping)
         return;
+    log_given_up(c);
     c->stopping = true;
     c->stopped_cb = cb;
     c->stopped_data = data;

@@ -352,7 +352,10 @@ static void on_result_sent(const struct connector_result *res, void *data)
         release(j);
         return;
     }
-    if (res->status)
+    if (res->status && res->retry_after_s >= 0)
+        snprintf(why, sizeof(why), "the connector answered HTTP %ld, Retry-After %lld s",
+                 res->status, (long long)res->retry_after_s);
+    else if (res->status)
         snprintf(why, sizeof(why), "the connector answered HTTP %ld", res->status);
     else
         snprintf(why, sizeof(why), "the connector could not be reached: %s",

@@ -539,6 +539,7 @@ static void backoff_is_full_jitter_capped(void **state)
     memset(&cfg, 0, sizeof(cfg));
     cfg.retry_base_ms = 100;
     cfg.retry_max_ms = 1000;
+    cfg.connector_retry_after_max_s = 300;
     c.cfg = &cfg;
     c.rng = 12345;
     for (i = 0; i < 200; i++) {
@@ -553,7 +554,11 @@ static void backoff_is_full_jitter_capped(void **state)
     assert_true(seen_small && seen_large); /* spread over the window, not fixed */
     assert_int_equal(backoff_ms(&c, 1, 0), 0);
     assert_int_equal(backoff_ms(&c, 1, 1), 1000); /* Retry-After exactly, no jitter */
-    assert_int_equal(backoff_ms(&c, 1, 2), -1);   /* longer than RETRY_MAX_MS: give up */
+    /* RETRY_MAX_MS caps our own backoff only; the server's word holds up to the max. */
+    assert_int_equal(backoff_ms(&c, 1, 2), 2000);
+    assert_false(retry_after_too_long(&c, -1));
+    assert_false(retry_after_too_long(&c, 300));
+    assert_true(retry_after_too_long(&c, 301));
 }
 
 /* ---- against the fake --------------------------------------------------- */
@@ -760,6 +765,78 @@ static void throttled_waits_for_retry_after(void **state)
     assert_true(gap >= 1000 * MS);
     assert_true(gap < 3000 * MS);
     assert_int_equal(metric_value(t, "digestd_retries_total"), 1);
+}
+
+/*
+ * A Retry-After longer than RETRY_MAX_MS but within CONNECTOR_RETRY_AFTER_MAX_S
+ * is waited out, for a POST with the default options as the webhook's
+ * acknowledgment used to lose it, and the card then goes out once.
+ */
+static void retry_after_past_retry_max_is_waited(void **state)
+{
+    struct ctx *t = &T;
+    uint64_t gap;
+
+    t->cfg.retry_max_ms = 100; /* our own backoff: far below the server's 1 s */
+    t->statuses[0] = 429;
+    t->statuses[1] = 201;
+    t->n_statuses = 2;
+    t->retry_after_s = 1;
+    send_one(t, CONNECTOR_REPLY, NULL, &t->slots[0]);
+    run(t, 1);
+    assert_int_equal(t->slots[0].err, 0);
+    assert_int_equal(t->slots[0].outcome, HTTP_OUTCOME_OK);
+    assert_int_equal(t->slots[0].attempts, 2);
+    assert_string_equal(t->slots[0].id, "act-2");
+    assert_int_equal(t->n_conn, 2); /* one refused, one delivered: sent once */
+    gap = t->conn_recs[1].at_ns - t->conn_recs[0].at_ns;
+    assert_true(gap >= 1000 * MS);
+    assert_int_equal(metric_value(t, "digestd_retries_total"), 1);
+}
+
+/* Past CONNECTOR_RETRY_AFTER_MAX_S the send fails at once as throttled (final: nobody waits). */
+static void retry_after_past_the_max_fails_as_throttled(void **state)
+{
+    struct ctx *t = &T;
+    struct connector_opts opts = {.max_attempts = 5, .retry_ambiguous = true};
+
+    t->cfg.connector_retry_after_max_s = 2;
+    t->statuses[0] = 429;
+    t->n_statuses = 1;
+    t->retry_after_s = 3;
+    send_one(t, CONNECTOR_REPLY, &opts, &t->slots[0]);
+    send_to(t->conn, CONNECTOR_UPDATE, t->service_url, "c-2", NULL, &t->slots[1]);
+    run(t, 2);
+    assert_slots_once(t, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(t->slots[i].err, DG_ERR_PROTOCOL);
+        assert_int_equal(t->slots[i].status, 429);
+        assert_int_equal(t->slots[i].outcome, HTTP_OUTCOME_FINAL);
+        assert_int_equal(t->slots[i].retry_after_s, 3);
+        assert_int_equal(t->slots[i].attempts, 1);
+        assert_true(t->slots[i].done_ns - t->start_ns < 2000 * MS); /* not waited out */
+    }
+    assert_int_equal(t->n_conn, 2);
+    assert_int_equal(metric_value(t, "digestd_retries_total"), 0);
+}
+
+/* The acknowledgment's options (retry_ambiguous): 502 and 504 are retried, as for results. */
+static void ambiguous_gateway_errors_retried_when_asked(void **state)
+{
+    struct ctx *t = &T;
+    struct connector_opts ack = {.max_attempts = 3, .retry_ambiguous = true};
+
+    t->statuses[0] = 502;
+    t->statuses[1] = 504;
+    t->statuses[2] = 201;
+    t->n_statuses = 3;
+    send_one(t, CONNECTOR_REPLY, &ack, &t->slots[0]);
+    run(t, 1);
+    assert_int_equal(t->slots[0].err, 0);
+    assert_int_equal(t->slots[0].attempts, 3);
+    assert_string_equal(t->slots[0].id, "act-3");
+    assert_int_equal(t->n_conn, 3);
+    assert_int_equal(metric_value(t, "digestd_retries_total"), 2);
 }
 
 static void unavailable_backs_off_then_succeeds(void **state)
@@ -1043,6 +1120,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(unauthorized_refetches_once_and_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(second_unauthorized_is_final, setup, teardown),
         cmocka_unit_test_setup_teardown(throttled_waits_for_retry_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(retry_after_past_retry_max_is_waited, setup, teardown),
+        cmocka_unit_test_setup_teardown(retry_after_past_the_max_fails_as_throttled, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(ambiguous_gateway_errors_retried_when_asked, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(unavailable_backs_off_then_succeeds, setup, teardown),
         cmocka_unit_test_setup_teardown(unavailable_spends_the_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(ambiguous_post_is_not_retried_by_default, setup, teardown),
