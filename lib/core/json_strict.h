@@ -25,6 +25,14 @@ int json_strict_object(const char *body, size_t len, int max_depth, bool validat
                        struct json_object **out) WARN_UNUSED;
 
 /*
+ * json_strict_object with the depth counted as SPEC §3 counts it: objects
+ * and arrays only, the top-level object at 1, so {"a":"x"} is 1 deep and
+ * {"a":{"b":1}} 2. More than max_nesting levels is DG_ERR_BAD_JSON.
+ */
+int json_strict_object_nested(const char *body, size_t len, int max_nesting, bool validate_utf8,
+                              struct json_object **out) WARN_UNUSED;
+
+/*
  * Member key of obj as a C string (borrowed from obj), or NULL when it is
  * absent, not a string, or holds an escaped NUL ("a\u0000b" must not read
  * as "a").
