@@ -90,6 +90,9 @@ static const struct family counters[METRICS_C_COUNT_] = {
     {"digestd_token_refreshes_total", "Bot token requests to the token endpoint"},
     {"digestd_connections_rejected_total", "HTTP connections refused past MAX_CONNECTIONS"},
     {"digestd_job_attempts_total", "Worker attempts begun, first ones included"},
+    {"digestd_connector_pacing_refused_total",
+     "Connector sends refused at once: their conversation already had the most sends waiting "
+     "for Teams' pacing limits"},
 };
 
 static const struct family gauges[METRICS_G_COUNT_] = {

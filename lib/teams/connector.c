@@ -37,6 +37,7 @@
 #define PACE_WINDOW_MS 1000
 #define PACE_LONG_WINDOW_MS 30000
 #define CONV_BUCKETS_MIN 64
+#define PACE_REFUSAL_LOG_MS 10000 /* a flooded conversation's warning: once per this */
 
 enum call_state {
     CALL_SCHEDULED = 0, /* timer armed: the first turn or a backoff */
@@ -86,6 +87,8 @@ struct conv {
     struct call *q_head, *q_tail;      /* calls waiting for a slot, FIFO */
     unsigned n_waiting;                /* calls in that queue */
     bool pumping;                      /* pace_pump is on the stack */
+    uint64_t refused;                  /* sends refused since the last warning, not yet said */
+    uint64_t refused_log_ms;           /* when that warning went out; 0: none yet */
 };
 
 struct connector {
@@ -110,7 +113,9 @@ struct connector {
     size_t n_buckets, n_convs;
     struct list_node lru; /* struct conv, most recently used first */
 
-    uint64_t rng; /* backoff jitter (backoff.h) */
+    uint64_t refusal_log_ms; /* PACE_REFUSAL_LOG_MS (a test shortens it) */
+    size_t n_refusing;       /* conversations with refusals not yet said */
+    uint64_t rng;            /* backoff jitter (backoff.h) */
     bool stopping;
     bool stopped_called;
     connector_stopped_cb stopped_cb;
@@ -419,10 +424,16 @@ static uint64_t key_hash(const char *s)
     return h;
 }
 
+static void refusals_say(struct connector *c, struct conv *cv, uint64_t now,
+                         const char *request_id);
+
 static void conv_free(struct connector *c, struct conv *cv)
 {
     struct conv **pp = &c->buckets[cv->hash & (c->n_buckets - 1)];
 
+    /* The rest of a flood is said before the conversation is forgotten. */
+    if (cv->refused)
+        refusals_say(c, cv, uv_now(c->loop), NULL);
     while (*pp != cv)
         pp = &(*pp)->hnext;
     *pp = cv->hnext;
@@ -558,6 +569,71 @@ static void pace_pump(struct conv *cv)
     cv->pumping = false;
 }
 
+/* The conversation id part of a pacing key (serviceUrl "\n" id), for log lines. */
+static const char *conv_id_of(const struct conv *cv)
+{
+    const char *nl = strchr(cv->key, '\n');
+
+    return nl ? nl + 1 : cv->key;
+}
+
+/*
+ * The warning of a flooded conversation: the first refusal says that
+ * refusing has begun; later lines say how many more were refused since.
+ */
+static void refusals_say(struct connector *c, struct conv *cv, uint64_t now, const char *request_id)
+{
+    if (cv->refused_log_ms == 0)
+        log_emit(LOG_LEVEL_WARN, request_id,
+                 "connector: conversation %.160s is past Teams' pacing limits with %u sends "
+                 "waiting: further sends are refused at once (counted in "
+                 "digestd_connector_pacing_refused_total; a line every %" PRIu64 " ms at most)",
+                 conv_id_of(cv), cv->n_waiting, c->refusal_log_ms);
+    else
+        log_emit(LOG_LEVEL_WARN, request_id,
+                 "connector: conversation %.160s: %" PRIu64 " more sends refused for Teams' "
+                 "pacing limits in the last %" PRIu64 " ms (%u waiting)",
+                 conv_id_of(cv), cv->refused, now - cv->refused_log_ms, cv->n_waiting);
+    cv->refused = 0;
+    cv->refused_log_ms = now ? now : 1;
+    c->n_refusing--;
+}
+
+/*
+ * A send refused because its conversation's queue is full. A flood into
+ * one conversation must not flood the log as well: one line per
+ * conversation per refusal_log_ms, the count in between.
+ */
+static void pace_refuse(struct connector *c, struct conv *cv, struct call *call, uint64_t now)
+{
+    struct connector_result res = {.err = DG_ERR_UNAVAILABLE,
+                                   .outcome = HTTP_OUTCOME_RETRYABLE,
+                                   .retry_after_s = -1,
+                                   .paced_out = true};
+
+    metrics_inc(c->metrics, METRICS_C_PACING_REFUSED);
+    if (cv->refused++ == 0)
+        c->n_refusing++;
+    if (!cv->refused_log_ms || now - cv->refused_log_ms >= c->refusal_log_ms)
+        refusals_say(c, cv, now, call->request_id[0] ? call->request_id : NULL);
+    call_finish(call, &res);
+}
+
+/* The sweep says what flooded conversations refused since their last line. */
+static void refusals_sweep(struct connector *c, uint64_t now)
+{
+    struct list_node *n;
+
+    if (!c->n_refusing)
+        return;
+    list_for_each (n, &c->lru) {
+        struct conv *cv = container_of(n, struct conv, lru);
+
+        if (cv->refused && now - cv->refused_log_ms >= c->refusal_log_ms)
+            refusals_say(c, cv, now, NULL);
+    }
+}
+
 static void pace_enqueue(struct call *call)
 {
     struct connector *c = call->c;
@@ -569,9 +645,7 @@ static void pace_enqueue(struct call *call)
     if (cv->n_waiting >= CONNECTOR_PACE_MAX_WAITING) {
         /* A flood into one conversation must not queue without bound: at
          * Teams' rate this one would wait minutes, so it fails now. */
-        struct connector_result res = {
-            .err = DG_ERR_UNAVAILABLE, .outcome = HTTP_OUTCOME_RETRYABLE, .retry_after_s = -1};
-        call_finish(call, &res);
+        pace_refuse(c, cv, call, now);
         return;
     }
     cv->n_waiting++;
@@ -588,8 +662,10 @@ static void pace_enqueue(struct call *call)
 static void on_sweep(uv_timer_t *t)
 {
     struct connector *c = container_of(t, struct connector, sweep);
+    uint64_t now = now_ms(c);
 
-    conv_evict_idle(c, now_ms(c));
+    refusals_sweep(c, now);
+    conv_evict_idle(c, now);
 }
 
 static void on_sweep_closed(uv_handle_t *h)
@@ -842,6 +918,7 @@ struct connector *connector_create(uv_loop_t *loop, struct http_client *http,
     list_init(&c->calls);
     list_init(&c->lru);
     c->n_buckets = CONV_BUCKETS_MIN;
+    c->refusal_log_ms = PACE_REFUSAL_LOG_MS;
     c->buckets = xcalloc(c->n_buckets, sizeof(*c->buckets));
     backoff_seed(&c->rng);
     uv_timer_init(loop, &c->sweep);

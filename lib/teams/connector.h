@@ -84,6 +84,9 @@ struct connector_result {
                                       CONNECTOR_RETRY_AFTER_MAX_S) */
     int64_t retry_after_s;       /* Retry-After of the last response, -1 if none */
     unsigned attempts;           /* requests made to the connector or token endpoint */
+    bool paced_out;              /* refused at once (DG_ERR_UNAVAILABLE, RETRYABLE): its
+                                    conversation had CONNECTOR_PACE_MAX_WAITING waiting; the
+                                    connector logs these, once per interval with a count */
     const char *activity_id;     /* ResourceResponse "id" on success ("" if absent) */
 };
 

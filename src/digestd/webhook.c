@@ -143,7 +143,11 @@ static void on_card_posted(const struct connector_result *res, void *data)
     struct webhook_req *w = data;
     const char *rid = w->request_id[0] ? w->request_id : NULL;
 
-    if (res->err == DG_ERR_CLOSED)
+    /* A conversation flooded past Teams' pacing: the connector says it, once per interval. */
+    if (res->paced_out)
+        log_emit(LOG_LEVEL_DEBUG, rid,
+                 "reply card refused: its conversation's pacing queue is full");
+    else if (res->err == DG_ERR_CLOSED)
         log_emit(LOG_LEVEL_WARN, rid,
                  "reply card given up at shutdown (the shutdown grace is over) after %u attempts",
                  res->attempts);

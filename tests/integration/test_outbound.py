@@ -256,6 +256,44 @@ class AckShutdown(unittest.TestCase):
         self.assertIn("1 waiting to retry", log)
 
 
+class PacingFlood(unittest.TestCase):
+    """One conversation flooded past Teams' pacing limits: the refused cards
+    are counted in /metrics and said in one warning, not one line each."""
+
+    def test_refused_cards_are_counted_and_said_once(self):
+        redis = RedisServer().start()
+        stub = Stub().start()
+        env = stub.env()
+        env["SHUTDOWN_GRACE_MS"] = "1000"
+        d = Digestd(redis.url, env).start()
+        try:
+            # The connector holds every card: 7 go out and hang, 120 wait, the rest are refused.
+            stub.inject(target="connector", hang=True, count=1000)
+            n = 7 + 120 + 30
+            for i in range(n):
+                a = activity(stub, id="flood-%d" % i, conv="19:flood@thread.v2")
+                self.assertEqual(d.post_json(a)[0], 202)
+
+            def refused():
+                for line in d.get("/metrics")[2].decode().splitlines():
+                    if line.startswith("digestd_connector_pacing_refused_total "):
+                        return int(line.split()[1])
+                return None
+            wait_until(lambda: refused() == 30, 10, "30 refused sends in /metrics")
+            self.assertEqual(d.stop(), 0, d.log())
+            log = d.log()
+            # The first refusal, then (within 10 s, so only at exit) the count of the rest.
+            lines = [l for l in log.splitlines() if "pacing limits" in l]
+            self.assertEqual(len(lines), 2, "\n".join(lines))
+            self.assertIn("19:flood@thread.v2 is past Teams' pacing limits", lines[0])
+            self.assertIn("19:flood@thread.v2: 29 more sends refused", lines[1])
+            self.assertNotIn("reply card not delivered", log)
+        finally:
+            d.cleanup()
+            stub.stop()
+            redis.stop()
+
+
 class SayCommand(World):
     """`digest-stub say`, the way scripts/run.sh and a developer use it."""
 

@@ -17,13 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../../lib/teams/connector.c"
 
 #include "http/http_server.h"
 
 #define MAX_RECS 512
-#define MAX_SLOTS 256
+#define MAX_SLOTS 512
 #define MAX_STATUSES 8
 #define MS 1000000ull
 #define CONV_ID "19:abc@thread.skype;messageid=1700000000000"
@@ -1103,6 +1104,128 @@ static void pacing_queue_is_bounded(void **state)
     assert_slots_once(t, n);
 }
 
+/* ---- a flooded conversation's log lines --------------------------------- */
+
+static FILE *log_file; /* stderr goes here while a test counts log lines */
+static int saved_stderr = -1;
+
+static void capture_log(void)
+{
+    log_file = tmpfile();
+    assert_non_null(log_file);
+    fflush(stderr);
+    saved_stderr = dup(STDERR_FILENO);
+    dup2(fileno(log_file), STDERR_FILENO);
+    log_setup(LOG_LEVEL_WARN, false);
+}
+
+/* Restores stderr; the captured text (owned). */
+static char *captured_log(void)
+{
+    struct buf b;
+    char chunk[4096];
+    size_t n;
+
+    fflush(stderr);
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+    saved_stderr = -1;
+    log_setup(getenv("TEST_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR, false);
+    rewind(log_file);
+    buf_init(&b, 1 << 20);
+    while ((n = fread(chunk, 1, sizeof(chunk), log_file)) > 0)
+        assert_int_equal(buf_append(&b, chunk, n), 0);
+    fclose(log_file);
+    return buf_take(&b);
+}
+
+/* Lines of text holding both a and b. */
+static int lines_with(const char *text, const char *a, const char *b)
+{
+    int n = 0;
+
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        const char *end = strchr(l, '\n');
+        size_t len = end ? (size_t)(end - l) : strlen(l);
+        char *line = xstrndup(l, len);
+
+        n += strstr(line, a) && strstr(line, b);
+        xfree(line);
+    }
+    return n;
+}
+
+static int n_flood; /* sends submitted by the flood test */
+
+static void flood(struct ctx *t, const char *conv, int n)
+{
+    for (int i = 0; i < n; i++, n_flood++)
+        send_to(t->conn, CONNECTOR_REPLY, t->service_url, conv, NULL, &t->slots[n_flood]);
+}
+
+/* The sweep says what was refused since the last line, then everything stops. */
+static void flood_step3(struct ctx *t)
+{
+    on_sweep(&t->conn->sweep);
+    shutdown_all(t);
+}
+
+/* Past the interval: this refusal brings a line with the count, the next four wait. */
+static void flood_step2(struct ctx *t)
+{
+    assert_int_equal(metric_value(t, "digestd_connector_pacing_refused_total"), 20 + 2 + 5);
+    flood(t, "conv-F", 1);
+    flood(t, "conv-F", 4);
+    run_later(t, 400, flood_step3);
+}
+
+/* Within the interval: counted, not said. */
+static void flood_step1(struct ctx *t)
+{
+    assert_int_equal(metric_value(t, "digestd_connector_pacing_refused_total"), 20 + 2);
+    flood(t, "conv-F", 5);
+    run_later(t, 400, flood_step2);
+}
+
+/* A failed assertion leaves stderr captured: give it back before the next test. */
+static int teardown_log(void **state)
+{
+    if (saved_stderr >= 0)
+        xfree(captured_log());
+    return teardown(state);
+}
+
+static void flooded_conversation_warns_once_per_interval(void **state)
+{
+    struct ctx *t = &T;
+    const int full = 7 + CONNECTOR_PACE_MAX_WAITING; /* in flight (held) + waiting */
+    char *log;
+    int i, refused = 0;
+
+    t->hold = true; /* nothing leaves the windows */
+    t->conn->refusal_log_ms = 300;
+    n_flood = 0;
+    capture_log();
+    flood(t, "conv-F", full + 20);
+    flood(t, "conv-G", full + 2);
+    run_later(t, 100, flood_step1);
+    run(t, n_flood + 5 + 1 + 4); /* the steps send ten more */
+    log = captured_log();
+    assert_slots_once(t, n_flood);
+    for (i = 0; i < n_flood; i++)
+        refused += t->slots[i].err == DG_ERR_UNAVAILABLE;
+    assert_int_equal(refused, 20 + 2 + 5 + 1 + 4);
+    /* conv-F: the first refusal, "25 more" past the interval, "4 more" from the sweep. */
+    assert_int_equal(lines_with(log, "conv-F", "pacing limits"), 3);
+    assert_int_equal(lines_with(log, "conv-F", "refused at once"), 1);
+    assert_int_equal(lines_with(log, "conv-F", ": 25 more sends refused"), 1);
+    assert_int_equal(lines_with(log, "conv-F", ": 4 more sends refused"), 1);
+    /* conv-G has lines of its own: its first refusal, then the sweep's "1 more". */
+    assert_int_equal(lines_with(log, "conv-G", "pacing limits"), 2);
+    assert_int_equal(lines_with(log, "conv-G", ": 1 more sends refused"), 1);
+    xfree(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1134,6 +1257,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(refused_service_url_sends_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(pacing_holds_one_conversation_only, setup, teardown),
         cmocka_unit_test_setup_teardown(pacing_queue_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(flooded_conversation_warns_once_per_interval, setup,
+                                        teardown_log),
         cmocka_unit_test_setup_teardown(stop_finishes_pending_calls_once, setup, teardown),
     };
 
