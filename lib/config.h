@@ -72,6 +72,7 @@ struct config {
     enum config_bot_auth bot_auth;
     struct config_list service_url_allow; /* SERVICE_URL_ALLOW, lowercased, IPv6 without [] */
     char *admin_token;            /* ADMIN_TOKEN, NULL = admin routes answer 404 */
+    uint64_t connector_retry_after_max_s; /* CONNECTOR_RETRY_AFTER_MAX_S, 1..3600 */
 
     /* Ranges of the numbers below: see the table in config.c or --help. */
     unsigned worker_concurrency;  /* WORKER_CONCURRENCY, 1..100000 */

@@ -75,24 +75,33 @@ static const char *const hist_help[METRICS_H_COUNT_] = {
 static const char *const target_names[METRICS_H_COUNT_] = {"webhook", "enqueue", "upstream",
                                                           "connector", "job"};
 
-static const char *const counter_names[METRICS_C_COUNT_] = {
-    "digestd_redis_reconnects_total",
-    "digestd_redis_errors_total",
-    "digestd_jobs_enqueued_total",
-    "digestd_jobs_duplicate_total",
-    "digestd_retries_total",
-    "digestd_token_refreshes_total",
-    "digestd_connections_rejected_total",
-    "digestd_job_attempts_total",
+/* A metric family without labels: its name and the # HELP text promtool asks for. */
+struct family {
+    const char *name;
+    const char *help;
 };
 
-static const char *const gauge_names[METRICS_G_COUNT_] = {
-    "digestd_http_connections",
-    "digestd_redis_connected",
-    "digestd_jobs_in_flight",
-    "digestd_stream_length",
-    "digestd_stream_pending",
-    "digestd_stream_lag",
+static const struct family counters[METRICS_C_COUNT_] = {
+    {"digestd_redis_reconnects_total", "Redis connections re-established after a loss"},
+    {"digestd_redis_errors_total", "Redis connection losses and refused commands"},
+    {"digestd_jobs_enqueued_total", "Digest jobs added to the stream by the webhook"},
+    {"digestd_jobs_duplicate_total", "Repeated activities answered from the dedup key"},
+    {"digestd_retries_total", "Retries of outbound calls and of jobs"},
+    {"digestd_token_refreshes_total", "Bot token requests to the token endpoint"},
+    {"digestd_connections_rejected_total", "HTTP connections refused past MAX_CONNECTIONS"},
+    {"digestd_job_attempts_total", "Worker attempts begun, first ones included"},
+    {"digestd_connector_pacing_refused_total",
+     "Connector sends refused at once: their conversation already had the most sends waiting "
+     "for Teams' pacing limits"},
+};
+
+static const struct family gauges[METRICS_G_COUNT_] = {
+    {"digestd_http_connections", "Open inbound HTTP connections"},
+    {"digestd_redis_connected", "Redis connections of this process that are up"},
+    {"digestd_jobs_in_flight", "Jobs this worker holds"},
+    {"digestd_stream_length", "Entries in the requests stream (sampled)"},
+    {"digestd_stream_pending", "Entries delivered to the group but not acknowledged (sampled)"},
+    {"digestd_stream_lag", "Entries not yet delivered to the group (sampled; -1: unknown)"},
 };
 
 struct metrics *metrics_create(void)
@@ -248,19 +257,23 @@ int metrics_render(const struct metrics *m, struct buf *out)
     for (i = 0; !err && i < METRICS_H_COUNT_; i++)
         err = render_hist(&m->hist[i], hist_names[i], hist_help[i], out);
     for (i = 0; !err && i < METRICS_C_COUNT_; i++)
-        err = buf_printf(out, "# TYPE %s counter\n%s %llu\n", counter_names[i], counter_names[i],
+        err = buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counters[i].name,
+                         counters[i].help, counters[i].name, counters[i].name,
                          (unsigned long long)m->counters[i]);
     for (i = 0; !err && i < METRICS_G_COUNT_; i++)
-        err = buf_printf(out, "# TYPE %s gauge\n%s %lld\n", gauge_names[i], gauge_names[i],
-                         (long long)m->gauges[i]);
+        err = buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauges[i].name,
+                         gauges[i].help, gauges[i].name, gauges[i].name, (long long)m->gauges[i]);
     if (!err)
-        err = buf_append_str(out, "# TYPE digestd_outbound_responses_total counter\n");
+        err = buf_append_str(out, "# HELP digestd_outbound_responses_total Responses to outbound "
+                                  "calls by target and HTTP status (0: none arrived)\n"
+                                  "# TYPE digestd_outbound_responses_total counter\n");
     for (i = 0; !err && i < m->n_outbound; i++)
         err = buf_printf(out, "digestd_outbound_responses_total{target=\"%s\",status=\"%ld\"} %llu\n",
                          target_names[m->outbound[i].target], m->outbound[i].status,
                          (unsigned long long)m->outbound[i].count);
     if (!err)
-        err = buf_append_str(out, "# TYPE digestd_jobs_total counter\n");
+        err = buf_append_str(out, "# HELP digestd_jobs_total Jobs by outcome\n"
+                                  "# TYPE digestd_jobs_total counter\n");
     for (i = 0; !err && i < m->n_outcomes; i++)
         err = buf_printf(out, "digestd_jobs_total{outcome=\"%s\"} %llu\n", m->outcomes[i].name,
                          (unsigned long long)m->outcomes[i].count);

@@ -28,7 +28,8 @@ enum metrics_counter {
     METRICS_C_RETRIES,
     METRICS_C_TOKEN_REFRESHES,
     METRICS_C_CONNECTIONS_REJECTED,
-    METRICS_C_JOB_ATTEMPTS, /* worker attempts begun, first ones included */
+    METRICS_C_JOB_ATTEMPTS,   /* worker attempts begun, first ones included */
+    METRICS_C_PACING_REFUSED, /* connector sends refused: their conversation's queue was full */
     METRICS_C_COUNT_,
 };
 

@@ -50,6 +50,55 @@ int json_strict_object(const char *body, size_t len, int max_depth, bool validat
     return err;
 }
 
+/*
+ * True when an object or array sits deeper than max, the top-level object
+ * being depth 1. The tokener ran with one spare level, which also bounds the
+ * recursion here.
+ */
+static bool too_deep(struct json_object *o, int depth, int max)
+{
+    size_t i, n;
+
+    if (json_object_is_type(o, json_type_object)) {
+        struct json_object_iterator it = json_object_iter_begin(o);
+        struct json_object_iterator end = json_object_iter_end(o);
+
+        if (depth > max)
+            return true;
+        for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+            if (too_deep(json_object_iter_peek_value(&it), depth + 1, max))
+                return true;
+        }
+    } else if (json_object_is_type(o, json_type_array)) {
+        if (depth > max)
+            return true;
+        n = json_object_array_length(o);
+        for (i = 0; i < n; i++) {
+            if (too_deep(json_object_array_get_idx(o, i), depth + 1, max))
+                return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * json-c counts every value as a level, a scalar included, so its limit
+ * alone would refuse {"a":"x"} inside max - 1 other objects. It gets one
+ * spare level; the walk draws the exact line.
+ */
+int json_strict_object_nested(const char *body, size_t len, int max_nesting, bool validate_utf8,
+                              struct json_object **out)
+{
+    int err = json_strict_object(body, len, max_nesting + 1, validate_utf8, out);
+
+    if (!err && too_deep(*out, 1, max_nesting)) {
+        json_object_put(*out);
+        *out = NULL;
+        err = DG_ERR_BAD_JSON;
+    }
+    return err;
+}
+
 const char *json_strict_string_value(struct json_object *v)
 {
     const char *s;

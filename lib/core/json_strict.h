@@ -39,6 +39,14 @@ int json_strict_value(const char *body, size_t len, int max_depth, bool validate
                       struct json_object **out) WARN_UNUSED;
 
 /*
+ * json_strict_object with the depth counted as SPEC §3 counts it: objects
+ * and arrays only, the top-level object at 1, so {"a":"x"} is 1 deep and
+ * {"a":{"b":1}} 2. More than max_nesting levels is DG_ERR_BAD_JSON.
+ */
+int json_strict_object_nested(const char *body, size_t len, int max_nesting, bool validate_utf8,
+                              struct json_object **out) WARN_UNUSED;
+
+/*
  * v as a C string (borrowed from v), or NULL when v is not a string or
  * holds an escaped NUL ("a\u0000b" must not read as "a" downstream).
  */

@@ -21,51 +21,10 @@
 /* The longest key of a dotted path we look up ("conversationType"). */
 #define PATH_SEGMENT_MAX 32
 
-/*
- * True when an object or array sits deeper than JSON_MAX_DEPTH, the
- * top-level object being depth 1. json-c counts every value as a level, a
- * scalar included, so its own limit alone would reject {"a":"x"} inside 63
- * other objects, which SPEC §3 allows. The tokener runs with one spare level
- * and this walk draws the exact line; the spare level also bounds the
- * recursion here.
- */
-static bool too_deep(struct json_object *o, int depth)
-{
-    size_t i, n;
-
-    if (json_object_is_type(o, json_type_object)) {
-        struct json_object_iterator it = json_object_iter_begin(o);
-        struct json_object_iterator end = json_object_iter_end(o);
-
-        if (depth > JSON_MAX_DEPTH)
-            return true;
-        for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
-            if (too_deep(json_object_iter_peek_value(&it), depth + 1))
-                return true;
-        }
-    } else if (json_object_is_type(o, json_type_array)) {
-        if (depth > JSON_MAX_DEPTH)
-            return true;
-        n = json_object_array_length(o);
-        for (i = 0; i < n; i++) {
-            if (too_deep(json_object_array_get_idx(o, i), depth + 1))
-                return true;
-        }
-    }
-    return false;
-}
-
 int activity_json_parse(const char *body, size_t len, struct json_object **out)
 {
-    /* One spare level for json-c's count; too_deep draws SPEC's exact line. */
-    int err = json_strict_object(body, len, JSON_MAX_DEPTH + 1, true, out);
-
-    if (!err && too_deep(*out, 1)) {
-        json_object_put(*out);
-        *out = NULL;
-        err = DG_ERR_BAD_JSON;
-    }
-    return err;
+    /* SPEC §3's count: the top-level object is depth 1, scalars add none. */
+    return json_strict_object_nested(body, len, JSON_MAX_DEPTH, true, out);
 }
 
 /* The string at a dotted path such as "channelData.tenant.id", or NULL. */

@@ -38,6 +38,7 @@
 #define PACE_WINDOW_MS 1000
 #define PACE_LONG_WINDOW_MS 30000
 #define CONV_BUCKETS_MIN 64
+#define PACE_REFUSAL_LOG_MS 10000 /* a flooded conversation's warning: once per this */
 
 enum call_state {
     CALL_SCHEDULED = 0, /* timer armed: the first turn or a backoff */
@@ -69,6 +70,7 @@ struct call {
     void *data;
     unsigned max_attempts;
     unsigned attempts; /* attempts begun, the re-authenticated one included */
+    uint64_t retry_at_ms; /* loop time the backoff or Retry-After ends, while it runs */
     bool retry_ambiguous;
     bool reauthed; /* the one 401 → new token → retry has been used */
 };
@@ -85,6 +87,8 @@ struct conv {
     struct call *q_head, *q_tail;      /* calls waiting for a slot, FIFO */
     unsigned n_waiting;                /* calls in that queue */
     bool pumping;                      /* pace_pump is on the stack */
+    uint64_t refused;                  /* sends refused since the last warning, not yet said */
+    uint64_t refused_log_ms;           /* when that warning went out; 0: none yet */
 };
 
 struct connector {
@@ -108,7 +112,9 @@ struct connector {
     struct hash_table convs; /* struct conv by key */
     struct list_node lru;    /* struct conv, most recently used first */
 
-    uint64_t rng; /* backoff jitter (backoff.h) */
+    uint64_t refusal_log_ms; /* PACE_REFUSAL_LOG_MS (a test shortens it) */
+    size_t n_refusing;       /* conversations with refusals not yet said */
+    uint64_t rng;            /* backoff jitter (backoff.h) */
     bool stopping;
     bool stopped_called;
     connector_stopped_cb stopped_cb;
@@ -408,8 +414,14 @@ static void token_invalidate(struct connector *c, uint64_t gen)
 
 /* ---- pacing ------------------------------------------------------------- */
 
+static void refusals_say(struct connector *c, struct conv *cv, uint64_t now,
+                         const char *request_id);
+
 static void conv_free(struct connector *c, struct conv *cv)
 {
+    /* The rest of a flood is said before the conversation is forgotten. */
+    if (cv->refused)
+        refusals_say(c, cv, uv_now(c->loop), NULL);
     hash_table_remove(&c->convs, &cv->hnode);
     list_remove(&cv->lru);
     xfree(cv->key);
@@ -521,6 +533,71 @@ static void pace_pump(struct conv *cv)
     cv->pumping = false;
 }
 
+/* The conversation id part of a pacing key (serviceUrl "\n" id), for log lines. */
+static const char *conv_id_of(const struct conv *cv)
+{
+    const char *nl = strchr(cv->key, '\n');
+
+    return nl ? nl + 1 : cv->key;
+}
+
+/*
+ * The warning of a flooded conversation: the first refusal says that
+ * refusing has begun; later lines say how many more were refused since.
+ */
+static void refusals_say(struct connector *c, struct conv *cv, uint64_t now, const char *request_id)
+{
+    if (cv->refused_log_ms == 0)
+        log_emit(LOG_LEVEL_WARN, request_id,
+                 "connector: conversation %.160s is past Teams' pacing limits with %u sends "
+                 "waiting: further sends are refused at once (counted in "
+                 "digestd_connector_pacing_refused_total; a line every %" PRIu64 " ms at most)",
+                 conv_id_of(cv), cv->n_waiting, c->refusal_log_ms);
+    else
+        log_emit(LOG_LEVEL_WARN, request_id,
+                 "connector: conversation %.160s: %" PRIu64 " more sends refused for Teams' "
+                 "pacing limits in the last %" PRIu64 " ms (%u waiting)",
+                 conv_id_of(cv), cv->refused, now - cv->refused_log_ms, cv->n_waiting);
+    cv->refused = 0;
+    cv->refused_log_ms = now ? now : 1;
+    c->n_refusing--;
+}
+
+/*
+ * A send refused because its conversation's queue is full. A flood into
+ * one conversation must not flood the log as well: one line per
+ * conversation per refusal_log_ms, the count in between.
+ */
+static void pace_refuse(struct connector *c, struct conv *cv, struct call *call, uint64_t now)
+{
+    struct connector_result res = {.err = DG_ERR_UNAVAILABLE,
+                                   .outcome = HTTP_OUTCOME_RETRYABLE,
+                                   .retry_after_s = -1,
+                                   .paced_out = true};
+
+    metrics_inc(c->metrics, METRICS_C_PACING_REFUSED);
+    if (cv->refused++ == 0)
+        c->n_refusing++;
+    if (!cv->refused_log_ms || now - cv->refused_log_ms >= c->refusal_log_ms)
+        refusals_say(c, cv, now, call->request_id[0] ? call->request_id : NULL);
+    call_finish(call, &res);
+}
+
+/* The sweep says what flooded conversations refused since their last line. */
+static void refusals_sweep(struct connector *c, uint64_t now)
+{
+    struct list_node *n;
+
+    if (!c->n_refusing)
+        return;
+    list_for_each (n, &c->lru) {
+        struct conv *cv = container_of(n, struct conv, lru);
+
+        if (cv->refused && now - cv->refused_log_ms >= c->refusal_log_ms)
+            refusals_say(c, cv, now, NULL);
+    }
+}
+
 static void pace_enqueue(struct call *call)
 {
     struct connector *c = call->c;
@@ -532,9 +609,7 @@ static void pace_enqueue(struct call *call)
     if (cv->n_waiting >= CONNECTOR_PACE_MAX_WAITING) {
         /* A flood into one conversation must not queue without bound: at
          * Teams' rate this one would wait minutes, so it fails now. */
-        struct connector_result res = {
-            .err = DG_ERR_UNAVAILABLE, .outcome = HTTP_OUTCOME_RETRYABLE, .retry_after_s = -1};
-        call_finish(call, &res);
+        pace_refuse(c, cv, call, now);
         return;
     }
     cv->n_waiting++;
@@ -551,8 +626,10 @@ static void pace_enqueue(struct call *call)
 static void on_sweep(uv_timer_t *t)
 {
     struct connector *c = container_of(t, struct connector, sweep);
+    uint64_t now = now_ms(c);
 
-    conv_evict_idle(c, now_ms(c));
+    refusals_sweep(c, now);
+    conv_evict_idle(c, now);
 }
 
 static void on_sweep_closed(uv_handle_t *h)
@@ -617,7 +694,8 @@ static void on_call_timer(uv_timer_t *t)
  * Whether a retryable outcome may be retried. POST is not idempotent, and a
  * timeout, transport error, 502 or 504 leaves open whether the connector
  * delivered the activity; only rejections are surely undelivered: 412
- * (concurrent operations), 429 (throttled), 503 (not taken in).
+ * (concurrent operations), 429 (throttled), 503 (not taken in). A caller
+ * that prefers a possible duplicate to a lost card sets retry_ambiguous.
  */
 static bool retry_is_safe(const struct call *call, int err, long status, bool token_error)
 {
@@ -626,18 +704,22 @@ static bool retry_is_safe(const struct call *call, int err, long status, bool to
     return err == 0 && (status == 412 || status == 429 || status == 503);
 }
 
-/* Full jitter: a random wait up to min(max, base·2^(n−1)); or Retry-After. */
+/* A Retry-After longer than we wait for on any send: the send fails as throttled. */
+static bool retry_after_too_long(const struct connector *c, int64_t retry_after_s)
+{
+    return retry_after_s >= 0 && (uint64_t)retry_after_s > c->cfg->connector_retry_after_max_s;
+}
+
+/*
+ * The wait before attempt n + 1: the server's Retry-After exactly (the
+ * caller has checked it against CONNECTOR_RETRY_AFTER_MAX_S), else our own
+ * backoff, full jitter up to min(RETRY_MAX_MS, base·2^(n−1)).
+ */
 static int64_t backoff_ms(struct connector *c, unsigned n, int64_t retry_after_s)
 {
-    uint64_t cap = c->cfg->retry_max_ms;
-
-    if (retry_after_s >= 0) {
-        /* A wait longer than we would ever back off: give it to the caller. */
-        if ((uint64_t)retry_after_s > cap / 1000)
-            return -1;
+    if (retry_after_s >= 0)
         return retry_after_s * 1000;
-    }
-    return (int64_t)backoff_full_jitter(&c->rng, c->cfg->retry_base_ms, cap, n);
+    return (int64_t)backoff_full_jitter(&c->rng, c->cfg->retry_base_ms, c->cfg->retry_max_ms, n);
 }
 
 /* Attempts counted against the budget: the 401 retry is extra. */
@@ -668,10 +750,21 @@ static void attempt_failed(struct call *call, int err, long status, int64_t retr
         call_finish_closed(call);
         return;
     }
+    if (outcome == HTTP_OUTCOME_RETRYABLE && retry_after_too_long(c, retry_after_s)) {
+        /* Told to wait longer than we ever do: final, so no caller waits it out either. */
+        res.outcome = HTTP_OUTCOME_FINAL;
+        log_warn("connector: %s %s throttled: %sstatus %ld with Retry-After %" PRId64
+                 " s, over CONNECTOR_RETRY_AFTER_MAX_S (%" PRIu64 " s); not sent after %u attempts",
+                 call->request_id, op_name(call->op), token_error ? "token endpoint " : "", status,
+                 retry_after_s, c->cfg->connector_retry_after_max_s, call->attempts);
+        call_finish(call, &res);
+        return;
+    }
     if (outcome == HTTP_OUTCOME_RETRYABLE && attempts_used(call) < call->max_attempts &&
         retry_is_safe(call, err, status, token_error))
         wait = backoff_ms(c, attempts_used(call), retry_after_s);
     if (wait >= 0) {
+        call->retry_at_ms = now_ms(c) + (uint64_t)wait;
         metrics_inc(c->metrics, METRICS_C_RETRIES);
         log_info("connector: %s %s: status %ld, %s; retry %u in %" PRId64 " ms", call->request_id,
                  op_name(call->op), status, dg_strerror(err), attempts_used(call) + 1, wait);
@@ -784,6 +877,7 @@ struct connector *connector_create(uv_loop_t *loop, struct http_client *http,
     list_init(&c->calls);
     list_init(&c->lru);
     hash_table_init(&c->convs, CONV_BUCKETS_MIN);
+    c->refusal_log_ms = PACE_REFUSAL_LOG_MS;
     backoff_seed(&c->rng);
     uv_timer_init(loop, &c->sweep);
     uv_timer_start(&c->sweep, on_sweep, PACE_LONG_WINDOW_MS, PACE_LONG_WINDOW_MS);
@@ -924,6 +1018,39 @@ int connector_send_card(struct connector *c, enum connector_op op, const char *s
 }
 
 /*
+ * What a stop gives up, in one line: main stops the connector only once the
+ * webhook and the worker are done or the shutdown grace is over, so every
+ * call still here is a card that will not be sent (each caller logs its own).
+ */
+static void log_given_up(struct connector *c)
+{
+    size_t n_wait = 0, n_retry = 0, n_pace = 0, n_flight = 0;
+    uint64_t now = now_ms(c), longest = 0;
+    struct list_node *n;
+
+    list_for_each (n, &c->calls) {
+        const struct call *call = container_of(n, struct call, node);
+
+        if (call->state == CALL_SCHEDULED && call->attempts > 0) {
+            n_retry++;
+            if (call->retry_at_ms > now && call->retry_at_ms - now > longest)
+                longest = call->retry_at_ms - now;
+        } else if (call->state == CALL_WAIT_PACE) {
+            n_pace++;
+        } else if (call->state == CALL_IN_FLIGHT) {
+            n_flight++;
+        } else {
+            n_wait++;
+        }
+    }
+    if (c->n_pending)
+        log_warn("connector: stopping: %zu sends given up: %zu waiting to retry (at most %" PRIu64
+                 " ms left), %zu for a pacing slot, %zu in flight (may have been delivered), "
+                 "%zu for the token or their first turn",
+                 c->n_pending, n_retry, longest, n_pace, n_flight, n_wait);
+}
+
+/*
  * Every call is finished synchronously, wherever it waits: an HTTP request
  * through http_client_cancel (whose callback runs at once), the rest
  * directly. Only the handle closes are left for the loop.
@@ -934,6 +1061,7 @@ void connector_stop(struct connector *c, connector_stopped_cb cb, void *data)
 
     if (c->stopping)
         return;
+    log_given_up(c);
     c->stopping = true;
     c->stopped_cb = cb;
     c->stopped_data = data;

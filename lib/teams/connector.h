@@ -64,7 +64,9 @@ struct connector_opts {
      * would post it twice (research §6). Such outcomes are retried only
      * when this is true. Rejections (412, 429, 503, a 401 answered by a new
      * token) and token failures are always retried; PUT retries everything
-     * retryable, since repeating it is harmless.
+     * retryable, since repeating it is harmless. Every retry waits for the
+     * response's Retry-After when it has one (up to
+     * CONNECTOR_RETRY_AFTER_MAX_S), else our own backoff (RETRY_*_MS).
      */
     bool retry_ambiguous;
 };
@@ -76,10 +78,15 @@ struct connector_result {
                                     DG_ERR_CLOSED after connector_stop */
     long status;                 /* last HTTP status, 0 if none arrived */
     bool token_error;            /* the failure came from the token endpoint (status is its) */
-    enum http_outcome outcome; /* of the last attempt: OK, RETRYABLE (budget spent or
-                                    ambiguous and not retried) or FINAL */
+    enum http_outcome outcome;   /* of the last attempt: OK, RETRYABLE (budget spent or
+                                      ambiguous and not retried) or FINAL (a final status, or
+                                      throttled: a Retry-After over
+                                      CONNECTOR_RETRY_AFTER_MAX_S) */
     int64_t retry_after_s;       /* Retry-After of the last response, -1 if none */
     unsigned attempts;           /* requests made to the connector or token endpoint */
+    bool paced_out;              /* refused at once (DG_ERR_UNAVAILABLE, RETRYABLE): its
+                                    conversation had CONNECTOR_PACE_MAX_WAITING waiting; the
+                                    connector logs these, once per interval with a count */
     const char *activity_id;     /* ResourceResponse "id" on success ("" if absent) */
 };
 

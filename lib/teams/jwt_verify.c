@@ -70,7 +70,7 @@ static int part_json(const char *s, size_t len, struct json_object **out)
     *out = NULL;
     buf_init(&raw, len);
     err = jwt_b64url_decode(s, len, &raw);
-    if (!err && json_strict_object(raw.data, raw.len, JWT_MAX_DEPTH, true, out) != 0)
+    if (!err && json_strict_object_nested(raw.data, raw.len, JWT_MAX_DEPTH, true, out) != 0)
         err = DG_ERR_INVALID;
     buf_free(&raw);
     return err;
@@ -84,69 +84,54 @@ static char *dup_string(struct json_object *obj, const char *key)
     return s ? xstrdup(s) : NULL;
 }
 
-/*
- * The audience: a string, or an array holding exactly one string. With
- * several audiences a token is meant for several parties; Bot Framework
- * never issues one, and accepting it would be a choice, not a necessity.
- */
-static char *dup_audience(struct json_object *payload)
-{
-    struct json_object *aud, *item;
-    const char *s;
+/* The NumericDate range taken: ±2^62 s is ~1.5e11 years, beyond any real date. */
+#define NUMERIC_DATE_MAX 4.6e18
 
-    if (!json_object_object_get_ex(payload, "aud", &aud))
-        return NULL;
-    if (json_object_is_type(aud, json_type_array)) {
-        if (json_object_array_length(aud) != 1)
-            return NULL;
-        item = json_object_array_get_idx(aud, 0);
-        if (!json_object_is_type(item, json_type_string))
-            return NULL;
-        s = json_object_get_string(item);
-        /* Refuse an escaped NUL as json_strict_string does. */
-        return strlen(s) == (size_t)json_object_get_string_len(item) ? xstrdup(s) : NULL;
-    }
-    return dup_string(payload, "aud");
-}
+enum claim_date { DATE_ABSENT, DATE_OK, DATE_BAD };
 
 /*
- * A NumericDate claim (RFC 7519 §2: seconds, fractions allowed and
- * truncated here). false when absent, not a number, or outside what an
- * int64 holds: a wrong type must not turn into 0 and pass a check.
+ * A NumericDate claim (RFC 7519 §2: seconds, fractions allowed and kept).
+ * Anything present but not a finite number in range (null, true, "1700000000",
+ * [], {}, 1e20, 1e400) is DATE_BAD: a wrong type must neither turn into 0 nor
+ * pass as absent. json-c saturates integers past int64, which lands outside
+ * the range too.
  */
-static bool numeric_date(struct json_object *payload, const char *key, int64_t *out)
+static enum claim_date numeric_date(struct json_object *payload, const char *key, double *out)
 {
     struct json_object *v;
     double d;
 
     if (!json_object_object_get_ex(payload, key, &v))
-        return false;
-    if (json_object_is_type(v, json_type_int)) {
-        /* json-c saturates values beyond int64 to INT64_MAX/MIN: an exp that
-         * never ends, harmless only because the token is signed by Microsoft. */
-        *out = json_object_get_int64(v);
-        return true;
-    }
-    if (!json_object_is_type(v, json_type_double))
-        return false;
-    d = json_object_get_double(v);
-    /* ±2^62 is ~1.5e11 years: far beyond any real date, and safe to add a leeway to. */
-    if (!isfinite(d) || d > 4.6e18 || d < -4.6e18)
-        return false;
-    *out = (int64_t)d;
-    return true;
+        return DATE_ABSENT;
+    if (json_object_is_type(v, json_type_int))
+        d = (double)json_object_get_int64(v);
+    else if (json_object_is_type(v, json_type_double))
+        d = json_object_get_double(v);
+    else
+        return DATE_BAD;
+    if (!isfinite(d) || d > NUMERIC_DATE_MAX || d < -NUMERIC_DATE_MAX)
+        return DATE_BAD;
+    *out = d;
+    return DATE_OK;
 }
 
 /* Copies the claims jwt_verify needs out of the two JSON objects. */
 static void take_claims(struct jwt *t, struct json_object *header, struct json_object *payload)
 {
+    enum claim_date exp, nbf;
+
     t->alg = dup_string(header, "alg");
     t->kid = dup_string(header, "kid");
     t->iss = dup_string(payload, "iss");
-    t->aud = dup_audience(payload);
+    /* A string, exactly: an array of audiences is a token meant for several parties. */
+    t->aud = dup_string(payload, "aud");
     t->serviceurl = dup_string(payload, "serviceurl");
-    t->has_exp = numeric_date(payload, "exp", &t->exp);
-    t->has_nbf = numeric_date(payload, "nbf", &t->nbf);
+    exp = numeric_date(payload, "exp", &t->exp);
+    nbf = numeric_date(payload, "nbf", &t->nbf);
+    t->has_exp = exp == DATE_OK;
+    t->bad_exp = exp == DATE_BAD;
+    t->has_nbf = nbf == DATE_OK;
+    t->bad_nbf = nbf == DATE_BAD;
 }
 
 /* The three parts of tok; DG_ERR_INVALID unless there are exactly three, none empty. */
@@ -267,18 +252,28 @@ static bool signature_ok(const struct jwt *t, const struct alg_entry *alg, EVP_P
     return ok;
 }
 
-/* The time window: exp required, both with leeway; written so nothing overflows. */
+/*
+ * The time window: exp required, both with leeway, as jsonwebtoken (the
+ * SDKs') decides it: expired once now >= exp + leeway, not yet valid while
+ * nbf > now + leeway. The claims keep their fractions and the bounds are
+ * exact in a double, so an exp of now - 300 is expired and an nbf of
+ * now + 300.5 not yet valid.
+ */
 static bool times_ok(const struct jwt *t, const struct jwt_expect *e, const char **why)
 {
+    if (t->bad_exp || t->bad_nbf) {
+        *why = t->bad_exp ? "token exp is not a NumericDate" : "token nbf is not a NumericDate";
+        return false;
+    }
     if (!t->has_exp) {
         *why = "token has no exp";
         return false;
     }
-    if (t->exp < e->now_s - e->leeway_s) {
+    if (t->exp <= (double)(e->now_s - e->leeway_s)) {
         *why = "token expired";
         return false;
     }
-    if (t->has_nbf && t->nbf > e->now_s + e->leeway_s) {
+    if (t->has_nbf && t->nbf > (double)(e->now_s + e->leeway_s)) {
         *why = "token not yet valid";
         return false;
     }

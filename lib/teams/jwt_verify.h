@@ -19,14 +19,15 @@
 #include "teams/jwks.h"
 
 #define JWT_MAX_AUTHORIZATION (16 * 1024) /* bytes of the header value */
-#define JWT_MAX_DEPTH 16                  /* JSON nesting of header and payload */
+#define JWT_MAX_DEPTH 16 /* objects and arrays nested in header or payload, the top one = 1 */
 
 struct jwt {                                  /* a parsed, not yet trusted, compact JWS */
     char *alg, *kid, *iss, *aud, *serviceurl; /* owned; NULL when absent or not a string */
-    /* aud: a string, or an array holding exactly one string; anything else
-     * (several audiences included) leaves aud NULL, which jwt_verify rejects. */
-    int64_t exp, nbf; /* NumericDate seconds (fractions truncated) */
-    bool has_exp, has_nbf;
+    /* aud must be a string (SPEC §3: exact); an array, even of the app id
+     * alone, leaves aud NULL, which jwt_verify rejects. */
+    double exp, nbf;       /* NumericDate seconds, the fraction kept */
+    bool has_exp, has_nbf; /* present and a number within ±2^62 */
+    bool bad_exp, bad_nbf; /* present but not that (null, a string, 1e400…): refused */
     /* Private to jwt_verify.c: */
     char *signing_input; /* owned "header.payload" as received */
     size_t signing_len;
@@ -38,8 +39,9 @@ struct jwt {                                  /* a parsed, not yet trusted, comp
  * Parses the value of the Authorization header (len bytes, no NUL needed):
  * scheme "Bearer" (case-insensitive), one space, exactly one token of three
  * non-empty base64url parts; header and payload must be JSON objects no
- * deeper than JWT_MAX_DEPTH with nothing after them. A claim of the wrong
- * type (exp as a string, say) is left absent, so jwt_verify rejects it.
+ * deeper than JWT_MAX_DEPTH with nothing after them. A string claim of the
+ * wrong type is left NULL, and a malformed exp or nbf is marked bad, so
+ * jwt_verify rejects either.
  * DG_ERR_INVALID on any shape problem, DG_ERR_TOO_LARGE when len is over
  * JWT_MAX_AUTHORIZATION; t is then empty. No signature check. On success t
  * owns memory: jwt_free().
@@ -70,8 +72,10 @@ struct jwt_expect {
  * (none, HS*, anything else → 401); iss == issuer (401); kid present (401)
  * and found in keys (else JWT_UNKNOWN_KID); the key is RSA (401); the RSA
  * PKCS#1 v1.5 signature over the signing input with the alg's digest (401);
- * exp present and now <= exp + leeway (401); nbf absent or now >= nbf -
- * leeway (401); aud == audience exactly (401); endorsements: a key that has
+ * exp present, well-formed and now < exp + leeway (401); nbf absent, or
+ * well-formed and now >= nbf - leeway (401), as jsonwebtoken decides it for
+ * the SDKs, fractions compared as they are; aud a string == audience
+ * exactly (401); endorsements: a key that has
  * the property must list channel_id (403, an empty list included; stricter
  * than the SDKs, a NULL or "" channel_id is 403 too, since the activity body
  * is the attacker's to shape); claim

@@ -14,7 +14,8 @@
  *     prints one such JWT and a newline, for tests that send their own
  *     activities (e.g. the research fixtures). --aud, --iss, --kid,
  *     --exp-offset, --nbf-offset, --alg, --no-serviceurl and --bad-signature
- *     forge every bad token issue 5 lists (see --help).
+ *     forge every bad token issue 5 lists, and --claim NAME=JSON any claim
+ *     shape at all (see --help).
  */
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +39,21 @@
 #define TOKEN_MAX_BYTES 8192
 #define ACTIVITY_MAX_BYTES (256u * 1024)
 #define RESPONSE_MAX_BYTES (1u << 20)
+/* Applies o's --claim NAME=JSON options to c (checked as JSON when parsed). */
+static void add_raw_claims(const struct stub_opts *o, struct json_object *c)
+{
+    size_t i;
+
+    for (i = 0; i < o->n_claims; i++) {
+        const char *eq = strchr(o->claims[i], '=');
+        char *name = xstrndup(o->claims[i], (size_t)(eq - o->claims[i]));
+
+        /* json-c keeps a number's spelling, so 1e400 goes out as 1e400. */
+        json_object_object_add(c, name, json_tokener_parse(eq + 1));
+        xfree(name);
+    }
+}
+
 /* The claims of o's token as JSON text (owned, xfree); exp = now + ttl unless overridden. */
 static char *token_claims(const struct stub_opts *o, uint64_t ttl_ms)
 {
@@ -54,6 +70,7 @@ static char *token_claims(const struct stub_opts *o, uint64_t ttl_ms)
     json_object_object_add(c, "nbf", json_object_new_int64(now + o->nbf_offset_s));
     json_object_object_add(c, "iat", json_object_new_int64(now + o->nbf_offset_s));
     json_object_object_add(c, "exp", json_object_new_int64(exp));
+    add_raw_claims(o, c);
     text = xstrdup(json_write_compact(c, NULL));
     json_object_put(c);
     return text;

@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <json-c/json.h>
+
 #include "config.h"
 
 #define CMD_BIT(c) (1u << (c))
@@ -342,6 +344,28 @@ static const char *set_bad_signature(struct stub_opts *o, const char *v)
 }
 
 /*
+ * NAME=JSON: one claim set to any JSON value, so a test can forge the shapes
+ * a verifier must refuse (an aud array, an nbf of null, 1e400).
+ */
+static const char *set_claim(struct stub_opts *o, const char *v)
+{
+    const char *eq = strchr(v, '=');
+    enum json_tokener_error jerr;
+    struct json_object *parsed;
+
+    if (!eq || eq == v)
+        return "expected NAME=JSON, e.g. nbf=null or aud='[\"id\"]'";
+    if (o->n_claims == STUB_MAX_CLAIMS)
+        return "too many --claim options (8 at most)";
+    parsed = json_tokener_parse_verbose(eq + 1, &jerr);
+    json_object_put(parsed);
+    if (jerr != json_tokener_success)
+        return "the value after = is not JSON";
+    o->claims[o->n_claims++] = v;
+    return NULL;
+}
+
+/*
  * Every option of every command. A setter used for two commands (key-dir,
  * app-id) is one entry with two bits, so serve and say cannot disagree on
  * a default.
@@ -408,6 +432,10 @@ static const struct opt_def opts[] = {
      set_no_serviceurl, TOKEN},
     {"--bad-signature", NULL, "", NULL, "change one character of the signature (a flag)",
      set_bad_signature, TOKEN},
+    {"--claim", NULL, "NAME=JSON", NULL,
+     "set claim NAME to a JSON value, after everything above (repeatable, up to 8): "
+     "nbf=null, 'aud=[\"<app id>\"]', exp=1e400",
+     set_claim, TOKEN},
 };
 
 static const char *const cmd_names[] = {"serve", "say", "token"};

@@ -35,6 +35,7 @@ enum stub_tok_alg {
 };
 
 #define STUB_MAX_ENDORSEMENTS 16
+#define STUB_MAX_CLAIMS 8 /* --claim NAME=JSON options of one token */
 
 struct stub_opts {
     enum stub_cmd cmd;
@@ -77,6 +78,9 @@ struct stub_opts {
     int64_t nbf_offset_s; /* nbf = iat = now + this (default -5) */
     bool no_serviceurl;   /* leave the serviceurl claim out */
     bool bad_signature;   /* change one signature character after signing */
+    /* --claim NAME=JSON, checked to be JSON, applied last (so they override) */
+    const char *claims[STUB_MAX_CLAIMS];
+    size_t n_claims;
     /* storage behind some of the pointers above */
     char endorsements_buf[256];
     char key_dir_buf[128];

@@ -130,7 +130,8 @@ static void on_ack_updated(const struct connector_result *res, void *data)
 {
     struct job *j = data;
 
-    if (res->err)
+    /* paced_out: the connector logs a flooded conversation, once per interval. */
+    if (res->err && !res->paced_out)
         log_emit(LOG_LEVEL_WARN, j->f.request_id,
                  "acknowledgment card not updated: %s (status %ld)", dg_strerror(res->err),
                  res->status);
@@ -165,7 +166,7 @@ static void on_error_card_sent(const struct connector_result *res, void *data)
 {
     struct job *j = data;
 
-    if (res->err)
+    if (res->err && !res->paced_out)
         log_emit(LOG_LEVEL_WARN, j->f.request_id, "error card not delivered: %s (status %ld)",
                  dg_strerror(res->err), res->status);
     update_ack(j);
@@ -349,7 +350,12 @@ static void on_result_sent(const struct connector_result *res, void *data)
         release(j);
         return;
     }
-    if (res->status)
+    if (res->paced_out)
+        snprintf(why, sizeof(why), "its conversation is over Teams' pacing limits");
+    else if (res->status && res->retry_after_s >= 0)
+        snprintf(why, sizeof(why), "the connector answered HTTP %ld, Retry-After %lld s",
+                 res->status, (long long)res->retry_after_s);
+    else if (res->status)
         snprintf(why, sizeof(why), "the connector answered HTTP %ld", res->status);
     else
         snprintf(why, sizeof(why), "the connector could not be reached: %s",

@@ -34,9 +34,13 @@
  * bounded by MAX_CONNECTIONS and the http_client's budget instead. */
 #define WEBHOOK_MAX_PENDING 8192
 
-/* The ack card goes out right after the 202. A POST whose fate is unknown
- * (timeout, 502/504) is not retried: a second card is worse than none. */
-static const struct connector_opts ack_opts = {.max_attempts = 3, .retry_ambiguous = false};
+/* The ack card goes out right after the 202, and the other cards (help,
+ * status, errors) as the answer. Microsoft says to retry 412, 429, 502, 503
+ * and 504 (research §4.5); a POST whose fate is unknown (timeout, 502/504) is
+ * retried too, because a user left without a card types the command again
+ * and queues a second job: two cards are the better failure
+ * (docs/connector.md). */
+static const struct connector_opts ack_opts = {.max_attempts = 3, .retry_ambiguous = true};
 
 static const struct http_header retry_after[] = {{"Retry-After", "1"}};
 
@@ -133,11 +137,19 @@ static bool is_json_content_type(const char *ct)
 static void on_card_posted(const struct connector_result *res, void *data)
 {
     struct webhook_req *w = data;
+    const char *rid = w->request_id[0] ? w->request_id : NULL;
 
-    if (res->err)
-        log_emit(LOG_LEVEL_WARN, w->request_id[0] ? w->request_id : NULL,
-                 "reply card not delivered: %s (status %ld, %u attempts)", dg_strerror(res->err),
-                 res->status, res->attempts);
+    /* A conversation flooded past Teams' pacing: the connector says it, once per interval. */
+    if (res->paced_out)
+        log_emit(LOG_LEVEL_DEBUG, rid,
+                 "reply card refused: its conversation's pacing queue is full");
+    else if (res->err == DG_ERR_CLOSED)
+        log_emit(LOG_LEVEL_WARN, rid,
+                 "reply card given up at shutdown (the shutdown grace is over) after %u attempts",
+                 res->attempts);
+    else if (res->err)
+        log_emit(LOG_LEVEL_WARN, rid, "reply card not delivered: %s (status %ld, %u attempts)",
+                 dg_strerror(res->err), res->status, res->attempts);
     webhook_req_done(w);
 }
 

@@ -85,7 +85,9 @@ static void run(const char *auth, size_t len)
     check(why != NULL);
     check(v == JWT_OK || v == JWT_UNAUTHORIZED || v == JWT_FORBIDDEN || v == JWT_UNKNOWN_KID);
     if (v == JWT_OK) {
-        check(jwt_issuer_ok(&t, &e) && t.has_exp && t.exp >= e.now_s - e.leeway_s);
+        check(jwt_issuer_ok(&t, &e) && t.has_exp && !t.bad_exp && !t.bad_nbf);
+        check(t.exp > (double)(e.now_s - e.leeway_s));
+        check(!t.has_nbf || t.nbf <= (double)(e.now_s + e.leeway_s));
         check(t.aud && strcmp(t.aud, e.audience) == 0);
         check(t.serviceurl && strcmp(t.serviceurl, e.service_url) == 0);
     }

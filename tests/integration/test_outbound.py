@@ -168,6 +168,132 @@ class AckCards(World):
         self.assertNotIn("advisors", card_text(card).lower())
 
 
+class AckRetries(World):
+    """The acknowledgment is retried as Microsoft says (research §4.5): 429
+    after its Retry-After however short our own backoff cap, and 502/504,
+    up to CONNECTOR_RETRY_AFTER_MAX_S. digestd runs --role api, so the
+    acknowledgment is the only card posted."""
+    digestd_env = {"RETRY_BASE_MS": "50", "RETRY_MAX_MS": "200",
+                   "CONNECTOR_RETRY_AFTER_MAX_S": "5"}
+
+    def post_digest(self, id):
+        status, _, body = self.d.post_json(activity(self.stub, id=id))
+        self.assertEqual(status, 202, body)
+        return json.loads(body)["requestId"]
+
+    def assert_ack_recorded(self, rid, msg):
+        self.assertEqual(msg["card"], "ack")
+        wait_until(lambda: hgetall(self.redis.port, "{digest}:req:" + rid)
+                   .get("ack_activity_id") == msg["response_id"], 5, "ack_activity_id")
+
+    def test_429_with_retry_after_over_retry_max_is_waited_for(self):
+        self.stub.inject(target="connector", status=429, retry_after=2, count=1)
+        rid = self.post_digest("ack-429")
+        box = self.stub.wait_outbox(2, 15)
+        self.assertEqual([m["status"] for m in box], [429, 200])
+        # Waited the server's 2 s, not RETRY_MAX_MS's 200 ms.
+        self.assertGreaterEqual(box[1]["received_ms"] - box[0]["received_ms"], 2000)
+        self.assert_ack_recorded(rid, box[1])
+        time.sleep(0.3)
+        self.assertEqual(len(self.stub.outbox()), 2)
+
+    def test_502_and_504_are_retried(self):
+        for status in (502, 504):
+            with self.subTest(status=status):
+                self.stub.clear()
+                self.stub.inject(target="connector", status=status, count=1)
+                rid = self.post_digest("ack-%d" % status)
+                box = self.stub.wait_outbox(2, 10)
+                self.assertEqual([m["status"] for m in box], [status, 200])
+                self.assert_ack_recorded(rid, box[1])
+
+    def test_retry_after_over_the_max_fails_as_throttled(self):
+        self.stub.inject(target="connector", status=429, retry_after=6, count=1)
+        rid = self.post_digest("ack-throttled")
+        wait_until(lambda: "over CONNECTOR_RETRY_AFTER_MAX_S" in self.d.log(), 10,
+                   "the throttled line")
+        self.assertIn(rid, [line for line in self.d.log().splitlines()
+                            if "over CONNECTOR_RETRY_AFTER_MAX_S" in line][0])
+        self.assertEqual([m["status"] for m in self.stub.outbox()], [429])
+
+
+class AckShutdown(unittest.TestCase):
+    """SIGTERM while the acknowledgment waits out a Retry-After: it is sent
+    when the wait ends inside the grace, and given up (logged) at its end."""
+
+    def run_case(self, retry_after_s, grace_ms):
+        redis = RedisServer().start()
+        stub = Stub().start()
+        env = stub.env()
+        env.update({"SHUTDOWN_GRACE_MS": str(grace_ms), "RETRY_MAX_MS": "200",
+                    "RETRY_BASE_MS": "50"})
+        d = Digestd(redis.url, env).start()
+        try:
+            stub.inject(target="connector", status=429, retry_after=retry_after_s, count=1)
+            status, _, body = d.post_json(activity(stub, id="ack-sigterm"))
+            self.assertEqual(status, 202, body)
+            rid = json.loads(body)["requestId"]
+            stub.wait_outbox(1)
+            t0 = time.monotonic()
+            self.assertEqual(d.stop(), 0, d.log())
+            return time.monotonic() - t0, rid, d.log(), [m["status"] for m in stub.outbox()]
+        finally:
+            d.cleanup()
+            stub.stop()
+            redis.stop()
+
+    def test_a_wait_that_ends_inside_the_grace_is_sent(self):
+        _, _, log, statuses = self.run_case(1, 10000)
+        self.assertEqual(statuses, [429, 200], log)
+
+    def test_the_grace_ends_a_long_wait_and_says_so(self):
+        elapsed, rid, log, statuses = self.run_case(60, 1000)
+        self.assertEqual(statuses, [429], log)
+        self.assertLess(elapsed, 8)
+        given_up = [line for line in log.splitlines() if "given up at shutdown" in line]
+        self.assertEqual(len(given_up), 1, log)
+        self.assertIn(rid, given_up[0])
+        self.assertIn("1 waiting to retry", log)
+
+
+class PacingFlood(unittest.TestCase):
+    """One conversation flooded past Teams' pacing limits: the refused cards
+    are counted in /metrics and said in one warning, not one line each."""
+
+    def test_refused_cards_are_counted_and_said_once(self):
+        redis = RedisServer().start()
+        stub = Stub().start()
+        env = stub.env()
+        env["SHUTDOWN_GRACE_MS"] = "1000"
+        d = Digestd(redis.url, env).start()
+        try:
+            # The connector holds every card: 7 go out and hang, 120 wait, the rest are refused.
+            stub.inject(target="connector", hang=True, count=1000)
+            n = 7 + 120 + 30
+            for i in range(n):
+                a = activity(stub, id="flood-%d" % i, conv="19:flood@thread.v2")
+                self.assertEqual(d.post_json(a)[0], 202)
+
+            def refused():
+                for line in d.get("/metrics")[2].decode().splitlines():
+                    if line.startswith("digestd_connector_pacing_refused_total "):
+                        return int(line.split()[1])
+                return None
+            wait_until(lambda: refused() == 30, 10, "30 refused sends in /metrics")
+            self.assertEqual(d.stop(), 0, d.log())
+            log = d.log()
+            # The first refusal, then (within 10 s, so only at exit) the count of the rest.
+            lines = [l for l in log.splitlines() if "pacing limits" in l]
+            self.assertEqual(len(lines), 2, "\n".join(lines))
+            self.assertIn("19:flood@thread.v2 is past Teams' pacing limits", lines[0])
+            self.assertIn("19:flood@thread.v2: 29 more sends refused", lines[1])
+            self.assertNotIn("reply card not delivered", log)
+        finally:
+            d.cleanup()
+            stub.stop()
+            redis.stop()
+
+
 class SayCommand(World):
     """`digest-stub say`, the way scripts/run.sh and a developer use it."""
 

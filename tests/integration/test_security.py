@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import (Digestd, DigestdTestCase, RedisServer, Stub, free_port, hgetall,
+from harness import (APP_ID, Digestd, DigestdTestCase, RedisServer, Stub, free_port, hgetall,
                      load_fixture, mint_token, redis_cmd, wait_until)
 
 
@@ -87,6 +87,34 @@ class TokenChecks(Auth):
                 status, _, body = self.post("Bearer " + self.token(*options, cache=False))
                 self.assertRefusedSilently(status, body, expected, what)
                 self.assertIn(reason, json.loads(body)["error"]["message"], what)
+
+    def test_claims_the_sdk_refuses_are_refused(self):
+        # Put to botbuilder-js 4.23's channel validation, each of these is refused
+        # (issue 9); `digest-stub token --claim NAME=JSON` forges them.
+        cases = [("aud an array holding the app id", 'aud=["%s"]' % APP_ID, "audience")]
+        for value in ("null", "true", '"1700000000"', "[1700000000]", '{"t":1}', "1e20",
+                      "1e400"):
+            cases.append(("nbf " + value, "nbf=" + value, "nbf"))
+        for what, claim, reason in cases:
+            with self.subTest(what):
+                status, _, body = self.post("Bearer " + self.token("--claim", claim))
+                self.assertRefusedSilently(status, body, 401, what)
+                self.assertIn(reason, json.loads(body)["error"]["message"], what)
+
+    def test_exp_exactly_at_the_tolerance_is_expired(self):
+        # Minted 300 s back, it can only be further back when checked: always expired.
+        status, _, body = self.post("Bearer " + self.token("--exp-offset", "-300", cache=False))
+        self.assertRefusedSilently(status, body, 401, "exp now - 300")
+        self.assertIn("expired", json.loads(body)["error"]["message"])
+
+    def test_claims_nested_16_deep_pass_and_17_do_not(self):
+        for depth, expected in ((16, 202), (17, 401)):
+            with self.subTest(depth=depth):
+                # The claims object is level 1; the claim adds depth - 1 objects
+                # around a number (json-c alone would count the number as a level).
+                deep = '{"x":' * (depth - 1) + "1" + "}" * (depth - 1)
+                status, _, body = self.post("Bearer " + self.token("--claim", "deep=" + deep))
+                self.assertEqual(status, expected, body)
 
     def test_token_for_another_serviceurl(self):
         tok = self.token(service_url="https://smba.trafficmanager.net/amer/")

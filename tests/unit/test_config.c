@@ -110,6 +110,7 @@ static void check_spec_defaults(const struct config *c)
     assert_int_equal(c->bot_auth, BOT_AUTH_JWT);
     assert_list(&c->service_url_allow, allow, 3);
     assert_null(c->admin_token);
+    assert_int_equal(c->connector_retry_after_max_s, 300);
     assert_int_equal(c->worker_concurrency, 256);
     assert_int_equal(c->worker_max_attempts, 5);
     assert_int_equal(c->worker_claim_idle_ms, 60000);
@@ -166,7 +167,7 @@ static void test_every_variable_parsed(void **state)
               "MICROSOFT_APP_TENANT_ID=tenant1", "BOT_TOKEN_URL=http://127.0.0.1:9/{tenant}/token",
               "BOT_OPENID_URL=http://127.0.0.1:9/openid", "BOT_AUTH=off",
               "SERVICE_URL_ALLOW=localhost,127.0.0.1", "ADMIN_TOKEN=0123456789abcdef",
-              "WORKER_CONCURRENCY=7", "WORKER_MAX_ATTEMPTS=9", "WORKER_CLAIM_IDLE_MS=1234",
+              "CONNECTOR_RETRY_AFTER_MAX_S=2m", "WORKER_CONCURRENCY=7", "WORKER_MAX_ATTEMPTS=9", "WORKER_CLAIM_IDLE_MS=1234",
               "WORKER_CLAIM_INTERVAL_MS=222", "RETRY_BASE_MS=10", "RETRY_MAX_MS=20",
               "JWKS_MIN_REFRESH_S=60", "UPSTREAM_TIMEOUT_MS=30s", "CONNECTOR_TIMEOUT_MS=1500",
               "MAX_BODY_BYTES=1024", "MAX_HEADER_BYTES=2048", "HEADER_TIMEOUT_MS=250",
@@ -193,6 +194,7 @@ static void test_every_variable_parsed(void **state)
     assert_int_equal(c.bot_auth, BOT_AUTH_OFF);
     assert_list(&c.service_url_allow, allow, 2);
     assert_string_equal(c.admin_token, "0123456789abcdef");
+    assert_int_equal(c.connector_retry_after_max_s, 120);
     assert_int_equal(c.worker_concurrency, 7);
     assert_int_equal(c.worker_max_attempts, 9);
     assert_int_equal(c.worker_claim_idle_ms, 1234);
@@ -296,6 +298,9 @@ static const struct bad_case bad_cases[] = {
     {"SERVICE_URL_ALLOW=a.com,", "without empty entries", NULL},
     {"ADMIN_TOKEN=short", "at least 16 characters", "short"},
     {"ADMIN_TOKEN=0123456789abcdef 01", "white space", "0123"},
+    {"CONNECTOR_RETRY_AFTER_MAX_S=0", "must be 1..3600 s", NULL},
+    {"CONNECTOR_RETRY_AFTER_MAX_S=2h", "must be 1..3600 s", NULL},
+    {"CONNECTOR_RETRY_AFTER_MAX_S=2500ms", "expected whole seconds", NULL},
     {"WORKER_CONCURRENCY=0", "must be 1..100000", NULL},
     {"WORKER_CONCURRENCY=100001", "must be 1..100000", NULL},
     {"WORKER_CONCURRENCY=12abc", "expected a whole number", NULL},
@@ -373,6 +378,7 @@ static void test_every_variable_has_a_bad_case(void **state)
         "BOT_AUTH",
         "SERVICE_URL_ALLOW",
         "ADMIN_TOKEN",
+        "CONNECTOR_RETRY_AFTER_MAX_S",
         "WORKER_CONCURRENCY",
         "WORKER_MAX_ATTEMPTS",
         "WORKER_CLAIM_IDLE_MS",
@@ -792,6 +798,7 @@ static void test_help_lists_everything(void **state)
         ("SERVICE_URL_ALLOW=smba.trafficmanager.net,smba.infra.gcc.teams.microsoft.com,"
          "smba.infra.gov.teams.microsoft.us"),
         "ADMIN_TOKEN=(unset)",
+        "CONNECTOR_RETRY_AFTER_MAX_S=300",
         "WORKER_CONCURRENCY=256",
         "WORKER_MAX_ATTEMPTS=5",
         "WORKER_CLAIM_IDLE_MS=60000",

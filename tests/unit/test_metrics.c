@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "metrics.h"
@@ -91,6 +93,64 @@ static void outbound_statuses_by_target(void **state)
     metrics_free(m);
 }
 
+/* Whether text has a line "# kind family …" (kind: HELP or TYPE). */
+static bool has_comment(const char *text, const char *kind, const char *family, size_t n)
+{
+    char pat[160];
+
+    snprintf(pat, sizeof(pat), "\n# %s %.*s ", kind, (int)n, family);
+    return strstr(text, pat) || strncmp(text, pat + 1, strlen(pat) - 1) == 0;
+}
+
+/* The length of line's family name: a histogram's series without _bucket/_sum/_count. */
+static size_t family_len(const char *text, const char *line)
+{
+    static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+    size_t n = strcspn(line, "{ ");
+    char type[160];
+
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        size_t k = strlen(suffixes[i]);
+
+        if (n <= k || strncmp(line + n - k, suffixes[i], k) != 0)
+            continue;
+        snprintf(type, sizeof(type), "\n# TYPE %.*s histogram\n", (int)(n - k), line);
+        if (strstr(text, type))
+            return n - k;
+    }
+    return n;
+}
+
+/*
+ * promtool check metrics wants # HELP and # TYPE for every family. The
+ * integration test runs promtool itself on a live /metrics.
+ */
+static void every_family_has_help_and_type(void **state)
+{
+    struct metrics *m = metrics_create();
+    char *text, *lines, *line, *save = NULL;
+    int samples = 0;
+
+    metrics_http_request(m, "webhook", 202, 1000);
+    metrics_outbound(m, METRICS_H_CONNECTOR, 200);
+    metrics_job_outcome(m, "delivered");
+    text = render(m);
+    lines = xstrdup(text);
+    for (line = strtok_r(lines, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        size_t n = family_len(text, line);
+
+        if (line[0] == '#')
+            continue;
+        samples++;
+        if (!has_comment(text, "HELP", line, n) || !has_comment(text, "TYPE", line, n))
+            fail_msg("no HELP or TYPE for the family of: %s", line);
+    }
+    assert_true(samples > METRICS_C_COUNT_ + METRICS_G_COUNT_);
+    xfree(lines);
+    xfree(text);
+    metrics_free(m);
+}
+
 static void null_metrics_count_nothing(void **state)
 {
     /* Modules may run without metrics (unit tests): nothing may crash. */
@@ -108,6 +168,7 @@ int main(void)
         cmocka_unit_test(histogram_buckets_are_cumulative),
         cmocka_unit_test(counters_gauges_and_outcomes),
         cmocka_unit_test(outbound_statuses_by_target),
+        cmocka_unit_test(every_family_has_help_and_type),
         cmocka_unit_test(null_metrics_count_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

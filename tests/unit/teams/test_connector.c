@@ -17,13 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../../lib/teams/connector.c"
 
 #include "http/http_server.h"
 
 #define MAX_RECS 512
-#define MAX_SLOTS 256
+#define MAX_SLOTS 512
 #define MAX_STATUSES 8
 #define MS 1000000ull
 #define CONV_ID "19:abc@thread.skype;messageid=1700000000000"
@@ -596,6 +597,7 @@ static void backoff_is_full_jitter_capped(void **state)
     memset(&cfg, 0, sizeof(cfg));
     cfg.retry_base_ms = 100;
     cfg.retry_max_ms = 1000;
+    cfg.connector_retry_after_max_s = 300;
     c.cfg = &cfg;
     c.rng = 12345;
     for (i = 0; i < 200; i++) {
@@ -610,7 +612,11 @@ static void backoff_is_full_jitter_capped(void **state)
     assert_true(seen_small && seen_large); /* spread over the window, not fixed */
     assert_int_equal(backoff_ms(&c, 1, 0), 0);
     assert_int_equal(backoff_ms(&c, 1, 1), 1000); /* Retry-After exactly, no jitter */
-    assert_int_equal(backoff_ms(&c, 1, 2), -1);   /* longer than RETRY_MAX_MS: give up */
+    /* RETRY_MAX_MS caps our own backoff only; the server's word holds up to the max. */
+    assert_int_equal(backoff_ms(&c, 1, 2), 2000);
+    assert_false(retry_after_too_long(&c, -1));
+    assert_false(retry_after_too_long(&c, 300));
+    assert_true(retry_after_too_long(&c, 301));
 }
 
 /* ---- against the fake --------------------------------------------------- */
@@ -817,6 +823,77 @@ static void throttled_waits_for_retry_after(void **state)
     assert_true(gap >= 1000 * MS);
     assert_true(gap < 3000 * MS);
     assert_int_equal(metric_value(t, "digestd_retries_total"), 1);
+}
+
+/*
+ * A Retry-After longer than RETRY_MAX_MS but within CONNECTOR_RETRY_AFTER_MAX_S
+ * is waited out, for a POST with the default options as the webhook's
+ * acknowledgment used to lose it, and the card then goes out once.
+ */
+static void retry_after_past_retry_max_is_waited(void **state)
+{
+    struct ctx *t = &T;
+    uint64_t gap;
+
+    t->cfg.retry_max_ms = 100; /* our own backoff: far below the server's 1 s */
+    t->statuses[0] = 429;
+    t->statuses[1] = 201;
+    t->n_statuses = 2;
+    t->retry_after_s = 1;
+    send_one(t, CONNECTOR_REPLY, NULL, &t->slots[0]);
+    run(t, 1);
+    assert_int_equal(t->slots[0].err, 0);
+    assert_int_equal(t->slots[0].outcome, HTTP_OUTCOME_OK);
+    assert_int_equal(t->slots[0].attempts, 2);
+    assert_string_equal(t->slots[0].id, "act-2");
+    assert_int_equal(t->n_conn, 2); /* one refused, one delivered: sent once */
+    gap = t->conn_recs[1].at_ns - t->conn_recs[0].at_ns;
+    assert_true(gap >= 1000 * MS);
+    assert_int_equal(metric_value(t, "digestd_retries_total"), 1);
+}
+
+/* Past CONNECTOR_RETRY_AFTER_MAX_S the send fails at once as throttled (final: nobody waits). */
+static void retry_after_past_the_max_fails_as_throttled(void **state)
+{
+    struct ctx *t = &T;
+    struct connector_opts opts = {.max_attempts = 5, .retry_ambiguous = true};
+
+    t->cfg.connector_retry_after_max_s = 2;
+    t->statuses[0] = 429;
+    t->n_statuses = 1;
+    t->retry_after_s = 3;
+    send_one(t, CONNECTOR_REPLY, &opts, &t->slots[0]);
+    send_to(t->conn, CONNECTOR_UPDATE, t->service_url, "c-2", NULL, &t->slots[1]);
+    run(t, 2);
+    assert_slots_once(t, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(t->slots[i].err, DG_ERR_PROTOCOL);
+        assert_int_equal(t->slots[i].status, 429);
+        assert_int_equal(t->slots[i].outcome, HTTP_OUTCOME_FINAL);
+        assert_int_equal(t->slots[i].retry_after_s, 3);
+        assert_int_equal(t->slots[i].attempts, 1); /* not waited out, not sent again */
+    }
+    assert_int_equal(t->n_conn, 2);
+    assert_int_equal(metric_value(t, "digestd_retries_total"), 0);
+}
+
+/* The acknowledgment's options (retry_ambiguous): 502 and 504 are retried, as for results. */
+static void ambiguous_gateway_errors_retried_when_asked(void **state)
+{
+    struct ctx *t = &T;
+    struct connector_opts ack = {.max_attempts = 3, .retry_ambiguous = true};
+
+    t->statuses[0] = 502;
+    t->statuses[1] = 504;
+    t->statuses[2] = 201;
+    t->n_statuses = 3;
+    send_one(t, CONNECTOR_REPLY, &ack, &t->slots[0]);
+    run(t, 1);
+    assert_int_equal(t->slots[0].err, 0);
+    assert_int_equal(t->slots[0].attempts, 3);
+    assert_string_equal(t->slots[0].id, "act-3");
+    assert_int_equal(t->n_conn, 3);
+    assert_int_equal(metric_value(t, "digestd_retries_total"), 2);
 }
 
 static void unavailable_backs_off_then_succeeds(void **state)
@@ -1083,6 +1160,128 @@ static void pacing_queue_is_bounded(void **state)
     assert_slots_once(t, n);
 }
 
+/* ---- a flooded conversation's log lines --------------------------------- */
+
+static FILE *log_file; /* stderr goes here while a test counts log lines */
+static int saved_stderr = -1;
+
+static void capture_log(void)
+{
+    log_file = tmpfile();
+    assert_non_null(log_file);
+    fflush(stderr);
+    saved_stderr = dup(STDERR_FILENO);
+    dup2(fileno(log_file), STDERR_FILENO);
+    log_setup(LOG_LEVEL_WARN, false);
+}
+
+/* Restores stderr; the captured text (owned). */
+static char *captured_log(void)
+{
+    struct buf b;
+    char chunk[4096];
+    size_t n;
+
+    fflush(stderr);
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+    saved_stderr = -1;
+    log_setup(getenv("TEST_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR, false);
+    rewind(log_file);
+    buf_init(&b, 1 << 20);
+    while ((n = fread(chunk, 1, sizeof(chunk), log_file)) > 0)
+        assert_int_equal(buf_append(&b, chunk, n), 0);
+    fclose(log_file);
+    return buf_take(&b);
+}
+
+/* Lines of text holding both a and b. */
+static int lines_with(const char *text, const char *a, const char *b)
+{
+    int n = 0;
+
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        const char *end = strchr(l, '\n');
+        size_t len = end ? (size_t)(end - l) : strlen(l);
+        char *line = xstrndup(l, len);
+
+        n += strstr(line, a) && strstr(line, b);
+        xfree(line);
+    }
+    return n;
+}
+
+static int n_flood; /* sends submitted by the flood test */
+
+static void flood(struct ctx *t, const char *conv, int n)
+{
+    for (int i = 0; i < n; i++, n_flood++)
+        send_to(t->conn, CONNECTOR_REPLY, t->service_url, conv, NULL, &t->slots[n_flood]);
+}
+
+/* The sweep says what was refused since the last line, then everything stops. */
+static void flood_step3(struct ctx *t)
+{
+    on_sweep(&t->conn->sweep);
+    shutdown_all(t);
+}
+
+/* Past the interval: this refusal brings a line with the count, the next four wait. */
+static void flood_step2(struct ctx *t)
+{
+    assert_int_equal(metric_value(t, "digestd_connector_pacing_refused_total"), 20 + 2 + 5);
+    flood(t, "conv-F", 1);
+    flood(t, "conv-F", 4);
+    run_later(t, 400, flood_step3);
+}
+
+/* Within the interval: counted, not said. */
+static void flood_step1(struct ctx *t)
+{
+    assert_int_equal(metric_value(t, "digestd_connector_pacing_refused_total"), 20 + 2);
+    flood(t, "conv-F", 5);
+    run_later(t, 400, flood_step2);
+}
+
+/* A failed assertion leaves stderr captured: give it back before the next test. */
+static int teardown_log(void **state)
+{
+    if (saved_stderr >= 0)
+        xfree(captured_log());
+    return teardown(state);
+}
+
+static void flooded_conversation_warns_once_per_interval(void **state)
+{
+    struct ctx *t = &T;
+    const int full = 7 + CONNECTOR_PACE_MAX_WAITING; /* in flight (held) + waiting */
+    char *log;
+    int i, refused = 0;
+
+    t->hold = true; /* nothing leaves the windows */
+    t->conn->refusal_log_ms = 300;
+    n_flood = 0;
+    capture_log();
+    flood(t, "conv-F", full + 20);
+    flood(t, "conv-G", full + 2);
+    run_later(t, 100, flood_step1);
+    run(t, n_flood + 5 + 1 + 4); /* the steps send ten more */
+    log = captured_log();
+    assert_slots_once(t, n_flood);
+    for (i = 0; i < n_flood; i++)
+        refused += t->slots[i].err == DG_ERR_UNAVAILABLE;
+    assert_int_equal(refused, 20 + 2 + 5 + 1 + 4);
+    /* conv-F: the first refusal, "25 more" past the interval, "4 more" from the sweep. */
+    assert_int_equal(lines_with(log, "conv-F", "pacing limits"), 3);
+    assert_int_equal(lines_with(log, "conv-F", "refused at once"), 1);
+    assert_int_equal(lines_with(log, "conv-F", ": 25 more sends refused"), 1);
+    assert_int_equal(lines_with(log, "conv-F", ": 4 more sends refused"), 1);
+    /* conv-G has lines of its own: its first refusal, then the sweep's "1 more". */
+    assert_int_equal(lines_with(log, "conv-G", "pacing limits"), 2);
+    assert_int_equal(lines_with(log, "conv-G", ": 1 more sends refused"), 1);
+    xfree(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1102,6 +1301,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(unauthorized_refetches_once_and_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(second_unauthorized_is_final, setup, teardown),
         cmocka_unit_test_setup_teardown(throttled_waits_for_retry_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(retry_after_past_retry_max_is_waited, setup, teardown),
+        cmocka_unit_test_setup_teardown(retry_after_past_the_max_fails_as_throttled, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(ambiguous_gateway_errors_retried_when_asked, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(unavailable_backs_off_then_succeeds, setup, teardown),
         cmocka_unit_test_setup_teardown(unavailable_spends_the_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(ambiguous_post_is_not_retried_by_default, setup, teardown),
@@ -1111,6 +1315,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(refused_service_url_sends_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(pacing_holds_one_conversation_only, setup, teardown),
         cmocka_unit_test_setup_teardown(pacing_queue_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(flooded_conversation_warns_once_per_interval, setup,
+                                        teardown_log),
         cmocka_unit_test_setup_teardown(stop_finishes_pending_calls_once, setup, teardown),
     };
 

@@ -184,12 +184,12 @@ static void test_wrong_audience(void **state)
     c = good_claims();
     json_object_object_del(c, "aud");
     expect_verdict(forge_rs256("good", c), JWT_UNAUTHORIZED, "audience");
-    /* A one-element array is the audience; two audiences are refused. */
+    /* SPEC §3 says exact: an array is refused, even one holding the app id alone. */
     c = good_claims();
     arr = json_object_new_array();
     json_object_array_add(arr, json_object_new_string(APP));
     json_object_object_add(c, "aud", arr);
-    expect_verdict(forge_rs256("good", c), JWT_OK, "ok");
+    expect_verdict(forge_rs256("good", c), JWT_UNAUTHORIZED, "audience");
     c = good_claims();
     arr = json_object_new_array();
     json_object_array_add(arr, json_object_new_string(APP));
@@ -227,45 +227,96 @@ static void test_wrong_issuer(void **state)
     xfree(auth);
 }
 
-static void test_time_window(void **state)
+/* Claims c with key set to the JSON value text (parsed, so 1e400 keeps its spelling). */
+static struct json_object *with_raw(struct json_object *c, const char *name, const char *text)
+{
+    struct json_object *v = json_tokener_parse(text);
+
+    assert_true(v || strcmp(text, "null") == 0);
+    json_object_object_add(c, name, v);
+    return c;
+}
+
+static void expect_time(const char *name, struct json_object *v, enum jwt_verdict want,
+                        const char *reason)
 {
     struct json_object *c = good_claims();
 
-    json_object_object_add(c, "exp", json_object_new_int64(NOW - 301));
-    expect_verdict(forge_rs256("good", c), JWT_UNAUTHORIZED, "expired");
-    c = good_claims();
-    json_object_object_add(c, "exp", json_object_new_int64(NOW - 200));
-    expect_verdict(forge_rs256("good", c), JWT_OK, "ok");
-    c = good_claims();
-    json_object_object_add(c, "exp", json_object_new_int64(NOW - 300)); /* the edge passes */
-    expect_verdict(forge_rs256("good", c), JWT_OK, "ok");
+    json_object_object_add(c, name, v);
+    expect_verdict(forge_rs256("good", c), want, reason);
+}
 
-    c = good_claims();
-    json_object_object_add(c, "nbf", json_object_new_int64(NOW + 301));
-    expect_verdict(forge_rs256("good", c), JWT_UNAUTHORIZED, "not yet valid");
-    c = good_claims();
-    json_object_object_add(c, "nbf", json_object_new_int64(NOW + 200));
-    expect_verdict(forge_rs256("good", c), JWT_OK, "ok");
-    c = good_claims();
-    json_object_object_del(c, "nbf"); /* nbf is optional */
-    expect_verdict(forge_rs256("good", c), JWT_OK, "ok");
+static void test_time_window(void **state)
+{
+    /* Expired once now >= exp + 300, as jsonwebtoken says: the edge itself is expired. */
+    expect_time("exp", json_object_new_int64(NOW - 301), JWT_UNAUTHORIZED, "expired");
+    expect_time("exp", json_object_new_int64(NOW - 300), JWT_UNAUTHORIZED, "expired");
+    expect_time("exp", json_object_new_int64(NOW - 299), JWT_OK, "ok");
+    expect_time("exp", json_object_new_int64(NOW - 200), JWT_OK, "ok");
+    /* Fractions are kept: half a second past the edge is still good, half before is not. */
+    expect_time("exp", json_object_new_double(NOW - 299.5), JWT_OK, "ok");
+    expect_time("exp", json_object_new_double(NOW - 300.5), JWT_UNAUTHORIZED, "expired");
+    expect_time("exp", json_object_new_double(NOW + 10.5), JWT_OK, "ok");
+
+    /* Not yet valid while nbf > now + 300; the edge passes, a fraction past it does not. */
+    expect_time("nbf", json_object_new_int64(NOW + 301), JWT_UNAUTHORIZED, "not yet valid");
+    expect_time("nbf", json_object_new_int64(NOW + 300), JWT_OK, "ok");
+    expect_time("nbf", json_object_new_double(NOW + 300.5), JWT_UNAUTHORIZED, "not yet valid");
+    expect_time("nbf", json_object_new_double(NOW + 299.5), JWT_OK, "ok");
+    expect_time("nbf", json_object_new_int64(NOW + 200), JWT_OK, "ok");
+    {
+        struct json_object *c = good_claims();
+
+        json_object_object_del(c, "nbf"); /* nbf is optional */
+        expect_verdict(forge_rs256("good", c), JWT_OK, "ok");
+    }
 
     /* exp is required, and must be a number. */
-    c = good_claims();
-    json_object_object_del(c, "exp");
-    expect_verdict(forge_rs256("good", c), JWT_UNAUTHORIZED, "no exp");
-    c = good_claims();
-    json_object_object_add(c, "exp", json_object_new_string("9999999999"));
-    expect_verdict(forge_rs256("good", c), JWT_UNAUTHORIZED, "no exp");
-    c = good_claims();
-    json_object_object_add(c, "exp", json_object_new_double(NOW + 10.5)); /* fractions are fine */
-    expect_verdict(forge_rs256("good", c), JWT_OK, "ok");
-    c = good_claims();
-    json_object_object_add(c, "exp", json_object_new_double(1e300));
-    expect_verdict(forge_rs256("good", c), JWT_UNAUTHORIZED, "no exp");
-    c = good_claims();
-    json_object_object_add(c, "nbf", json_object_new_int64(INT64_MAX));
-    expect_verdict(forge_rs256("good", c), JWT_UNAUTHORIZED, "not yet valid");
+    {
+        struct json_object *c = good_claims();
+
+        json_object_object_del(c, "exp");
+        expect_verdict(forge_rs256("good", c), JWT_UNAUTHORIZED, "no exp");
+    }
+    expect_time("exp", json_object_new_string("9999999999"), JWT_UNAUTHORIZED,
+                "exp is not a NumericDate");
+    expect_time("exp", json_object_new_double(1e300), JWT_UNAUTHORIZED, "exp is not a NumericDate");
+}
+
+/* An nbf that is there but is not a number in range is refused, never taken as absent. */
+static void test_malformed_nbf(void **state)
+{
+    static const char *const bad[] = {
+        "null", "true",  "false",  "\"1700000000\"",      "[1700000000]",          "{\"t\":1}",
+        "1e20", "1e400", "-1e400", "9223372036854775807", "100000000000000000000",
+    };
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(bad); i++) {
+        struct json_object *c = with_raw(good_claims(), "nbf", bad[i]);
+        char *auth = forge_rs256("good", c);
+        const char *why = NULL;
+        struct jwt t;
+
+        assert_int_equal(jwt_parse(&t, auth, strlen(auth)), 0);
+        if (!t.bad_nbf || t.has_nbf)
+            fail_msg("nbf %s not marked malformed", bad[i]);
+        jwt_free(&t);
+        if (check_with(auth, &expect, &why) != JWT_UNAUTHORIZED ||
+            !strstr(why, "nbf is not a NumericDate"))
+            fail_msg("nbf %s: %s", bad[i], why);
+        xfree(auth);
+    }
+    /* The same shapes in exp are refused too (they always were, as "no exp"). */
+    for (i = 0; i < ARRAY_SIZE(bad); i++) {
+        char *auth = forge_rs256("good", with_raw(good_claims(), "exp", bad[i]));
+        const char *why = NULL;
+
+        if (check_with(auth, &expect, &why) != JWT_UNAUTHORIZED ||
+            !strstr(why, "exp is not a NumericDate"))
+            fail_msg("exp %s: %s", bad[i], why);
+        xfree(auth);
+    }
 }
 
 static void test_bad_signature(void **state)
@@ -517,6 +568,67 @@ static void test_shapes(void **state)
     xfree(good);
 }
 
+/*
+ * depth containers in all, the top-level object counted: objects chained as
+ * {"x":{"x":…leaf}}, or (arrays) one object around depth - 1 nested arrays.
+ */
+static void nested(struct buf *b, const char *prefix, int depth, bool arrays, const char *leaf)
+{
+    int i;
+
+    assert_int_equal(buf_append_str(b, prefix), 0);
+    for (i = 1; i < depth; i++)
+        assert_int_equal(buf_append_str(b, arrays ? "[" : "{\"x\":"), 0);
+    assert_int_equal(buf_append_str(b, leaf), 0);
+    for (i = 1; i < depth; i++)
+        assert_int_equal(buf_append_str(b, arrays ? "]" : "}"), 0);
+    assert_int_equal(buf_append_str(b, "}"), 0);
+}
+
+/* Signs header and claims (texts) with the published key; "Bearer …" (owned). */
+static char *sign_texts(const char *header, const char *claims)
+{
+    struct buf auth;
+
+    buf_init(&auth, TOKEN_MAX);
+    assert_int_equal(buf_append_str(&auth, "Bearer "), 0);
+    assert_int_equal(
+        jwt_sign_compact(JWT_SIG_RS256, key, NULL, 0, header, claims, strlen(claims), &auth), 0);
+    return buf_take(&auth);
+}
+
+/* The same nesting in the header, then in the claims: a valid token, or a shape error (401). */
+static void expect_nested(int depth, bool arrays, const char *leaf, bool ok)
+{
+    static const char plain[] = "{\"alg\":\"RS256\",\"kid\":\"good\"}";
+    struct json_object *c = good_claims();
+    const char *claims = json_object_to_json_string_ext(c, JSON_C_TO_STRING_PLAIN);
+    struct buf h, p;
+    struct jwt t;
+    char *auth[2];
+
+    buf_init(&h, 1024);
+    buf_init(&p, 4096);
+    nested(&h, "{\"alg\":\"RS256\",\"kid\":\"good\",\"deep\":", depth, arrays, leaf);
+    assert_int_equal(buf_append(&p, claims, strlen(claims) - 1), 0); /* without its } */
+    nested(&p, ",\"deep\":", depth, arrays, leaf);
+    auth[0] = sign_texts(buf_cstr(&h), claims);
+    auth[1] = sign_texts(plain, buf_cstr(&p));
+    for (int i = 0; i < 2; i++) {
+        if (ok) {
+            expect_verdict(auth[i], JWT_OK, "ok");
+            continue;
+        }
+        if (jwt_parse(&t, auth[i], strlen(auth[i])) != DG_ERR_INVALID)
+            fail_msg("%d deep (%s around %s) parsed in the %s", depth,
+                     arrays ? "arrays" : "objects", leaf, i ? "claims" : "header");
+        xfree(auth[i]);
+    }
+    json_object_put(c);
+    buf_free(&h);
+    buf_free(&p);
+}
+
 /* Header and payload must be JSON objects, bounded, with nothing after them. */
 static void test_json_parts(void **state)
 {
@@ -530,7 +642,7 @@ static void test_json_parts(void **state)
     };
     struct json_object *c;
     const char *text;
-    struct buf b, deep;
+    struct buf b;
     struct jwt t;
     size_t i;
     int d;
@@ -557,25 +669,12 @@ static void test_json_parts(void **state)
     assert_int_equal(jwt_parse(&t, b.data, b.len), DG_ERR_INVALID);
     buf_free(&b);
 
-    /* Payload: 16 levels as json-c counts them parse, 17 do not. */
+    /* Nesting: JWT_MAX_DEPTH objects and arrays (the top one counted) pass, one more does not. */
     for (d = JWT_MAX_DEPTH; d <= JWT_MAX_DEPTH + 1; d++) {
-        buf_init(&deep, 1024);
-        assert_int_equal(buf_append_str(&deep, "{\"x\":"), 0);
-        for (i = 0; i < (size_t)d - 2; i++)
-            assert_int_equal(buf_append_str(&deep, "["), 0);
-        assert_int_equal(buf_append_str(&deep, "1"), 0);
-        for (i = 0; i < (size_t)d - 2; i++)
-            assert_int_equal(buf_append_str(&deep, "]"), 0);
-        assert_int_equal(buf_append_str(&deep, "}"), 0);
-        buf_init(&b, TOKEN_MAX);
-        assert_int_equal(buf_append_str(&b, "Bearer "), 0);
-        assert_int_equal(jwt_sign_compact(JWT_SIG_RS256, key, NULL, 0, "{\"alg\":\"RS256\"}",
-                                          deep.data, deep.len, &b),
-                         0);
-        assert_int_equal(jwt_parse(&t, b.data, b.len), d == JWT_MAX_DEPTH ? 0 : DG_ERR_INVALID);
-        jwt_free(&t);
-        buf_free(&b);
-        buf_free(&deep);
+        expect_nested(d, false, "1", d == JWT_MAX_DEPTH);
+        expect_nested(d, true, "1", d == JWT_MAX_DEPTH);
+        expect_nested(d, false, "{}", d + 1 == JWT_MAX_DEPTH); /* {} is one more level */
+        expect_nested(d - 1, false, "{}", d == JWT_MAX_DEPTH);
     }
 
     /* A payload of claims with an escaped NUL: iss reads as absent, not as a prefix. */
@@ -631,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_wrong_audience),
         cmocka_unit_test(test_wrong_issuer),
         cmocka_unit_test(test_time_window),
+        cmocka_unit_test(test_malformed_nbf),
         cmocka_unit_test(test_bad_signature),
         cmocka_unit_test(test_unknown_kid),
         cmocka_unit_test(test_non_rsa_key_in_set),
