@@ -7,6 +7,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY deps deps
+COPY lib lib
 COPY src src
 COPY tests tests
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
