@@ -14,6 +14,7 @@
 #include "core/log.h"
 
 #define NS_PER_S 1000000000ULL
+#define RECONNECT_PAUSE_MS 10 /* closed loop: after a failed connect, before the next */
 
 struct slot {
     struct load *load;
@@ -42,6 +43,9 @@ struct load {
     int tfd;
     uv_poll_t tick;       /* open loop: the timerfd */
     uv_timer_t end_timer; /* closed loop: the end of the schedule */
+    uv_timer_t pause;     /* closed loop: slots waiting after a failed connect */
+    unsigned *paused;     /* their numbers */
+    unsigned n_paused;
     int open_handles;
     bool over, finished, closing;
 };
@@ -89,6 +93,25 @@ static uint64_t queue_pop(struct load *l)
 
 /* ------------------------------------------------------------ connections */
 
+/* Closed loop: the slot's next request, unless the schedule is over. */
+static void next_closed(struct slot *s)
+{
+    struct load *l = s->load;
+    uint64_t now = clock_mono_ns();
+
+    if (!l->over && now < l->end_ns)
+        send_on(s, tally_add(l->tally, now, now >= l->measure_ns));
+}
+
+static void on_pause_over(uv_timer_t *t)
+{
+    struct load *l = container_of(t, struct load, pause);
+
+    while (l->n_paused && !l->closing)
+        next_closed(&l->slots[l->paused[--l->n_paused]]);
+    maybe_done(l);
+}
+
 static void on_response(struct client_conn *c, const struct client_result *res, void *data)
 {
     struct slot *s = data;
@@ -103,10 +126,13 @@ static void on_response(struct client_conn *c, const struct client_result *res, 
     }
     if (l->closing)
         return;
-    if (!l->o.open_loop) {
-        uint64_t now = clock_mono_ns();
-        if (!l->over && now < l->end_ns)
-            send_on(s, tally_add(l->tally, now, now >= l->measure_ns));
+    if (!l->o.open_loop && res->error == CLIENT_ERR_CONNECT) {
+        /* Nothing listens: pause rather than spin through connects as fast as they fail. */
+        l->paused[l->n_paused++] = (unsigned)(s - l->slots);
+        if (!uv_is_active((uv_handle_t *)&l->pause))
+            uv_timer_start(&l->pause, on_pause_over, RECONNECT_PAUSE_MS, 0);
+    } else if (!l->o.open_loop) {
+        next_closed(s);
     } else if (l->q_len) {
         send_on(s, queue_pop(l));
     } else {
@@ -163,6 +189,7 @@ static void load_free(struct load *l)
         close(l->tfd);
     xfree(l->slots);
     xfree(l->idle);
+    xfree(l->paused);
     xfree(l->queue);
     xfree(l);
 }
@@ -189,10 +216,13 @@ static void arm(struct load *l, uint64_t at_ns)
 static void schedule_over(struct load *l)
 {
     l->over = true;
-    if (l->o.open_loop)
+    if (l->o.open_loop) {
         uv_poll_stop(&l->tick);
-    else
+    } else {
         uv_timer_stop(&l->end_timer);
+        uv_timer_stop(&l->pause);
+        l->n_paused = 0;
+    }
     maybe_done(l);
 }
 
@@ -247,8 +277,9 @@ static void start_closed(struct load *l)
     uint64_t ms = (l->end_ns - l->t0 + 999999) / 1000000;
 
     uv_timer_init(l->loop, &l->end_timer);
-    l->end_timer.data = l;
-    l->open_handles++;
+    uv_timer_init(l->loop, &l->pause);
+    l->end_timer.data = l->pause.data = l;
+    l->open_handles += 2;
     uv_timer_start(&l->end_timer, on_end, ms, 0);
     for (unsigned i = 0; i < l->o.connections; i++)
         send_on(slot_open(l), tally_add(l->tally, l->t0, l->t0 >= l->measure_ns));
@@ -269,6 +300,7 @@ int load_start(uv_loop_t *loop, const struct load_opts *o, const struct payload 
     l->tfd = -1;
     l->slots = xcalloc(o->connections, sizeof(*l->slots));
     l->idle = xcalloc(o->connections, sizeof(*l->idle));
+    l->paused = xcalloc(o->connections, sizeof(*l->paused));
     l->t0 = clock_mono_ns();
     l->measure_ns = l->t0 + o->warmup_ns;
     l->end_ns = l->measure_ns + o->duration_ns;
@@ -310,8 +342,10 @@ void load_close(struct load *l)
         load_free(l);
         return;
     }
-    if (l->o.open_loop)
+    if (l->o.open_loop) {
         uv_close((uv_handle_t *)&l->tick, on_handle_closed);
-    else
-        uv_close((uv_handle_t *)&l->end_timer, on_handle_closed);
+        return;
+    }
+    uv_close((uv_handle_t *)&l->end_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&l->pause, on_handle_closed);
 }
