@@ -7,13 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEPS_BENCH="python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-redis
-python3-jwt python3-httpx gnuplot-nox nodejs npm"
+python3-jwt python3-httpx gnuplot-nox"
 
 scripts/deps.sh
 missing=()
 for p in $DEPS_BENCH; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Any node and npm on PATH will do (as in scripts/deps.sh); Debian's otherwise.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bench deps: installing ${missing[*]}"
   SUDO=""

@@ -4,6 +4,7 @@
 #include "report.h"
 
 #include <stdio.h>
+#include <sys/resource.h>
 
 #include <json-c/json.h>
 
@@ -20,6 +21,22 @@ static struct json_object *ms_json(uint64_t ns)
     return json_object_new_double((double)((ns + 500) / 1000) / 1000.0);
 }
 
+/* Percentiles for a latency-by-percentile plot (bench/plot.sh), 100 = max. */
+static struct json_object *curve_json(const struct hist *h)
+{
+    static const double ps[] = {0,  10,   25,   50,    75,    90,     95,
+                                99, 99.5, 99.9, 99.95, 99.99, 99.999, 100};
+    struct json_object *a = json_object_new_array();
+
+    for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]) && h->count; i++) {
+        struct json_object *pt = json_object_new_array();
+        json_object_array_add(pt, json_object_new_double(ps[i]));
+        json_object_array_add(pt, ms_json(ps[i] > 0 ? hist_percentile(h, ps[i]) : h->min_ns));
+        json_object_array_add(a, pt);
+    }
+    return a;
+}
+
 static struct json_object *latency_json(const struct hist *h)
 {
     struct json_object *o = json_object_new_object();
@@ -31,6 +48,7 @@ static struct json_object *latency_json(const struct hist *h)
     json_object_object_add(o, "p999_ms", ms_json(hist_percentile(h, 99.9)));
     json_object_object_add(o, "max_ms", ms_json(h->max_ns));
     json_object_object_add(o, "mean_ms", ms_json((uint64_t)hist_mean_ns(h)));
+    json_object_object_add(o, "curve", curve_json(h));
     return o;
 }
 
@@ -51,6 +69,17 @@ static double throughput(const struct report *r)
     return r->duration_s > 0 ? (double)r->completed / r->duration_s : 0.0;
 }
 
+/* digest-bench's own CPU so far, user + system seconds: what measuring cost. */
+static double own_cpu_s(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static void print_json(const struct report *r)
 {
     const struct bench_opts *o = r->opts;
@@ -65,8 +94,11 @@ static void print_json(const struct report *r)
     json_object_object_add(j, "duration_s", json_object_new_double(r->duration_s));
     json_object_object_add(j, "requests", json_object_new_int64((int64_t)r->completed));
     json_object_object_add(j, "sent", json_object_new_int64((int64_t)t->measured_sent));
+    json_object_object_add(j, "warmup_requests",
+                           json_object_new_int64((int64_t)(t->sent - t->measured_sent)));
     json_object_object_add(j, "throughput_rps", json_object_new_double(throughput(r)));
     json_object_object_add(j, "errors", errors_json(t));
+    json_object_object_add(j, "cpu_s", json_object_new_double(own_cpu_s()));
     json_object_object_add(j, "webhook", latency_json(&t->webhook));
     if (o->listen) {
         json_object_object_add(j, "ack", latency_json(&t->ack));

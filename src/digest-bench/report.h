@@ -4,7 +4,9 @@
  * "errors":{kind:count…},"webhook":{"p50_ms","p90_ms","p99_ms","p999_ms",
  * "max_ms"},"ack":{…},"result":{…}} (ack and result only when listening as
  * the connector; errors lists the kinds that happened, so {} is a clean
- * run). Borrows everything.
+ * run). Besides: mode, connections, rate_rps, sent, warmup_requests, cpu_s
+ * (digest-bench's own), and per latency count, mean_ms and curve
+ * ([[percentile, ms]…], for bench/plot.sh). Borrows everything.
  */
 #pragma once
 
