@@ -6,7 +6,7 @@ set -euo pipefail
 
 DEPS_BUILD="build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libjson-c-dev
 libhiredis-dev libssl-dev libcmocka-dev node-llhttp"
-DEPS_TEST="redis-server python3 clang libclang-rt-14-dev curl valgrind"
+DEPS_TEST="redis-server python3 clang libclang-rt-14-dev clang-format curl valgrind"
 DEPS_NODE="nodejs npm"
 
 missing=()

@@ -1,5 +1,5 @@
 /*
- * stub_key.c: load or create digest-stub's development RSA key. Creation
+ * devkey.c: load or create digest-stub's development RSA key. Creation
  * writes a private temporary file and then link()s it into place, which
  * fails if another process got there first; the loser then reads the
  * winner's key, so `serve` and `say` started together never disagree.

@@ -1,8 +1,10 @@
 /*
- * stub_key.h: the development signing key of digest-stub. One RSA-2048
- * private key in DIR/dev-signing-key.pem (PKCS#8 PEM, mode 0600, DIR 0700),
- * created on first use; `serve` publishes its public half in the JWKS and
- * `say`/`token` sign with it, so both must be given the same DIR. Blocking
+ * devkey.h: the development signing key that digest-stub and digest-bench
+ * share. One RSA-2048 private key in DIR/dev-signing-key.pem (PKCS#8 PEM,
+ * mode 0600, DIR 0700), created on first use; `digest-stub serve` publishes
+ * its public half in the JWKS, and whatever signs activities for digestd
+ * (`digest-stub say`/`token`, digest-bench) signs with it, so all must be
+ * given the same DIR. Blocking
  * file I/O: call it before the loop runs, never from a callback.
  */
 #pragma once

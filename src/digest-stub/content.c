@@ -1,5 +1,5 @@
 /*
- * stub_content.c: digest replies, Teams activities and card names for
+ * content.c: digest replies, Teams activities and card names for
  * digest-stub. JSON is built with json-c so every string is escaped once,
  * in one place.
  */

@@ -1,5 +1,5 @@
 /*
- * stub_content.h: the pure parts of digest-stub (SPEC §9): the upstream's
+ * content.h: the pure parts of digest-stub (SPEC §9): the upstream's
  * digest reply and small form/URL decoding (the Teams activity `say` sends
  * and the naming of cards live in lib/teams). No I/O and no
  * clock (times are passed in), so each is deterministic. Outputs go into a

@@ -1,5 +1,5 @@
 /*
- * stub_inject.h: digest-stub's failure injection (POST /stub/inject), pure.
+ * inject.h: digest-stub's failure injection (POST /stub/inject), pure.
  * A rule says how the next `remaining` requests to one target are answered:
  * another status (with Retry-After), a delay, or never. Rules of a target
  * are used in the order they were added. struct stub_rules owns its rules;

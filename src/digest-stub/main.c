@@ -1,5 +1,5 @@
 /*
- * digest_stub.c: the digest-stub entry point (SPEC §9). `serve` (the
+ * main.c: the digest-stub entry point (SPEC §9). `serve` (the
  * default) lives in stub_serve.c; this file has the two client commands:
  *
  *   digest-stub say "TEXT" [--to URL] [--conversation personal|channel|group] …

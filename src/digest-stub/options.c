@@ -1,5 +1,5 @@
 /*
- * stub_opts.c: digest-stub's option table, parser and --help. Defaults go
+ * options.c: digest-stub's option table, parser and --help. Defaults go
  * through the same setters as user values, so the help text cannot drift
  * from what is applied.
  */

@@ -1,5 +1,5 @@
 /*
- * stub_opts.h: the command line of digest-stub. One table lists every
+ * options.h: the command line of digest-stub. One table lists every
  * option with its environment variable, default and help, and drives both
  * the parser and --help (SPEC §1: a bad value exits 2 with one line naming
  * the option or variable). Strings point into argv, the environment or the

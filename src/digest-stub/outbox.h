@@ -1,5 +1,5 @@
 /*
- * stub_outbox.h: what digest-stub's connector received, pure. A record is
+ * outbox.h: what digest-stub's connector received, pure. A record is
  * one POST/PUT under /v3/conversations/; the outbox keeps the newest `cap`
  * of them in a ring (GET /stub/outbox) and owns their strings once added.
  * Also the path parsing and the one-line summary printed per message.

@@ -1,5 +1,5 @@
 /*
- * stub_serve.c: `digest-stub serve` (SPEC §9). One libuv loop and digestd's
+ * serve.c: `digest-stub serve` (SPEC §9). One libuv loop and digestd's
  * own HTTP server play the digest upstream, the Bot Framework token
  * endpoint, its OpenID metadata and keys, and the connector. Every slow or
  * hung answer waits on a uv timer or in a list, never by blocking.

@@ -1,5 +1,5 @@
 /*
- * stub_serve.h: `digest-stub serve`, everything digestd talks to, in one
+ * serve.h: `digest-stub serve`, everything digestd talks to, in one
  * process on digestd's own HTTP server (src/http_server.c). The routes and
  * output formats are described at the top of stub_serve.c.
  */

@@ -1,5 +1,5 @@
 /*
- * worker_job.c: one job's life (SPEC §6). begin (audit: processing,
+ * job.c: one job's life (SPEC §6). begin (audit: processing,
  * attempts+1) → fetch the digest → render the result card → reply to the
  * user's activity → record delivered + XACK → update the acknowledgment
  * card. Retryable failures wait (full jitter, or Retry-After) and begin
