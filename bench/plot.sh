@@ -35,7 +35,7 @@ n=$(echo "$loads" | wc -w)
   echo "set output '$out'"
   echo "set multiplot layout 1,$n"
   echo "set logscale xy"
-  echo "set xtics ('50%' 2, '90%' 10, '99%' 100, '99.9%' 1000, '99.99%' 10000, '99.999%' 100000)"
+  echo "set xtics ('50%%' 2, '90%%' 10, '99%%' 100, '99.9%%' 1000, '99.99%%' 10000, '99.999%%' 100000)"
   echo "set xlabel 'percentile'"
   echo "set ylabel 'webhook answer, ms (JWT checked, card posted)'"
   echo "set grid"

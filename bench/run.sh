@@ -7,8 +7,9 @@
 #            (digestd botbuilder node-http fastapi, then again) so the
 #            machine's drift and other people's CPU hit them all alike
 #   open     digestd open loop at 70 % of its measured 50-connection capacity
-#   e2e      digestd --role all, a 5 s upstream, 1,000 jobs a second for 60 s:
-#            time to the result card minus the upstream's 5 s
+#            (and at 40 %, to show where the open-loop targets hold)
+#   e2e      digestd --role all, a 5 s upstream, 1,000 jobs a second for 60 s
+#            (and 300 a second): time to the result card minus the upstream's 5 s
 #
 # Every run gets a fresh Redis (FLUSHALL) and a freshly started target, and
 # is checked afterwards: the stream's entries and the cards the connector
@@ -18,7 +19,7 @@
 #
 #   bench/run.sh [--rounds N] [--duration D] [--parts webhook,open,e2e] [--no-write]
 #
-# Environment: WARMUP, LOADS, TARGETS, OPEN_DURATION, RATE, E2E_RATE, E2E_DURATION,
+# Environment: WARMUP, LOADS, TARGETS, OPEN_DURATION, OPEN_SHARES, E2E_RATES, E2E_DURATION,
 # E2E_DELAY (the defaults above), BUILD_DIR (default build-release, built here as Release unless
 # NO_BUILD=1), OUT (default bench/data/<date>), PORT_BASE (default 21000:
 # below Linux's ephemeral ports, so no client socket ever takes ours),
@@ -34,7 +35,8 @@ TARGETS=${TARGETS:-"digestd botbuilder node-http fastapi"}
 PARTS=webhook,open,e2e
 WRITE=1
 OPEN_DURATION=${OPEN_DURATION:-30s}
-E2E_RATE=${E2E_RATE:-1000}
+OPEN_SHARES=${OPEN_SHARES:-"70 40"}
+E2E_RATES=${E2E_RATES:-"1000 300"}
 E2E_DURATION=${E2E_DURATION:-60s}
 E2E_DELAY=${E2E_DELAY:-5s}
 while [ $# -gt 0 ]; do
@@ -194,21 +196,25 @@ if [[ $PARTS == *webhook* ]]; then
 fi
 
 if [[ $PARTS == *open* ]]; then
-  # 70 % of digestd's 50-connection throughput, the median of this run's rounds.
-  RATE=${RATE:-$(python3 -c '
+  # Shares of digestd's 50-connection throughput, the median of this run's rounds.
+  CAPACITY=$(python3 -c '
 import glob, json, statistics, sys
 v = [json.load(open(f))["throughput_rps"] for f in glob.glob(sys.argv[1] + "/webhook-c50-digestd-r*.json")]
-print(round(0.7 * statistics.median(v)) if v else 3000)' "$OUT")}
+print(round(statistics.median(v)) if v else 4000)' "$OUT")
   for round in $(seq "$ROUNDS"); do
-    bench_run "open-digestd-r$round" digestd api --rate "$RATE" --duration "$OPEN_DURATION" \
-      --warmup "$WARMUP" --await ack
+    for share in $OPEN_SHARES; do
+      bench_run "open-p$share-digestd-r$round" digestd api --rate $((CAPACITY * share / 100)) \
+        --duration "$OPEN_DURATION" --warmup "$WARMUP" --await ack
+    done
   done
 fi
 
 if [[ $PARTS == *e2e* ]]; then
   start_stub "$E2E_DELAY"
-  bench_run "e2e-digestd" digestd all --rate "$E2E_RATE" --duration "$E2E_DURATION" \
-    --warmup "$WARMUP" --await result --drain 30s --timeout 30s
+  for rate in $E2E_RATES; do
+    bench_run "e2e-$rate-digestd" digestd all --rate "$rate" --duration "$E2E_DURATION" \
+      --warmup "$WARMUP" --await result --drain 30s --timeout 30s
+  done
 fi
 
 if [ "$WRITE" = 1 ]; then
