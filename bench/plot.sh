@@ -41,7 +41,7 @@ n=$(echo "$loads" | wc -w)
   echo "set grid"
   echo "set key top left"
   for c in $loads; do
-    echo "set title 'closed loop, $c connections'"
+    echo "set title 'closed loop, $c connections (the run''s last round)'"
     plot="plot"
     for t in digestd node-http fastapi botbuilder; do
       f="$tmp/c$c-$t.dat"

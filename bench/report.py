@@ -87,12 +87,18 @@ def fmt_ratio(xs):
     return " / ".join("%.1f×" % x for x in xs) if xs else "–"
 
 
+def cpu_per_request(r):
+    """The target's CPU seconds per request sent (warm-up included)."""
+    n = r["sent"] + r["warmup_requests"]
+    return r["run"]["cpu_s"]["target"] / n if n else 0.0
+
+
 def ratio_rows(runs):
-    """Per load and peer: throughput ratios and p99 ratios, one per round."""
+    """Per load and peer: throughput, p99 and CPU-per-request ratios, one per round."""
     rows = []
     for c in loads_of(runs):
         for peer in PEERS:
-            thr, p99, lower = [], [], True
+            thr, p99, cpu, lower = [], [], [], True
             for r in rounds_of(runs, "webhook-c%d-digestd" % c):
                 d = runs.get("webhook-c%d-digestd-r%d" % (c, r))
                 p = runs.get("webhook-c%d-%s-r%d" % (c, peer, r))
@@ -100,19 +106,22 @@ def ratio_rows(runs):
                     continue
                 thr.append(d["throughput_rps"] / p["throughput_rps"])
                 p99.append(p["webhook"]["p99_ms"] / d["webhook"]["p99_ms"])
+                if cpu_per_request(d):
+                    cpu.append(cpu_per_request(p) / cpu_per_request(d))
                 lower &= d["webhook"]["p99_ms"] < p["webhook"]["p99_ms"]
             if thr:
-                rows.append((c, peer, thr, p99, lower))
+                rows.append((c, peer, thr, p99, cpu, lower))
     return rows
 
 
 def ratio_table(runs):
     lines = ["| connections | digestd vs | throughput ratio (each round) | p99 ratio (peer ÷ digestd) "
-             "| digestd's p99 lower every round |",
-             "|---|---|---|---|---|"]
-    for c, peer, thr, p99, lower in ratio_rows(runs):
-        lines.append("| %d | %s | **%s** | %s | %s |" % (c, NAMES[peer], fmt_ratio(thr),
-                                                     fmt_ratio(p99), "yes" if lower else "**no**"))
+             "| digestd's p99 lower every round | CPU per request ratio (peer ÷ digestd) |",
+             "|---|---|---|---|---|---|"]
+    for c, peer, thr, p99, cpu, lower in ratio_rows(runs):
+        lines.append("| %d | %s | **%s** | %s | %s | %s |" % (
+            c, NAMES[peer], fmt_ratio(thr), fmt_ratio(p99), "yes" if lower else "**no**",
+            fmt_ratio(cpu)))
     return lines
 
 
@@ -242,9 +251,9 @@ def readme_section(d, runs):
              "hand-written Node.js bot and a FastAPI bot (`bench/peers/`), measured by "
              "`digest-bench`:", ""]
     lines += ratio_table(runs)
-    lines += ["", "![Webhook latency by percentile, 50 connections](docs/latency.png)", "",
+    lines += ["", "![Webhook latency by percentile, closed loop at 50 and 500 connections, the run's last round](docs/latency.png)", "",
               "Reproduce: `bench/run.sh` (installs what it needs, builds, runs everything and "
-              "rewrites these tables; about 15 minutes). The numbers, the machine, every "
+              "rewrites these tables; about 20 minutes with the default two rounds). The numbers, the machine, every "
               "command and what is missed: `bench/RESULTS.md`; how digest-bench measures: "
               "`docs/bench.md`.", END]
     return "\n".join(lines)

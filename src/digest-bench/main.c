@@ -229,7 +229,7 @@ static void report(struct bench *b)
 
 int main(int argc, char **argv)
 {
-    static struct bench b; /* three histograms: too big for the stack */
+    static struct bench b; /* three 0.5 MB histograms: too big for the stack */
     int err;
 
     bench_opts_parse(argc, argv, &b.o);
