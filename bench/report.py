@@ -48,15 +48,15 @@ def sh(*cmd):
         return ""
 
 
-def machine():
+def machine(runs):
     cpu = re.search(r"Model name:\s*(.*)", sh("lscpu"))
     mem = re.search(r"MemTotal:\s*(\d+)", open("/proc/meminfo").read())
     return [("CPUs", "%s × %s" % (os.cpu_count(), cpu.group(1).strip() if cpu else "?")),
             ("memory", "%.0f GB" % (int(mem.group(1)) / 1e6) if mem else "?"),
             ("kernel", platform.release()),
             ("OS", sh("sh", "-c", ". /etc/os-release; echo $PRETTY_NAME")),
-            ("digestd", sh("git", "-C", ROOT, "rev-parse", "--short", "HEAD") +
-             " (Release build, gcc -O3)")]
+            ("built from", ", ".join(sorted({r["run"].get("commit", "?") for r in runs.values()})) +
+             " (Release: gcc -O3)")]
 
 
 def versions():
@@ -229,7 +229,7 @@ def results_section(d, runs):
              "Written by `bench/report.py %s` from the digest-bench reports in `%s/` "
              "(one JSON file a run, with the run's checks and CPU under `run`)." % (d, d), "",
              "| | |", "|---|---|"]
-    lines += ["| %s | %s |" % kv for kv in machine()]
+    lines += ["| %s | %s |" % kv for kv in machine(runs)]
     lines += ["", "Versions: " + ", ".join("%s %s" % kv for kv in versions()) + ".", "",
               "### Ratios (the headline: runs side by side in one round)", ""]
     lines += ratio_table(runs)

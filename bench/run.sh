@@ -157,7 +157,8 @@ bench_run() {
   xlen=$(redis-cli -p "$REDIS_PORT" XLEN '{digest}:requests')
   stop_target
   python3 - "$OUT/$label.json" "$label" "$target" "$xlen" "$t0 $t1" "$r0 $r1" "$s0 $s1" "$m0 $m1" \
-    "$(cat "$tmp/bench.time")" "$load0" "digest-bench ${args[*]}" <<'EOF'
+    "$(cat "$tmp/bench.time")" "$load0" "digest-bench ${args[*]}" \
+    "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- lib src || echo +dirty)" <<'EOF'
 import json, sys
 path, label, target, xlen = sys.argv[1:5]
 (t0, t1), (r0, r1), (s0, s1), (m0, m1) = [map(float, a.split()) for a in sys.argv[5:9]]
@@ -169,7 +170,8 @@ r["run"] = {"label": label, "target_name": target, "xlen": int(xlen),
             "cpu_s": {"target": round(t1 - t0, 2), "redis": round(r1 - r0, 2),
                       "stub": round(s1 - s0, 2), "bench": round(bench_cpu, 2),
                       "machine": round(m1 - m0, 2), "others": round((m1 - m0) - ours, 2)},
-            "loadavg_before": float(sys.argv[10]), "command": sys.argv[11]}
+            "loadavg_before": float(sys.argv[10]), "command": sys.argv[11],
+            "commit": sys.argv[12]}
 # The checks: every job on the stream, every awaited card at the connector.
 sent = r["sent"] + r["warmup_requests"]
 ok = not r["errors"] and int(xlen) == sent and r["ack"]["count"] == r["requests"]
