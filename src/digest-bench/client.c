@@ -52,6 +52,7 @@ struct client_conn {
 /* Every read is parsed before the next alloc, so one buffer serves all connections. */
 static char read_chunk[READ_CHUNK];
 
+/* Bodies arrive in pieces; past CLIENT_BODY_MAX the answer is a protocol error. */
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct client_conn *c = container_of(p, struct client_conn, parser);
@@ -63,6 +64,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* Pausing stops llhttp at the end of this response, so bytes behind it are seen as extra. */
 static int on_message_complete(llhttp_t *p)
 {
     struct client_conn *c = container_of(p, struct client_conn, parser);
@@ -76,6 +78,7 @@ static const llhttp_settings_t settings = {
     .on_message_complete = on_message_complete,
 };
 
+/* Two handles (socket and timer): the connection is freed when both have closed. */
 static void on_closed(uv_handle_t *h)
 {
     struct client_conn *c = h->data;
@@ -122,6 +125,7 @@ bool client_conn_busy(const struct client_conn *c)
     return c->state == CONN_CONNECTING || c->state == CONN_BUSY;
 }
 
+/* Ends the send with an error; the connection is dead afterwards. */
 static void fail(struct client_conn *c, enum client_error e, int uv_err)
 {
     struct client_result res = {.error = e, .uv_err = uv_err};
@@ -161,6 +165,11 @@ static void parse(struct client_conn *c, const char *data, size_t n)
     }
 }
 
+/*
+ * Data while busy is the response; data while idle is garbage (the
+ * connection is given up); EOF while idle is a server closing a keep-alive
+ * connection, which only makes the next send open a new one.
+ */
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct client_conn *c = s->data;
@@ -189,11 +198,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     uv_read_stop(s);
 }
 
+/* The timeout covers connect, write and the whole response. */
 static void on_timeout(uv_timer_t *t)
 {
     fail(t->data, CLIENT_ERR_TIMEOUT, 0);
 }
 
+/* Success needs nothing: the response ends the send. A write error does. */
 static void on_written(uv_write_t *w, int status)
 {
     struct client_conn *c = container_of(w, struct client_conn, write);
@@ -211,6 +222,7 @@ static void write_request(struct client_conn *c)
         fail(c, CLIENT_ERR_IO, err);
 }
 
+/* Nagle off: a request is one write, and its answer must not wait for a delayed ACK. */
 static void on_connected(uv_connect_t *r, int status)
 {
     struct client_conn *c = container_of(r, struct client_conn, connect);
@@ -232,6 +244,7 @@ static void on_connected(uv_connect_t *r, int status)
     write_request(c);
 }
 
+/* A fresh parser per response: keep-alive responses are parsed one by one. */
 void client_conn_send(struct client_conn *c, char *req, size_t len, uint64_t timeout_ms)
 {
     int err;
@@ -262,6 +275,7 @@ bool client_conn_usable(const struct client_conn *c)
     return c->state == CONN_NEW || c->state == CONN_IDLE;
 }
 
+/* uv_close cancels a pending connect or write; their callbacks see CLOSING and return. */
 void client_conn_close(struct client_conn *c)
 {
     if (c->state == CONN_CLOSING)

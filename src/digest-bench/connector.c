@@ -48,6 +48,7 @@ static bool leading_number(const char *s, size_t len, uint64_t *out)
     return i > 0;
 }
 
+/* Only the activity id is read from the path: the conversation segment is the bot's business. */
 int connector_parse(const char *method, const char *path, const char *body, size_t len,
                     struct connector_msg *out)
 {
@@ -75,6 +76,7 @@ int connector_parse(const char *method, const char *path, const char *body, size
     return 0;
 }
 
+/* card_describe names by heading; the tally wants what the card means for a request. */
 enum tally_card connector_card_kind(const struct connector_msg *m)
 {
     static const struct {
@@ -153,6 +155,7 @@ static void handle_token(struct connector *c, struct http_request *req)
                       "\"access_token\":\"" CONNECTOR_TOKEN "\"}");
 }
 
+/* The connector and the token endpoint share the catch-all POST: told apart by the path. */
 static void handle_write(struct http_request *req, void *data)
 {
     struct connector *c = data;
@@ -168,6 +171,7 @@ static void handle_write(struct http_request *req, void *data)
         http_request_respond_error(req, 404, "not_found", "no such route in digest-bench", NULL, 0);
 }
 
+/* The documents are built once at start; every fetch gets the same bytes. */
 static void handle_openid(struct http_request *req, void *data)
 {
     respond_json_text(req, 200, ((struct connector *)data)->openid_json);
@@ -216,6 +220,7 @@ static int build_documents(struct connector *c, EVP_PKEY *key, const char *kid)
     return 0;
 }
 
+/* Catch-all POST and PUT: connector paths carry a prefix (…/amer/v3/…) of the bot's choosing. */
 static void routes(struct connector *c)
 {
     http_server_route(c->http, "GET", "/healthz", "healthz", handle_healthz, c);
@@ -268,6 +273,7 @@ const char *connector_url(const struct connector *c)
     return c->url;
 }
 
+/* The listener and every connection are closed: tell the owner. */
 static void on_stopped(struct http_server *srv, void *data)
 {
     struct connector *c = data;

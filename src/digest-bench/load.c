@@ -50,8 +50,10 @@ struct load {
     bool over, finished, closing;
 };
 
+/* Builds request n into the slot's own buffer, which stays untouched until the answer. */
 static void send_on(struct slot *s, uint64_t n);
 
+/* Done once the schedule is over and nothing is in flight or queued; once only. */
 static void maybe_done(struct load *l)
 {
     if (l->over && l->in_flight == 0 && l->q_len == 0 && !l->finished) {
@@ -60,6 +62,7 @@ static void maybe_done(struct load *l)
     }
 }
 
+/* Computed from i, not accumulated, so rounding never drifts the schedule. */
 static uint64_t due_ns(const struct load *l, uint64_t i)
 {
     return l->t0 + (uint64_t)((double)i * (double)NS_PER_S / l->o.rate);
@@ -112,6 +115,11 @@ static void on_pause_over(uv_timer_t *t)
     maybe_done(l);
 }
 
+/*
+ * An answer frees the slot: closed loop sends its next request at once,
+ * open loop takes the oldest queued request or goes idle. A connection that
+ * may not be reused is replaced on the slot's next send.
+ */
 static void on_response(struct client_conn *c, const struct client_result *res, void *data)
 {
     struct slot *s = data;
@@ -141,6 +149,7 @@ static void on_response(struct client_conn *c, const struct client_result *res, 
     maybe_done(l);
 }
 
+/* Builds request n into the slot's own buffer, which stays untouched until the answer. */
 static void send_on(struct slot *s, uint64_t n)
 {
     struct load *l = s->load;
@@ -159,6 +168,7 @@ static void send_on(struct slot *s, uint64_t n)
     client_conn_send(s->conn, s->req.data, s->req.len, l->o.timeout_ms);
 }
 
+/* Slots are opened in order and never closed before the end. */
 static struct slot *slot_open(struct load *l)
 {
     struct slot *s = &l->slots[l->n_slots++];
@@ -202,6 +212,7 @@ static void on_handle_closed(uv_handle_t *h)
         load_free(l);
 }
 
+/* Absolute CLOCK_MONOTONIC time: uv_hrtime() uses the same clock. */
 static void arm(struct load *l, uint64_t at_ns)
 {
     struct itimerspec its = {0};
@@ -213,6 +224,7 @@ static void arm(struct load *l, uint64_t at_ns)
         log_error("timerfd_settime: %s", strerror(errno));
 }
 
+/* No new requests from here on; what is in flight still finishes. */
 static void schedule_over(struct load *l)
 {
     l->over = true;
@@ -254,6 +266,7 @@ static void on_end(uv_timer_t *t)
     schedule_over(container_of(t, struct load, end_timer));
 }
 
+/* The timerfd fires at the first due time, t0, at once. */
 static int start_open(struct load *l)
 {
     int err;
@@ -272,6 +285,7 @@ static int start_open(struct load *l)
     return err;
 }
 
+/* Every connection starts with a request at t0; the end timer stops the refills. */
 static void start_closed(struct load *l)
 {
     uint64_t ms = (l->end_ns - l->t0 + 999999) / 1000000;

@@ -98,6 +98,8 @@ static void finish(struct bench *b)
     uv_close((uv_handle_t *)&b->sigterm, on_closed);
 }
 
+/* Polled, not signalled: cards arrive through the connector, whose handler knows nothing of the
+ * drain. */
 static void on_drain_poll(uv_timer_t *t)
 {
     struct bench *b = container_of(t, struct bench, drain);
@@ -142,6 +144,7 @@ static int start_connector(struct bench *b, EVP_PKEY *key, const char *kid)
     return 0;
 }
 
+/* The token lives for the whole run plus an hour, as the channel's tokens outlive a turn. */
 static int make_payload(struct bench *b, EVP_PKEY *key, const char *kid)
 {
     const struct bench_opts *o = &b->o;
@@ -215,6 +218,7 @@ static int run(struct bench *b)
     return err;
 }
 
+/* duration_s is measured: from the end of the warm-up to the last measured answer. */
 static void report(struct bench *b)
 {
     uint64_t measure_start_ns = b->measure_start_ns;

@@ -287,6 +287,7 @@ static void print_help(void)
            BENCH_DEFAULT_APP_ID);
 }
 
+/* The defaults of --help; MICROSOFT_APP_ID is read here so --app-id can still override it. */
 static void defaults(struct bench_opts *o)
 {
     const char *env = getenv("MICROSOFT_APP_ID");
@@ -343,6 +344,7 @@ static void parse_argv(int argc, char **argv, struct bench_opts *o, bool *conns,
     }
 }
 
+/* --help and --version win wherever they stand, before any value is checked. */
 void bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 {
     bool conns = false, await = false;

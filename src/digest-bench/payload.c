@@ -93,6 +93,8 @@ static void conversation_template(const char *base, char *out, size_t size)
         snprintf(out, size, "%s" MARK_CONV, base);
 }
 
+/* Markers where the per-request ids go; the timestamp is a fixture's (digestd does not check it,
+ * SPEC A2042). */
 static int build_shape(const struct payload_opts *o, enum conv_kind kind, struct shape *s)
 {
     struct activity_identity def;
@@ -155,6 +157,7 @@ static int sign_token(const struct payload_opts *o, struct payload *p)
     return 0;
 }
 
+/* Everything before the body length is the same for every request. */
 static void build_head(const struct payload_opts *o, struct payload *p)
 {
     struct buf b;
@@ -212,6 +215,7 @@ const char *payload_token(const struct payload *p)
     return p->token;
 }
 
+/* The body length is summed first, so the request is written in one pass. */
 int payload_request(const struct payload *p, uint64_t n, uint64_t activity_id, struct buf *out)
 {
     const struct shape *s = &p->shapes[p->order[n % p->n_order]];

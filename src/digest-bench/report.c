@@ -52,6 +52,7 @@ static struct json_object *latency_json(const struct hist *h)
     return o;
 }
 
+/* Only the kinds that happened: a clean run reads {}. */
 static struct json_object *errors_json(const struct tally *t)
 {
     struct json_object *o = json_object_new_object();
@@ -64,6 +65,7 @@ static struct json_object *errors_json(const struct tally *t)
     return o;
 }
 
+/* Completed requests over the measured time (not sent ones: an unanswered request did nothing). */
 static double throughput(const struct report *r)
 {
     return r->duration_s > 0 ? (double)r->completed / r->duration_s : 0.0;

@@ -74,6 +74,7 @@ void tally_free(struct tally *t)
     t->recs = NULL;
 }
 
+/* Records grow by doubling; callers keep request numbers, never pointers into them. */
 uint64_t tally_add(struct tally *t, uint64_t intended_ns, bool measured)
 {
     struct tally_rec *r;
@@ -99,6 +100,7 @@ void tally_error(struct tally *t, enum tally_error e)
     t->errors[e]++;
 }
 
+/* The one place client errors become report kinds. */
 static enum tally_error client_error_kind(enum client_error e)
 {
     switch (e) {
@@ -160,6 +162,7 @@ static void await_cards(struct tally *t, const struct tally_rec *r)
         t->waiting_result++;
 }
 
+/* Only 2xx answers count as latency samples; every failure is an error of its kind. */
 void tally_answer(struct tally *t, uint64_t n, const struct client_result *res)
 {
     struct tally_rec *r = &t->recs[n];
@@ -213,6 +216,10 @@ static void arrived(struct tally *t, struct tally_rec *r, uint32_t flag, struct 
         (*waiting)--;
 }
 
+/*
+ * The first card with a request id fixes it for the record; a later card
+ * or the answer that disagrees is one mismatch, counted once.
+ */
 void tally_card(struct tally *t, bool has_activity, uint64_t activity_id, enum tally_card kind,
                 const char *request_id, uint64_t now_ns)
 {
@@ -273,6 +280,7 @@ static bool complete(const struct tally *t, const struct tally_rec *r)
     return t->await < TALLY_AWAIT_RESULT || (r->flags & REC_RESULT);
 }
 
+/* Cards still missing now are errors: the drain is over. */
 uint64_t tally_finish(struct tally *t)
 {
     uint64_t done = 0;
