@@ -61,6 +61,13 @@ static const struct conv_profile profiles[] = {
          NULL, true},
 };
 
+void activity_default_identity(enum conv_kind kind, struct activity_identity *out)
+{
+    out->user_id = profiles[kind].user_id;
+    out->aad_object_id = profiles[kind].aad_id;
+    out->conversation_id = profiles[kind].conv_id;
+}
+
 /* Escapes text for the text/html attachment Teams adds beside the message. */
 static int append_html_escaped(struct buf *b, const char *s)
 {
@@ -195,7 +202,9 @@ int activity_build_json(const struct activity_spec *spec, struct buf *out)
     jadd_str(a, "timestamp", spec->timestamp);
     jadd_str(a, "serviceUrl", spec->service_url);
     jadd_str(a, "channelId", "msteams");
-    json_object_object_add(a, "from", account(p->user_id, p->user_name, p->aad_id));
+    json_object_object_add(a, "from",
+                           account(spec->user_id ? spec->user_id : p->user_id, p->user_name,
+                                   spec->aad_object_id ? spec->aad_object_id : p->aad_id));
     json_object_object_add(a, "conversation", conversation(p, conv_id));
     json_object_object_add(a, "recipient", account(bot_id, ACTIVITY_BOT_NAME, NULL));
     jadd_str(a, "textFormat", "plain");

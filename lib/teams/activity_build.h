@@ -2,7 +2,8 @@
  * activity_build.h: the Teams message activity that Teams would post to a
  * bot, in the three shapes of the research fixtures (personal chat, channel
  * thread with a mention, group chat with a mention). digest-stub's `say`
- * and digest-bench send these. Pure: no I/O, no clock (the timestamp is
+ * and digest-bench send these (digest-bench with its own user and
+ * conversation ids, to spread its load over many conversations). Pure: no I/O, no clock (the timestamp is
  * passed in); the output goes into a caller's struct buf, inputs are
  * borrowed.
  */
@@ -31,7 +32,15 @@ struct activity_spec {
     const char *service_url;     /* copied verbatim */
     const char *app_id;          /* the bot's Microsoft App ID */
     const char *conversation_id; /* NULL or "": the kind's usual id */
+    const char *user_id;         /* NULL: the kind's usual from.id */
+    const char *aad_object_id;   /* NULL: the kind's usual from.aadObjectId */
 };
+
+/* The ids a kind of conversation uses when the spec names none (static strings). */
+struct activity_identity {
+    const char *user_id, *aad_object_id, *conversation_id;
+};
+void activity_default_identity(enum conv_kind kind, struct activity_identity *out);
 
 /*
  * Appends a Teams message activity shaped like the research fixtures for
