@@ -11,8 +11,8 @@
 
 #include <stddef.h>
 
-#define STORE_CMD_MAX_ARGS 12
-#define STORE_CMD_MAX_OWNED 4
+#define STORE_CMD_MAX_ARGS 48
+#define STORE_CMD_MAX_OWNED 8
 
 struct store_cmd {
     int argc;

@@ -40,6 +40,7 @@
 #include "core/log.h"
 #include "metrics.h"
 #include "store/group.h"
+#include "store/history.h"
 #include "store/keys.h"
 #include "store/redis.h"
 #include "store/script.h"
@@ -60,14 +61,18 @@ enum {
 /*
  * The batch, atomically, entry by entry in submission order (which is also
  * the order of the stream entries). All keys come in KEYS, under one hash
- * tag, so it also runs on a Cluster. KEYS: 1 the stream; then per entry its
- * conversation reference, and for a job its dedup key and audit record.
+ * tag, so it also runs on a Cluster. KEYS: 1 the stream, 2 this minute's
+ * counts (history.h); then per entry its conversation reference, and for a
+ * job its dedup key and audit record.
  * ARGV: 1 dedup TTL s, 2 request TTL s; then per entry its kind ('j' job,
  * 'r' reference), n reference pairs and the pairs; a job continues with
  * request_id, mode, audience, test_email, conv, activity_id, created_ms.
  * A new job also becomes its conversation's last_request_id (the `status`
- * command's "latest"); mode 'sync' records the request as processing and
- * adds nothing to the stream, since the webhook serves it in place.
+ * command's "latest"); its record keeps its stream entry's id (stream_id),
+ * so that one request's state is found in O(1) (digestctl show). Mode
+ * 'sync' records the request as processing and adds nothing to the stream,
+ * since the webhook serves it in place. The minute counts the batch's new
+ * jobs as enqueued or sync, one HINCRBY for all of them.
  * Every entry refreshes the reference, duplicates included; a duplicate
  * writes nothing else. 'J' and 'R' mark an entry whose reference a later
  * entry of the batch overwrites field for field (see supersede): its HSET
@@ -77,8 +82,9 @@ enum {
  * Returns a flat array, {flag, id} per entry: {0, id} new job, {1, first
  * id} duplicate, {2, ""} reference stored.
  */
-static const char enqueue_lua[] =
-    "local out, k, a, nargs = {}, 2, 3, #ARGV\n"
+static const char enqueue_lua[] = LUA_MINUTE_ADD
+    "local out, k, a, nargs = {}, 3, 3, #ARGV\n"
+    "local added, synced = 0, 0\n"
     "while a <= nargs do\n"
     "  local kind, n = ARGV[a], tonumber(ARGV[a + 1])\n"
     "  if n > 0 and (kind == 'j' or kind == 'r') then\n"
@@ -92,19 +98,21 @@ static const char enqueue_lua[] =
     "  else\n"
     "    local id = ARGV[a]\n"
     "    if redis.call('SET', KEYS[k + 1], id, 'NX', 'EX', ARGV[1]) then\n"
-    "      redis.call('HSET', KEYS[k + 2], 'status', " LUA_QUEUED ", 'mode', ARGV[a + 1],\n"
-    "        'audience', ARGV[a + 2], 'test_email', ARGV[a + 3], 'conv', ARGV[a + 4],\n"
-    "        'activity_id', ARGV[a + 5], 'created_ms', ARGV[a + 6], 'attempts', '0')\n"
-    "      redis.call('EXPIRE', KEYS[k + 2], ARGV[2])\n"
-    "      redis.call('HSET', KEYS[k], 'last_request_id', id)\n"
+    "      local st, f, v = " LUA_PROCESSING ", 'started_ms', ARGV[a + 6]\n"
     "      if ARGV[a + 1] == 'async' then\n"
-    "        redis.call('XADD', KEYS[1], '*', 'request_id', id, 'activity_id', ARGV[a + 5],\n"
+    "        st, f = " LUA_QUEUED ", 'stream_id'\n"
+    "        v = redis.call('XADD', KEYS[1], '*', 'request_id', id, 'activity_id', ARGV[a + 5],\n"
     "          'audience', ARGV[a + 2], 'test_email', ARGV[a + 3], 'conv', ARGV[a + 4],\n"
     "          'created_ms', ARGV[a + 6])\n"
+    "        added = added + 1\n"
     "      else\n"
-    "        redis.call('HSET', KEYS[k + 2], 'status', " LUA_PROCESSING ",\n"
-    "          'started_ms', ARGV[a + 6])\n"
+    "        synced = synced + 1\n"
     "      end\n"
+    "      redis.call('HSET', KEYS[k + 2], 'status', st, 'mode', ARGV[a + 1],\n"
+    "        'audience', ARGV[a + 2], 'test_email', ARGV[a + 3], 'conv', ARGV[a + 4],\n"
+    "        'activity_id', ARGV[a + 5], 'created_ms', ARGV[a + 6], 'attempts', '0', f, v)\n"
+    "      redis.call('EXPIRE', KEYS[k + 2], ARGV[2])\n"
+    "      redis.call('HSET', KEYS[k], 'last_request_id', id)\n"
     "      out[#out + 1] = 0\n"
     "      out[#out + 1] = id\n"
     "    else\n"
@@ -115,6 +123,8 @@ static const char enqueue_lua[] =
     "    k = k + 3\n"
     "  end\n"
     "end\n"
+    "if added > 0 then minute_add(KEYS[2], '" HISTORY_F_ENQUEUED "', added) end\n"
+    "if synced > 0 then minute_add(KEYS[2], '" HISTORY_F_SYNC "', synced) end\n"
     "return out\n";
 
 const struct store_script queue_enqueue_script = {"queue_enqueue", enqueue_lua,
@@ -405,11 +415,13 @@ static struct batch *batch_new(struct queue *q)
     b->fell_back = false;
     b->by_sha = false;
     rc = arg_str(&b->keys, q->stream_key);
+    rc |= arg_end(&b->keys,
+                  keys_append_minute(&b->keys, q->cfg->prefix, history_minute(clock_wall_ms())));
     rc |= arg_u64(&b->args, q->cfg->dedup_ttl_s);
     rc |= arg_u64(&b->args, q->cfg->request_ttl_s);
     if (rc != 0)
         abort(); /* a few bytes into an empty 256 KiB buffer */
-    b->nkeys = 1;
+    b->nkeys = 2;
     b->nargs = 2;
     return b;
 }

@@ -45,6 +45,11 @@ extern const struct store_script group_leave_script;
 /* inspect.c: what operators read and repair. */
 extern const struct store_script inspect_queue_script;
 extern const struct store_script inspect_requeue_script;
+/* history.c: offline counts added to their minutes. */
+extern const struct store_script history_add_script;
+/* procs.c: heartbeats. */
+extern const struct store_script procs_beat_script;
+extern const struct store_script procs_remove_script;
 
 /* Every script above, NULL-terminated. */
 extern const struct store_script *const store_scripts[];
