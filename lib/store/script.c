@@ -18,5 +18,6 @@ const struct store_script *const store_scripts[] = {
     &history_add_script,
     &procs_beat_script,
     &procs_remove_script,
+    &trim_script,
     NULL,
 };

@@ -50,6 +50,8 @@ extern const struct store_script history_add_script;
 /* procs.c: heartbeats. */
 extern const struct store_script procs_beat_script;
 extern const struct store_script procs_remove_script;
+/* trim.c: the retention rule, one bounded step. */
+extern const struct store_script trim_script;
 
 /* Every script above, NULL-terminated. */
 extern const struct store_script *const store_scripts[];
