@@ -182,6 +182,7 @@ struct queue {
     bool noscript_hold;     /* see on_batch */
     char *stream_key;       /* {P}:requests */
     char sha[41];           /* of enqueue_lua, from SCRIPT LOAD */
+    struct history_ledger offline; /* requests served while Redis was away */
     bool group_ok;          /* XGROUP CREATE answered on this connection */
     bool script_ok;         /* SCRIPT LOAD answered on this connection */
     bool setup_failed_logged;
@@ -309,11 +310,26 @@ static bool reply_is_error(const struct redisReply *r, const char *code)
     return r->type == REDIS_REPLY_ERROR && r->len >= n && memcmp(r->str, code, n) == 0;
 }
 
+static void on_offline_flushed(int err, void *data)
+{
+    if (err)
+        log_debug("queue: offline counts not added yet: %s", dg_strerror(err));
+}
+
+/* What was served while Redis was away goes into its minutes. */
+static void flush_offline(struct queue *q)
+{
+    if (q->offline.len > 0 &&
+        history_flush(q->conn, q->cfg->prefix, &q->offline, on_offline_flushed, q) != 0)
+        log_debug("queue: offline counts kept for the next connection");
+}
+
 static void check_ready(struct queue *q)
 {
     if (q->group_ok && q->script_ok) {
         q->setup_failed_logged = false;
         log_debug("queue: ready (stream %s, group " KEYS_GROUP ")", q->stream_key);
+        flush_offline(q);
     }
 }
 
@@ -811,6 +827,7 @@ static void on_stats_tick(uv_timer_t *t)
 
     if (!queue_ready(q))
         return;
+    flush_offline(q);
     /* Failures are fine here: the next tick samples again. */
     if (redis_conn_command(q->conn, 0, on_groups, q, 3, groups, NULL) != 0)
         return;
@@ -827,6 +844,11 @@ void queue_start(struct queue *q)
 bool queue_ready(const struct queue *q)
 {
     return !q->stopping && redis_conn_ready(q->conn) && q->group_ok && q->script_ok;
+}
+
+void queue_count_offline(struct queue *q, enum history_offline kind)
+{
+    history_ledger_add(&q->offline, history_minute(clock_wall_ms()), kind, 1);
 }
 
 struct redis_conn *queue_conn(struct queue *q)

@@ -61,6 +61,7 @@ struct worker {
     char claim_cursor[48];
     uv_timer_t renew_timer;
     unsigned renewing; /* renew calls outstanding */
+    struct retention *retention; /* keeps the streams bounded (retention.h) */
     /* shutdown */
     enum worker_farewell farewell;
     worker_cb drained_cb;

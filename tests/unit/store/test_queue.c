@@ -498,6 +498,31 @@ static void calls_fail_fast_while_down_then_recover(void **state)
  * A frozen Redis accepts bytes but never answers: the first command times out,
  * a later one finishes with UNAVAILABLE when the connection is torn down.
  */
+/* Served while Redis was away: counted in the process, added to the minute once it is back. */
+static void offline_counts_reach_their_minute_after_reconnect(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t m0 = clock_wall_ms() / 60000, m1;
+    redisContext *rc;
+    long long fallback, sync_n;
+
+    redis_server_kill(&f->srv);
+    assert_true(run_until(f, is_down, f->q, 5000));
+    queue_count_offline(f->q, HISTORY_OFFLINE_FALLBACK);
+    queue_count_offline(f->q, HISTORY_OFFLINE_FALLBACK);
+    queue_count_offline(f->q, HISTORY_OFFLINE_SYNC);
+    m1 = clock_wall_ms() / 60000;
+    redis_server_spawn(&f->srv);
+    assert_true(run_until(f, is_ready, f->q, 8000));
+    run_for(f, 200); /* the flush follows the setup on the same connection */
+    rc = sync_connect(&f->srv, 0);
+    fallback = minute_count(rc, m0, "fallback") + (m1 != m0 ? minute_count(rc, m1, "fallback") : 0);
+    sync_n = minute_count(rc, m0, "sync") + (m1 != m0 ? minute_count(rc, m1, "sync") : 0);
+    assert_int_equal(fallback, 2);
+    assert_int_equal(sync_n, 1);
+    redisFree(rc);
+}
+
 static void frozen_redis_times_out_then_recovers(void **state)
 {
     struct fixture *f = *state;
@@ -1046,8 +1071,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(enqueue_writes_spec_keys, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(duplicate_returns_first_id, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(store_reference_writes_pairs, setup_tcp, teardown),
-        cmocka_unit_test_setup_teardown(sync_and_async_count_in_their_minute, setup_tcp,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(sync_and_async_count_in_their_minute, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(offline_counts_reach_their_minute_after_reconnect,
+                                        setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(noscript_falls_back_to_eval, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(calls_fail_fast_while_down_then_recover, setup_tcp,
                                         teardown),
