@@ -60,13 +60,10 @@ static struct json_object *our_group(struct json_object *stats)
     return NULL;
 }
 
-/* A count of the snapshot's rates: this minute plus the last hour. */
+/* A count of the snapshot's last hour (this minute included). */
 static int64_t window_count(struct json_object *stats, const char *field)
 {
-    struct json_object *rates = get(stats, "rates");
-
-    return get_int(get(rates, "this_minute"), field, 0) +
-           get_int(get(rates, "last_hour"), field, 0);
+    return get_int(get(get(stats, "rates"), "last_hour"), field, 0);
 }
 
 static const char *span(int64_t ms, char *out, size_t size)
@@ -192,7 +189,7 @@ static bool delivered_recently(struct json_object *stats, char *ev, size_t n)
 {
     int64_t delivered = window_count(stats, "delivered");
     int64_t enqueued = window_count(stats, "enqueued");
-    int64_t before = get_int(get(get(stats, "rates"), "last_hour"), "enqueued", 0);
+    int64_t before = enqueued - get_int(get(get(stats, "rates"), "this_minute"), "enqueued", 0);
 
     if (delivered > 0) {
         snprintf(ev, n, "%" PRId64 " delivered in the last hour (%" PRId64 " enqueued)", delivered,

@@ -70,7 +70,8 @@ bool inspect_request_id_ok(const char *id);
  *    (each {"group","id","consumer","idle_ms","deliveries","age_ms"} or null;
  *     stuck: the oldest entry idle longer than stuck_after_ms, twice the claim idle time)
  *  "dead", "dead_recent":[dead entries, newest first],
- *  "rates":{"this_minute","last_minute","last_hour": per-minute counts summed},
+ *  "rates":{"this_minute","last_minute","last_hour": per-minute counts summed;
+ *    last_minute the last complete one, last_hour this one and the 59 before},
  *  "lag_trend":{"current","previous"}, "procs":[as inspect_procs],
  *  "verdict", "verdict_text"}.
  * alive: the consumer has a live heartbeat; verdict: one of the four above,

@@ -28,7 +28,7 @@
 #include "store/script.h"
 
 #define MINUTE_MS 60000
-#define STATS_MINUTES 62 /* the current one, the hour before it, and one more for the lag */
+#define STATS_MINUTES 62 /* the current one, the hour up to it, and more for the lag trend */
 #define CHECK_WINDOW_MS 3600000
 #define CHECK_DEAD_MAX 1000 /* dead jobs counted in the window, at most */
 
@@ -407,10 +407,11 @@ static void groups_json(struct json_object *o, const redisReply *gout, const red
 }
 
 /*
- * The minutes (oldest first, the current one last) as rates and the lag
- * trend. The current lag is this minute's, or the last minute's while this
- * one has no sample yet (workers sample it every 10 s at least); previous
- * is the minute before that one.
+ * The minutes (oldest first, the current one last) as rates — this minute
+ * so far, the last complete minute, and the last hour: this minute and the
+ * 59 before it — and the lag trend. The current lag is this minute's, or the last minute's while
+ * this one has no sample yet (workers sample it every 10 s at least); previous is the minute before
+ * that one.
  */
 static void minutes_json(struct json_object *o, const redisReply *mins, struct verdict_in *v)
 {
@@ -424,7 +425,7 @@ static void minutes_json(struct json_object *o, const redisReply *mins, struct v
             return;
         if (i == n - 1)
             minute_add_to(mins->element[i], this_m);
-        else if (i + 61 >= n) /* the 60 complete minutes before this one */
+        if (i + 60 >= n) /* this minute and the 59 before it */
             minute_add_to(mins->element[i], hour);
         if (i == n - 2)
             minute_add_to(mins->element[i], last_m);

@@ -20,7 +20,7 @@
 #include "store/procs.h"
 #include "store/queue.h"
 
-#define HEARTBEAT_TICK_MS 1000
+#define HEARTBEAT_TICK_MS 500
 
 struct heartbeat {
     uv_loop_t *loop;

@@ -18,6 +18,7 @@
 #include "store/trim.h"
 
 #define RETENTION_WARN_MS (10 * 60 * 1000)
+#define RETENTION_FIRST_MS 500
 
 struct retention {
     uv_loop_t *loop;
@@ -111,9 +112,10 @@ struct retention *retention_create(uv_loop_t *loop, const struct config *cfg, st
     return r;
 }
 
+/* The first look soon after start (Redis is likely connected by then), then every interval. */
 void retention_start(struct retention *r)
 {
-    uv_timer_start(&r->timer, on_tick, RETENTION_INTERVAL_MS, RETENTION_INTERVAL_MS);
+    uv_timer_start(&r->timer, on_tick, RETENTION_FIRST_MS, RETENTION_INTERVAL_MS);
 }
 
 static void on_timer_closed(uv_handle_t *h)

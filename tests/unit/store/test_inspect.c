@@ -403,7 +403,7 @@ static void lag_rising_between_minutes_is_a_growing_backlog(void **state)
     json_object_put(o);
 }
 
-/* Rates: this minute, the last complete one, the 60 complete ones before this. */
+/* Rates: this minute, the last complete one, and the hour: this minute and the 59 before. */
 static void rates_sum_the_minutes(void **state)
 {
     struct store_fixture *f = *state;
@@ -412,14 +412,14 @@ static void rates_sum_the_minutes(void **state)
     minute_set(f, 0, "enqueued", 3);
     minute_set(f, 1, "delivered", 2);
     minute_set(f, 30, "enqueued", 10);
-    minute_set(f, 60, "dead", 1);
-    minute_set(f, 61, "enqueued", 100); /* more than an hour ago */
+    minute_set(f, 59, "dead", 1);
+    minute_set(f, 60, "enqueued", 100); /* an hour ago: out */
     o = queue_sync(f, 60000);
     r = at(o, "rates");
     assert_int_equal(at_int(at(r, "this_minute"), "enqueued"), 3);
     assert_int_equal(at_int(at(r, "last_minute"), "delivered"), 2);
     assert_int_equal(at_int(at(r, "last_minute"), "enqueued"), 0);
-    assert_int_equal(at_int(at(r, "last_hour"), "enqueued"), 10);
+    assert_int_equal(at_int(at(r, "last_hour"), "enqueued"), 13);
     assert_int_equal(at_int(at(r, "last_hour"), "delivered"), 2);
     assert_int_equal(at_int(at(r, "last_hour"), "dead"), 1);
     assert_int_equal(at_int(at(r, "last_hour"), "fallback"), 0);
