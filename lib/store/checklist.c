@@ -205,17 +205,17 @@ static bool delivered_recently(struct json_object *stats, char *ev, size_t n)
     return before == 0;
 }
 
-static bool no_dead(struct json_object *facts, char *ev, size_t n)
+/* The hour's dead and failed jobs by the per-minute counts, and the newest dead entry's words. */
+static bool no_dead(struct json_object *stats, struct json_object *facts, char *ev, size_t n)
 {
-    int64_t dead = get_int(facts, "dead_last_hour", 0);
+    int64_t dead = window_count(stats, "dead") + window_count(stats, "failed");
     struct json_object *d = get(facts, "newest_dead");
 
-    if (dead == 0) {
+    if (dead == 0 && !d) {
         snprintf(ev, n, "none");
         return true;
     }
-    snprintf(ev, n, "%s%" PRId64 " in the last hour; newest: request %s, %s",
-             json_object_get_boolean(get(facts, "dead_last_hour_capped")) ? "over " : "", dead,
+    snprintf(ev, n, "%" PRId64 " in the last hour; newest: request %s, %s", dead ? dead : 1,
              get_str(d, "request_id"), get_str(d, "reason"));
     return false;
 }
@@ -260,7 +260,7 @@ struct json_object *checklist_evaluate(struct json_object *stats, struct json_ob
     ok[2] = nothing_stuck(stats, ev[2], EVIDENCE_MAX);
     ok[3] = recent_records(facts, ev[3], EVIDENCE_MAX);
     ok[4] = delivered_recently(stats, ev[4], EVIDENCE_MAX);
-    ok[5] = no_dead(facts, ev[5], EVIDENCE_MAX);
+    ok[5] = no_dead(stats, facts, ev[5], EVIDENCE_MAX);
     ok[6] = redis_version(facts, ev[6], EVIDENCE_MAX);
     for (int i = 0; i < CHECKLIST_ITEMS; i++) {
         item(items, names[i], ok[i], ev[i]);

@@ -41,7 +41,7 @@ struct store_cmd;
 #define INSPECT_MAX_ID 64
 #define INSPECT_MAX_LIMIT 1000   /* entries a pending or dead listing returns at most */
 #define INSPECT_DEAD_SHOWN 5     /* the newest dead jobs the queue snapshot names */
-#define INSPECT_REQUEUE_STEP 100 /* dead jobs requeued per call of a requeue of all */
+#define INSPECT_REQUEUE_STEP 25 /* dead jobs requeued per call of a requeue of all (bench/) */
 
 /* The four verdicts of SPEC §7, the first that holds in this order. */
 #define INSPECT_NO_CONSUMERS "no consumers"
@@ -158,9 +158,9 @@ int inspect_consumers_decode(const struct redisReply *r, struct json_object **ou
 /*
  * The facts the pre-rollout check needs beyond the snapshot:
  * {"now_ms","redis_version","newest_entry":{"id","request_id",
- * "record_status"}|null,"dead_last_hour","dead_last_hour_capped",
- * "newest_dead":{"id",fields…}|null}. record_status is null when the
- * newest entry's audit record is missing.
+ * "record_status"}|null,"newest_dead":{"id",fields…}|null}. record_status
+ * is null when the newest entry's audit record is missing; newest_dead is
+ * the newest dead entry when it is from the last hour.
  */
 void inspect_check_facts_cmd(struct store_cmd *c, const char *prefix);
 int inspect_check_facts_decode(const struct redisReply *r, struct json_object **out) WARN_UNUSED;

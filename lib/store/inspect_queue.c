@@ -30,7 +30,6 @@
 #define MINUTE_MS 60000
 #define STATS_MINUTES 62 /* the current one, the hour up to it, and more for the lag trend */
 #define CHECK_WINDOW_MS 3600000
-#define CHECK_DEAD_MAX 1000 /* dead jobs counted in the window, at most */
 
 /*
  * KEYS: 1 stream, 2 dead stream, 3 heartbeat set. ARGV: 1 heartbeat key
@@ -184,8 +183,9 @@ const struct store_script inspect_consumers_script = {"inspect_consumers", consu
 /*
  * KEYS: 1 stream, 2 dead stream. ARGV: 1 record key prefix. {now, Redis's
  * version, {newest entry id, its request id, its record's status or false}
- * or false, dead jobs in the last hour (up to CHECK_DEAD_MAX + 1), the
- * newest of them or false}.
+ * or false, the newest dead entry if it is from the last hour, or false}.
+ * How many died in the hour the per-minute counts say (the snapshot): no
+ * dead entry is copied here but one.
  */
 /* clang-format off */
 static const char check_lua[] =
@@ -200,9 +200,8 @@ static const char check_lua[] =
     "  newest = {last[1], rid, st or false}\n"
     "end\n"
     "local since = (now - " DG_STRINGIFY(CHECK_WINDOW_MS) ") .. '-0'\n"
-    "local dead = redis.call('XREVRANGE', KEYS[2], '+', since, 'COUNT',\n"
-    "  " DG_STRINGIFY(CHECK_DEAD_MAX) " + 1)\n"
-    "return {now, ver, newest, #dead, dead[1] or false}\n";
+    "local dead = redis.call('XREVRANGE', KEYS[2], '+', since, 'COUNT', 1)\n"
+    "return {now, ver, newest, dead[1] or false}\n";
 /* clang-format on */
 
 const struct store_script inspect_check_script = {"inspect_check", check_lua,
@@ -796,12 +795,11 @@ int inspect_check_facts_decode(const redisReply *r, struct json_object **out)
 {
     const redisReply *newest;
     struct json_object *o, *n = NULL;
-    int64_t dead;
     int err = inspect_reply_usable(r);
 
     *out = NULL;
-    if (!err && (!is_array(r, 5) || r->element[0]->type != REDIS_REPLY_INTEGER ||
-                 !inspect_is_str(r->element[1]) || r->element[3]->type != REDIS_REPLY_INTEGER))
+    if (!err && (!is_array(r, 4) || r->element[0]->type != REDIS_REPLY_INTEGER ||
+                 !inspect_is_str(r->element[1])))
         err = DG_ERR_PROTOCOL;
     if (err)
         return err;
@@ -812,14 +810,11 @@ int inspect_check_facts_decode(const redisReply *r, struct json_object **out)
         jset(n, "request_id", inspect_value_json(newest->element[1]));
         jset(n, "record_status", inspect_value_json(newest->element[2]));
     }
-    dead = r->element[3]->integer;
     o = jobj();
     jset(o, "now_ms", jint64(r->element[0]->integer));
     jset(o, "redis_version", inspect_value_json(r->element[1]));
     jset(o, "newest_entry", n);
-    jset(o, "dead_last_hour", jint64(dead > CHECK_DEAD_MAX ? CHECK_DEAD_MAX : dead));
-    jset(o, "dead_last_hour_capped", jbool(dead > CHECK_DEAD_MAX));
-    jset(o, "newest_dead", inspect_entry_json(r->element[4]));
+    jset(o, "newest_dead", inspect_entry_json(r->element[3]));
     *out = o;
     return 0;
 }

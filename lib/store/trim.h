@@ -11,10 +11,13 @@
  * entries past DEAD_MAX_LEN and those older than DEAD_RETENTION.
  *
  * Redis refuses LIMIT on an exact trim, and one exact trim of a million
- * entries is one long command, so each call removes at most TRIM_STEP
- * entries of each stream (the cut is stepped with XRANGE … COUNT) and says
- * whether more is left: the caller calls again, and other clients run in
- * between. Every call also writes the group's lag into the caller's minute
+ * entries is one long command, so each call removes about TRIM_STEP
+ * entries of each stream at most and says whether more is left: the caller
+ * calls again, and other clients run in between. A call first drops whole
+ * nodes below the cut (an approximate trim with LIMIT, which never goes
+ * past its id and copies no entry), and only when none is left trims the
+ * few entries of the node the cut falls in exactly; XRANGE … COUNT steps
+ * the cut only if nodes were configured larger than a step. Every call also writes the group's lag into the caller's minute
  * (history.h), which is how the per-minute lag is sampled.
  *
  * Times are Redis's clock, the one the entry ids are made of. Builders and
@@ -34,7 +37,7 @@ struct redisReply;
 struct store_cmd;
 
 #define TRIM_STEP 1000           /* entries per call and stream (bench/RESULTS.md) */
-#define TRIM_MAX_KEPT_SHOWN 1000 /* kept entries counted for the report, at most */
+#define TRIM_MAX_KEPT_SHOWN 100  /* kept entries counted for the report, at most */
 
 struct trim_opts {
     uint64_t older_than_ms; /* the stream: entries older than this go; 0 leaves it alone */

@@ -243,7 +243,8 @@ class DeadJobs(CtlWorld):
         self.assertEqual((hour["failed"], hour["dead"]), (1, 1))
         rc, out, _ = self.ctl("check")
         self.assertEqual(rc, 1)
-        self.assertIn("FAIL no dead jobs in the last hour: 2 in the last hour", out)
+        self.assertIn("FAIL no dead jobs in the last hour: 2 in the last hour; newest: request "
+                      + dead, out)
         show = self.ctl_json("show", dead)
         self.assertEqual(show["dead_entry"]["fields"]["request_id"], dead)
         self.assertEqual(show["timeline"][-1]["step"], "dead")
@@ -349,7 +350,8 @@ class Retention(CtlWorld):
         redis_cmd(self.redis.port, "EVAL", script, 1, STREAM)
         redis_cmd(self.redis.port, "XGROUP", "SETID", STREAM, "workers", "$")  # all read
         t = self.ctl_json("trim", "--older-than", "1d")
-        self.assertEqual((t["removed"], t["steps"], t["length"]), (2500, 3, 0))
+        self.assertEqual((t["removed"], t["length"]), (2500, 0))
+        self.assertGreaterEqual(t["steps"], 3)  # 1,000 entries a step at most
 
     def test_the_workers_trim_by_themselves_and_keep_what_is_pending(self):
         self.old_entries(3)

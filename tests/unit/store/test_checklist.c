@@ -31,8 +31,7 @@ static const char healthy_stats[] =
 
 static const char healthy_facts[] =
     "{\"redis_version\":\"7.0.15\",\"newest_entry\":{\"id\":\"9-0\",\"request_id\":\"r-9\","
-    "\"record_status\":\"delivered\"},\"dead_last_hour\":0,\"dead_last_hour_capped\":false,"
-    "\"newest_dead\":null}";
+    "\"record_status\":\"delivered\"},\"newest_dead\":null}";
 
 /* Evaluates stats and facts text; returns the item named name (the whole answer in *all). */
 static struct json_object *judge(const char *stats, const char *facts, bool scale_to_zero,
@@ -119,10 +118,12 @@ static void each_broken_item_fails_alone(void **state)
         {true, "\"delivered\":1},\"last_hour\":{\"enqueued\":5,\"delivered\":5}",
          "\"delivered\":0},\"last_hour\":{\"enqueued\":5,\"delivered\":0}",
          "a job delivered end to end recently", "enqueued in the last hour, none delivered"},
-        {false, "\"dead_last_hour\":0,\"dead_last_hour_capped\":false,\"newest_dead\":null",
-         "\"dead_last_hour\":2,\"newest_dead\":{\"request_id\":\"r-3\",\"reason\":\"upstream "
-         "400\"}",
-         "no dead jobs in the last hour", "2 in the last hour; newest: request r-3, upstream 400"},
+        {false, "\"newest_dead\":null",
+         "\"newest_dead\":{\"request_id\":\"r-3\",\"reason\":\"upstream 400\"}",
+         "no dead jobs in the last hour", "1 in the last hour; newest: request r-3, upstream 400"},
+        {true, "\"last_hour\":{\"enqueued\":5,\"delivered\":5}",
+         "\"last_hour\":{\"enqueued\":5,\"delivered\":5,\"dead\":2,\"failed\":1}",
+         "no dead jobs in the last hour", "3 in the last hour"},
         {false, "7.0.15", "6.2.14", "a Redis version digestd supports", "Redis 6.2.14"},
     };
 
@@ -193,8 +194,7 @@ static void jobs_of_this_minute_are_given_time(void **state)
 /* No traffic at all: nothing to deliver and no record to find is "none in the window". */
 static void a_quiet_system_is_not_broken(void **state)
 {
-    static const char facts[] = "{\"redis_version\":\"7.2.4\",\"newest_entry\":null,"
-                                "\"dead_last_hour\":0}";
+    static const char facts[] = "{\"redis_version\":\"7.2.4\",\"newest_entry\":null}";
     char *a = with(healthy_stats, "\"this_minute\":{\"enqueued\":1,\"delivered\":1}",
                    "\"this_minute\":{}");
     char *stats = with(a, "\"last_hour\":{\"enqueued\":5,\"delivered\":5}", "\"last_hour\":{}");

@@ -133,7 +133,10 @@ static void young_entries_stay(void **state)
     assert_true(s.now_ms > 1700000000000ll);
 }
 
-/* 2,500 to go: three calls of at most TRIM_STEP, the last says it is done. */
+/*
+ * 2,500 to go: calls of at most TRIM_STEP (whole nodes of 100, the default
+ * stream-node-max-entries), until one says it is done.
+ */
 static void a_big_trim_is_stepped(void **state)
 {
     struct store_fixture *f = *state;
@@ -150,7 +153,7 @@ static void a_big_trim_is_stepped(void **state)
         calls++;
     } while (s.more);
     assert_int_equal(total, 2500);
-    assert_int_equal(calls, 3);
+    assert_true(calls >= 3 && calls <= 4);
     assert_int_equal(sync_cmd_int(f->rc, "XLEN %s", STREAM), 0);
 }
 
@@ -239,7 +242,7 @@ static void total_reports_what_was_kept_and_why(void **state)
                           .kept_id = "12-0",
                           .kept_group = "workers",
                           .kept_consumer = "h:1",
-                          .kept_older = 1001};
+                          .kept_older = 101};
     char text[512];
 
     trim_total_add(&t, &a);
@@ -248,7 +251,7 @@ static void total_reports_what_was_kept_and_why(void **state)
     assert_string_equal(text, "{\"older_than_ms\":3600000,\"removed\":1005,\"dead_removed\":0,"
                               "\"steps\":2,\"length\":7,\"cut_id\":\"99-0\",\"kept\":{\"reason\":"
                               "\"pending\",\"id\":\"12-0\",\"group\":\"workers\",\"consumer\":"
-                              "\"h:1\",\"older_entries\":1000,\"older_entries_capped\":true}}");
+                              "\"h:1\",\"older_entries\":100,\"older_entries_capped\":true}}");
 }
 
 static void decoder_refuses_other_shapes(void **state)
