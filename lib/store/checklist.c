@@ -233,7 +233,7 @@ static bool redis_version(struct json_object *facts, char *ev, size_t n)
     const char *v = get_str(facts, "redis_version");
     bool ok = checklist_redis_version_ok(v);
 
-    snprintf(ev, n, "Redis %s; digestd needs 7.0 or later (consumer group lag, XAUTOCLAIM)",
+    snprintf(ev, n, "Redis %s (digestd needs 7.0 or later: group lag, XAUTOCLAIM)",
              *v ? v : "of unknown version");
     return ok;
 }
