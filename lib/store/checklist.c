@@ -201,8 +201,12 @@ static bool delivered_recently(struct json_object *stats, char *ev, size_t n)
         return true;
     }
     /* Jobs of this minute may simply not be done yet: only older ones count against. */
+    if (before == 0) {
+        snprintf(ev, n, "none yet: %" PRId64 " enqueued this minute", enqueued);
+        return true;
+    }
     snprintf(ev, n, "%" PRId64 " enqueued in the last hour, none delivered", enqueued);
-    return before == 0;
+    return false;
 }
 
 /* The hour's dead and failed jobs by the per-minute counts, and the newest dead entry's words. */

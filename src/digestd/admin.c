@@ -23,6 +23,7 @@
 #include "core/json_build.h"
 #include "core/json_strict.h"
 #include "core/json_write.h"
+#include "core/url.h"
 #include "http/http_server.h"
 #include "core/log.h"
 #include "metrics.h"
@@ -196,29 +197,13 @@ static void on_inspected(int err, struct json_object *out, void *data)
 static bool query_number(struct http_request *req, const char *name, unsigned dflt, unsigned min,
                          unsigned max, unsigned *out)
 {
-    const char *q = http_request_query(req);
-    size_t n = strlen(name);
+    char msg[96];
 
-    *out = dflt;
-    for (const char *p = q; *p; p += strcspn(p, "&"), p += *p == '&') {
-        unsigned long v = 0;
-        size_t digits;
-
-        if (strncmp(p, name, n) != 0 || p[n] != '=')
-            continue;
-        digits = strspn(p + n + 1, "0123456789");
-        if (digits > 0 && digits < 10)
-            v = strtoul(p + n + 1, NULL, 10);
-        if (digits == 0 || digits >= 10 || (p[n + 1 + digits] && p[n + 1 + digits] != '&') ||
-            v < min || v > max) {
-            char msg[96];
-            snprintf(msg, sizeof(msg), "%s must be a number %u..%u", name, min, max);
-            http_request_respond_error(req, 400, "bad_request", msg, NULL, 0);
-            return false;
-        }
-        *out = (unsigned)v;
-    }
-    return true;
+    if (url_query_uint(http_request_query(req), name, min, max, dflt, out) == 0)
+        return true;
+    snprintf(msg, sizeof(msg), "%s must be a number %u..%u", name, min, max);
+    http_request_respond_error(req, 400, "bad_request", msg, NULL, 0);
+    return false;
 }
 
 /* Answers the submission error of an inspect call, if there was one. */

@@ -241,7 +241,7 @@ class DeadJobs(CtlWorld):
         self.assertEqual(s["dead"], 2)
         hour = s["rates"]["last_hour"]
         self.assertEqual((hour["failed"], hour["dead"]), (1, 1))
-        rc, out, _ = self.ctl("check")
+        rc, out, _ = self.ctl("check", "--wide")
         self.assertEqual(rc, 1)
         self.assertIn("FAIL no dead jobs in the last hour: 2 in the last hour; newest: request "
                       + dead, out)

@@ -186,6 +186,7 @@ static void jobs_of_this_minute_are_given_time(void **state)
 
     judge(stats, healthy_facts, false, &all);
     assert_true(json_object_get_boolean(get(all, "ok")));
+    assert_non_null(strstr(json_object_to_json_string(all), "none yet: 2 enqueued this minute"));
     json_object_put(all);
     xfree(a);
     xfree(stats);
