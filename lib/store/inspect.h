@@ -39,8 +39,8 @@ struct store_cmd;
 
 /* Request ids are UUIDs (36); anything much longer is not one of ours. */
 #define INSPECT_MAX_ID 64
-#define INSPECT_MAX_LIMIT 1000   /* entries a pending or dead listing returns at most */
-#define INSPECT_DEAD_SHOWN 5     /* the newest dead jobs the queue snapshot names */
+#define INSPECT_MAX_LIMIT 1000  /* entries a pending or dead listing returns at most */
+#define INSPECT_DEAD_SHOWN 5    /* the newest dead jobs the queue snapshot names */
 #define INSPECT_REQUEUE_STEP 25 /* dead jobs requeued per call of a requeue of all (bench/) */
 
 /* The four verdicts of SPEC §7, the first that holds in this order. */

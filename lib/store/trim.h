@@ -17,8 +17,9 @@
  * nodes below the cut (an approximate trim with LIMIT, which never goes
  * past its id and copies no entry), and only when none is left trims the
  * few entries of the node the cut falls in exactly; XRANGE … COUNT steps
- * the cut only if nodes were configured larger than a step. Every call also writes the group's lag into the caller's minute
- * (history.h), which is how the per-minute lag is sampled.
+ * the cut only if nodes were configured larger than a step. Every call
+ * also writes the group's lag into the caller's minute (history.h), which
+ * is how the per-minute lag is sampled.
  *
  * Times are Redis's clock, the one the entry ids are made of. Builders and
  * the decoder are pure (a blocking caller shares them); the async call
@@ -36,8 +37,8 @@ struct redis_conn;
 struct redisReply;
 struct store_cmd;
 
-#define TRIM_STEP 1000           /* entries per call and stream (bench/RESULTS.md) */
-#define TRIM_MAX_KEPT_SHOWN 100  /* kept entries counted for the report, at most */
+#define TRIM_STEP 1000          /* entries per call and stream (bench/RESULTS.md) */
+#define TRIM_MAX_KEPT_SHOWN 100 /* kept entries counted for the report, at most */
 
 struct trim_opts {
     uint64_t older_than_ms; /* the stream: entries older than this go; 0 leaves it alone */
