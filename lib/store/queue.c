@@ -182,7 +182,8 @@ struct queue {
     bool noscript_hold;     /* see on_batch */
     char *stream_key;       /* {P}:requests */
     char sha[41];           /* of enqueue_lua, from SCRIPT LOAD */
-    struct history_ledger offline; /* requests served while Redis was away */
+    /* Requests served while Redis was away, for their minutes once it is back. */
+    struct history_ledger offline;
     bool group_ok;          /* XGROUP CREATE answered on this connection */
     bool script_ok;         /* SCRIPT LOAD answered on this connection */
     bool setup_failed_logged;

@@ -274,6 +274,7 @@ static void enqueue_writes_spec_keys(void **state)
     /* Audit record with its TTL; it names its stream entry. */
     x = sync_cmd(rc, "HGETALL {digest}:req:req-1");
     {
+        /* clang-format off */
         const char *const want[] = {"status",      "queued",
                                     "mode",        "async",
                                     "audience",    "sales",
@@ -283,6 +284,7 @@ static void enqueue_writes_spec_keys(void **state)
                                     "created_ms",  "1700000000123",
                                     "attempts",    "0",
                                     "stream_id",   sid};
+        /* clang-format on */
         sync_assert_pairs(x, want, ARRAY_SIZE(want));
     }
     freeReplyObject(x);
@@ -323,8 +325,7 @@ static void enqueue_writes_spec_keys(void **state)
 /* The minute a job landed in (the batch's, by our clock) counts it: enqueued or sync. */
 static long long minute_count(redisContext *rc, uint64_t minute, const char *field)
 {
-    redisReply *x = sync_cmd(rc, "HGET {digest}:minute:%llu %s", (unsigned long long)minute,
-                             field);
+    redisReply *x = sync_cmd(rc, "HGET {digest}:minute:%llu %s", (unsigned long long)minute, field);
     long long n = x->type == REDIS_REPLY_STRING ? strtoll(x->str, NULL, 10) : 0;
 
     freeReplyObject(x);
@@ -687,6 +688,7 @@ static void batch_of_many_in_one_iteration(void **state)
     for (int i = 0; i < MANY; i++) {
         redisReply *x = sync_cmd(rc, "HGETALL {digest}:req:%s", m->req[i]);
         redisReply *sid = sync_cmd(rc, "HGET {digest}:req:%s stream_id", m->req[i]);
+        /* clang-format off */
         const char *const want[] = {"status",      "queued",
                                     "mode",        "async",
                                     "audience",    "sales",
@@ -696,6 +698,7 @@ static void batch_of_many_in_one_iteration(void **state)
                                     "created_ms",  "1700000000123",
                                     "attempts",    "0",
                                     "stream_id",   sid->str};
+        /* clang-format on */
         redisReply *e = sync_cmd(rc, "XRANGE {digest}:requests %s %s", sid->str, sid->str);
         char key[64];
 
