@@ -11,8 +11,8 @@ COPY lib lib
 COPY src src
 COPY tests tests
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
-    && cmake --build build -j"$(nproc)" --target digestd \
-    && strip build/digestd
+    && cmake --build build -j"$(nproc)" --target digestd digestctl \
+    && strip build/digestd build/digestctl
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
@@ -20,6 +20,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home digestd
 COPY --from=build /src/build/digestd /usr/local/bin/digestd
+# For operators: kubectl exec … digestctl stats (the container's REDIS_URL and DIGEST_PREFIX).
+COPY --from=build /src/build/digestctl /usr/local/bin/digestctl
 USER digestd
 ENV DIGEST_LISTEN=0.0.0.0:3978
 EXPOSE 3978

@@ -79,6 +79,7 @@ static int parse_unsigned(struct config *, const struct setting *, const char *,
 static int parse_size(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_ms(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_s(struct config *, const struct setting *, const char *, char *, size_t);
+static int parse_span(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_log_level(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_log_format(struct config *, const struct setting *, const char *, char *, size_t);
 
@@ -176,6 +177,14 @@ static const struct setting settings[] = {
      parse_s, F(dedup_ttl_s), 1, 365 * S_PER_DAY},
     {"REQUEST_TTL_S", "604800", "how long an audit record is kept",
      parse_s, F(request_ttl_s), 1, 365 * S_PER_DAY},
+    {"STREAM_RETENTION", "24h",
+     "acknowledged entries of {P}:requests older than this are trimmed by the workers, never "
+     "past what is unread or pending (a duration; a bare number is seconds)",
+     parse_span, F(stream_retention_ms), MS_PER_S, 365 * MS_PER_DAY},
+    {"DEAD_MAX_LEN", "10000", "{P}:dead keeps at most this many entries",
+     parse_unsigned, F(dead_max_len), 1, 10000000},
+    {"DEAD_RETENTION", "30d", "{P}:dead keeps no entry older than this (a duration)",
+     parse_span, F(dead_retention_ms), MS_PER_S, 3650 * MS_PER_DAY},
     {"SHUTDOWN_GRACE_MS", "10000", "drain time on SIGTERM/SIGINT",
      parse_ms, F(shutdown_grace_ms), 1, MS_PER_HOUR},
     {"LOG_LEVEL", "info", "debug, info, warn or error",
@@ -918,6 +927,26 @@ static int parse_s(struct config *cfg, const struct setting *s, const char *v, c
     return 0;
 }
 
+/*
+ * Rows named for what they are rather than a unit (STREAM_RETENTION): a
+ * duration as on a command line (SPEC §1), where a bare number is seconds.
+ * Stored in ms; the range is in ms too but explained in the unit typed.
+ */
+static int parse_span(struct config *cfg, const struct setting *s, const char *v, char *why,
+                      size_t n)
+{
+    uint64_t ms;
+    int rc = config_parse_duration_ms(v, &ms);
+
+    if (rc == DG_ERR_INVALID)
+        return bad_value(why, n, "expected a duration like 90s, 30m, 24h, 7d", v);
+    if (rc < 0 || ms < s->min || ms > s->max)
+        return explain(why, n, "must be %" PRIu64 "s..%" PRIu64 "d, got '%.*s'",
+                       (uint64_t)(s->min / MS_PER_S), (uint64_t)(s->max / MS_PER_DAY), SHOW_MAX, v);
+    *(uint64_t *)field(cfg, s) = ms;
+    return 0;
+}
+
 /* LOG_LEVEL: the words log.h prints, case-insensitive. */
 static int parse_log_level(struct config *cfg, const struct setting *s, const char *v, char *why,
                            size_t n)
@@ -1257,6 +1286,22 @@ static void print_wrapped(const char *text)
     printf("\n");
 }
 
+/* "  NAME=default" and the wrapped explanation, with the range of numeric rows. */
+static void print_setting(const struct setting *s)
+{
+    char text[512];
+
+    printf("  %s=%s\n", s->name, s->def ? s->def : "(unset)");
+    if (s->parse == parse_span)
+        snprintf(text, sizeof(text), "%s [%" PRIu64 "s..%" PRIu64 "d]", s->help,
+                 (uint64_t)(s->min / MS_PER_S), (uint64_t)(s->max / MS_PER_DAY));
+    else if (s->max)
+        snprintf(text, sizeof(text), "%s [%" PRIu64 "..%" PRIu64 "]", s->help, s->min, s->max);
+    else
+        snprintf(text, sizeof(text), "%s", s->help);
+    print_wrapped(text);
+}
+
 /* Generated from the table, so help can never list a default we do not use. */
 void config_print_help(const char *program)
 {
@@ -1275,15 +1320,17 @@ void config_print_help(const char *program)
            "optional strings; *_MS take milliseconds or a duration like 500ms, 10s, 5m, 2h,\n"
            "7d; *_S take seconds or such a duration):\n",
            program, program);
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *s = &settings[i];
-        char text[512];
+    for (size_t i = 0; i < NSETTINGS; i++)
+        print_setting(&settings[i]);
+}
 
-        printf("  %s=%s\n", s->name, s->def ? s->def : "(unset)");
-        if (s->max)
-            snprintf(text, sizeof(text), "%s [%" PRIu64 "..%" PRIu64 "]", s->help, s->min, s->max);
-        else
-            snprintf(text, sizeof(text), "%s", s->help);
-        print_wrapped(text);
+void config_print_vars(const char *const *names)
+{
+    for (; *names; names++) {
+        int i = find_setting(*names, strlen(*names));
+
+        if (i < 0)
+            abort(); /* a caller's typo, not user input */
+        print_setting(&settings[i]);
     }
 }

@@ -93,6 +93,9 @@ struct config {
 
     uint64_t dedup_ttl_s;
     uint64_t request_ttl_s;
+    uint64_t stream_retention_ms; /* STREAM_RETENTION: acknowledged entries older go */
+    unsigned dead_max_len;        /* DEAD_MAX_LEN: entries {P}:dead keeps at most */
+    uint64_t dead_retention_ms;   /* DEAD_RETENTION: none older than this */
     uint64_t shutdown_grace_ms;
 
     enum log_level log_level;     /* LOG_LEVEL: debug|info|warn|error */
@@ -148,3 +151,10 @@ bool config_audience_ok(const struct config *cfg, const char *name);
  * default and meaning (SPEC §1), generated from the same table that parses.
  */
 void config_print_help(const char *program);
+
+/*
+ * Writes the help lines of the named variables only (NULL-terminated), in
+ * the same form: for a program that reads a few of digestd's settings
+ * (digestctl). A name that is not a setting is a bug (abort).
+ */
+void config_print_vars(const char *const *names);

@@ -6,7 +6,14 @@
  */
 #include "metrics.h"
 
+#include <dirent.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "core/clock.h"
 
 #define N_BUCKETS 18
 #define MAX_REQUEST_KEYS 96
@@ -53,6 +60,8 @@ struct metrics {
     size_t n_outcomes;
     struct outbound_key outbound[MAX_OUTBOUND_KEYS];
     size_t n_outbound;
+    uint64_t modes[METRICS_MODE_COUNT_];
+    uint64_t start_ms; /* wall clock at metrics_create: the process's start, to the ms */
 };
 
 static const char *const hist_names[METRICS_H_COUNT_] = {
@@ -106,7 +115,10 @@ static const struct family gauges[METRICS_G_COUNT_] = {
 
 struct metrics *metrics_create(void)
 {
-    return xcalloc(1, sizeof(struct metrics));
+    struct metrics *m = xcalloc(1, sizeof(struct metrics));
+
+    m->start_ms = clock_wall_ms();
+    return m;
 }
 
 void metrics_free(struct metrics *m)
@@ -209,6 +221,25 @@ void metrics_job_outcome(struct metrics *m, const char *outcome)
         m->outcomes[m->n_outcomes++] = (struct outcome){outcome, 1};
 }
 
+void metrics_request_mode(struct metrics *m, enum metrics_mode mode)
+{
+    if (m)
+        m->modes[mode]++;
+}
+
+int64_t metrics_gauge_get(const struct metrics *m, enum metrics_gauge g)
+{
+    return m ? m->gauges[g] : 0;
+}
+
+uint64_t metrics_job_outcome_count(const struct metrics *m, const char *outcome)
+{
+    for (size_t i = 0; m && i < m->n_outcomes; i++)
+        if (strcmp(m->outcomes[i].name, outcome) == 0)
+            return m->outcomes[i].count;
+    return 0;
+}
+
 static int render_hist(const struct histogram *h, const char *name, const char *help,
                        struct buf *out)
 {
@@ -248,6 +279,100 @@ static int render_requests(const struct metrics *m, struct buf *out)
     return err;
 }
 
+/* ---- requests by mode, build info, process_* --------------------------- */
+
+static const char *const mode_names[METRICS_MODE_COUNT_] = {"async", "sync", "fallback"};
+
+static int render_modes(const struct metrics *m, struct buf *out)
+{
+    int err = buf_append_str(out, "# HELP digestd_requests_by_mode_total Digest requests by how "
+                                  "they were served (fallback: sync while Redis was unreachable)\n"
+                                  "# TYPE digestd_requests_by_mode_total counter\n");
+
+    for (size_t i = 0; !err && i < METRICS_MODE_COUNT_; i++)
+        err = buf_printf(out, "digestd_requests_by_mode_total{mode=\"%s\"} %llu\n", mode_names[i],
+                         (unsigned long long)m->modes[i]);
+    if (!err)
+        err = buf_printf(out,
+                         "# HELP digestd_sync_fallbacks_total Digests served synchronously because "
+                         "Redis was unreachable\n"
+                         "# TYPE digestd_sync_fallbacks_total counter\n"
+                         "digestd_sync_fallbacks_total %llu\n"
+                         "# HELP digestd_build_info The version of this digestd (value 1)\n"
+                         "# TYPE digestd_build_info gauge\n"
+                         "digestd_build_info{version=\"%s\"} 1\n",
+                         (unsigned long long)m->modes[METRICS_MODE_FALLBACK], DIGESTD_VERSION);
+    return err;
+}
+
+/* Entries of /proc/self/fd, less the one opendir holds; -1 when there is no /proc. */
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    long n = 0;
+
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
+/* A gauge or counter family of one sample, with its HELP and TYPE. */
+static int render_one(struct buf *out, const char *name, const char *type, const char *help,
+                      double v)
+{
+    return buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", name, help, name, type, name,
+                      v);
+}
+
+/*
+ * The standard process collector's families (Prometheus client libraries
+ * name them so): CPU time, resident and virtual memory, open and maximum
+ * file descriptors, start time. A value we cannot read is left out, not
+ * written as a guess.
+ */
+static int render_process(const struct metrics *m, struct buf *out)
+{
+    uv_rusage_t ru;
+    struct rlimit rl;
+    size_t rss = 0;
+    long fds = open_fds(), vm_pages = 0, rss_pages;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    int err = 0;
+
+    if (statm) {
+        if (fscanf(statm, "%ld %ld", &vm_pages, &rss_pages) != 2)
+            vm_pages = 0;
+        fclose(statm);
+    }
+    if (uv_getrusage(&ru) == 0)
+        err = render_one(out, "process_cpu_seconds_total", "counter",
+                         "Total user and system CPU time spent in seconds",
+                         (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                             (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+    if (!err && uv_resident_set_memory(&rss) == 0)
+        err = render_one(out, "process_resident_memory_bytes", "gauge",
+                         "Resident memory size in bytes", (double)rss);
+    if (!err && vm_pages > 0)
+        err = render_one(out, "process_virtual_memory_bytes", "gauge",
+                         "Virtual memory size in bytes", (double)vm_pages * sysconf(_SC_PAGESIZE));
+    if (!err && fds >= 0)
+        err = render_one(out, "process_open_fds", "gauge", "Number of open file descriptors",
+                         (double)fds);
+    if (!err && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        err = render_one(out, "process_max_fds", "gauge", "Maximum number of open file descriptors",
+                         (double)rl.rlim_cur);
+    if (!err)
+        err = render_one(out, "process_start_time_seconds", "gauge",
+                         "Start time of the process since unix epoch in seconds",
+                         (double)m->start_ms / 1000.0);
+    return err;
+}
+
 int metrics_render(const struct metrics *m, struct buf *out)
 {
     size_t i;
@@ -277,5 +402,9 @@ int metrics_render(const struct metrics *m, struct buf *out)
     for (i = 0; !err && i < m->n_outcomes; i++)
         err = buf_printf(out, "digestd_jobs_total{outcome=\"%s\"} %llu\n", m->outcomes[i].name,
                          (unsigned long long)m->outcomes[i].count);
+    if (!err)
+        err = render_modes(m, out);
+    if (!err)
+        err = render_process(m, out);
     return err;
 }

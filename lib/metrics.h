@@ -3,7 +3,9 @@
  * their Prometheus text rendering (GET /metrics). Owned by main; every module
  * that counts something borrows the pointer. Single-threaded like the rest
  * of digestd, so no atomics. A NULL struct metrics * is accepted everywhere
- * and counts nothing (handy in unit tests).
+ * and counts nothing (handy in unit tests). Besides our own families it
+ * renders the standard process_* gauges (read at render time from libuv
+ * and /proc, which is memory, not disk) and digestd_build_info.
  */
 #pragma once
 
@@ -43,6 +45,14 @@ enum metrics_gauge {
     METRICS_G_COUNT_,
 };
 
+/* How a digest request was served (SPEC §3 "requests by mode"). */
+enum metrics_mode {
+    METRICS_MODE_ASYNC = 0, /* queued on the stream */
+    METRICS_MODE_SYNC,      /* USE_ASYNC_DIGEST=false: served inside the webhook */
+    METRICS_MODE_FALLBACK,  /* the async path chosen, Redis unreachable: served sync */
+    METRICS_MODE_COUNT_,
+};
+
 struct metrics;
 
 struct metrics *metrics_create(void);
@@ -65,6 +75,12 @@ void metrics_gauge_add(struct metrics *m, enum metrics_gauge g, int64_t delta);
 void metrics_outbound(struct metrics *m, enum metrics_hist h, long status);
 /* Jobs by outcome ("enqueued", "delivered", "failed", "dead", …): static string. */
 void metrics_job_outcome(struct metrics *m, const char *outcome);
+/* One digest request served in mode (fallback also counts as a sync fallback). */
+void metrics_request_mode(struct metrics *m, enum metrics_mode mode);
+
+/* What a process reports of itself elsewhere (its heartbeat); 0 for NULL metrics. */
+int64_t metrics_gauge_get(const struct metrics *m, enum metrics_gauge g);
+uint64_t metrics_job_outcome_count(const struct metrics *m, const char *outcome);
 
 /* Appends the Prometheus text exposition of everything to out. */
 int metrics_render(const struct metrics *m, struct buf *out) WARN_UNUSED;

@@ -72,3 +72,31 @@ bool url_host_is_loopback(const char *host)
         return IN6_IS_ADDR_LOOPBACK(&a6);
     return false;
 }
+
+int url_query_uint(const char *query, const char *name, unsigned min, unsigned max, unsigned dflt,
+                   unsigned *out)
+{
+    size_t n = strlen(name);
+    unsigned v = dflt;
+
+    *out = dflt;
+    for (const char *p = query; *p; p += strcspn(p, "&"), p += *p == '&') {
+        const char *d = p + n + 1;
+        size_t digits;
+        unsigned long x = 0;
+
+        if (strncmp(p, name, n) != 0 || p[n] != '=')
+            continue;
+        digits = strspn(d, "0123456789");
+        /* Nine digits fit any unsigned; more is out of range for every caller. */
+        if (digits == 0 || digits > 9 || (d[digits] != '\0' && d[digits] != '&'))
+            return DG_ERR_INVALID;
+        for (size_t i = 0; i < digits; i++)
+            x = x * 10 + (unsigned long)(d[i] - '0');
+        if (x < min || x > max)
+            return DG_ERR_INVALID;
+        v = (unsigned)x;
+    }
+    *out = v;
+    return 0;
+}

@@ -22,5 +22,15 @@ int url_encode_component(struct buf *out, const char *s) WARN_UNUSED;
  */
 int url_percent_decode(const char *s, size_t len, bool plus_is_space, struct buf *out) WARN_UNUSED;
 
+/*
+ * The number of name=N in a query string ("a=1&limit=20"), for a request's
+ * small options: *out is dflt when name is absent, the number when every
+ * name=N present is digits only and within [min, max] (the last one wins);
+ * DG_ERR_INVALID otherwise (*out then dflt). No percent-decoding: a number
+ * needs none.
+ */
+int url_query_uint(const char *query, const char *name, unsigned min, unsigned max, unsigned dflt,
+                   unsigned *out) WARN_UNUSED;
+
 /* localhost, 127.0.0.0/8 or ::1 (host without brackets or port). */
 bool url_host_is_loopback(const char *host);

@@ -1,6 +1,8 @@
 /* cmd.c: a command argv with the strings it owns (see cmd.h). */
 #include "store/cmd.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +34,14 @@ void store_cmd_take(struct store_cmd *c, char *s)
         abort();
     c->owned[c->n_owned++] = s;
     store_cmd_arg(c, s);
+}
+
+void store_cmd_arg_u64(struct store_cmd *c, uint64_t v)
+{
+    if (c->n_nums == STORE_CMD_MAX_NUMS)
+        abort();
+    snprintf(c->nums[c->n_nums], sizeof(c->nums[0]), "%" PRIu64, v);
+    store_cmd_arg(c, c->nums[c->n_nums++]);
 }
 
 void store_cmd_free(struct store_cmd *c)

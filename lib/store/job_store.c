@@ -7,6 +7,7 @@
 
 #include "core/buf.h"
 #include "config.h"
+#include "store/history.h"
 #include "store/keys.h"
 #include "store/op.h"
 #include "store/redis.h"
@@ -47,8 +48,15 @@ static const char begin_lua[] =
 const struct store_script job_store_begin_script = {"job_store_begin", begin_lua,
                                                     sizeof(begin_lua) - 1};
 
-/* KEYS: stream, record. ARGV: group, entry id, now, result id, fetched_ms, TTL. */
-static const char delivered_lua[] =
+/*
+ * KEYS: stream, record, this minute's counts. ARGV: group, entry id, now,
+ * result id, fetched_ms, TTL. A job is counted delivered once, however
+ * often the step is sent again.
+ */
+static const char delivered_lua[] = LUA_MINUTE_ADD
+    "if redis.call('HGET', KEYS[2], 'status') ~= " LUA_DELIVERED " then\n"
+    "  minute_add(KEYS[3], '" HISTORY_F_DELIVERED "', 1)\n"
+    "end\n"
     "redis.call('HSET', KEYS[2], 'status', " LUA_DELIVERED ", 'delivered_ms', ARGV[3],\n"
     "  'result_activity_id', ARGV[4], 'fetched_ms', ARGV[5], 'last_error', '')\n"
     "if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[6]) end\n"
@@ -59,9 +67,10 @@ const struct store_script job_store_delivered_script = {"job_store_delivered", d
                                                         sizeof(delivered_lua) - 1};
 
 /*
- * KEYS: stream, dead stream, record, reference. ARGV: group, entry id,
- * status, reason, attempts, now, stale flag, TTL, attempt token, then the
- * job's field pairs.
+ * KEYS: stream, dead stream, record, reference, this minute's counts. ARGV:
+ * group, entry id, status, reason, attempts, now, stale flag, TTL, attempt
+ * token, then the job's field pairs. The minute counts the end under the
+ * status's own name (dead or failed), once.
  * The status check makes a second run (a lost reply, sent again) add nothing,
  * and keeps a job that was delivered from being called dead. Answers
  * {recorded, ack id}: recorded 0 when the job had ended already, unless by
@@ -69,10 +78,11 @@ const struct store_script job_store_delivered_script = {"job_store_delivered", d
  * sent again after its reply was lost, and the user is still to be told. The
  * record keeps the dead entry's id (dead_id) for a requeue to find it.
  */
-static const char dead_lua[] =
+static const char dead_lua[] = LUA_MINUTE_ADD
     "local st = redis.call('HGET', KEYS[3], 'status')\n"
     "local ended = " LUA_ST_ENDED "\n"
     "if not ended then\n"
+    "  minute_add(KEYS[5], ARGV[3], 1)\n"
     "  local f = {}\n"
     "  for i = 10, #ARGV do f[#f + 1] = ARGV[i] end\n"
     "  f[#f + 1] = 'reason'; f[#f + 1] = ARGV[4]\n"
@@ -122,9 +132,9 @@ static const char return_to_stream_lua[] =
     "local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)\n"
     "if not p[1] or p[1][2] ~= ARGV[2] then return 0 end\n"
     "redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])\n"
-    "redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))\n"
+    "local sid = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))\n"
     "if redis.call('HGET', KEYS[2], 'status') == " LUA_PROCESSING " then\n"
-    "  redis.call('HSET', KEYS[2], 'status', " LUA_QUEUED ")\n"
+    "  redis.call('HSET', KEYS[2], 'status', " LUA_QUEUED ", 'stream_id', sid)\n"
     "end\n"
     "return 1\n";
 
@@ -262,22 +272,23 @@ int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
                         uint64_t fetched_ms, uint64_t now_ms, job_store_end_cb cb, void *data)
 {
     struct job_keys k;
-    char now[24], fetched[24], ttl[24];
+    char now[24], fetched[24], ttl[24], *minute;
     struct store_op *op = store_op_new(data);
     int err;
 
     keys_make(&k, cfg, job);
+    minute = keys_minute(cfg->prefix, history_minute(now_ms));
     u64_str(now, sizeof(now), now_ms);
     u64_str(fetched, sizeof(fetched), fetched_ms);
     u64_str(ttl, sizeof(ttl), cfg->request_ttl_s);
     {
-        const char *argv[] = {"EVAL",     delivered_lua,  "2", k.stream,           k.rec,
-                              KEYS_GROUP, job->stream_id, now, result_activity_id, fetched,
-                              ttl};
+        const char *argv[] = {"EVAL",     delivered_lua,  "3", k.stream,           k.rec,   minute,
+                              KEYS_GROUP, job->stream_id, now, result_activity_id, fetched, ttl};
         op->cb.end = cb;
         err = store_op_send(conn, on_end, op, (int)ARRAY_SIZE(argv), argv, NULL);
     }
     keys_free(&k);
+    xfree(minute);
     return err;
 }
 
@@ -287,7 +298,7 @@ int job_store_dead(struct redis_conn *conn, const struct config *cfg, const stru
                    void *data)
 {
     struct job_keys k;
-    char *dead;
+    char *dead, *minute;
     char now[24], ttl[24], n[16];
     struct store_op *op;
     int err;
@@ -296,6 +307,7 @@ int job_store_dead(struct redis_conn *conn, const struct config *cfg, const stru
     if (status != REQUEST_STATUS_DEAD && status != REQUEST_STATUS_FAILED)
         return DG_ERR_INVALID;
     dead = keys_dead(cfg->prefix);
+    minute = keys_minute(cfg->prefix, history_minute(now_ms));
     op = store_op_new(data);
     keys_make(&k, cfg, job);
     u64_str(now, sizeof(now), now_ms);
@@ -305,11 +317,12 @@ int job_store_dead(struct redis_conn *conn, const struct config *cfg, const stru
         /* The dead entry keeps the job's own fields first, as on the stream. */
         const char *argv[] = {"EVAL",
                               dead_lua,
-                              "4",
+                              "5",
                               k.stream,
                               dead,
                               k.rec,
                               k.conv,
+                              minute,
                               KEYS_GROUP,
                               job->stream_id,
                               request_status_name(status),
@@ -338,6 +351,7 @@ int job_store_dead(struct redis_conn *conn, const struct config *cfg, const stru
     }
     keys_free(&k);
     xfree(dead);
+    xfree(minute);
     return err;
 }
 

@@ -5,6 +5,8 @@
  */
 #include "store/keys.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,9 @@
 #define KIND_REQUEST "req"
 #define KIND_CONV "conv"
 #define KIND_DEDUP "dedup"
+#define KIND_PROCS "procs"
+#define KIND_PROC "proc"
+#define KIND_MINUTE "minute"
 
 /* "{P}:kind", then ":a" and ":b" for each part that is not NULL. */
 static int append(struct buf *b, const char *prefix, const char *kind, const char *a,
@@ -74,6 +79,42 @@ char *keys_conv(const char *prefix, const char *conv_key)
 char *keys_dedup(const char *prefix, const char *conv_key, const char *activity_id)
 {
     return build(prefix, KIND_DEDUP, conv_key, activity_id);
+}
+
+char *keys_procs(const char *prefix)
+{
+    return build(prefix, KIND_PROCS, NULL, NULL);
+}
+
+char *keys_proc(const char *prefix, const char *name)
+{
+    return build(prefix, KIND_PROC, name, NULL);
+}
+
+char *keys_minute(const char *prefix, uint64_t minute)
+{
+    char m[24];
+
+    snprintf(m, sizeof(m), "%" PRIu64, minute);
+    return build(prefix, KIND_MINUTE, m, NULL);
+}
+
+int keys_append_minute(struct buf *b, const char *prefix, uint64_t minute)
+{
+    char m[24];
+
+    snprintf(m, sizeof(m), "%" PRIu64, minute);
+    return append(b, prefix, KIND_MINUTE, m, NULL);
+}
+
+char *keys_proc_prefix(const char *prefix)
+{
+    return build(prefix, KIND_PROC, "", NULL);
+}
+
+char *keys_minute_prefix(const char *prefix)
+{
+    return build(prefix, KIND_MINUTE, "", NULL);
 }
 
 int keys_append_stream(struct buf *b, const char *prefix)

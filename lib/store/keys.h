@@ -11,6 +11,8 @@
  */
 #pragma once
 
+#include <stdint.h>
+
 #include "core/common.h"
 
 struct buf;
@@ -33,6 +35,18 @@ char *keys_request_prefix(const char *prefix);
 char *keys_conv(const char *prefix, const char *conv_key);
 /* {P}:dedup:<conv_key>:<activity_id>, the activity's first request id. */
 char *keys_dedup(const char *prefix, const char *conv_key, const char *activity_id);
+/* {P}:procs, the sorted set of process names by their last heartbeat. */
+char *keys_procs(const char *prefix);
+/* {P}:proc:<name>, one process's heartbeat (name "host:pid"). */
+char *keys_proc(const char *prefix, const char *name);
+/* {P}:minute:<epoch minute>, the counts of one minute across all processes. */
+char *keys_minute(const char *prefix, uint64_t minute);
+/*
+ * What keys_proc and keys_minute put before the name or the minute, for a
+ * script that learns those in Redis (a consumer's name, Redis's clock).
+ */
+char *keys_proc_prefix(const char *prefix);
+char *keys_minute_prefix(const char *prefix);
 
 /* The same names appended to b; DG_ERR_TOO_LARGE past b's cap (b may then hold part). */
 int keys_append_stream(struct buf *b, const char *prefix) WARN_UNUSED;
@@ -40,3 +54,4 @@ int keys_append_request(struct buf *b, const char *prefix, const char *request_i
 int keys_append_conv(struct buf *b, const char *prefix, const char *conv_key) WARN_UNUSED;
 int keys_append_dedup(struct buf *b, const char *prefix, const char *conv_key,
                       const char *activity_id) WARN_UNUSED;
+int keys_append_minute(struct buf *b, const char *prefix, uint64_t minute) WARN_UNUSED;

@@ -40,6 +40,7 @@
 #include "core/log.h"
 #include "metrics.h"
 #include "store/group.h"
+#include "store/history.h"
 #include "store/keys.h"
 #include "store/redis.h"
 #include "store/script.h"
@@ -60,14 +61,18 @@ enum {
 /*
  * The batch, atomically, entry by entry in submission order (which is also
  * the order of the stream entries). All keys come in KEYS, under one hash
- * tag, so it also runs on a Cluster. KEYS: 1 the stream; then per entry its
- * conversation reference, and for a job its dedup key and audit record.
+ * tag, so it also runs on a Cluster. KEYS: 1 the stream, 2 this minute's
+ * counts (history.h); then per entry its conversation reference, and for a
+ * job its dedup key and audit record.
  * ARGV: 1 dedup TTL s, 2 request TTL s; then per entry its kind ('j' job,
  * 'r' reference), n reference pairs and the pairs; a job continues with
  * request_id, mode, audience, test_email, conv, activity_id, created_ms.
  * A new job also becomes its conversation's last_request_id (the `status`
- * command's "latest"); mode 'sync' records the request as processing and
- * adds nothing to the stream, since the webhook serves it in place.
+ * command's "latest"); its record keeps its stream entry's id (stream_id),
+ * so that one request's state is found in O(1) (digestctl show). Mode
+ * 'sync' records the request as processing and adds nothing to the stream,
+ * since the webhook serves it in place. The minute counts the batch's new
+ * jobs as enqueued or sync, one HINCRBY for all of them.
  * Every entry refreshes the reference, duplicates included; a duplicate
  * writes nothing else. 'J' and 'R' mark an entry whose reference a later
  * entry of the batch overwrites field for field (see supersede): its HSET
@@ -77,8 +82,9 @@ enum {
  * Returns a flat array, {flag, id} per entry: {0, id} new job, {1, first
  * id} duplicate, {2, ""} reference stored.
  */
-static const char enqueue_lua[] =
-    "local out, k, a, nargs = {}, 2, 3, #ARGV\n"
+static const char enqueue_lua[] = LUA_MINUTE_ADD
+    "local out, k, a, nargs = {}, 3, 3, #ARGV\n"
+    "local added, synced = 0, 0\n"
     "while a <= nargs do\n"
     "  local kind, n = ARGV[a], tonumber(ARGV[a + 1])\n"
     "  if n > 0 and (kind == 'j' or kind == 'r') then\n"
@@ -92,19 +98,21 @@ static const char enqueue_lua[] =
     "  else\n"
     "    local id = ARGV[a]\n"
     "    if redis.call('SET', KEYS[k + 1], id, 'NX', 'EX', ARGV[1]) then\n"
-    "      redis.call('HSET', KEYS[k + 2], 'status', " LUA_QUEUED ", 'mode', ARGV[a + 1],\n"
-    "        'audience', ARGV[a + 2], 'test_email', ARGV[a + 3], 'conv', ARGV[a + 4],\n"
-    "        'activity_id', ARGV[a + 5], 'created_ms', ARGV[a + 6], 'attempts', '0')\n"
-    "      redis.call('EXPIRE', KEYS[k + 2], ARGV[2])\n"
-    "      redis.call('HSET', KEYS[k], 'last_request_id', id)\n"
+    "      local st, f, v = " LUA_PROCESSING ", 'started_ms', ARGV[a + 6]\n"
     "      if ARGV[a + 1] == 'async' then\n"
-    "        redis.call('XADD', KEYS[1], '*', 'request_id', id, 'activity_id', ARGV[a + 5],\n"
+    "        st, f = " LUA_QUEUED ", 'stream_id'\n"
+    "        v = redis.call('XADD', KEYS[1], '*', 'request_id', id, 'activity_id', ARGV[a + 5],\n"
     "          'audience', ARGV[a + 2], 'test_email', ARGV[a + 3], 'conv', ARGV[a + 4],\n"
     "          'created_ms', ARGV[a + 6])\n"
+    "        added = added + 1\n"
     "      else\n"
-    "        redis.call('HSET', KEYS[k + 2], 'status', " LUA_PROCESSING ",\n"
-    "          'started_ms', ARGV[a + 6])\n"
+    "        synced = synced + 1\n"
     "      end\n"
+    "      redis.call('HSET', KEYS[k + 2], 'status', st, 'mode', ARGV[a + 1],\n"
+    "        'audience', ARGV[a + 2], 'test_email', ARGV[a + 3], 'conv', ARGV[a + 4],\n"
+    "        'activity_id', ARGV[a + 5], 'created_ms', ARGV[a + 6], 'attempts', '0', f, v)\n"
+    "      redis.call('EXPIRE', KEYS[k + 2], ARGV[2])\n"
+    "      redis.call('HSET', KEYS[k], 'last_request_id', id)\n"
     "      out[#out + 1] = 0\n"
     "      out[#out + 1] = id\n"
     "    else\n"
@@ -115,6 +123,8 @@ static const char enqueue_lua[] =
     "    k = k + 3\n"
     "  end\n"
     "end\n"
+    "if added > 0 then minute_add(KEYS[2], '" HISTORY_F_ENQUEUED "', added) end\n"
+    "if synced > 0 then minute_add(KEYS[2], '" HISTORY_F_SYNC "', synced) end\n"
     "return out\n";
 
 const struct store_script queue_enqueue_script = {"queue_enqueue", enqueue_lua,
@@ -172,6 +182,8 @@ struct queue {
     bool noscript_hold;     /* see on_batch */
     char *stream_key;       /* {P}:requests */
     char sha[41];           /* of enqueue_lua, from SCRIPT LOAD */
+    /* Requests served while Redis was away, for their minutes once it is back. */
+    struct history_ledger offline;
     bool group_ok;          /* XGROUP CREATE answered on this connection */
     bool script_ok;         /* SCRIPT LOAD answered on this connection */
     bool setup_failed_logged;
@@ -299,11 +311,26 @@ static bool reply_is_error(const struct redisReply *r, const char *code)
     return r->type == REDIS_REPLY_ERROR && r->len >= n && memcmp(r->str, code, n) == 0;
 }
 
+static void on_offline_flushed(int err, void *data)
+{
+    if (err)
+        log_debug("queue: offline counts not added yet: %s", dg_strerror(err));
+}
+
+/* What was served while Redis was away goes into its minutes. */
+static void flush_offline(struct queue *q)
+{
+    if (q->offline.len > 0 &&
+        history_flush(q->conn, q->cfg->prefix, &q->offline, on_offline_flushed, q) != 0)
+        log_debug("queue: offline counts kept for the next connection");
+}
+
 static void check_ready(struct queue *q)
 {
     if (q->group_ok && q->script_ok) {
         q->setup_failed_logged = false;
         log_debug("queue: ready (stream %s, group " KEYS_GROUP ")", q->stream_key);
+        flush_offline(q);
     }
 }
 
@@ -405,11 +432,13 @@ static struct batch *batch_new(struct queue *q)
     b->fell_back = false;
     b->by_sha = false;
     rc = arg_str(&b->keys, q->stream_key);
+    rc |= arg_end(&b->keys,
+                  keys_append_minute(&b->keys, q->cfg->prefix, history_minute(clock_wall_ms())));
     rc |= arg_u64(&b->args, q->cfg->dedup_ttl_s);
     rc |= arg_u64(&b->args, q->cfg->request_ttl_s);
     if (rc != 0)
         abort(); /* a few bytes into an empty 256 KiB buffer */
-    b->nkeys = 1;
+    b->nkeys = 2;
     b->nargs = 2;
     return b;
 }
@@ -799,6 +828,7 @@ static void on_stats_tick(uv_timer_t *t)
 
     if (!queue_ready(q))
         return;
+    flush_offline(q);
     /* Failures are fine here: the next tick samples again. */
     if (redis_conn_command(q->conn, 0, on_groups, q, 3, groups, NULL) != 0)
         return;
@@ -815,6 +845,11 @@ void queue_start(struct queue *q)
 bool queue_ready(const struct queue *q)
 {
     return !q->stopping && redis_conn_ready(q->conn) && q->group_ok && q->script_ok;
+}
+
+void queue_count_offline(struct queue *q, enum history_offline kind)
+{
+    history_ledger_add(&q->offline, history_minute(clock_wall_ms()), kind, 1);
 }
 
 struct redis_conn *queue_conn(struct queue *q)

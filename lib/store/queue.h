@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "core/common.h"
+#include "store/history.h"
 
 struct queue;
 struct config;
@@ -88,6 +89,13 @@ int queue_enqueue(struct queue *q, const struct queue_job *job, queue_enqueue_cb
 int queue_store_reference(struct queue *q, const char *conv_key, const char *const *fields,
                           const char *const *values, size_t n, queue_done_cb cb,
                           void *data) WARN_UNUSED;
+
+/*
+ * Counts one request served while Redis is unreachable (history.h), in
+ * this minute; the counts are added to their minutes once the connection
+ * is back (and at every stats tick while some are left).
+ */
+void queue_count_offline(struct queue *q, enum history_offline kind);
 
 /*
  * The command connection (borrowed), for modules that send their own

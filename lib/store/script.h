@@ -44,7 +44,22 @@ extern const struct store_script requests_fail_and_free_dedup_script;
 extern const struct store_script group_leave_script;
 /* inspect.c: what operators read and repair. */
 extern const struct store_script inspect_queue_script;
+extern const struct store_script inspect_procs_script;
+extern const struct store_script inspect_pending_script;
+extern const struct store_script inspect_dead_script;
+extern const struct store_script inspect_history_script;
+extern const struct store_script inspect_consumers_script;
+extern const struct store_script inspect_check_script;
+extern const struct store_script inspect_request_script;
 extern const struct store_script inspect_requeue_script;
+extern const struct store_script inspect_requeue_all_script;
+/* history.c: offline counts added to their minutes. */
+extern const struct store_script history_add_script;
+/* procs.c: heartbeats. */
+extern const struct store_script procs_beat_script;
+extern const struct store_script procs_remove_script;
+/* trim.c: the retention rule, one bounded step. */
+extern const struct store_script trim_script;
 
 /* Every script above, NULL-terminated. */
 extern const struct store_script *const store_scripts[];

@@ -12,6 +12,8 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -19,16 +21,21 @@
 #include "core/buf.h"
 #include "config.h"
 #include "core/json_build.h"
+#include "core/json_strict.h"
 #include "core/json_write.h"
+#include "core/url.h"
 #include "http/http_server.h"
 #include "core/log.h"
 #include "metrics.h"
+#include "store/history.h"
 #include "store/inspect.h"
 #include "store/queue.h"
 
 /* A /metrics page is a few KiB; the cap only guards against a runaway. */
 #define METRICS_MAX_BYTES (1u << 20)
 #define DIGEST_LEN 32
+#define ADMIN_DEFAULT_LIMIT 20   /* entries of /admin/pending and /admin/dead without ?limit= */
+#define ADMIN_DEFAULT_MINUTES 60 /* of /admin/history without ?minutes= */
 
 struct admin {
     const struct config *cfg;
@@ -168,7 +175,7 @@ static void handle_metrics(struct http_request *req, void *data)
     buf_free(&b);
 }
 
-/* --- GET /admin/queue, GET /admin/requests/{id} --------------------------- */
+/* --- GET /admin/queue, procs, pending, dead, history, requests/{id} ------- */
 
 /* The answer of an inspect query: 200 with it, 404 when there is none. */
 static void on_inspected(int err, struct json_object *out, void *data)
@@ -183,16 +190,76 @@ static void on_inspected(int err, struct json_object *out, void *data)
         respond_json(req, 200, out);
 }
 
+/*
+ * The number of name=N in the query string, dflt when absent; false (and
+ * 400 answered) when it is there but not a number in [min, max].
+ */
+static bool query_number(struct http_request *req, const char *name, unsigned dflt, unsigned min,
+                         unsigned max, unsigned *out)
+{
+    char msg[96];
+
+    if (url_query_uint(http_request_query(req), name, min, max, dflt, out) == 0)
+        return true;
+    snprintf(msg, sizeof(msg), "%s must be a number %u..%u", name, min, max);
+    http_request_respond_error(req, 400, "bad_request", msg, NULL, 0);
+    return false;
+}
+
+/* Answers the submission error of an inspect call, if there was one. */
+static void sent(struct http_request *req, int err)
+{
+    if (err)
+        respond_redis_error(req, err);
+}
+
 static void handle_queue(struct http_request *req, void *data)
 {
     struct admin *adm = data;
-    int err;
 
-    if (!authorized(adm, req))
-        return;
-    err = inspect_queue(queue_conn(adm->queue), adm->cfg->prefix, on_inspected, req);
-    if (err)
-        respond_redis_error(req, err);
+    if (authorized(adm, req))
+        sent(req, inspect_queue(queue_conn(adm->queue), adm->cfg->prefix,
+                                adm->cfg->worker_claim_idle_ms, on_inspected, req));
+}
+
+static void handle_procs(struct http_request *req, void *data)
+{
+    struct admin *adm = data;
+
+    if (authorized(adm, req))
+        sent(req, inspect_procs(queue_conn(adm->queue), adm->cfg->prefix, on_inspected, req));
+}
+
+static void handle_pending(struct http_request *req, void *data)
+{
+    struct admin *adm = data;
+    unsigned limit;
+
+    if (authorized(adm, req) &&
+        query_number(req, "limit", ADMIN_DEFAULT_LIMIT, 1, INSPECT_MAX_LIMIT, &limit))
+        sent(req,
+             inspect_pending(queue_conn(adm->queue), adm->cfg->prefix, limit, on_inspected, req));
+}
+
+static void handle_dead(struct http_request *req, void *data)
+{
+    struct admin *adm = data;
+    unsigned limit;
+
+    if (authorized(adm, req) &&
+        query_number(req, "limit", ADMIN_DEFAULT_LIMIT, 1, INSPECT_MAX_LIMIT, &limit))
+        sent(req, inspect_dead(queue_conn(adm->queue), adm->cfg->prefix, limit, on_inspected, req));
+}
+
+static void handle_history(struct http_request *req, void *data)
+{
+    struct admin *adm = data;
+    unsigned minutes;
+
+    if (authorized(adm, req) &&
+        query_number(req, "minutes", ADMIN_DEFAULT_MINUTES, 1, HISTORY_MAX_MINUTES, &minutes))
+        sent(req,
+             inspect_history(queue_conn(adm->queue), adm->cfg->prefix, minutes, on_inspected, req));
 }
 
 /* An id we could not have issued is simply not found (inspect_request_id_ok). */
@@ -201,7 +268,6 @@ static void handle_request(struct http_request *req, void *data)
     static const char prefix[] = "/admin/requests/";
     struct admin *adm = data;
     const char *id = http_request_path(req) + sizeof(prefix) - 1;
-    int err;
 
     if (!authorized(adm, req))
         return;
@@ -209,9 +275,7 @@ static void handle_request(struct http_request *req, void *data)
         respond_not_found(req, "no such request");
         return;
     }
-    err = inspect_request(queue_conn(adm->queue), adm->cfg->prefix, id, on_inspected, req);
-    if (err)
-        respond_redis_error(req, err);
+    sent(req, inspect_request(queue_conn(adm->queue), adm->cfg->prefix, id, on_inspected, req));
 }
 
 /* --- POST /admin/dead/{id}/requeue --------------------------------------- */
@@ -280,6 +344,65 @@ static void handle_requeue(struct http_request *req, void *data)
     }
 }
 
+/* --- POST /admin/dead/requeue-all {"count":N} ------------------------------ */
+
+static void on_requeued_all(int err, const struct inspect_requeue_all *s, void *data)
+{
+    struct http_request *req = data;
+    struct json_object *o;
+    char msg[128];
+
+    if (err && s->requeued == 0) {
+        respond_redis_error(req, err);
+        return;
+    }
+    if (s->mismatch) {
+        snprintf(msg, sizeof(msg), "%lld dead jobs, not %lld: look again before requeueing",
+                 s->dead_now, s->expected);
+        http_request_respond_error(req, 409, "conflict", msg, NULL, 0);
+        return;
+    }
+    /* Cut short by Redis: what went back is said, the rest stays dead for another try. */
+    log_info("admin: %lld dead job(s) requeued%s", s->requeued, err ? " before Redis failed" : "");
+    o = jobj();
+    jset(o, "requeued", jint64(s->requeued));
+    respond_json(req, 200, o);
+}
+
+/* The count the operator saw, {"count":N} with N >= 0; -1 when the body is not that. */
+static long long requeue_all_count(struct http_request *req)
+{
+    size_t len;
+    const char *body = http_request_body(req, &len);
+    struct json_object *o = NULL, *n;
+    long long count = -1;
+
+    if (json_strict_object(body, len, JSON_MAX_DEPTH, true, &o) == 0 &&
+        json_object_object_get_ex(o, "count", &n) && json_object_is_type(n, json_type_int) &&
+        json_object_get_int64(n) >= 0)
+        count = json_object_get_int64(n);
+    json_object_put(o);
+    return count;
+}
+
+static void handle_requeue_all(struct http_request *req, void *data)
+{
+    struct admin *adm = data;
+    long long count;
+
+    if (!authorized(adm, req))
+        return;
+    count = requeue_all_count(req);
+    if (count < 0) {
+        http_request_respond_error(req, 400, "bad_request",
+                                   "expected {\"count\":N}, the number of dead jobs you saw", NULL,
+                                   0);
+        return;
+    }
+    sent(req, inspect_requeue_all(queue_conn(adm->queue), adm->cfg->prefix, count, on_requeued_all,
+                                  req));
+}
+
 void admin_register(struct admin *adm, struct http_server *srv)
 {
     http_server_route(srv, "GET", "/healthz", "healthz", handle_healthz, adm);
@@ -289,6 +412,12 @@ void admin_register(struct admin *adm, struct http_server *srv)
     if (!adm->cfg->admin_token)
         return;
     http_server_route(srv, "GET", "/admin/queue", "admin", handle_queue, adm);
+    http_server_route(srv, "GET", "/admin/procs", "admin", handle_procs, adm);
+    http_server_route(srv, "GET", "/admin/pending", "admin", handle_pending, adm);
+    http_server_route(srv, "GET", "/admin/dead", "admin", handle_dead, adm);
+    http_server_route(srv, "GET", "/admin/history", "admin", handle_history, adm);
     http_server_route(srv, "GET", "/admin/requests/*", "admin", handle_request, adm);
+    /* The exact route first: the router takes the first that matches. */
+    http_server_route(srv, "POST", "/admin/dead/requeue-all", "admin", handle_requeue_all, adm);
     http_server_route(srv, "POST", "/admin/dead/*", "admin", handle_requeue, adm);
 }

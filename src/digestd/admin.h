@@ -3,9 +3,12 @@
  * runs), GET /readyz (Redis connected and, with BOT_AUTH=jwt, signing keys
  * loaded; with reasons when not), GET /metrics (Prometheus text), and the
  * /admin/... routes behind ADMIN_TOKEN (not registered at all when it is
- * unset, so they answer 404): GET /admin/queue, GET /admin/requests/{id},
- * POST /admin/dead/{id}/requeue. The admin routes run on the queue's
- * command connection, one round trip each. Borrows config, queue, auth
+ * unset, so they answer 404): GET /admin/queue, /admin/procs,
+ * /admin/pending, /admin/dead, /admin/history, /admin/requests/{id}, POST
+ * /admin/dead/{id}/requeue and /admin/dead/requeue-all, each the JSON of
+ * one store/inspect.h call (what digestctl --json prints). They run on the
+ * queue's command connection, one round trip each (requeue-all: one per
+ * INSPECT_REQUEUE_STEP jobs). Borrows config, queue, auth
  * (NULL when BOT_AUTH=off or there is no webhook) and metrics.
  */
 #pragma once

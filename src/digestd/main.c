@@ -18,6 +18,7 @@
 #include "http/http_client.h"
 #include "http/http_server.h"
 #include "core/log.h"
+#include "heartbeat.h"
 #include "metrics.h"
 #include "store/queue.h"
 #include "webhook.h"
@@ -42,6 +43,7 @@ struct app {
     struct webhook *webhook;
     struct admin *admin;
     struct worker *worker;  /* role worker or all */
+    struct heartbeat *heartbeat; /* every role: {P}:proc:<host:pid> */
     struct auth *auth;      /* BOT_AUTH=jwt and a webhook: the signing keys */
     uv_signal_t sigterm;
     uv_signal_t sigint;
@@ -118,7 +120,19 @@ static void on_queue_stopped(struct queue *q, void *data)
     uv_close((uv_handle_t *)&app->sigint, close_cb_noop);
 }
 
-/* Redis goes last: the requests and cards finishing above still write to it. */
+/* The heartbeat's record is gone (or could not be removed): Redis can go. */
+static void on_heartbeat_stopped(struct heartbeat *hb, void *data)
+{
+    struct app *app = data;
+
+    queue_stop(app->queue, on_queue_stopped, app);
+}
+
+/*
+ * Redis goes last: the requests and cards finishing above still write to
+ * it, and just before it the heartbeat removes this process's record, so a
+ * clean exit is not shown as a live process or a dead consumer.
+ */
 static void maybe_stop_queue(struct app *app)
 {
     if (app->state == STOPPING || !app->http_closed || !app->webhook_drained ||
@@ -127,7 +141,7 @@ static void maybe_stop_queue(struct app *app)
         return;
     app->state = STOPPING;
     uv_timer_stop(&app->grace);
-    queue_stop(app->queue, on_queue_stopped, app);
+    heartbeat_stop(app->heartbeat, on_heartbeat_stopped, app);
 }
 
 static void on_connector_stopped(struct connector *c, void *data)
@@ -275,12 +289,15 @@ static int start_services(struct app *app)
         app->worker = worker_create(app->loop, cfg, app->queue, app->connector,
                                     app->http_client, app->metrics);
     err = http_server_listen(app->http, cfg->listen_host, cfg->listen_port);
+    app->heartbeat = heartbeat_create(app->loop, cfg, app->queue, app->metrics,
+                                      err ? cfg->listen_port : http_server_port(app->http));
     if (err) {
         log_error("DIGEST_LISTEN: cannot listen on %s:%d: %s", cfg->listen_host,
                   cfg->listen_port, uv_strerror(err));
         return err;
     }
     queue_start(app->queue);
+    heartbeat_start(app->heartbeat);
     if (app->worker)
         worker_start(app->worker);
     if (app->auth)
@@ -309,6 +326,8 @@ static void free_services(struct app *app)
     if (app->admin)
         admin_free(app->admin);
     worker_free(app->worker);
+    if (app->heartbeat)
+        heartbeat_free(app->heartbeat);
     auth_free(app->auth);
     if (app->http)
         http_server_free(app->http);

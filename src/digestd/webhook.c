@@ -235,6 +235,7 @@ static void on_enqueued(int err, const char *request_id, bool duplicate, void *d
         webhook_req_done(w);
         return;
     }
+    metrics_request_mode(w->wh->metrics, METRICS_MODE_ASYNC);
     snprintf(body, sizeof(body), "{\"requestId\":\"%s\"}", w->request_id);
     webhook_answer_json(w, 202, body);
     post_card_then_done(w, card_ack(&info), on_ack_posted);

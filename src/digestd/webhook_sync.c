@@ -203,13 +203,27 @@ static void fetch(struct webhook_req *w)
     }
 }
 
+/*
+ * Served without Redis: no record, no dedup, no count in Redis. The
+ * process counts it (metrics, and its minute once Redis is back): a
+ * fallback when the async path had been chosen, else a sync request.
+ */
+static void fetch_unrecorded(struct webhook_req *w)
+{
+    bool fallback = w->wh->cfg->use_async_digest;
+
+    metrics_request_mode(w->wh->metrics, fallback ? METRICS_MODE_FALLBACK : METRICS_MODE_SYNC);
+    queue_count_offline(w->wh->queue, fallback ? HISTORY_OFFLINE_FALLBACK : HISTORY_OFFLINE_SYNC);
+    fetch(w);
+}
+
 static void on_recorded(int err, const char *request_id, bool duplicate, void *data)
 {
     struct webhook_req *w = data;
 
     w->wh->redis_waiting--;
     if (err == DG_ERR_UNAVAILABLE) {
-        fetch(w); /* Redis went away: serve it unrecorded, as when it is down */
+        fetch_unrecorded(w); /* Redis went away: serve it unrecorded, as when it is down */
         return;
     }
     if (err) {
@@ -223,6 +237,7 @@ static void on_recorded(int err, const char *request_id, bool duplicate, void *d
         return;
     }
     w->recorded = true;
+    metrics_request_mode(w->wh->metrics, METRICS_MODE_SYNC); /* its minute: the script's */
     fetch(w);
 }
 
@@ -232,12 +247,12 @@ void webhook_sync_start(struct webhook_req *w)
 
     w->started_ms = clock_wall_ms();
     if (!queue_ready(w->wh->queue)) {
-        fetch(w); /* Redis is away: serve it unrecorded (no dedup possible) */
+        fetch_unrecorded(w); /* Redis is away: serve it unrecorded (no dedup possible) */
         return;
     }
     err = webhook_record(w, "sync", on_recorded);
     if (err == DG_ERR_UNAVAILABLE) {
-        fetch(w);
+        fetch_unrecorded(w);
     } else if (err) {
         webhook_answer_dispatch_error(w, err);
         webhook_req_done(w);

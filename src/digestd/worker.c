@@ -21,8 +21,10 @@
 #include "metrics.h"
 #include "store/group.h"
 #include "store/keys.h"
+#include "store/procs.h"
 #include "store/queue.h"
 #include "store/redis.h"
+#include "retention.h"
 #include "worker_internal.h"
 
 #define WORKER_READ_BLOCK_MS 2000   /* XREADGROUP BLOCK: a stop waits at most this */
@@ -479,7 +481,6 @@ struct worker *worker_create(uv_loop_t *loop, const struct config *cfg, struct q
 {
     struct worker *w = xcalloc(1, sizeof(*w));
     size_t buckets = 2 * (size_t)cfg->worker_concurrency;
-    char host[256];
 
     w->loop = loop;
     w->cfg = cfg;
@@ -487,10 +488,8 @@ struct worker *worker_create(uv_loop_t *loop, const struct config *cfg, struct q
     w->connector = connector;
     w->http = http;
     w->metrics = metrics;
-    if (gethostname(host, sizeof(host)) != 0)
-        snprintf(host, sizeof(host), "localhost");
-    host[sizeof(host) - 1] = '\0';
-    snprintf(w->consumer, sizeof(w->consumer), "%s:%ld", host, (long)getpid());
+    /* host:pid, the name of this process's heartbeat too: digestctl pairs the two. */
+    procs_self_name(w->consumer, sizeof(w->consumer));
     w->stream_key = keys_stream(cfg->prefix);
     snprintf(w->history_from, sizeof(w->history_from), "0");
     snprintf(w->claim_cursor, sizeof(w->claim_cursor), "0-0");
@@ -504,6 +503,7 @@ struct worker *worker_create(uv_loop_t *loop, const struct config *cfg, struct q
     uv_timer_init(loop, &w->read_retry);
     uv_timer_init(loop, &w->claim_timer);
     uv_timer_init(loop, &w->renew_timer);
+    w->retention = retention_create(loop, cfg, queue);
     return w;
 }
 
@@ -518,6 +518,7 @@ void worker_start(struct worker *w)
     uv_timer_start(&w->claim_timer, on_claim_tick, w->cfg->worker_claim_interval_ms,
                    w->cfg->worker_claim_interval_ms);
     uv_timer_start(&w->renew_timer, on_renew_tick, renew, renew);
+    retention_start(w->retention);
     log_info("worker %s: up to %u jobs at once, claiming jobs idle over %llu ms", w->consumer,
              w->cfg->worker_concurrency, (unsigned long long)w->cfg->worker_claim_idle_ms);
 }
@@ -569,6 +570,11 @@ static void on_reader_stopped(struct redis_conn *c, void *data)
     part_closed(data);
 }
 
+static void on_retention_stopped(struct retention *r, void *data)
+{
+    part_closed(data);
+}
+
 void worker_stop(struct worker *w, worker_cb cb, void *data)
 {
     uv_handle_t *handles[] = {(uv_handle_t *)&w->read_retry, (uv_handle_t *)&w->claim_timer,
@@ -579,12 +585,13 @@ void worker_stop(struct worker *w, worker_cb cb, void *data)
         return;
     w->stopped_cb = cb;
     w->stopped_data = data;
-    w->open = ARRAY_SIZE(handles) + 1;
+    w->open = ARRAY_SIZE(handles) + 2; /* and the reader, and the retention */
     for (i = 0; i < ARRAY_SIZE(handles); i++) {
         handles[i]->data = w;
         uv_close(handles[i], on_handle_closed);
     }
     redis_conn_stop(w->reader, on_reader_stopped, w);
+    retention_stop(w->retention, on_retention_stopped, w);
 }
 
 void worker_free(struct worker *w)
@@ -592,6 +599,7 @@ void worker_free(struct worker *w)
     if (!w)
         return;
     redis_conn_free(w->reader);
+    retention_free(w->retention);
     hash_table_free(&w->index);
     xfree(w->stream_key);
     xfree(w);

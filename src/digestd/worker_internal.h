@@ -61,6 +61,8 @@ struct worker {
     char claim_cursor[48];
     uv_timer_t renew_timer;
     unsigned renewing; /* renew calls outstanding */
+    /* Keeps the streams bounded (retention.h). */
+    struct retention *retention;
     /* shutdown */
     enum worker_farewell farewell;
     worker_cb drained_cb;

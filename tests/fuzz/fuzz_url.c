@@ -1,12 +1,15 @@
 /*
  * fuzz_url.c: libFuzzer target for url_percent_decode, which reads the
- * REDIS_URL password and what digest-stub is sent in paths and forms. The
- * first input byte picks '+' handling (odd: a space), the rest is decoded.
+ * REDIS_URL password and what digest-stub is sent in paths and forms, and
+ * for url_query_uint, which reads the /admin/ routes' ?limit= and
+ * ?minutes=. The first input byte picks '+' handling (odd: a space), the
+ * rest is decoded, and read as a query string up to its first NUL.
  *
  * Besides the sanitizers it checks what the header promises, aborting when
  * a promise is broken: decoding never lengthens; a value that decoded has
- * no byte that came from %00; and what url_encode_component writes for the
- * decoded value decodes back to it.
+ * no byte that came from %00; what url_encode_component writes for the
+ * decoded value decodes back to it; and a query number is the default or
+ * within its range.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -57,5 +60,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     buf_free(&dec);
+    {
+        char *q = xstrndup(in, len);
+        unsigned v;
+        int rc = url_query_uint(q, "limit", 1, 1000, 20, &v);
+
+        check(rc == 0 ? (v == 20 || (v >= 1 && v <= 1000)) : v == 20);
+        xfree(q);
+    }
     return 0;
 }

@@ -99,6 +99,13 @@ def hgetall(port, key):
     return dict(zip(flat[0::2], flat[1::2]))
 
 
+def data_keys(port):
+    """Every key but the processes' own heartbeats ({P}:procs, {P}:proc:*), which every
+    digestd writes whatever it is sent: what requests and jobs have left in Redis."""
+    return sorted(k for k in redis_cmd(port, "KEYS", "*")
+                  if not k.startswith(("{digest}:proc:", "{digest}:procs")))
+
+
 # --- processes ---------------------------------------------------------
 
 class RedisServer:
@@ -394,7 +401,7 @@ class DigestdTestCase(unittest.TestCase):
         redis_cmd(self.redis.port, "XTRIM", "{digest}:requests", "MAXLEN", "0")
 
     def keys(self):
-        return sorted(redis_cmd(self.redis.port, "KEYS", "*"))
+        return data_keys(self.redis.port)
 
     def xlen(self):
         return redis_cmd(self.redis.port, "XLEN", "{digest}:requests")
@@ -402,6 +409,36 @@ class DigestdTestCase(unittest.TestCase):
     def assertNothingWritten(self):
         self.assertEqual(self.keys(), ["{digest}:requests"])
         self.assertEqual(self.xlen(), 0)
+
+
+# --- digestctl -------------------------------------------------------------
+
+DIGESTCTL_BIN = os.environ.get("DIGESTCTL_BIN", os.path.join(os.path.dirname(DIGESTD_BIN),
+                                                              "digestctl"))
+
+
+def digestctl(redis_url, *args, stdin=b"", env=None, timeout=30):
+    """Runs digestctl against redis_url (REDIS_URL, as an operator's shell
+    would hold it); returns (exit code, stdout, stderr) as text. A
+    TEST_PREFIX tool (valgrind) wraps it like every program under test."""
+    e = dict(os.environ)
+    for k in ("DIGEST_PREFIX", "WORKER_CLAIM_IDLE_MS"):
+        e.pop(k, None)
+    e["REDIS_URL"] = redis_url
+    e.update(env or {})
+    prefix = os.environ.get("TEST_PREFIX", "").split()
+    r = subprocess.run(prefix + [DIGESTCTL_BIN] + [str(a) for a in args], env=e, input=stdin,
+                       capture_output=True, timeout=timeout)
+    return r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+
+
+def digestctl_json(redis_url, *args, **kw):
+    """digestctl … --json that must succeed: its one line of JSON, parsed."""
+    rc, out, err = digestctl(redis_url, *args, "--json", **kw)
+    assert rc == 0, "digestctl %s: exit %d: %s%s" % (" ".join(map(str, args)), rc, out, err)
+    lines = out.splitlines()
+    assert len(lines) == 1, out
+    return json.loads(lines[0])
 
 
 # --- digest-stub: Microsoft and the upstream, on loopback ---------------

@@ -10,8 +10,8 @@ import threading
 import time
 import unittest
 
-from harness import (APP_ID, Digestd, DigestdTestCase, RedisServer, Stub, free_port, hgetall,
-                     load_fixture, mint_token, redis_cmd, wait_until)
+from harness import (APP_ID, Digestd, DigestdTestCase, RedisServer, Stub, data_keys, free_port,
+                     hgetall, load_fixture, mint_token, redis_cmd, wait_until)
 
 
 def activity(stub_or_url, id="sec-1", text="digest advisors"):
@@ -282,7 +282,7 @@ class Readiness(unittest.TestCase):
             self.assertEqual(status, 503, body)
             self.assertIn("retry-after", headers)
             self.assertTrue(4 <= elapsed < 8, elapsed)  # AUTH_WAIT_MS, bounded
-            self.assertEqual(redis_cmd(redis.port, "KEYS", "*"), ["{digest}:requests"])
+            self.assertEqual(data_keys(redis.port), ["{digest}:requests"])
             self.assertEqual(d.stop(), 0, d.log())
         finally:
             d.cleanup()

@@ -127,6 +127,9 @@ static void check_spec_defaults(const struct config *c)
     assert_int_equal(c->max_connections, 10000);
     assert_int_equal(c->dedup_ttl_s, 86400);
     assert_int_equal(c->request_ttl_s, 604800);
+    assert_int_equal(c->stream_retention_ms, 24 * 3600 * 1000);
+    assert_int_equal(c->dead_max_len, 10000);
+    assert_int_equal(c->dead_retention_ms, 30ULL * 86400 * 1000);
     assert_int_equal(c->shutdown_grace_ms, 10000);
     assert_int_equal(c->log_level, LOG_LEVEL_INFO);
     assert_true(c->log_json);
@@ -172,7 +175,8 @@ static void test_every_variable_parsed(void **state)
               "JWKS_MIN_REFRESH_S=60", "UPSTREAM_TIMEOUT_MS=30s", "CONNECTOR_TIMEOUT_MS=1500",
               "MAX_BODY_BYTES=1024", "MAX_HEADER_BYTES=2048", "HEADER_TIMEOUT_MS=250",
               "IDLE_TIMEOUT_MS=2m", "MAX_CONNECTIONS=3", "DEDUP_TTL_S=1d", "REQUEST_TTL_S=2",
-              "SHUTDOWN_GRACE_MS=5", "LOG_LEVEL=DEBUG", "LOG_FORMAT=text", NULL);
+              "STREAM_RETENTION=90", "DEAD_MAX_LEN=12", "DEAD_RETENTION=2h", "SHUTDOWN_GRACE_MS=5",
+              "LOG_LEVEL=DEBUG", "LOG_FORMAT=text", NULL);
     if (rc != 0)
         print_error("unexpected error: %s\n", err);
     assert_int_equal(rc, 0);
@@ -211,6 +215,9 @@ static void test_every_variable_parsed(void **state)
     assert_int_equal(c.max_connections, 3);
     assert_int_equal(c.dedup_ttl_s, 86400);
     assert_int_equal(c.request_ttl_s, 2);
+    assert_int_equal(c.stream_retention_ms, 90000); /* a bare number is seconds (SPEC §1) */
+    assert_int_equal(c.dead_max_len, 12);
+    assert_int_equal(c.dead_retention_ms, 2 * 3600 * 1000);
     assert_int_equal(c.shutdown_grace_ms, 5);
     assert_int_equal(c.log_level, LOG_LEVEL_DEBUG);
     assert_false(c.log_json);
@@ -329,6 +336,13 @@ static const struct bad_case bad_cases[] = {
     {"MAX_CONNECTIONS=0", "must be 1..1000000", NULL},
     {"DEDUP_TTL_S=0", "must be 1..", NULL},
     {"REQUEST_TTL_S=366d", "must be 1..31536000 s", NULL},
+    {"STREAM_RETENTION=500ms", "must be 1s..365d", NULL},
+    {"STREAM_RETENTION=1w", "expected a duration", NULL},
+    {"STREAM_RETENTION=366d", "must be 1s..365d", NULL},
+    {"DEAD_MAX_LEN=0", "must be 1..10000000", NULL},
+    {"DEAD_MAX_LEN=10k", "expected a whole number", NULL},
+    {"DEAD_RETENTION=-1d", "expected a duration", NULL},
+    {"DEAD_RETENTION=3651d", "must be 1s..3650d", NULL},
     {"SHUTDOWN_GRACE_MS=0", "must be 1..", NULL},
     {"LOG_LEVEL=verbose", "expected debug, info, warn or error", NULL},
     {"LOG_FORMAT=xml", "expected json or text", NULL},
@@ -395,6 +409,9 @@ static void test_every_variable_has_a_bad_case(void **state)
         "MAX_CONNECTIONS",
         "DEDUP_TTL_S",
         "REQUEST_TTL_S",
+        "STREAM_RETENTION",
+        "DEAD_MAX_LEN",
+        "DEAD_RETENTION",
         "SHUTDOWN_GRACE_MS",
         "LOG_LEVEL",
         "LOG_FORMAT",
@@ -743,7 +760,20 @@ static void test_role(void **state)
 }
 
 /* Runs config_print_help with stdout sent to a temporary file; returns the text (owned). */
-static char *capture_help(void)
+static void print_digestd_help(void)
+{
+    config_print_help("digestd");
+}
+
+static void print_some_vars(void)
+{
+    static const char *const names[] = {"REDIS_URL", "STREAM_RETENTION", NULL};
+
+    config_print_vars(names);
+}
+
+/* What print writes to stdout (owned). */
+static char *capture(void (*print)(void))
 {
     char path[64], *text;
     struct buf b;
@@ -758,7 +788,7 @@ static char *capture_help(void)
     fd = open(path, O_WRONLY);
     assert_true(saved >= 0 && fd >= 0);
     assert_int_equal(dup2(fd, 1), 1);
-    config_print_help("digestd");
+    print();
     fflush(stdout);
     assert_int_equal(dup2(saved, 1), 1);
     close(fd);
@@ -815,11 +845,14 @@ static void test_help_lists_everything(void **state)
         "MAX_CONNECTIONS=10000",
         "DEDUP_TTL_S=86400",
         "REQUEST_TTL_S=604800",
+        "STREAM_RETENTION=24h",
+        "DEAD_MAX_LEN=10000",
+        "DEAD_RETENTION=30d",
         "SHUTDOWN_GRACE_MS=10000",
         "LOG_LEVEL=info",
         "LOG_FORMAT=json",
     };
-    char *text = capture_help();
+    char *text = capture(print_digestd_help);
 
     assert_non_null(strstr(text, "Usage: digestd"));
     for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
@@ -827,6 +860,19 @@ static void test_help_lists_everything(void **state)
             print_error("help lacks '%s'\n", want[i]);
         assert_non_null(strstr(text, want[i]));
     }
+    xfree(text);
+}
+
+/* digestctl's help: the rows it names, in the same form, and no others. */
+static void test_print_vars_lists_only_those(void **state)
+{
+    char *text = capture(print_some_vars);
+
+    assert_non_null(strstr(text, "  REDIS_URL=redis://127.0.0.1:6379/0\n"));
+    assert_non_null(strstr(text, "  STREAM_RETENTION=24h\n"));
+    assert_non_null(strstr(text, "[1s..365d]"));
+    assert_null(strstr(text, "DIGEST_PREFIX"));
+    assert_null(strstr(text, "Usage"));
     xfree(text);
 }
 
@@ -863,6 +909,7 @@ int main(void)
         cmocka_unit_test(test_audiences),
         cmocka_unit_test(test_role),
         cmocka_unit_test(test_help_lists_everything),
+        cmocka_unit_test(test_print_vars_lists_only_those),
         cmocka_unit_test(test_free_twice_is_safe),
     };
 

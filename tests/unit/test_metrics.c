@@ -151,6 +151,48 @@ static void every_family_has_help_and_type(void **state)
     metrics_free(m);
 }
 
+/* Requests by mode, the fallback counter, build info and process_*: each with HELP and TYPE. */
+static void modes_build_info_and_process_families(void **state)
+{
+    static const char *const families[] = {
+        "digestd_requests_by_mode_total",
+        "digestd_sync_fallbacks_total",
+        "digestd_build_info",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    };
+    struct metrics *m = metrics_create();
+    char *text, line[160];
+
+    metrics_request_mode(m, METRICS_MODE_ASYNC);
+    metrics_request_mode(m, METRICS_MODE_FALLBACK);
+    metrics_request_mode(m, METRICS_MODE_FALLBACK);
+    metrics_gauge_set(m, METRICS_G_JOBS_IN_FLIGHT, 4);
+    metrics_job_outcome(m, "failed");
+    text = render(m);
+    for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+        snprintf(line, sizeof(line), "# HELP %s ", families[i]);
+        assert_non_null(strstr(text, line));
+        snprintf(line, sizeof(line), "# TYPE %s ", families[i]);
+        assert_non_null(strstr(text, line));
+    }
+    assert_non_null(strstr(text, "digestd_requests_by_mode_total{mode=\"async\"} 1\n"));
+    assert_non_null(strstr(text, "digestd_requests_by_mode_total{mode=\"sync\"} 0\n"));
+    assert_non_null(strstr(text, "digestd_requests_by_mode_total{mode=\"fallback\"} 2\n"));
+    assert_non_null(strstr(text, "digestd_sync_fallbacks_total 2\n"));
+    assert_non_null(strstr(text, "digestd_build_info{version=\"" DIGESTD_VERSION "\"} 1\n"));
+    assert_null(strstr(text, "process_open_fds -")); /* counted, not a failure's -1 */
+    assert_int_equal(metrics_gauge_get(m, METRICS_G_JOBS_IN_FLIGHT), 4);
+    assert_int_equal(metrics_job_outcome_count(m, "failed"), 1);
+    assert_int_equal(metrics_job_outcome_count(m, "delivered"), 0);
+    xfree(text);
+    metrics_free(m);
+}
+
 static void null_metrics_count_nothing(void **state)
 {
     /* Modules may run without metrics (unit tests): nothing may crash. */
@@ -159,6 +201,9 @@ static void null_metrics_count_nothing(void **state)
     metrics_inc(NULL, METRICS_C_RETRIES);
     metrics_gauge_set(NULL, METRICS_G_JOBS_IN_FLIGHT, 1);
     metrics_job_outcome(NULL, "dead");
+    metrics_request_mode(NULL, METRICS_MODE_SYNC);
+    assert_int_equal(metrics_gauge_get(NULL, METRICS_G_JOBS_IN_FLIGHT), 0);
+    assert_int_equal(metrics_job_outcome_count(NULL, "dead"), 0);
 }
 
 int main(void)
@@ -169,6 +214,7 @@ int main(void)
         cmocka_unit_test(counters_gauges_and_outcomes),
         cmocka_unit_test(outbound_statuses_by_target),
         cmocka_unit_test(every_family_has_help_and_type),
+        cmocka_unit_test(modes_build_info_and_process_families),
         cmocka_unit_test(null_metrics_count_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

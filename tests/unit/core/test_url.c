@@ -121,6 +121,42 @@ static void decode_inverts_encode(void **state)
     buf_free(&dec);
 }
 
+/* A request's numeric options: absent is the default, anything but digits in range is refused. */
+static void query_numbers(void **state)
+{
+    static const struct {
+        const char *query;
+        int rc;
+        unsigned want;
+    } cases[] = {
+        {"", 0, 20},
+        {"limit=5", 0, 5},
+        {"a=1&limit=1000&b", 0, 1000},
+        {"limited=7", 0, 20}, /* another name that starts the same */
+        {"xlimit=7", 0, 20},
+        {"limit=5&limit=6", 0, 6}, /* the last one wins */
+        {"limit=0", DG_ERR_INVALID, 20},
+        {"limit=1001", DG_ERR_INVALID, 20},
+        {"limit=", DG_ERR_INVALID, 20},
+        {"limit=5x", DG_ERR_INVALID, 20},
+        {"limit=-5", DG_ERR_INVALID, 20},
+        {"limit=+5", DG_ERR_INVALID, 20},
+        {"limit=9999999999999999999", DG_ERR_INVALID, 20},
+        {"limit=5&limit=x", DG_ERR_INVALID, 20},
+        {"limit", 0, 20},
+    };
+    unsigned v;
+
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        int rc = url_query_uint(cases[i].query, "limit", 1, 1000, 20, &v);
+
+        if (rc != cases[i].rc || v != cases[i].want)
+            print_error("'%s': rc %d, %u\n", cases[i].query, rc, v);
+        assert_int_equal(rc, cases[i].rc);
+        assert_int_equal(v, cases[i].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +169,7 @@ int main(void)
         cmocka_unit_test(malformed_escapes_are_refused),
         cmocka_unit_test(only_len_bytes_are_read),
         cmocka_unit_test(decode_inverts_encode),
+        cmocka_unit_test(query_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

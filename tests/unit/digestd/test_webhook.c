@@ -64,6 +64,7 @@ struct redis_conn {
 struct queue {
     bool ready;
     struct redis_conn conn;
+    unsigned offline[HISTORY_OFFLINE_COUNT_]; /* queue_count_offline calls, by kind */
 };
 struct connector {
     int unused;
@@ -435,6 +436,13 @@ bool queue_ready(const struct queue *q)
 {
     assert_ptr_equal(q, &T.queue);
     return q->ready;
+}
+
+void queue_count_offline(struct queue *q, enum history_offline kind)
+{
+    assert_ptr_equal(q, &T.queue);
+    assert_true(kind < HISTORY_OFFLINE_COUNT_);
+    q->offline[kind]++;
 }
 
 struct redis_conn *queue_conn(struct queue *q)
@@ -1407,6 +1415,9 @@ static void test_redis_away_digest_goes_sync(void **state)
     assert_non_null(strstr(T.msg_body, body_string(last_resp()->body, "requestId")));
     assert_string_equal(body_string(last_resp()->body, "mode"), "sync");
     assert_int_equal(json_object_object_length(last_resp()->body), 2);
+    /* Counted as a fallback, for its minute once Redis is back. */
+    assert_int_equal(T.queue.offline[HISTORY_OFFLINE_FALLBACK], 1);
+    assert_int_equal(T.queue.offline[HISTORY_OFFLINE_SYNC], 0);
 }
 
 static void test_redis_away_digest_upstream_fails(void **state)

@@ -583,6 +583,8 @@ static void delivered_records_and_acks_once(void **state)
     assert_string_equal(after, before);
     xfree(before);
     xfree(after);
+    /* Its minute (now 2000 ms: epoch minute 0) counts it once. */
+    assert_hget(f, "{digest}:minute:0", "delivered", "1");
 }
 
 /* ---- dead -------------------------------------------------------------- */
@@ -639,6 +641,9 @@ static void dead_letters_once_and_acks(void **state)
     assert_int_equal(sync_cmd_int(f->rc, "XLEN %s", DEAD), 1);
     xfree(before);
     xfree(after);
+    /* Counted once, under its status, in its minute (3000 ms: minute 0). */
+    assert_hget(f, "{digest}:minute:0", "dead", "1");
+    assert_hget(f, "{digest}:minute:0", "failed", NULL);
 }
 
 /*
@@ -830,6 +835,8 @@ static void release_requeues_same_fields(void **state)
         const redisReply *entry = x->element[0]->element[1]->element[0];
         const redisReply *want = old->element[0]->element[1];
         assert_string_not_equal(entry->element[0]->str, j.id);
+        /* The record names the new entry. */
+        assert_rec(f, &j, "stream_id", entry->element[0]->str);
         assert_int_equal(entry->element[1]->elements, want->elements);
         for (size_t i = 0; i < want->elements; i++)
             assert_string_equal(entry->element[1]->element[i]->str, want->element[i]->str);

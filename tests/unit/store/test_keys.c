@@ -29,6 +29,9 @@ static void names_follow_the_spec(void **state)
     assert_key(keys_conv("digest", "msteams:19:abc@thread.v2"),
                "{digest}:conv:msteams:19:abc@thread.v2");
     assert_key(keys_dedup("digest", "msteams:c1", "a1"), "{digest}:dedup:msteams:c1:a1");
+    assert_key(keys_procs("digest"), "{digest}:procs");
+    assert_key(keys_proc("digest", "web-1:4242"), "{digest}:proc:web-1:4242");
+    assert_key(keys_minute("digest", 28333333), "{digest}:minute:28333333");
     assert_string_equal(KEYS_GROUP, "workers");
 }
 
@@ -45,6 +48,13 @@ static void request_prefix_is_the_record_key_without_id(void **state)
     xfree(rec);
 }
 
+/* Scripts that learn a process name or a minute in Redis append it to these. */
+static void proc_and_minute_prefixes(void **state)
+{
+    assert_key(keys_proc_prefix("p"), "{p}:proc:");
+    assert_key(keys_minute_prefix("p"), "{p}:minute:");
+}
+
 /* Every key of one deployment starts with its hash tag, whatever the prefix holds. */
 static void every_key_carries_the_prefix_hash_tag(void **state)
 {
@@ -52,7 +62,7 @@ static void every_key_carries_the_prefix_hash_tag(void **state)
 
     for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++) {
         char tag[64];
-        char *keys[5];
+        char *keys[8];
 
         snprintf(tag, sizeof(tag), "{%s}:", prefixes[i]);
         keys[0] = keys_stream(prefixes[i]);
@@ -60,6 +70,9 @@ static void every_key_carries_the_prefix_hash_tag(void **state)
         keys[2] = keys_request(prefixes[i], "r");
         keys[3] = keys_conv(prefixes[i], "c");
         keys[4] = keys_dedup(prefixes[i], "c", "a");
+        keys[5] = keys_procs(prefixes[i]);
+        keys[6] = keys_proc(prefixes[i], "h:1");
+        keys[7] = keys_minute(prefixes[i], 1);
         for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
             assert_int_equal(strncmp(keys[k], tag, strlen(tag)), 0);
             xfree(keys[k]);
@@ -99,6 +112,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(names_follow_the_spec),
         cmocka_unit_test(request_prefix_is_the_record_key_without_id),
+        cmocka_unit_test(proc_and_minute_prefixes),
         cmocka_unit_test(every_key_carries_the_prefix_hash_tag),
         cmocka_unit_test(appenders_match_the_builders),
         cmocka_unit_test(appender_reports_a_full_buffer),

@@ -21,6 +21,7 @@
 #include <hiredis/hiredis.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "config.h"
 #include "metrics.h"
 #include "store/queue.h"
@@ -247,6 +248,7 @@ static void enqueue_writes_spec_keys(void **state)
     struct result r = enqueue_wait(f, &job);
     redisContext *rc = sync_connect(&f->srv, 0);
     redisReply *x;
+    char sid[48];
     long long ttl;
 
     assert_int_equal(r.err, 0);
@@ -266,11 +268,13 @@ static void enqueue_writes_spec_keys(void **state)
                                     "created_ms",  "1700000000123"};
         sync_assert_pairs(x->element[0]->element[1], want, ARRAY_SIZE(want));
     }
+    snprintf(sid, sizeof(sid), "%s", x->element[0]->element[0]->str);
     freeReplyObject(x);
 
-    /* Audit record with its TTL. */
+    /* Audit record with its TTL; it names its stream entry. */
     x = sync_cmd(rc, "HGETALL {digest}:req:req-1");
     {
+        /* clang-format off */
         const char *const want[] = {"status",      "queued",
                                     "mode",        "async",
                                     "audience",    "sales",
@@ -278,7 +282,9 @@ static void enqueue_writes_spec_keys(void **state)
                                     "conv",        "msteams:19:abc@thread.v2",
                                     "activity_id", "act-1",
                                     "created_ms",  "1700000000123",
-                                    "attempts",    "0"};
+                                    "attempts",    "0",
+                                    "stream_id",   sid};
+        /* clang-format on */
         sync_assert_pairs(x, want, ARRAY_SIZE(want));
     }
     freeReplyObject(x);
@@ -314,6 +320,68 @@ static void enqueue_writes_spec_keys(void **state)
 
     assert_true(metrics_has(f, "digestd_jobs_enqueued_total 1\n"));
     assert_true(metrics_has(f, "digestd_redis_connected 1\n"));
+}
+
+/* The minute a job landed in (the batch's, by our clock) counts it: enqueued or sync. */
+static long long minute_count(redisContext *rc, uint64_t minute, const char *field)
+{
+    redisReply *x = sync_cmd(rc, "HGET {digest}:minute:%llu %s", (unsigned long long)minute, field);
+    long long n = x->type == REDIS_REPLY_STRING ? strtoll(x->str, NULL, 10) : 0;
+
+    freeReplyObject(x);
+    return n;
+}
+
+/*
+ * Sync mode records the request as processing, adds nothing to the stream,
+ * and counts in the minute as sync; async ones count as enqueued, and the
+ * minute keeps for 48 h (SPEC §5). A duplicate counts nothing.
+ */
+static void sync_and_async_count_in_their_minute(void **state)
+{
+    struct fixture *f = *state;
+    struct queue_job job = make_job("req-s", "act-s");
+    struct queue_job job2 = make_job("req-a", "act-a");
+    struct queue_job dup = make_job("req-d", "act-a");
+    uint64_t m0 = clock_wall_ms() / 60000, m1;
+    redisContext *rc = sync_connect(&f->srv, 0);
+    struct result r;
+    long long sync_n, enq_n, ttl;
+    redisReply *x;
+
+    job.mode = "sync";
+    r = enqueue_wait(f, &job);
+    assert_int_equal(r.err, 0);
+    r = enqueue_wait(f, &job2);
+    assert_int_equal(r.err, 0);
+    r = enqueue_wait(f, &dup);
+    assert_true(r.duplicate);
+    m1 = clock_wall_ms() / 60000;
+    x = sync_cmd(rc, "HGETALL {digest}:req:req-s");
+    {
+        const char *const want[] = {"status",      "processing",
+                                    "mode",        "sync",
+                                    "audience",    "sales",
+                                    "test_email",  "",
+                                    "conv",        "msteams:19:abc@thread.v2",
+                                    "activity_id", "act-s",
+                                    "created_ms",  "1700000000123",
+                                    "attempts",    "0",
+                                    "started_ms",  "1700000000123"};
+        sync_assert_pairs(x, want, ARRAY_SIZE(want));
+    }
+    freeReplyObject(x);
+    assert_int_equal(sync_cmd_int(rc, "XLEN %s", "{digest}:requests"), 1);
+    /* The test may straddle a minute: count across the two it could have used. */
+    sync_n = minute_count(rc, m0, "sync") + (m1 != m0 ? minute_count(rc, m1, "sync") : 0);
+    enq_n = minute_count(rc, m0, "enqueued") + (m1 != m0 ? minute_count(rc, m1, "enqueued") : 0);
+    assert_int_equal(sync_n, 1);
+    assert_int_equal(enq_n, 1);
+    x = sync_cmd(rc, "TTL {digest}:minute:%llu", (unsigned long long)m1);
+    ttl = x->integer;
+    freeReplyObject(x);
+    assert_true(ttl > 172000 && ttl <= 172800);
+    redisFree(rc);
 }
 
 static void duplicate_returns_first_id(void **state)
@@ -431,6 +499,31 @@ static void calls_fail_fast_while_down_then_recover(void **state)
  * A frozen Redis accepts bytes but never answers: the first command times out,
  * a later one finishes with UNAVAILABLE when the connection is torn down.
  */
+/* Served while Redis was away: counted in the process, added to the minute once it is back. */
+static void offline_counts_reach_their_minute_after_reconnect(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t m0 = clock_wall_ms() / 60000, m1;
+    redisContext *rc;
+    long long fallback, sync_n;
+
+    redis_server_kill(&f->srv);
+    assert_true(run_until(f, is_down, f->q, 5000));
+    queue_count_offline(f->q, HISTORY_OFFLINE_FALLBACK);
+    queue_count_offline(f->q, HISTORY_OFFLINE_FALLBACK);
+    queue_count_offline(f->q, HISTORY_OFFLINE_SYNC);
+    m1 = clock_wall_ms() / 60000;
+    redis_server_spawn(&f->srv);
+    assert_true(run_until(f, is_ready, f->q, 8000));
+    run_for(f, 200); /* the flush follows the setup on the same connection */
+    rc = sync_connect(&f->srv, 0);
+    fallback = minute_count(rc, m0, "fallback") + (m1 != m0 ? minute_count(rc, m1, "fallback") : 0);
+    sync_n = minute_count(rc, m0, "sync") + (m1 != m0 ? minute_count(rc, m1, "sync") : 0);
+    assert_int_equal(fallback, 2);
+    assert_int_equal(sync_n, 1);
+    redisFree(rc);
+}
+
 static void frozen_redis_times_out_then_recovers(void **state)
 {
     struct fixture *f = *state;
@@ -594,6 +687,8 @@ static void batch_of_many_in_one_iteration(void **state)
     assert_stream_is(rc, m);
     for (int i = 0; i < MANY; i++) {
         redisReply *x = sync_cmd(rc, "HGETALL {digest}:req:%s", m->req[i]);
+        redisReply *sid = sync_cmd(rc, "HGET {digest}:req:%s stream_id", m->req[i]);
+        /* clang-format off */
         const char *const want[] = {"status",      "queued",
                                     "mode",        "async",
                                     "audience",    "sales",
@@ -601,11 +696,18 @@ static void batch_of_many_in_one_iteration(void **state)
                                     "conv",        "msteams:19:abc@thread.v2",
                                     "activity_id", m->act[i],
                                     "created_ms",  "1700000000123",
-                                    "attempts",    "0"};
-
+                                    "attempts",    "0",
+                                    "stream_id",   sid->str};
+        /* clang-format on */
+        redisReply *e = sync_cmd(rc, "XRANGE {digest}:requests %s %s", sid->str, sid->str);
         char key[64];
 
         sync_assert_pairs(x, want, ARRAY_SIZE(want));
+        /* The entry it names is its own. */
+        assert_int_equal(e->elements, 1);
+        assert_string_equal(e->element[0]->element[1]->element[1]->str, m->req[i]);
+        freeReplyObject(e);
+        freeReplyObject(sid);
         freeReplyObject(x);
         snprintf(key, sizeof(key), "{digest}:req:%s", m->req[i]);
         assert_true(sync_cmd_int(rc, "TTL %s", key) > 0);
@@ -972,6 +1074,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(enqueue_writes_spec_keys, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(duplicate_returns_first_id, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(store_reference_writes_pairs, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(sync_and_async_count_in_their_minute, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(offline_counts_reach_their_minute_after_reconnect,
+                                        setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(noscript_falls_back_to_eval, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(calls_fail_fast_while_down_then_recover, setup_tcp,
                                         teardown),
