@@ -285,7 +285,7 @@ test('the killed worker shows as dead within one heartbeat TTL', async () => {
   assert.match(await page.textContent('#procs-count'), /^2 live, 1 dead$/);
 });
 
-test('a screenshot after the run: a dead letter waiting, a requeued request open', async () => {
+test('a screenshot after the run: a dead letter waiting, its request open', async () => {
   await world.inject('upstream', 400, 1);
   const rid = await world.say();
   await page.waitForSelector(`#dead-table tbody tr[data-request="${rid}"]`, { timeout: 15000 });
