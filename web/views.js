@@ -55,7 +55,7 @@ function drawVerdict(q) {
 function drawRollout(procs) {
   const modes = new Map();
   for (const p of procs) modes.set(p.async_mode, (modes.get(p.async_mode) || 0) + 1);
-  const detail = [...modes].map(([m, n]) => `${rollout(m)} × ${n}`).join(', ');
+  const detail = [...modes].map(([m, n]) => `${rollout(m)} × ${n}`).sort().join(', ');
   if (modes.size === 0) {
     byId('rollout').textContent = 'unknown';
     byId('rollout-detail').textContent = '(no live process)';

@@ -38,7 +38,8 @@ const requests = [];
 before(async () => {
   assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (scripts/deps.sh)`);
   world = await new World().start();
-  world.workers = [await world.digestd('worker'), await world.digestd('worker')];
+  // The one to be killed serves with USE_ASYNC_DIGEST=false: a rollout the processes disagree on.
+  world.workers = [await world.digestd('worker', { USE_ASYNC_DIGEST: 'false' }), await world.digestd('worker')];
   userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'digestd-chromium-'));
   context = await chromium.launchPersistentContext(userDir, {
     executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 800 },
@@ -179,6 +180,9 @@ test('both workers show as live, then one is killed -9', async () => {
   await waitFor(async () => (await procRow(a.name)) === 'live' && (await procRow(b.name)) === 'live',
     2 * REFRESH_MS + SLACK_MS, 'both workers live on the page');
   assert.equal(await page.textContent(`#procs-table tr[data-name="${a.name}"] td:nth-child(3)`), 'worker');
+  assert.equal(await page.textContent(`#procs-table tr[data-name="${a.name}"] td:nth-child(9)`), 'sync');
+  assert.equal(await page.textContent('#rollout'), 'mixed');
+  assert.equal(await page.textContent('#rollout-detail'), '(async × 2, sync × 1)');
   a.proc.expectClean = false;
   await a.proc.stop('SIGKILL');
   killed = { name: a.name, at: Date.now() };
@@ -201,7 +205,6 @@ test("after real jobs the page's numbers equal digestctl stats --json", async ()
   assert.equal(await stat('hour.delivered'), 5);
   assert.equal(await page.getAttribute('#verdict', 'data-verdict'), 'healthy');
   assert.match(await page.getAttribute('#verdict', 'class'), /\bok\b/);
-  assert.match(await page.textContent('#rollout'), /^async$/);
 });
 
 test('a dead job appears within one refresh; Requeue puts it back and the page shows it delivered', async () => {
@@ -283,6 +286,9 @@ test('the killed worker shows as dead within one heartbeat TTL', async () => {
   assert.ok(procs.dead_consumers.some((d) => d.name === killed.name));
   assert.ok(!procs.procs.some((p) => p.name === killed.name));
   assert.match(await page.textContent('#procs-count'), /^2 live, 1 dead$/);
+  // With it gone, the live processes agree again.
+  assert.equal(await page.textContent('#rollout'), 'async');
+  assert.equal(await page.textContent('#rollout-detail'), '(USE_ASYNC_DIGEST=true, 2 processes)');
 });
 
 test('a screenshot after the run: a dead letter waiting, its request open', async () => {
