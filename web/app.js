@@ -103,13 +103,15 @@ function failed(err) {
   }
 }
 
-// The open request, or null when it is not (or no longer) there.
+// The open request's record ({id, record}, or {id, missing} when there is none), null when
+// none is open. The id goes along: another may have been opened by the time it is drawn.
 async function fetchRequest(api) {
-  if (!state.request) return null;
+  const id = state.request;
+  if (!id) return null;
   try {
-    return await api.request(state.request);
+    return { id, record: await api.request(id) };
   } catch (err) {
-    if (err.status === 404) return { missing: true };
+    if (err.status === 404) return { id, missing: true };
     throw err;
   }
 }
@@ -122,14 +124,14 @@ function drawLegend(minutes) {
 }
 
 function drawOpenRequest(r) {
-  if (!r) return;
+  if (!r || r.id !== state.request) return;
   show(byId('request-missing'), Boolean(r.missing));
   show(byId('request-body'), !r.missing);
   if (r.missing) {
     byId('request-missing').textContent =
-      `No request ${state.request} (an audit record expires after REQUEST_TTL_S).`;
+      `No request ${r.id} (an audit record expires after REQUEST_TTL_S).`;
   } else {
-    drawRequest(r);
+    drawRequest(r.record);
   }
 }
 

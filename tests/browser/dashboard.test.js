@@ -56,9 +56,11 @@ before(async () => {
   page = context.pages()[0] || (await context.newPage());
   page.on('request', (r) => requests.push({ method: r.method(), url: r.url(), headers: r.headers() }));
   page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') consoleErrors.push({ text: m.text(), url: m.location().url });
+    if (m.type() === 'error' || m.type() === 'warning') {
+      consoleErrors.push({ text: m.text(), url: m.location().url, at: Date.now() });
+    }
   });
-  page.on('pageerror', (e) => consoleErrors.push({ text: `uncaught: ${e.message}`, url: '' }));
+  page.on('pageerror', (e) => consoleErrors.push({ text: `uncaught: ${e.message}`, url: '', at: Date.now() }));
 });
 
 after(async () => {
@@ -358,11 +360,29 @@ test('readable at phone width and in dark mode', async () => {
   await page.emulateMedia({ colorScheme: 'light' });
 });
 
+let redisGone = Infinity; // when the last test but one killed Redis
+
+test('Redis gone: the page says so and keeps the last numbers, dimmed', async () => {
+  const length = await stat('length');
+  await world.redisProc.stop('SIGKILL');
+  redisGone = Date.now();
+  await page.waitForSelector('#problem:not([hidden])', { timeout: REFRESH_MS + SLACK_MS });
+  assert.match(await page.textContent('#problem'), /^digestd answered 503: Redis is unreachable/);
+  assert.match(await page.getAttribute('#dashboard', 'class'), /\bstale\b/);
+  assert.equal(await stat('length'), length);
+  assert.equal(await page.isVisible('#login'), false, 'the token is kept: it was not refused');
+});
+
 test('no console errors, no request beyond 127.0.0.1, the token only in a header', async () => {
-  // The two answers the tests asked for are the only failures the browser may log.
-  const expected = [/\/admin\/queue$/, /\/admin\/requests\/00000000-0000-4000-8000-000000000000$/];
-  const unexpected = consoleErrors.filter((e) => !(/^Failed to load resource: the server responded with a status of (401|404)/
-    .test(e.text) && expected.some((re) => re.test(e.url))));
+  // The answers the tests asked for are the only failures the browser may log: the refused
+  // token, the unknown request id, and the 503s once Redis was gone.
+  const expected = [
+    (e) => /status of 401/.test(e.text) && /\/admin\/queue$/.test(e.url),
+    (e) => /status of 404/.test(e.text) && /\/admin\/requests\/00000000-0000-4000-8000-000000000000$/.test(e.url),
+    (e) => /status of 503/.test(e.text) && /\/admin\/[a-z]/.test(e.url) && e.at >= redisGone,
+  ];
+  const unexpected = consoleErrors.filter((e) => !(/^Failed to load resource: the server responded with a status/
+    .test(e.text) && expected.some((ok) => ok(e))));
   assert.deepEqual(unexpected, []);
   assert.deepEqual(offsite, []);
   assert.ok(requests.length > 20, `${requests.length} requests logged`);
