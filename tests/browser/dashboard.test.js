@@ -37,7 +37,8 @@ const requests = [];
 
 before(async () => {
   assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (scripts/deps.sh)`);
-  world = await new World().start();
+  world = new World(); // assigned first, so that after() stops whatever a failed start left
+  await world.start();
   // The one to be killed serves with USE_ASYNC_DIGEST=false: a rollout the processes disagree on.
   world.workers = [await world.digestd('worker', { USE_ASYNC_DIGEST: 'false' }), await world.digestd('worker')];
   userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'digestd-chromium-'));

@@ -114,7 +114,7 @@ export class World {
     this.stubUrl = await waitFor(() => {
       const m = /^digest-stub listening on (\S+)$/m.exec(this.stub.log());
       return m && m[1];
-    }, 10000, 'digest-stub to listen');
+    }, 30000, 'digest-stub to listen'); // its first key: RSA generation, slow under load
     await waitFor(async () => (await this.ctl('stats')).length !== undefined, 10000, 'redis-server');
     this.api = await this.digestd('api', { ADMIN_TOKEN, WORKER_CLAIM_IDLE_MS: String(CLAIM_IDLE_MS) });
     return this;
