@@ -9,6 +9,8 @@ COPY CMakeLists.txt ./
 COPY deps deps
 COPY lib lib
 COPY src src
+COPY cmake cmake
+COPY web web
 COPY tests tests
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
     && cmake --build build -j"$(nproc)" --target digestd digestctl \

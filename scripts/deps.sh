@@ -6,14 +6,18 @@ set -euo pipefail
 
 DEPS_BUILD="build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libjson-c-dev
 libhiredis-dev libssl-dev libcmocka-dev node-llhttp"
-DEPS_TEST="redis-server python3 clang libclang-rt-14-dev clang-format curl valgrind prometheus"
+# chromium: the operators' page's browser test (tests/browser drives it with playwright-core,
+# which never downloads a browser of its own).
+DEPS_TEST="redis-server python3 clang libclang-rt-14-dev clang-format curl valgrind prometheus
+chromium"
 DEPS_NODE="nodejs npm"
 
 missing=()
 for p in $DEPS_BUILD $DEPS_TEST; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-# Node is only needed for the Adaptive Card validator; any node on PATH will do.
+# Node is only needed for the Adaptive Card validator and the browser test; any node on PATH
+# will do (playwright-core wants 20 or later).
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=($DEPS_NODE)
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: unit (cmocka),
 # integration (real redis-server + digestd over loopback), card validation
-# (npm adaptivecards) and a short libFuzzer pass over every parser.
+# (npm adaptivecards), the operators' page in headless Chromium (npm
+# playwright-core driving Debian's chromium) and a short libFuzzer pass over
+# every parser.
 #
 #   scripts/test.sh                 regular build, all tests
 #   scripts/test.sh --asan          the same under AddressSanitizer + UBSan (CI)
@@ -28,9 +30,11 @@ jobs=$(nproc 2>/dev/null || echo 2)
 scripts/deps.sh
 scripts/checkbanned.sh
 
-if [ -f tests/cards/package-lock.json ]; then
-  (cd tests/cards && npm ci --no-audit --no-fund --loglevel=error)
-fi
+for dir in tests/cards tests/browser; do
+  if [ -f "$dir/package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 
 builddir=build
 prefix=""

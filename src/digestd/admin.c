@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "admin_page.h"
 #include "auth.h"
 #include "core/buf.h"
 #include "config.h"
@@ -46,6 +47,8 @@ struct admin {
 };
 
 static const struct http_header retry_after[] = {{"Retry-After", "1"}};
+/* Every JSON answer here is live (most of it behind the token): no cache keeps a copy. */
+static const struct http_header no_store[] = {{"Cache-Control", "no-store"}};
 static const struct http_header www_authenticate[] = {{"WWW-Authenticate", "Bearer"}};
 
 /* SHA-256 of len bytes; libcrypto cannot fail on this in practice. */
@@ -86,7 +89,8 @@ static void respond_json(struct http_request *req, int status, struct json_objec
     size_t len;
     const char *text = json_write_compact(obj, &len);
 
-    http_request_respond(req, status, "application/json", text, len, NULL, 0);
+    http_request_respond(req, status, "application/json", text, len, no_store,
+                         ARRAY_SIZE(no_store));
     json_object_put(obj);
 }
 
@@ -411,6 +415,7 @@ void admin_register(struct admin *adm, struct http_server *srv)
     /* Unset ADMIN_TOKEN: no route, so every /admin/ path is a plain 404. */
     if (!adm->cfg->admin_token)
         return;
+    admin_page_register(srv);
     http_server_route(srv, "GET", "/admin/queue", "admin", handle_queue, adm);
     http_server_route(srv, "GET", "/admin/procs", "admin", handle_procs, adm);
     http_server_route(srv, "GET", "/admin/pending", "admin", handle_pending, adm);

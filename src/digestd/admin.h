@@ -8,8 +8,10 @@
  * /admin/dead/{id}/requeue and /admin/dead/requeue-all, each the JSON of
  * one store/inspect.h call (what digestctl --json prints). They run on the
  * queue's command connection, one round trip each (requeue-all: one per
- * INSPECT_REQUEUE_STEP jobs). Borrows config, queue, auth
- * (NULL when BOT_AUTH=off or there is no webhook) and metrics.
+ * INSPECT_REQUEUE_STEP jobs). JSON answers carry Cache-Control: no-store.
+ * With the token set, the operators' page is registered too
+ * (admin_page.h). Borrows config, queue, auth (NULL when BOT_AUTH=off or
+ * there is no webhook) and metrics.
  */
 #pragma once
 
