@@ -465,12 +465,21 @@ class Stub:
         def first_line():
             with open(self.out_path, "rb") as f:
                 line = f.readline().decode()
+            if self.proc.poll() is not None and not line:
+                raise AssertionError("digest-stub exited with %d before listening"
+                                     % self.proc.returncode)
             if line.startswith("digest-stub listening on ") and line.endswith("\n"):
                 self.url = line.split()[-1]
                 return True
             return False
 
-        wait_until(first_line, 10, "digest-stub to listen")
+        # RSA key generation under ASan on a loaded machine can take a while;
+        # a stub that never says it listens is stopped, not left behind.
+        try:
+            wait_until(first_line, 30, "digest-stub to listen")
+        except BaseException:
+            self.stop()
+            raise
         self.port = int(self.url.rsplit(":", 1)[1])
         _KEY_DIRS[self.openid_url] = self.dir
         return self
