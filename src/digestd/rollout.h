@@ -10,7 +10,7 @@
  * fixed and unkeyed on purpose: every process, version and machine puts a
  * user in the same bucket, so the user stays on one path across requests,
  * replicas and restarts, and raising N only moves users from sync to async.
- * An operator can compute a user's bucket by hand (docs/operations.md). Users
+ * An operator can compute a user's bucket by hand (README.md). Users
  * cannot choose their ids, so an unkeyed hash is safe here. Measured spread:
  * 2,000 ids of any shape land within ±2 points of N (tests/unit/digestd).
  *
