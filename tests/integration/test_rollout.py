@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import unittest
 
-from harness import Digestd, RedisServer, Stub, hgetall, load_fixture, wait_until
+from harness import Digestd, RedisServer, Stub, hgetall, load_fixture, redis_cmd, wait_until
 
 PROMTOOL = shutil.which("promtool")
 USERS = 2000
@@ -151,6 +151,11 @@ class Rollout(unittest.TestCase):
         self.assertEqual(self.send_all(d, again), want[:400])
         other = self.digestd("30%")
         self.assertEqual(self.send_all(other, again), want[:400])
+        # Each heartbeat shows the stage (digestctl procs, the operators' page).
+        wait_until(lambda: sorted(hgetall(self.redis.port, k).get("async_mode") for k in
+                                  redis_cmd(self.redis.port, "KEYS", "{digest}:proc:*"))
+                   == ["30%", "30%"], 10, "two heartbeats saying 30%")
+        self.assertIn("digest path: USE_ASYNC_DIGEST=30%, 0 ASYNC_DIGEST_ALLOW entries", d.log())
         # /metrics counts requests by mode, and passes promtool.
         self.assertEqual(mode_counts(d), {"async": want.count("async") + want[:400].count("async"),
                                           "sync": want.count("sync") + want[:400].count("sync"),
