@@ -666,8 +666,9 @@ static int parse_async(struct config *cfg, const struct setting *s, const char *
 
 /*
  * ASYNC_DIGEST_ALLOW: ids exactly as Teams sends them (they are
- * case-sensitive, so not lowercased). White space and commas cannot be part
- * of an id, so they separate; an empty entry is an error (a stray comma).
+ * case-sensitive, so not lowercased). Commas separate and white space around
+ * an entry is trimmed; white space inside one (a forgotten comma) and an
+ * empty entry (a stray comma) are errors. An empty value means unset.
  */
 static int parse_async_allow(struct config *cfg, const struct setting *s, const char *v,
                              char *why, size_t n)
