@@ -6,8 +6,8 @@
  * then runs the checks that span rows ({tenant}, RETRY_MAX_MS >= RETRY_BASE_MS).
  *
  * Choices the SPEC leaves open (also stated in --help):
- * - An empty value is an error, except for the optional strings
- *   (MICROSOFT_APP_ID, MICROSOFT_APP_PASSWORD, ADMIN_TOKEN) where it means unset.
+ * - An empty value is an error, except for the optional ones (MICROSOFT_APP_ID,
+ *   MICROSOFT_APP_PASSWORD, ADMIN_TOKEN, ASYNC_DIGEST_ALLOW) where it means unset.
  * - *_MS variables take a plain integer of milliseconds or a duration with a
  *   unit (UPSTREAM_TIMEOUT_MS=30s); *_S variables take a plain integer of
  *   seconds or a duration that is a whole number of seconds (DEDUP_TTL_S=1d).
@@ -66,7 +66,9 @@ struct word {
 static int parse_listen(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_redis(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_prefix(struct config *, const struct setting *, const char *, char *, size_t);
-static int parse_bool(struct config *, const struct setting *, const char *, char *, size_t);
+static int parse_async(struct config *, const struct setting *, const char *, char *, size_t);
+static int parse_async_allow(struct config *, const struct setting *, const char *, char *,
+                             size_t);
 static int parse_upstream(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_audiences(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_opt_str(struct config *, const struct setting *, const char *, char *, size_t);
@@ -107,8 +109,14 @@ static const struct setting settings[] = {
      parse_prefix, F(prefix), 0, 0},
     {"USE_ASYNC_DIGEST", "true",
      "true: queue digests for the worker; false: synchronous digest inside the webhook "
-     "(instant rollback); also 1/0, yes/no",
-     parse_bool, F(use_async_digest), 0, 0},
+     "(instant rollback; also 1/0, yes/no); N% (an integer 0-100): that share of users async, "
+     "by FNV-1a 64 of from.aadObjectId (else from.id) mod 100 < N, so a user keeps one path",
+     parse_async, F(use_async_digest), 0, 0},
+    {"ASYNC_DIGEST_ALLOW", NULL,
+     "comma list of user ids (from.aadObjectId or from.id) and conversation keys "
+     "(channelId:conversation.id), exact and case-sensitive, always served async unless "
+     "USE_ASYNC_DIGEST=false (false always wins)",
+     parse_async_allow, F(async_allow), 0, 0},
     {"DIGEST_UPSTREAM_URL", "http://127.0.0.1:8000/api/talentwell/digest?audience={audience}",
      "digest service, an http(s) URL; {audience} is replaced, URL-encoded",
      parse_upstream, F(upstream_url), 0, 0},
@@ -425,8 +433,8 @@ static void list_push(struct config_list *l, char *item)
     l->items[l->len++] = item;
 }
 
-/* Splits a comma list into trimmed, lowercased items; an empty item is an error. */
-static int split_list(const char *v, struct config_list *out, char *why, size_t n)
+/* Splits a comma list into trimmed items; an empty item is an error. */
+static int split_items(const char *v, bool lower, struct config_list *out, char *why, size_t n)
 {
     const char *p = v;
 
@@ -440,12 +448,18 @@ static int split_list(const char *v, struct config_list *out, char *why, size_t 
         if (a == b)
             return bad_value(why, n, "expected a comma list without empty entries", v);
         list_push(out, xstrndup(a, (size_t)(b - a)));
-        for (char *c = out->items[out->len - 1]; *c; c++)
+        for (char *c = out->items[out->len - 1]; lower && *c; c++)
             *c = (char)tolower((unsigned char)*c);
         if (p[len] == '\0')
             return 0;
         p += len + 1;
     }
+}
+
+/* A comma list of names we compare without case: trimmed and lowercased. */
+static int split_list(const char *v, struct config_list *out, char *why, size_t n)
+{
+    return split_items(v, true, out, why, n);
 }
 
 /* ---- parsers, one per kind of row ---------------------------------------- */
@@ -620,20 +634,59 @@ static int parse_prefix(struct config *cfg, const struct setting *s, const char 
 }
 
 /*
- * Booleans take the spellings operators actually type in compose files and
- * Helm values; anything else is an error rather than a silent false.
+ * USE_ASYNC_DIGEST: the boolean spellings operators actually type in compose
+ * files and Helm values, or "N%" with N an integer 0..100 (no sign, no space,
+ * no fraction: a share of users, not of requests). A bare number other than
+ * 1 or 0 is an error rather than a guess at whether a % was meant.
  */
-static int parse_bool(struct config *cfg, const struct setting *s, const char *v, char *why,
-                      size_t n)
+static int parse_async(struct config *cfg, const struct setting *s, const char *v, char *why,
+                       size_t n)
 {
     static const struct word words[] = {
         {"true", 1}, {"1", 1}, {"yes", 1}, {"false", 0}, {"0", 0}, {"no", 0},
     };
+    size_t len = strlen(v);
+    uint64_t pct;
     int b;
 
-    if (match_word(v, words, ARRAY_SIZE(words), &b) < 0)
-        return bad_value(why, n, "expected true or false (1/0, yes/no)", v);
-    *(bool *)field(cfg, s) = b;
+    if (match_word(v, words, ARRAY_SIZE(words), &b) == 0) {
+        cfg->use_async_digest = b;
+        cfg->async_percent = b ? 100 : 0;
+        snprintf(cfg->async_mode, sizeof(cfg->async_mode), "%s", b ? "true" : "false");
+        return 0;
+    }
+    if (len < 2 || len > 4 || v[len - 1] != '%' || parse_u64n(v, len - 1, &pct) < 0 || pct > 100)
+        return bad_value(why, n, "expected true, false or a percentage of users 0%-100% like 10%",
+                         v);
+    cfg->use_async_digest = true;
+    cfg->async_percent = (unsigned)pct;
+    snprintf(cfg->async_mode, sizeof(cfg->async_mode), "%u%%", (unsigned)pct);
+    return 0;
+}
+
+/*
+ * ASYNC_DIGEST_ALLOW: ids exactly as Teams sends them (they are
+ * case-sensitive, so not lowercased). Commas separate and white space around
+ * an entry is trimmed; white space inside one (a forgotten comma) and an
+ * empty entry (a stray comma) are errors. An empty value means unset.
+ */
+static int parse_async_allow(struct config *cfg, const struct setting *s, const char *v,
+                             char *why, size_t n)
+{
+    struct config_list l = {0};
+    int rc = *v ? split_items(v, false, &l, why, n) : 0; /* empty: unset, like a missing one */
+
+    for (size_t i = 0; rc == 0 && i < l.len; i++) {
+        if (strpbrk(l.items[i], " \t"))
+            rc = explain(why, n, "'%.*s' holds white space: entries are separated by commas",
+                         SHOW_MAX, l.items[i]);
+    }
+    if (rc < 0) {
+        list_free(&l);
+        return rc;
+    }
+    list_free(&cfg->async_allow);
+    cfg->async_allow = l;
     return 0;
 }
 
@@ -1257,6 +1310,7 @@ void config_free(struct config *cfg)
         set_str(strings[i], NULL);
     list_free(&cfg->audiences);
     list_free(&cfg->service_url_allow);
+    list_free(&cfg->async_allow);
 }
 
 bool config_audience_ok(const struct config *cfg, const char *name)

@@ -60,7 +60,10 @@ struct config {
     int redis_db;
 
     char *prefix;                 /* DIGEST_PREFIX */
-    bool use_async_digest;        /* USE_ASYNC_DIGEST */
+    bool use_async_digest;        /* USE_ASYNC_DIGEST is not false: the async path may serve */
+    unsigned async_percent;       /* share of users served async: true 100, false 0, N% N */
+    char async_mode[8];           /* USE_ASYNC_DIGEST as "true", "false" or "N%" (heartbeat) */
+    struct config_list async_allow; /* ASYNC_DIGEST_ALLOW: user ids, conversation keys */
     char *upstream_url;           /* DIGEST_UPSTREAM_URL, still holding {audience} */
     struct config_list audiences; /* DIGEST_AUDIENCES */
 
@@ -115,8 +118,8 @@ void config_defaults(struct config *cfg);
  * escapes; an unknown key is an error naming the file and line), then envp
  * ("KEY=VALUE" strings, NULL-terminated, may be NULL; taken verbatim;
  * unknown names ignored). An empty value is an error except for
- * MICROSOFT_APP_ID, MICROSOFT_APP_PASSWORD and ADMIN_TOKEN, where it means
- * unset. *_MS variables take milliseconds or a duration (30s); *_S ones take
+ * MICROSOFT_APP_ID, MICROSOFT_APP_PASSWORD, ADMIN_TOKEN and ASYNC_DIGEST_ALLOW,
+ * where it means unset. *_MS variables take milliseconds or a duration (30s); *_S ones take
  * seconds or a whole-second duration (1d). cfg is overwritten without being
  * freed first. On error returns DG_ERR_CONFIG and writes one line such as
  * "DIGEST_LISTEN: expected host:port (...), got 'x'" into err (a value from

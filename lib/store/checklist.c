@@ -237,7 +237,9 @@ static bool redis_version(struct json_object *facts, char *ev, size_t n)
     const char *v = get_str(facts, "redis_version");
     bool ok = checklist_redis_version_ok(v);
 
-    snprintf(ev, n, "Redis %s (digestd needs 7.0 or later: group lag, XAUTOCLAIM)",
+    /* digestd: XINFO GROUPS lag, XAUTOCLAIM's deleted ids; KEDA's redis-streams
+     * lag mode (lagCount, activationLagCount) reads the same lag. */
+    snprintf(ev, n, "Redis %s (digestd and KEDA's lag mode need 7.0 or later)",
              *v ? v : "of unknown version");
     return ok;
 }
@@ -271,6 +273,7 @@ struct json_object *checklist_evaluate(struct json_object *stats, struct json_ob
         passed += ok[i];
     }
     jset(o, "ok", jbool(passed == CHECKLIST_ITEMS));
+    jset_str(o, "redis_version", get_str(facts, "redis_version")); /* "" when unknown */
     jset(o, "passed", jint64(passed));
     jset(o, "total", jint64(CHECKLIST_ITEMS));
     jset(o, "items", items);

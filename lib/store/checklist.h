@@ -8,7 +8,8 @@
  * The items: a live worker; the group exists and is being read; nothing
  * stuck; recent audit records; a job delivered end to end recently; no
  * dead jobs in the last hour; a Redis version that supports what digestd
- * uses (7.0: consumer group lag, XAUTOCLAIM naming deleted entries).
+ * uses (7.0: consumer group lag, XAUTOCLAIM naming deleted entries; KEDA's
+ * redis-streams scaler in lag mode needs 7.0 too).
  * scale_to_zero accepts no live worker while nothing is unread or pending
  * (workers that KEDA scales to zero).
  */
@@ -21,7 +22,8 @@ struct json_object;
 #define CHECKLIST_ITEMS 7
 
 /*
- * {"ok","passed","total","items":[{"item","ok","evidence"}]} (owned);
+ * {"ok","passed","total","redis_version","items":[{"item","ok","evidence"}]}
+ * (owned; redis_version is INFO server's, "" when unknown);
  * stats and facts are borrowed.
  */
 struct json_object *checklist_evaluate(struct json_object *stats, struct json_object *facts,

@@ -65,7 +65,7 @@ static void beat(struct heartbeat *hb)
         .version = DIGESTD_VERSION,
         .host = hb->host,
         .listen = hb->listen,
-        .async_mode = hb->cfg->use_async_digest ? "true" : "false",
+        .async_mode = hb->cfg->async_mode,
         .pid = (long)getpid(),
         .started_ms = hb->started_ms,
         .in_flight = (uint64_t)metrics_gauge_get(hb->metrics, METRICS_G_JOBS_IN_FLIGHT),

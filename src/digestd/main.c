@@ -316,6 +316,10 @@ static int start_services(struct app *app)
     /* Say it plainly rather than let queued jobs wait unnoticed. */
     if (cfg->use_async_digest && cfg->role == ROLE_API)
         log_info("role api: queued jobs are delivered by digestd --role worker processes");
+    /* The rollout stage, so a log search shows when each process changed it. */
+    log_info("digest path: USE_ASYNC_DIGEST=%s, %zu ASYNC_DIGEST_ALLOW entries%s",
+             cfg->async_mode, cfg->async_allow.len,
+             !cfg->use_async_digest && cfg->async_allow.len ? " (ignored: false wins)" : "");
     return 0;
 }
 

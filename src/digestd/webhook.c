@@ -25,6 +25,7 @@
 #include "core/json_strict.h"
 #include "core/log.h"
 #include "metrics.h"
+#include "rollout.h"
 #include "store/queue.h"
 #include "store/requests.h"
 #include "teams/service_url.h"
@@ -397,13 +398,20 @@ static bool is_digest(const struct webhook_req *w)
 static int dispatch(struct webhook_req *w)
 {
     struct activity_ref ref;
+    enum rollout_why why;
 
-    if (is_digest(w) && (!w->wh->cfg->use_async_digest || !queue_ready(w->wh->queue))) {
-        webhook_sync_start(w);
-        return 0;
-    }
-    if (is_digest(w))
+    if (is_digest(w)) {
+        w->async = rollout_async(w->wh->cfg, w->act.from_aad_id, w->act.from_id, w->conv_key,
+                                 &why);
+        log_emit(LOG_LEVEL_DEBUG, w->request_id, "digest path %s (%s)",
+                 w->async ? "async" : "sync", rollout_why_name(why));
+        /* The async path needs Redis; without it the sync path serves (a fallback). */
+        if (!w->async || !queue_ready(w->wh->queue)) {
+            webhook_sync_start(w);
+            return 0;
+        }
         return webhook_record(w, "async", on_enqueued);
+    }
     activity_reference(&w->act, clock_wall_ms(), is_removal(&w->act), &ref);
     return start_reference(w, &ref);
 }

@@ -41,6 +41,7 @@ struct webhook_req {
     char *conv_key;
     char *ack_activity_id;       /* the acknowledgment card's id, once posted */
     bool recorded;               /* sync mode: an audit record exists for request_id */
+    bool async;                  /* a digest: the rollout chose the async path (rollout.h) */
     uint64_t started_ms;
     uint64_t fetched_ms;
     int sync_status;             /* sync mode: the status to answer once the card is out */

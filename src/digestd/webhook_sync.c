@@ -1,6 +1,7 @@
 /*
  * webhook_sync.c: the synchronous digest path (SPEC §3): USE_ASYNC_DIGEST=
- * false, and the async path's fallback while Redis is unreachable. The
+ * false or a user outside the rollout's share (rollout.h), and the async
+ * path's fallback while Redis is unreachable. The
  * digest is fetched inside the request — the loop only waits on sockets, so
  * thousands of these wait side by side — the result (or error) card is
  * posted as a reply, and only then is the request answered. When Redis is
@@ -210,7 +211,7 @@ static void fetch(struct webhook_req *w)
  */
 static void fetch_unrecorded(struct webhook_req *w)
 {
-    bool fallback = w->wh->cfg->use_async_digest;
+    bool fallback = w->async;
 
     metrics_request_mode(w->wh->metrics, fallback ? METRICS_MODE_FALLBACK : METRICS_MODE_SYNC);
     queue_count_offline(w->wh->queue, fallback ? HISTORY_OFFLINE_FALLBACK : HISTORY_OFFLINE_SYNC);

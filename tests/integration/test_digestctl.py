@@ -8,6 +8,7 @@ unreachable Redis or a bad command line gives. Everything real over
 loopback: redis-server, digest-stub, digestd, digestctl."""
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -393,6 +394,12 @@ class Check(CtlWorld):
                          ["a live worker", "the group exists and is read", "nothing stuck",
                           "recent audit records", "a job delivered end to end recently",
                           "no dead jobs in the last hour", "a Redis version digestd supports"])
+        # The server's own version, on its line and alone in the JSON (KEDA's lag mode needs 7).
+        info = redis_cmd(self.redis.port, "INFO", "server")
+        version = re.search(r"^redis_version:([\d.]+)", info, re.M).group(1)
+        self.assertEqual(c["redis_version"], version)
+        self.assertIn("ok   a Redis version digestd supports: Redis %s (digestd and KEDA's lag "
+                      "mode need 7.0 or later)" % version, out)
 
         def failing():
             rc, out, _ = self.ctl("check")

@@ -97,6 +97,9 @@ static void check_spec_defaults(const struct config *c)
     assert_int_equal(c->redis_db, 0);
     assert_string_equal(c->prefix, "digest");
     assert_true(c->use_async_digest);
+    assert_int_equal(c->async_percent, 100);
+    assert_string_equal(c->async_mode, "true");
+    assert_int_equal(c->async_allow.len, 0);
     assert_string_equal(c->upstream_url,
                         "http://127.0.0.1:8000/api/talentwell/digest?audience={audience}");
     assert_list(&c->audiences, audiences, 3);
@@ -159,12 +162,14 @@ static void test_every_variable_parsed(void **state)
 {
     static const char *const audiences[] = {"alpha", "b-2"};
     static const char *const allow[] = {"localhost", "127.0.0.1"};
+    static const char *const async_allow[] = {"29:1Ab", "msteams:a:X"}; /* case kept */
     struct config c;
     char err[ERR_MAX];
     int rc;
 
     rc = load(&c, NULL, err, "DIGEST_LISTEN=0.0.0.0:0", "REDIS_URL=redis://:pw@cache:6380/3",
               "DIGEST_PREFIX=dq", "USE_ASYNC_DIGEST=false",
+              "ASYNC_DIGEST_ALLOW=29:1Ab, msteams:a:X",
               "DIGEST_UPSTREAM_URL=https://up.example/d?a={audience}", "DIGEST_AUDIENCES=alpha,b-2",
               "MICROSOFT_APP_ID=app-id", "MICROSOFT_APP_PASSWORD=secret",
               "MICROSOFT_APP_TENANT_ID=tenant1", "BOT_TOKEN_URL=http://127.0.0.1:9/{tenant}/token",
@@ -188,6 +193,9 @@ static void test_every_variable_parsed(void **state)
     assert_int_equal(c.redis_db, 3);
     assert_string_equal(c.prefix, "dq");
     assert_false(c.use_async_digest);
+    assert_int_equal(c.async_percent, 0);
+    assert_string_equal(c.async_mode, "false");
+    assert_list(&c.async_allow, async_allow, 2);
     assert_string_equal(c.upstream_url, "https://up.example/d?a={audience}");
     assert_list(&c.audiences, audiences, 2);
     assert_string_equal(c.app_id, "app-id");
@@ -224,17 +232,29 @@ static void test_every_variable_parsed(void **state)
     config_free(&c);
 }
 
-/* true/false, 1/0, yes/no in any case. */
+/* true/false, 1/0, yes/no in any case, and the rollout's N% (SPEC §2). */
 static void test_bool_spellings(void **state)
 {
     static const struct {
         const char *env;
         bool want;
+        unsigned percent;
+        const char *mode; /* what the heartbeat shows */
     } cases[] = {
-        {"USE_ASYNC_DIGEST=true", true},   {"USE_ASYNC_DIGEST=TRUE", true},
-        {"USE_ASYNC_DIGEST=1", true},      {"USE_ASYNC_DIGEST=Yes", true},
-        {"USE_ASYNC_DIGEST=false", false}, {"USE_ASYNC_DIGEST=False", false},
-        {"USE_ASYNC_DIGEST=0", false},     {"USE_ASYNC_DIGEST=NO", false},
+        {"USE_ASYNC_DIGEST=true", true, 100, "true"},
+        {"USE_ASYNC_DIGEST=TRUE", true, 100, "true"},
+        {"USE_ASYNC_DIGEST=1", true, 100, "true"},
+        {"USE_ASYNC_DIGEST=Yes", true, 100, "true"},
+        {"USE_ASYNC_DIGEST=false", false, 0, "false"},
+        {"USE_ASYNC_DIGEST=False", false, 0, "false"},
+        {"USE_ASYNC_DIGEST=0", false, 0, "false"},
+        {"USE_ASYNC_DIGEST=NO", false, 0, "false"},
+        {"USE_ASYNC_DIGEST=0%", true, 0, "0%"},
+        {"USE_ASYNC_DIGEST=10%", true, 10, "10%"},
+        {"USE_ASYNC_DIGEST=50%", true, 50, "50%"},
+        {"USE_ASYNC_DIGEST=100%", true, 100, "100%"},
+        {"USE_ASYNC_DIGEST=7%", true, 7, "7%"},
+        {"USE_ASYNC_DIGEST=007%", true, 7, "7%"},
     };
     struct config c;
     char err[ERR_MAX];
@@ -242,6 +262,8 @@ static void test_bool_spellings(void **state)
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         assert_int_equal(load(&c, NULL, err, cases[i].env, NULL), 0);
         assert_int_equal(c.use_async_digest, cases[i].want);
+        assert_int_equal(c.async_percent, cases[i].percent);
+        assert_string_equal(c.async_mode, cases[i].mode);
         config_free(&c);
     }
 }
@@ -278,7 +300,19 @@ static const struct bad_case bad_cases[] = {
     {"DIGEST_PREFIX=a b", "no braces or white space", NULL},
     {"DIGEST_PREFIX=a\tb", "control character", NULL},
     {"DIGEST_PREFIX=", "must not be empty", NULL},
-    {"USE_ASYNC_DIGEST=maybe", "expected true or false", NULL},
+    {"USE_ASYNC_DIGEST=maybe", "expected true, false or a percentage of users 0%-100%", NULL},
+    {"USE_ASYNC_DIGEST=101%", "expected true, false or a percentage", NULL},
+    {"USE_ASYNC_DIGEST=1000%", "expected true, false or a percentage", NULL},
+    {"USE_ASYNC_DIGEST=30", "got '30'", NULL},
+    {"USE_ASYNC_DIGEST=30.5%", "expected true, false or a percentage", NULL},
+    {"USE_ASYNC_DIGEST=-5%", "expected true, false or a percentage", NULL},
+    {"USE_ASYNC_DIGEST=%", "expected true, false or a percentage", NULL},
+    {"USE_ASYNC_DIGEST=30 %", "expected true, false or a percentage", NULL},
+    {"USE_ASYNC_DIGEST=30%%", "expected true, false or a percentage", NULL},
+    {"USE_ASYNC_DIGEST=", "must not be empty", NULL},
+    {"ASYNC_DIGEST_ALLOW=a,,b", "without empty entries", NULL},
+    {"ASYNC_DIGEST_ALLOW=a,", "without empty entries", NULL},
+    {"ASYNC_DIGEST_ALLOW=29:1a 29:1b", "holds white space", NULL},
     {"DIGEST_UPSTREAM_URL=ftp://h/{audience}", "expected an http:// or https:// URL", NULL},
     {"DIGEST_UPSTREAM_URL=http://h/digest", "containing {audience}", NULL},
     {"DIGEST_UPSTREAM_URL=http:///x{audience}", "expected an http:// or https:// URL", NULL},
@@ -382,6 +416,7 @@ static void test_every_variable_has_a_bad_case(void **state)
         "REDIS_URL",
         "DIGEST_PREFIX",
         "USE_ASYNC_DIGEST",
+        "ASYNC_DIGEST_ALLOW",
         "DIGEST_UPSTREAM_URL",
         "DIGEST_AUDIENCES",
         "MICROSOFT_APP_ID",
@@ -435,8 +470,10 @@ static void test_empty_optional_means_unset(void **state)
     char err[ERR_MAX];
 
     assert_int_equal(
-        load(&c, NULL, err, "ADMIN_TOKEN=", "MICROSOFT_APP_ID=", "MICROSOFT_APP_PASSWORD=", NULL),
+        load(&c, NULL, err, "ADMIN_TOKEN=", "MICROSOFT_APP_ID=", "MICROSOFT_APP_PASSWORD=",
+             "ASYNC_DIGEST_ALLOW=", NULL),
         0);
+    assert_int_equal(c.async_allow.len, 0);
     assert_null(c.admin_token);
     assert_null(c.app_id);
     assert_null(c.app_password);
@@ -817,6 +854,7 @@ static void test_help_lists_everything(void **state)
         "REDIS_URL=redis://127.0.0.1:6379/0",
         "DIGEST_PREFIX=digest",
         "USE_ASYNC_DIGEST=true",
+        "ASYNC_DIGEST_ALLOW=(unset)",
         "DIGEST_UPSTREAM_URL=http://127.0.0.1:8000/api/talentwell/digest?audience={audience}",
         "DIGEST_AUDIENCES=advisors,c_suite,global",
         "MICROSOFT_APP_ID=(unset)",

@@ -1516,6 +1516,73 @@ static void test_sync_mode_upstream_fails_recorded(void **state)
     fire_update(0);
 }
 
+/*
+ * The rollout decides per user (rollout.h, SPEC §2): the fixture's user
+ * (its aadObjectId) is in bucket 1, so 1 % serves it sync and 2 % async; an
+ * allowed conversation is async at 0 %; false beats the allow list. While
+ * Redis is away a user the rollout keeps on sync is counted as sync, not as
+ * a fallback.
+ */
+static void test_rollout_chooses_the_path(void **state)
+{
+    T.cfg.async_percent = 1;
+    post(fixture);
+    assert_events("header token enqueue:sync");
+    fire_enqueue(0, false, NULL);
+    fire_fetch_ok();
+    fire_send(0, "result-1");
+    assert_request_id_answer(200, "sync");
+    fire_update(0);
+    next();
+    T.cfg.async_percent = 2;
+    post(fixture);
+    fire_enqueue(0, false, NULL);
+    assert_events("header token enqueue:async answer:202 card:reply");
+    fire_send(0, "ack-1");
+    fire_ack(0, true, REQUEST_STATUS_QUEUED);
+    next();
+    /* The conversation key is allowed: async at 0 %. */
+    T.cfg.async_percent = 0;
+    T.cfg.async_allow.items = xmalloc(sizeof(char *));
+    T.cfg.async_allow.items[0] = xstrdup(
+        "msteams:a:17I0kl9EkpE1O9PH5TWrzrLNwnWWcfrU7QZjKR0WSfOpzbfcAg2IaydGElSo10tVr4C7Fc6Gtie"
+        "TJX663WuJCc1uA83n4CSrHSgGBj5XNYLcVlJAs2ZX8DbYBPck201w-");
+    T.cfg.async_allow.len = 1;
+    post(fixture);
+    fire_enqueue(0, false, NULL);
+    assert_events("header token enqueue:async answer:202 card:reply");
+    fire_send(0, "ack-2");
+    fire_ack(0, true, REQUEST_STATUS_QUEUED);
+    next();
+    /* false wins over the list. */
+    T.cfg.use_async_digest = false;
+    post(fixture);
+    assert_events("header token enqueue:sync");
+    fire_enqueue(0, false, NULL);
+    fire_fetch_ok();
+    fire_send(0, "result-2");
+    assert_request_id_answer(200, "sync");
+    fire_update(0);
+    next();
+    /* Redis away: the allowed user is a fallback, a user outside the share plain sync. */
+    T.cfg.use_async_digest = true;
+    T.queue.ready = false;
+    post(fixture);
+    fire_fetch_ok();
+    fire_send(0, "result-3");
+    assert_int_equal(T.queue.offline[HISTORY_OFFLINE_FALLBACK], 1);
+    next();
+    T.cfg.async_allow.len = 0; /* config_free frees items */
+    xfree(T.cfg.async_allow.items[0]);
+    xfree(T.cfg.async_allow.items);
+    T.cfg.async_allow.items = NULL;
+    post(fixture);
+    fire_fetch_ok();
+    fire_send(0, "result-4");
+    assert_int_equal(T.queue.offline[HISTORY_OFFLINE_FALLBACK], 1);
+    assert_int_equal(T.queue.offline[HISTORY_OFFLINE_SYNC], 1);
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static char *read_fixture(const char *name)
@@ -1575,6 +1642,7 @@ int main(void)
         T_(test_sync_mode_is_recorded),
         T_(test_sync_mode_upstream_fails_recorded),
         T_(test_sync_refused_at_submission),
+        T_(test_rollout_chooses_the_path),
     };
     int rc;
 

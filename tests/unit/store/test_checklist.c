@@ -98,6 +98,8 @@ static void a_healthy_system_passes_every_item(void **state)
     assert_true(json_object_get_boolean(get(all, "ok")));
     assert_int_equal(json_object_get_int(get(all, "passed")), CHECKLIST_ITEMS);
     assert_int_equal(json_object_array_length(get(all, "items")), CHECKLIST_ITEMS);
+    /* The version on its own, for a script that gates KEDA's lag mode on it. */
+    assert_string_equal(json_object_get_string(get(all, "redis_version")), "7.0.15");
     json_object_put(all);
 }
 
@@ -124,7 +126,10 @@ static void each_broken_item_fails_alone(void **state)
         {true, "\"last_hour\":{\"enqueued\":5,\"delivered\":5}",
          "\"last_hour\":{\"enqueued\":5,\"delivered\":5,\"dead\":2,\"failed\":1}",
          "no dead jobs in the last hour", "3 in the last hour"},
-        {false, "7.0.15", "6.2.14", "a Redis version digestd supports", "Redis 6.2.14"},
+        {false, "7.0.15", "6.2.14", "a Redis version digestd supports",
+         "Redis 6.2.14 (digestd and KEDA's lag mode need 7.0 or later)"},
+        {false, "\"redis_version\":\"7.0.15\"", "\"redis_version\":\"\"",
+         "a Redis version digestd supports", "Redis of unknown version"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
