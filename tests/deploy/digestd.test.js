@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
-import { DIGESTD_BIN, LANDING_ELSEWHERE, readEnvFile, readYamlDocs } from './lib.js';
+import { DIGESTD_BIN, LANDING_ELSEWHERE, readEnvFile, readText, readYamlDocs } from './lib.js';
 
 const REDIS = process.env.REDIS_BIN || '/usr/bin/redis-server';
 const REDIS_CLI = process.env.REDIS_CLI_BIN || '/usr/bin/redis-cli';
@@ -87,6 +87,7 @@ test('digestd with the manifests settings: probes answer, the group is the Scale
 
   const docs = ['api.yaml', 'worker.yaml'].flatMap((f) => readYamlDocs(`deploy/kubernetes/${f}`));
   const so = readYamlDocs('deploy/kubernetes/keda.yaml').find((o) => o.kind === 'ScaledObject');
+  let metricsText = '';
   for (const d of docs) {
     const c = d.spec.template.spec.containers[0];
     const port = await freePort();
@@ -105,8 +106,15 @@ test('digestd with the manifests settings: probes answer, the group is the Scale
     await waitFor(async () => (await status(base + c.readinessProbe.httpGet.path)) === 200, 20000,
       `${d.metadata.name} ready on ${c.readinessProbe.httpGet.path}`);
     assert.equal(await status(base + c.livenessProbe.httpGet.path), 200);
-    assert.equal(await status(base + '/metrics'), 200);
+    metricsText = await (await fetch(base + '/metrics')).text();
   }
+
+  // Every digestd metric deploy/prometheus/alerts.yml uses is one this digestd exports.
+  const families = new Set([...metricsText.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+  const used = new Set([...readText('deploy/prometheus/alerts.yml').matchAll(/\b(digestd_\w+|process_\w+)/g)]
+    .map((m) => m[1].replace(/_(bucket|sum|count)$/, '')));
+  assert.ok(used.size >= 6);
+  for (const name of used) assert.ok(families.has(name), `alerts.yml: ${name} is exported`);
 
   // What KEDA will ask (XINFO GROUPS <stream>) names the group the ScaledObject names.
   for (const tr of so.spec.triggers) {
