@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
 import {
-  ROOT, LANDING_ELSEWHERE, digestdVariables, unknownVariables, readYamlDocs, readEnvFile,
+  ROOT, LANDING_ELSEWHERE, digestdVariables, unknownVariables, readYamlDocs, readEnvFile, readText,
   validateSchema, unknownKeys, durationMs, listenAddress, asyncDigestValueOk, streamKey, GROUP,
 } from './lib.js';
 
@@ -248,5 +248,21 @@ test('the ScaledObject scales the worker Deployment on the stream and group of D
     assert.ok(t.metadata.pendingEntriesCount, `${t.name}: pending mode`);
     const conc = Number(containerEnv(digestdContainer(worker)).get('WORKER_CONCURRENCY') ?? 256);
     assert.equal(Number(t.metadata.pendingEntriesCount), conc, 'pending target = jobs a replica holds');
+  }
+});
+
+test('the manifests and the image agree: user id, listen port, entry point', () => {
+  const dockerfile = readText('Dockerfile');
+  const uid = Number(/useradd[^\n]*--uid (\d+)/.exec(dockerfile)[1]);
+  const listen = listenAddress(/^ENV DIGEST_LISTEN=(\S+)/m.exec(dockerfile)[1]);
+  assert.equal(Number(/^EXPOSE (\d+)/m.exec(dockerfile)[1]), listen.port);
+  assert.match(dockerfile, /^ENTRYPOINT \["\/usr\/local\/bin\/digestd"\]/m, 'args are digestd\'s');
+  for (const d of all('Deployment')) {
+    assert.equal(d.spec.template.spec.securityContext.runAsUser, uid, `${d.metadata.name}: the image's user`);
+    const env = containerEnv(digestdContainer(d));
+    assert.equal(listenAddress(env.get('DIGEST_LISTEN')).port, listen.port, d.metadata.name);
+    // The preStop sleep is a binary the slim image has (coreutils), not a shell builtin.
+    const pre = digestdContainer(d).lifecycle?.preStop?.exec?.command;
+    if (pre) assert.equal(pre[0], '/bin/sleep');
   }
 });
