@@ -2,8 +2,8 @@
 # Installs what is missing, builds, and runs every test: unit (cmocka),
 # integration (real redis-server + digestd over loopback), card validation
 # (npm adaptivecards), the operators' page in headless Chromium (npm
-# playwright-core driving Debian's chromium) and a short libFuzzer pass over
-# every parser.
+# playwright-core driving Debian's chromium), the deployment manifests (npm
+# kubernetes-models, promtool) and a short libFuzzer pass over every parser.
 #
 #   scripts/test.sh                 regular build, all tests
 #   scripts/test.sh --asan          the same under AddressSanitizer + UBSan (CI)
@@ -30,7 +30,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 scripts/deps.sh
 scripts/checkbanned.sh
 
-for dir in tests/cards tests/browser; do
+for dir in tests/cards tests/browser tests/deploy; do
   if [ -f "$dir/package-lock.json" ]; then
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
