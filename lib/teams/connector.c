@@ -50,10 +50,10 @@ enum call_state {
 
 struct conv;
 
-struct call {
+struct connector_call {
     struct connector *c;
     struct list_node node;  /* c->calls: every call whose callback has not run */
-    struct call *next_wait; /* the token queue or the conversation queue */
+    struct connector_call *next_wait; /* the token queue or the conversation queue */
     struct conv *conv;      /* while CALL_WAIT_PACE */
     uv_timer_t timer;
     enum call_state state;
@@ -73,6 +73,10 @@ struct call {
     uint64_t retry_at_ms; /* loop time the backoff or Retry-After ends, while it runs */
     bool retry_ambiguous;
     bool reauthed; /* the one 401 → new token → retry has been used */
+    bool cancelled;         /* connector_call_cancel while in flight: no retry after it */
+    uint64_t hold_until_ms; /* no request leaves at or after this (loop time); 0 = none */
+    long last_status;       /* of the last attempt, for a held result */
+    int64_t last_retry_after_s;
 };
 
 /* Pacing state of one conversation; kept while it has sent in the last 30 s. */
@@ -84,7 +88,7 @@ struct conv {
     unsigned n_sent;                   /* valid entries, up to CONNECTOR_PACE_30S */
     unsigned head;                     /* where the next send time goes */
     uint64_t last_ms;                  /* last send (or creation) */
-    struct call *q_head, *q_tail;      /* calls waiting for a slot, FIFO */
+    struct connector_call *q_head, *q_tail;      /* calls waiting for a slot, FIFO */
     unsigned n_waiting;                /* calls in that queue */
     bool pumping;                      /* pace_pump is on the stack */
     uint64_t refused;                  /* sends refused since the last warning, not yet said */
@@ -103,7 +107,7 @@ struct connector {
     uint64_t token_gen;                  /* bumped by every new token */
     uint64_t token_sent_ms;              /* when the fetch in flight left */
     struct http_client_call *token_call; /* the one fetch in flight, or NULL */
-    struct call *wait_head, *wait_tail;  /* calls waiting for that fetch */
+    struct connector_call *wait_head, *wait_tail;  /* calls waiting for that fetch */
 
     struct list_node calls;
     size_t n_pending;
@@ -124,7 +128,7 @@ struct connector {
 static const enum metrics_hist connector_hist = METRICS_H_CONNECTOR;
 
 static void on_call_timer(uv_timer_t *t);
-static void attempt_failed(struct call *call, int err, long status, int64_t retry_after_s,
+static void attempt_failed(struct connector_call *call, int err, long status, int64_t retry_after_s,
                            bool token_error);
 static void pace_pump(struct conv *cv);
 
@@ -165,7 +169,7 @@ static void maybe_stopped(struct connector *c)
 
 static void on_call_closed(uv_handle_t *h)
 {
-    struct call *call = container_of((uv_timer_t *)h, struct call, timer);
+    struct connector_call *call = container_of((uv_timer_t *)h, struct connector_call, timer);
     struct connector *c = call->c;
 
     xfree(call->url);
@@ -183,7 +187,7 @@ static void on_call_closed(uv_handle_t *h)
  * sit in any queue any more: it is off the token and pace queues by the
  * time it gets here (popped, or the queue was dropped by connector_stop).
  */
-static void call_finish(struct call *call, struct connector_result *res)
+static void call_finish(struct connector_call *call, struct connector_result *res)
 {
     struct connector *c = call->c;
 
@@ -198,7 +202,7 @@ static void call_finish(struct call *call, struct connector_result *res)
     call->cb(res, call->data);
 }
 
-static void call_finish_closed(struct call *call)
+static void call_finish_closed(struct connector_call *call)
 {
     struct connector_result res = {
         .err = DG_ERR_CLOSED, .outcome = HTTP_OUTCOME_FINAL, .retry_after_s = -1};
@@ -206,7 +210,27 @@ static void call_finish_closed(struct call *call)
     call_finish(call, &res);
 }
 
-static void call_schedule(struct call *call, uint64_t delay_ms)
+/* Not sent (again): cancelled, or its hold-until time came first. */
+static void call_finish_held(struct connector_call *call, int err)
+{
+    struct connector_result res = {.err = err,
+                                   .status = call->last_status,
+                                   .outcome = HTTP_OUTCOME_RETRYABLE,
+                                   .retry_after_s = call->last_retry_after_s,
+                                   .held = true};
+
+    log_info("connector: %s %s not sent: %s", call->request_id, op_name(call->op),
+             err == DG_ERR_CLOSED ? "cancelled" : "its hold-until time has come");
+    call_finish(call, &res);
+}
+
+/* Whether a request that would leave at now may not (its deadline passed). */
+static bool call_past_hold(const struct connector_call *call, uint64_t now)
+{
+    return call->hold_until_ms && now >= call->hold_until_ms;
+}
+
+static void call_schedule(struct connector_call *call, uint64_t delay_ms)
 {
     call->state = CALL_SCHEDULED;
     if (delay_ms)
@@ -275,7 +299,7 @@ out:
     return err;
 }
 
-static void call_use_token(struct call *call, const char *token, uint64_t gen);
+static void call_use_token(struct connector_call *call, const char *token, uint64_t gen);
 
 /*
  * Hands the fetch's outcome to every waiter, oldest first. On failure err
@@ -284,7 +308,7 @@ static void call_use_token(struct call *call, const char *token, uint64_t gen);
  */
 static void token_wake(struct connector *c, bool ok, int err, long status, int64_t retry_after_s)
 {
-    struct call *call;
+    struct connector_call *call;
 
     /* Pop one at a time: a waiter's callback may stop us and drop the queue. */
     while ((call = c->wait_head)) {
@@ -381,7 +405,7 @@ out:
 }
 
 /* Joins the fetch in flight, or starts one. */
-static void token_wait(struct call *call)
+static void token_wait(struct connector_call *call)
 {
     struct connector *c = call->c;
     int err;
@@ -498,7 +522,7 @@ static void pace_record(struct connector *c, struct conv *cv, uint64_t now)
     list_insert_head(&c->lru, &cv->lru);
 }
 
-static void http_dispatch(struct call *call);
+static void http_dispatch(struct connector_call *call);
 
 /*
  * Sends what the windows allow, in order; arms the head's timer for the
@@ -507,7 +531,7 @@ static void http_dispatch(struct call *call);
  */
 static void pace_pump(struct conv *cv)
 {
-    struct call *call;
+    struct connector_call *call;
 
     if (cv->pumping)
         return;
@@ -527,6 +551,10 @@ static void pace_pump(struct conv *cv)
         cv->n_waiting--;
         call->next_wait = NULL;
         call->conv = NULL;
+        if (call_past_hold(call, now)) {
+            call_finish_held(call, DG_ERR_TIMEOUT); /* the slot stays free for the next */
+            continue;
+        }
         pace_record(c, cv, now);
         http_dispatch(call);
     }
@@ -568,7 +596,7 @@ static void refusals_say(struct connector *c, struct conv *cv, uint64_t now, con
  * one conversation must not flood the log as well: one line per
  * conversation per refusal_log_ms, the count in between.
  */
-static void pace_refuse(struct connector *c, struct conv *cv, struct call *call, uint64_t now)
+static void pace_refuse(struct connector *c, struct conv *cv, struct connector_call *call, uint64_t now)
 {
     struct connector_result res = {.err = DG_ERR_UNAVAILABLE,
                                    .outcome = HTTP_OUTCOME_RETRYABLE,
@@ -598,7 +626,7 @@ static void refusals_sweep(struct connector *c, uint64_t now)
     }
 }
 
-static void pace_enqueue(struct call *call)
+static void pace_enqueue(struct connector_call *call)
 {
     struct connector *c = call->c;
     uint64_t now = now_ms(c);
@@ -646,7 +674,7 @@ static void on_sweep_closed(uv_handle_t *h)
  * The call keeps its own copy of the header: the cached token may be
  * replaced or dropped (a 401 elsewhere) while the call waits for pacing.
  */
-static void call_use_token(struct call *call, const char *token, uint64_t gen)
+static void call_use_token(struct connector_call *call, const char *token, uint64_t gen)
 {
     size_t n = strlen(token) + sizeof("Authorization: Bearer ");
 
@@ -663,10 +691,14 @@ static void call_use_token(struct call *call, const char *token, uint64_t gen)
  * a token is never sent in its last minutes, where clock skew or a slow
  * request would turn it into a 401.
  */
-static void attempt_begin(struct call *call)
+static void attempt_begin(struct connector_call *call)
 {
     struct connector *c = call->c;
 
+    if (call_past_hold(call, now_ms(c))) {
+        call_finish_held(call, DG_ERR_TIMEOUT);
+        return;
+    }
     call->attempts++;
     if (c->token && now_ms(c) < c->token_until_ms)
         call_use_token(call, c->token, c->token_gen);
@@ -676,7 +708,7 @@ static void attempt_begin(struct call *call)
 
 static void on_call_timer(uv_timer_t *t)
 {
-    struct call *call = container_of(t, struct call, timer);
+    struct connector_call *call = container_of(t, struct connector_call, timer);
 
     switch (call->state) {
     case CALL_SCHEDULED:
@@ -697,7 +729,7 @@ static void on_call_timer(uv_timer_t *t)
  * (concurrent operations), 429 (throttled), 503 (not taken in). A caller
  * that prefers a possible duplicate to a lost card sets retry_ambiguous.
  */
-static bool retry_is_safe(const struct call *call, int err, long status, bool token_error)
+static bool retry_is_safe(const struct connector_call *call, int err, long status, bool token_error)
 {
     if (token_error || call->op == CONNECTOR_UPDATE || call->retry_ambiguous)
         return true;
@@ -723,7 +755,7 @@ static int64_t backoff_ms(struct connector *c, unsigned n, int64_t retry_after_s
 }
 
 /* Attempts counted against the budget: the 401 retry is extra. */
-static unsigned attempts_used(const struct call *call)
+static unsigned attempts_used(const struct connector_call *call)
 {
     return call->attempts - (call->reauthed ? 1 : 0);
 }
@@ -733,7 +765,7 @@ static unsigned attempts_used(const struct call *call)
  * retryable, the budget allows and retrying is safe for this call;
  * otherwise finish with what the last attempt said.
  */
-static void attempt_failed(struct call *call, int err, long status, int64_t retry_after_s,
+static void attempt_failed(struct connector_call *call, int err, long status, int64_t retry_after_s,
                            bool token_error)
 {
     struct connector *c = call->c;
@@ -750,6 +782,12 @@ static void attempt_failed(struct call *call, int err, long status, int64_t retr
         call_finish_closed(call);
         return;
     }
+    call->last_status = status;
+    call->last_retry_after_s = retry_after_s;
+    if (call->cancelled && !token_error) {
+        call_finish_held(call, DG_ERR_CLOSED); /* its answer came: no retry after a cancel */
+        return;
+    }
     if (outcome == HTTP_OUTCOME_RETRYABLE && retry_after_too_long(c, retry_after_s)) {
         /* Told to wait longer than we ever do: final, so no caller waits it out either. */
         res.outcome = HTTP_OUTCOME_FINAL;
@@ -763,6 +801,11 @@ static void attempt_failed(struct call *call, int err, long status, int64_t retr
     if (outcome == HTTP_OUTCOME_RETRYABLE && attempts_used(call) < call->max_attempts &&
         retry_is_safe(call, err, status, token_error))
         wait = backoff_ms(c, attempts_used(call), retry_after_s);
+    if (wait >= 0 && call_past_hold(call, now_ms(c) + (uint64_t)wait)) {
+        /* The retry could not leave in time: the caller waits, and asks again, itself. */
+        call_finish_held(call, DG_ERR_TIMEOUT);
+        return;
+    }
     if (wait >= 0) {
         call->retry_at_ms = now_ms(c) + (uint64_t)wait;
         metrics_inc(c->metrics, METRICS_C_RETRIES);
@@ -800,7 +843,7 @@ static char *resource_id(const struct buf *body)
  */
 static void on_sent(const struct http_client_response *r, void *data)
 {
-    struct call *call = data;
+    struct connector_call *call = data;
     struct connector *c = call->c;
     struct connector_result res = {.outcome = HTTP_OUTCOME_OK, .status = r->status, .retry_after_s = -1};
     char *id;
@@ -817,7 +860,7 @@ static void on_sent(const struct http_client_response *r, void *data)
         xfree(id);
         return;
     }
-    if (r->err == 0 && r->status == 401 && !call->reauthed) {
+    if (r->err == 0 && r->status == 401 && !call->reauthed && !call->cancelled) {
         /* The token may have been revoked or expired early: one new token, one retry. */
         call->reauthed = true;
         token_invalidate(c, call->token_gen);
@@ -834,7 +877,7 @@ static void on_sent(const struct http_client_response *r, void *data)
  * Sends the attempt now (pacing has granted the slot). A failure at
  * submission goes through the same retry rules as one reported later.
  */
-static void http_dispatch(struct call *call)
+static void http_dispatch(struct connector_call *call)
 {
     struct connector *c = call->c;
     const char *headers[] = {call->auth, "Content-Type: application/json",
@@ -945,9 +988,10 @@ static int msg_check(struct connector *c, const struct connector_msg *m)
  * may go away as soon as this returns.
  */
 static int submit(struct connector *c, const struct connector_msg *m, char *body,
-                  const struct connector_opts *opts, connector_done_cb cb, void *data)
+                  const struct connector_opts *opts, uint64_t hold_until_ms,
+                  connector_done_cb cb, void *data, struct connector_call **out)
 {
-    struct call *call;
+    struct connector_call *call;
     char *url = NULL;
     size_t key_len;
     int err;
@@ -974,17 +1018,22 @@ static int submit(struct connector *c, const struct connector_msg *m, char *body
     call->max_attempts =
         opts && opts->max_attempts ? opts->max_attempts : CONNECTOR_DEFAULT_ATTEMPTS;
     call->retry_ambiguous = opts && opts->retry_ambiguous;
+    call->hold_until_ms = hold_until_ms;
+    call->last_retry_after_s = -1;
     uv_timer_init(c->loop, &call->timer);
     c->open++;
     list_insert_head(&c->calls, &call->node);
     c->n_pending++;
     /* The first attempt starts from the loop: the callback never runs in here. */
     call_schedule(call, 0);
+    if (out)
+        *out = call;
     return 0;
 }
 
-int connector_send(struct connector *c, const struct connector_msg *msg,
-                   const struct connector_opts *opts, connector_done_cb cb, void *data)
+int connector_send_call(struct connector *c, const struct connector_msg *msg,
+                        const struct connector_opts *opts, uint64_t hold_until_ms,
+                        connector_done_cb cb, void *data, struct connector_call **out)
 {
     char *body = NULL;
 
@@ -992,7 +1041,65 @@ int connector_send(struct connector *c, const struct connector_msg *msg,
         body = xmalloc(msg->body_len);
         memcpy(body, msg->body, msg->body_len);
     }
-    return submit(c, msg, body, opts, cb, data);
+    return submit(c, msg, body, opts, hold_until_ms, cb, data, out);
+}
+
+int connector_send(struct connector *c, const struct connector_msg *msg,
+                   const struct connector_opts *opts, connector_done_cb cb, void *data)
+{
+    return connector_send_call(c, msg, opts, 0, cb, data, NULL);
+}
+
+/* Takes call off a singly linked wait queue; true when it was there. */
+static bool unlink_wait(struct connector_call **head, struct connector_call **tail,
+                        struct connector_call *call)
+{
+    struct connector_call *prev = NULL, *p;
+
+    for (p = *head; p && p != call; p = p->next_wait)
+        prev = p;
+    if (!p)
+        return false;
+    if (prev)
+        prev->next_wait = call->next_wait;
+    else
+        *head = call->next_wait;
+    if (*tail == call)
+        *tail = prev;
+    call->next_wait = NULL;
+    return true;
+}
+
+void connector_call_cancel(struct connector_call *call)
+{
+    struct connector *c = call->c;
+    struct conv *cv;
+
+    switch (call->state) {
+    case CALL_IN_FLIGHT:
+        call->cancelled = true; /* its answer finishes it, never a retry */
+        return;
+    case CALL_DONE:
+        return;
+    case CALL_SCHEDULED:
+        uv_timer_stop(&call->timer);
+        break;
+    case CALL_WAIT_TOKEN:
+        unlink_wait(&c->wait_head, &c->wait_tail, call);
+        break;
+    case CALL_WAIT_PACE:
+        cv = call->conv;
+        uv_timer_stop(&call->timer);
+        if (cv && unlink_wait(&cv->q_head, &cv->q_tail, call))
+            cv->n_waiting--;
+        call->conv = NULL;
+        call_finish_held(call, DG_ERR_CLOSED);
+        /* The head may have gone: the next one's timer must be armed. */
+        if (cv && cv->q_head)
+            pace_pump(cv);
+        return;
+    }
+    call_finish_held(call, DG_ERR_CLOSED);
 }
 
 int connector_send_card(struct connector *c, enum connector_op op, const char *service_url,
@@ -1014,7 +1121,7 @@ int connector_send_card(struct connector *c, enum connector_op op, const char *s
     m.body = body;
     m.conversation_id = to->conversation_id;
     m.activity_id = op == CONNECTOR_REPLY ? to->reply_to_id : to->activity_id;
-    return submit(c, &m, body, opts, cb, data);
+    return submit(c, &m, body, opts, 0, cb, data, NULL);
 }
 
 /*
@@ -1029,7 +1136,7 @@ static void log_given_up(struct connector *c)
     struct list_node *n;
 
     list_for_each (n, &c->calls) {
-        const struct call *call = container_of(n, struct call, node);
+        const struct connector_call *call = container_of(n, struct connector_call, node);
 
         if (call->state == CALL_SCHEDULED && call->attempts > 0) {
             n_retry++;
@@ -1070,7 +1177,7 @@ void connector_stop(struct connector *c, connector_stopped_cb cb, void *data)
         http_client_cancel(c->token_call);
     c->wait_head = c->wait_tail = NULL;
     while ((n = list_first(&c->calls))) {
-        struct call *call = container_of(n, struct call, node);
+        struct connector_call *call = container_of(n, struct connector_call, node);
 
         if (call->state == CALL_IN_FLIGHT && call->hc) {
             http_client_cancel(call->hc); /* on_sent finishes it */
