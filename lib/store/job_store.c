@@ -169,6 +169,8 @@ static const char dead_lua[] = LUA_MINUTE_ADD
     "  local did = redis.call('XADD', KEYS[2], '*', unpack(f))\n"
     "  redis.call('HSET', KEYS[3], 'status', ARGV[3], 'last_error', ARGV[4], 'attempts', ARGV[5],\n"
     "    'dead_id', did)\n"
+    /* Ended knowingly: a requeue must not wait out this attempt's send mark. */
+    "  redis.call('HDEL', KEYS[3], 'send_token', 'send_consumer', 'send_ms')\n"
     "  if redis.call('TTL', KEYS[3]) < 0 then redis.call('EXPIRE', KEYS[3], ARGV[8]) end\n"
     "  if ARGV[7] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then\n"
     "    redis.call('HSET', KEYS[4], 'stale', '1')\n"

@@ -765,10 +765,12 @@ static void dead_letters_once_and_acks(void **state)
     job_add(f, &j, "req-x", "", "c1");
     record_set(f, &j, "processing", "5");
     ref_set(f);
+    freeReplyObject(sync_cmd(f->rc, "HSET {digest}:req:req-x send_token n/x/1 send_ms 1"));
 
     dead(f, &j, REQUEST_STATUS_DEAD, false, &r);
     assert_int_equal(r.err, 0);
     assert_true(r.recorded);
+    assert_rec(f, &j, "send_token", NULL); /* ended knowingly: a requeue does not wait on it */
     assert_string_equal(r.ack, "ack-1");
     assert_false(is_pending(f, j.id));
     assert_rec(f, &j, "status", "dead");
