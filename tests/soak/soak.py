@@ -235,7 +235,9 @@ def main():
         "served_without_redis": len(no_record),
         "ack_updates_twice": sum(1 for v in updates.values() if v > 1),
         "late_results_kept": late, "resent_unknown": unknown,
-        "window_ms": {"n": len(windows), "p50": pct(windows, 50), "p99": pct(windows, 99),
+        "window_ms": {"n": len(windows), "p50": pct(windows, 50), "p90": pct(windows, 90),
+                      "p99": pct(windows, 99), "p99.9": pct(windows, 99.9),
+                      "over_50": sum(1 for x in windows if x >= 50),
                       "max": max(windows) if windows else 0},
         "seconds": round(time.time() - t_start, 1),
     }
