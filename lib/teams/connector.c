@@ -50,10 +50,14 @@ enum call_state {
 
 struct conv;
 
-struct connector_call {
+/*
+ * The public handle (struct connector_call, opaque in connector.h) is a
+ * struct call: never defined, only converted where it crosses the API.
+ */
+struct call {
     struct connector *c;
     struct list_node node;  /* c->calls: every call whose callback has not run */
-    struct connector_call *next_wait; /* the token queue or the conversation queue */
+    struct call *next_wait; /* the token queue or the conversation queue */
     struct conv *conv;      /* while CALL_WAIT_PACE */
     uv_timer_t timer;
     enum call_state state;
@@ -88,7 +92,7 @@ struct conv {
     unsigned n_sent;                   /* valid entries, up to CONNECTOR_PACE_30S */
     unsigned head;                     /* where the next send time goes */
     uint64_t last_ms;                  /* last send (or creation) */
-    struct connector_call *q_head, *q_tail;      /* calls waiting for a slot, FIFO */
+    struct call *q_head, *q_tail;      /* calls waiting for a slot, FIFO */
     unsigned n_waiting;                /* calls in that queue */
     bool pumping;                      /* pace_pump is on the stack */
     uint64_t refused;                  /* sends refused since the last warning, not yet said */
@@ -107,7 +111,7 @@ struct connector {
     uint64_t token_gen;                  /* bumped by every new token */
     uint64_t token_sent_ms;              /* when the fetch in flight left */
     struct http_client_call *token_call; /* the one fetch in flight, or NULL */
-    struct connector_call *wait_head, *wait_tail;  /* calls waiting for that fetch */
+    struct call *wait_head, *wait_tail;  /* calls waiting for that fetch */
 
     struct list_node calls;
     size_t n_pending;
@@ -128,7 +132,7 @@ struct connector {
 static const enum metrics_hist connector_hist = METRICS_H_CONNECTOR;
 
 static void on_call_timer(uv_timer_t *t);
-static void attempt_failed(struct connector_call *call, int err, long status, int64_t retry_after_s,
+static void attempt_failed(struct call *call, int err, long status, int64_t retry_after_s,
                            bool token_error);
 static void pace_pump(struct conv *cv);
 
@@ -169,7 +173,7 @@ static void maybe_stopped(struct connector *c)
 
 static void on_call_closed(uv_handle_t *h)
 {
-    struct connector_call *call = container_of((uv_timer_t *)h, struct connector_call, timer);
+    struct call *call = container_of((uv_timer_t *)h, struct call, timer);
     struct connector *c = call->c;
 
     xfree(call->url);
@@ -187,7 +191,7 @@ static void on_call_closed(uv_handle_t *h)
  * sit in any queue any more: it is off the token and pace queues by the
  * time it gets here (popped, or the queue was dropped by connector_stop).
  */
-static void call_finish(struct connector_call *call, struct connector_result *res)
+static void call_finish(struct call *call, struct connector_result *res)
 {
     struct connector *c = call->c;
 
@@ -202,7 +206,7 @@ static void call_finish(struct connector_call *call, struct connector_result *re
     call->cb(res, call->data);
 }
 
-static void call_finish_closed(struct connector_call *call)
+static void call_finish_closed(struct call *call)
 {
     struct connector_result res = {
         .err = DG_ERR_CLOSED, .outcome = HTTP_OUTCOME_FINAL, .retry_after_s = -1};
@@ -211,7 +215,7 @@ static void call_finish_closed(struct connector_call *call)
 }
 
 /* Not sent (again): cancelled, or its hold-until time came first. */
-static void call_finish_held(struct connector_call *call, int err)
+static void call_finish_held(struct call *call, int err)
 {
     struct connector_result res = {.err = err,
                                    .status = call->last_status,
@@ -225,12 +229,12 @@ static void call_finish_held(struct connector_call *call, int err)
 }
 
 /* Whether a request that would leave at now may not (its deadline passed). */
-static bool call_past_hold(const struct connector_call *call, uint64_t now)
+static bool call_past_hold(const struct call *call, uint64_t now)
 {
     return call->hold_until_ms && now >= call->hold_until_ms;
 }
 
-static void call_schedule(struct connector_call *call, uint64_t delay_ms)
+static void call_schedule(struct call *call, uint64_t delay_ms)
 {
     call->state = CALL_SCHEDULED;
     if (delay_ms)
@@ -299,7 +303,7 @@ out:
     return err;
 }
 
-static void call_use_token(struct connector_call *call, const char *token, uint64_t gen);
+static void call_use_token(struct call *call, const char *token, uint64_t gen);
 
 /*
  * Hands the fetch's outcome to every waiter, oldest first. On failure err
@@ -308,7 +312,7 @@ static void call_use_token(struct connector_call *call, const char *token, uint6
  */
 static void token_wake(struct connector *c, bool ok, int err, long status, int64_t retry_after_s)
 {
-    struct connector_call *call;
+    struct call *call;
 
     /* Pop one at a time: a waiter's callback may stop us and drop the queue. */
     while ((call = c->wait_head)) {
@@ -405,7 +409,7 @@ out:
 }
 
 /* Joins the fetch in flight, or starts one. */
-static void token_wait(struct connector_call *call)
+static void token_wait(struct call *call)
 {
     struct connector *c = call->c;
     int err;
@@ -522,7 +526,7 @@ static void pace_record(struct connector *c, struct conv *cv, uint64_t now)
     list_insert_head(&c->lru, &cv->lru);
 }
 
-static void http_dispatch(struct connector_call *call);
+static void http_dispatch(struct call *call);
 
 /*
  * Sends what the windows allow, in order; arms the head's timer for the
@@ -531,7 +535,7 @@ static void http_dispatch(struct connector_call *call);
  */
 static void pace_pump(struct conv *cv)
 {
-    struct connector_call *call;
+    struct call *call;
 
     if (cv->pumping)
         return;
@@ -596,7 +600,7 @@ static void refusals_say(struct connector *c, struct conv *cv, uint64_t now, con
  * one conversation must not flood the log as well: one line per
  * conversation per refusal_log_ms, the count in between.
  */
-static void pace_refuse(struct connector *c, struct conv *cv, struct connector_call *call, uint64_t now)
+static void pace_refuse(struct connector *c, struct conv *cv, struct call *call, uint64_t now)
 {
     struct connector_result res = {.err = DG_ERR_UNAVAILABLE,
                                    .outcome = HTTP_OUTCOME_RETRYABLE,
@@ -626,7 +630,7 @@ static void refusals_sweep(struct connector *c, uint64_t now)
     }
 }
 
-static void pace_enqueue(struct connector_call *call)
+static void pace_enqueue(struct call *call)
 {
     struct connector *c = call->c;
     uint64_t now = now_ms(c);
@@ -674,7 +678,7 @@ static void on_sweep_closed(uv_handle_t *h)
  * The call keeps its own copy of the header: the cached token may be
  * replaced or dropped (a 401 elsewhere) while the call waits for pacing.
  */
-static void call_use_token(struct connector_call *call, const char *token, uint64_t gen)
+static void call_use_token(struct call *call, const char *token, uint64_t gen)
 {
     size_t n = strlen(token) + sizeof("Authorization: Bearer ");
 
@@ -691,7 +695,7 @@ static void call_use_token(struct connector_call *call, const char *token, uint6
  * a token is never sent in its last minutes, where clock skew or a slow
  * request would turn it into a 401.
  */
-static void attempt_begin(struct connector_call *call)
+static void attempt_begin(struct call *call)
 {
     struct connector *c = call->c;
 
@@ -708,7 +712,7 @@ static void attempt_begin(struct connector_call *call)
 
 static void on_call_timer(uv_timer_t *t)
 {
-    struct connector_call *call = container_of(t, struct connector_call, timer);
+    struct call *call = container_of(t, struct call, timer);
 
     switch (call->state) {
     case CALL_SCHEDULED:
@@ -729,7 +733,7 @@ static void on_call_timer(uv_timer_t *t)
  * (concurrent operations), 429 (throttled), 503 (not taken in). A caller
  * that prefers a possible duplicate to a lost card sets retry_ambiguous.
  */
-static bool retry_is_safe(const struct connector_call *call, int err, long status, bool token_error)
+static bool retry_is_safe(const struct call *call, int err, long status, bool token_error)
 {
     if (token_error || call->op == CONNECTOR_UPDATE || call->retry_ambiguous)
         return true;
@@ -755,7 +759,7 @@ static int64_t backoff_ms(struct connector *c, unsigned n, int64_t retry_after_s
 }
 
 /* Attempts counted against the budget: the 401 retry is extra. */
-static unsigned attempts_used(const struct connector_call *call)
+static unsigned attempts_used(const struct call *call)
 {
     return call->attempts - (call->reauthed ? 1 : 0);
 }
@@ -765,7 +769,7 @@ static unsigned attempts_used(const struct connector_call *call)
  * retryable, the budget allows and retrying is safe for this call;
  * otherwise finish with what the last attempt said.
  */
-static void attempt_failed(struct connector_call *call, int err, long status, int64_t retry_after_s,
+static void attempt_failed(struct call *call, int err, long status, int64_t retry_after_s,
                            bool token_error)
 {
     struct connector *c = call->c;
@@ -843,7 +847,7 @@ static char *resource_id(const struct buf *body)
  */
 static void on_sent(const struct http_client_response *r, void *data)
 {
-    struct connector_call *call = data;
+    struct call *call = data;
     struct connector *c = call->c;
     struct connector_result res = {.outcome = HTTP_OUTCOME_OK, .status = r->status, .retry_after_s = -1};
     char *id;
@@ -877,7 +881,7 @@ static void on_sent(const struct http_client_response *r, void *data)
  * Sends the attempt now (pacing has granted the slot). A failure at
  * submission goes through the same retry rules as one reported later.
  */
-static void http_dispatch(struct connector_call *call)
+static void http_dispatch(struct call *call)
 {
     struct connector *c = call->c;
     const char *headers[] = {call->auth, "Content-Type: application/json",
@@ -991,7 +995,7 @@ static int submit(struct connector *c, const struct connector_msg *m, char *body
                   const struct connector_opts *opts, uint64_t hold_until_ms,
                   connector_done_cb cb, void *data, struct connector_call **out)
 {
-    struct connector_call *call;
+    struct call *call;
     char *url = NULL;
     size_t key_len;
     int err;
@@ -1027,7 +1031,7 @@ static int submit(struct connector *c, const struct connector_msg *m, char *body
     /* The first attempt starts from the loop: the callback never runs in here. */
     call_schedule(call, 0);
     if (out)
-        *out = call;
+        *out = (struct connector_call *)call;
     return 0;
 }
 
@@ -1051,10 +1055,10 @@ int connector_send(struct connector *c, const struct connector_msg *msg,
 }
 
 /* Takes call off a singly linked wait queue; true when it was there. */
-static bool unlink_wait(struct connector_call **head, struct connector_call **tail,
-                        struct connector_call *call)
+static bool unlink_wait(struct call **head, struct call **tail,
+                        struct call *call)
 {
-    struct connector_call *prev = NULL, *p;
+    struct call *prev = NULL, *p;
 
     for (p = *head; p && p != call; p = p->next_wait)
         prev = p;
@@ -1070,8 +1074,9 @@ static bool unlink_wait(struct connector_call **head, struct connector_call **ta
     return true;
 }
 
-void connector_call_cancel(struct connector_call *call)
+void connector_call_cancel(struct connector_call *handle)
 {
+    struct call *call = (struct call *)handle;
     struct connector *c = call->c;
     struct conv *cv;
 
@@ -1136,7 +1141,7 @@ static void log_given_up(struct connector *c)
     struct list_node *n;
 
     list_for_each (n, &c->calls) {
-        const struct connector_call *call = container_of(n, struct connector_call, node);
+        const struct call *call = container_of(n, struct call, node);
 
         if (call->state == CALL_SCHEDULED && call->attempts > 0) {
             n_retry++;
@@ -1177,7 +1182,7 @@ void connector_stop(struct connector *c, connector_stopped_cb cb, void *data)
         http_client_cancel(c->token_call);
     c->wait_head = c->wait_tail = NULL;
     while ((n = list_first(&c->calls))) {
-        struct connector_call *call = container_of(n, struct connector_call, node);
+        struct call *call = container_of(n, struct call, node);
 
         if (call->state == CALL_IN_FLIGHT && call->hc) {
             http_client_cancel(call->hc); /* on_sent finishes it */

@@ -326,7 +326,8 @@ static void job_add(struct fixture *f, const char *rid)
                              "HSET {digest}:req:%s status queued mode async attempts 0 "
                              "ack_activity_id ack-1",
                              rid));
-    freeReplyObject(sync_cmd(f->rc, "XREADGROUP GROUP workers host:1 COUNT 1 STREAMS " STREAM " >"));
+    freeReplyObject(
+        sync_cmd(f->rc, "XREADGROUP GROUP workers host:1 COUNT 1 STREAMS " STREAM " >"));
     f->f = (struct job_fields){.stream_id = f->stream_id,
                                .request_id = rid,
                                .activity_id = "act-1",
@@ -585,7 +586,7 @@ static void success_after_the_loss_is_kept_as_late(void **state)
     assert_int_equal(metrics_job_outcome_count(f->metrics, "late"), 1);
 }
 
-/* Redis unreachable (frozen: commands time out) when the result is ready: no post until it answers. */
+/* Redis unreachable (frozen: commands time out) at the result: no post until it answers. */
 static void redis_away_at_the_fence_posts_nothing_until_back(void **state)
 {
     struct fixture *f = *state;

@@ -1082,8 +1082,8 @@ static void dead_refuses_a_status_that_does_not_end_a_job(void **state)
     record_set(f, &j, "processing", "1");
     before = state_of(f, &j);
     for (size_t i = 0; i < ARRAY_SIZE(wrong); i++)
-        assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j.f, "c1", "t", wrong[i], "x", 1,
-                                        false, 3000, on_dead, &r),
+        assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j.f, "c1", "t", wrong[i], "x",
+                                        1, false, 3000, on_dead, &r),
                          DG_ERR_INVALID);
     loop_run_for(&f->loop, &f->tick, 100);
     assert_int_equal(r.calls, 0);
