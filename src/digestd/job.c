@@ -376,12 +376,14 @@ static void on_result_sent(const struct connector_result *res, void *data)
             finish(j);
             return;
         }
-        if (res->status)
-            snprintf(why, sizeof(why),
-                     "the connector answered HTTP %ld; its retry could not leave within the lease",
-                     res->status);
-        else
-            snprintf(why, sizeof(why), "the send could not leave within the lease");
+        if (!res->status) {
+            /* Nothing was asked of Teams yet (a pacing queue, the token): not an attempt. */
+            fence_send(j);
+            return;
+        }
+        snprintf(why, sizeof(why),
+                 "the connector answered HTTP %ld; its retry could not leave within the lease",
+                 res->status);
         retry(j, res->retry_after_s, why);
         return;
     }

@@ -22,6 +22,12 @@ FAST = {"WORKER_CLAIM_IDLE_MS": 3000, "WORKER_CLAIM_INTERVAL_MS": 200,
 class FenceWorld(WorkerWorld):
     redis_class = AofRedis
 
+    def setUp(self):
+        super().setUp()
+        # A test before may have restarted Redis: the api takes up to its reconnect
+        # backoff to see it again, and until then serves digests in place (200).
+        wait_until(lambda: self.api.get("/readyz")[0] == 200, 15, "the api ready")
+
     def tearDown(self):
         for w in self.workers:  # a frozen worker cannot stop
             if w.proc and w.proc.poll() is None:

@@ -125,7 +125,7 @@ int connector_send_card(struct connector *c, enum connector_op op, const char *s
 static void answer(int n, long status, int64_t retry_after_s, bool held)
 {
     struct fake_call *fc = &F.calls[n];
-    struct connector_result res = {.status = status ? status : 201,
+    struct connector_result res = {.status = status ? status : held ? 0 : 201,
                                    .retry_after_s = retry_after_s,
                                    .activity_id = "result-act",
                                    .held = held};
@@ -539,10 +539,15 @@ static void held_send_is_fenced_again(void **state)
     wait_calls(f, 2);
     assert_true(F.calls[1].is_result);
     assert_field(f, "r7", "attempts", "2");
-    answer(1, 0, -1, false);
+    /* Held before anything reached Teams (a long pacing queue): fenced again, not an attempt. */
+    answer(1, 0, -1, true);
     wait_calls(f, 3);
-    assert_field(f, "r7", "status", "delivered");
+    assert_true(F.calls[2].is_result);
+    assert_field(f, "r7", "attempts", "2");
     answer(2, 0, -1, false);
+    wait_calls(f, 4);
+    assert_field(f, "r7", "status", "delivered");
+    answer(3, 0, -1, false);
     wait_gone(f);
 }
 
