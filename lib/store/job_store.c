@@ -3,6 +3,7 @@
 
 #include <hiredis/hiredis.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
@@ -49,19 +50,92 @@ const struct store_script job_store_begin_script = {"job_store_begin", begin_lua
                                                     sizeof(begin_lua) - 1};
 
 /*
- * KEYS: stream, record, this minute's counts. ARGV: group, entry id, now,
- * result id, fetched_ms, TTL. A job is counted delivered once, however
- * often the step is sent again.
+ * Lua: whether the job's entry (ARGV[1] group, id) is pending under the
+ * consumer named c, and the record (KEYS[2]) is processing under the
+ * attempt token t: "this attempt holds the job".
  */
-static const char delivered_lua[] = LUA_MINUTE_ADD
-    "if redis.call('HGET', KEYS[2], 'status') ~= " LUA_DELIVERED " then\n"
-    "  minute_add(KEYS[3], '" HISTORY_F_DELIVERED "', 1)\n"
+#define LUA_HOLDS                                                                            \
+    "local function holds(stream, rec, group, id, c, t)\n"                                   \
+    "  local p = redis.call('XPENDING', stream, group, id, id, 1)\n"                         \
+    "  return p[1] ~= nil and p[1][2] == c and\n"                                            \
+    "    redis.call('HGET', rec, 'status') == " LUA_PROCESSING " and\n"                      \
+    "    redis.call('HGET', rec, 'attempt_token') == t\n"                                    \
     "end\n"
+
+/*
+ * The fence before a result is posted. KEYS: stream, record, schema. ARGV:
+ * group, entry id, consumer, attempt token, this process's nonce, how long
+ * a send marked by another process stays "maybe in flight" (ms), schema
+ * version. Answers {code, text}: 0 not ours (text: why); 1 send; 2 a send
+ * by another process was marked and is long over: send again, its outcome
+ * unknown; 3 that send may still be in flight: ask again in text ms; 4 a
+ * result was accepted already for an attempt that had lost the job (text:
+ * its id): record it, send nothing. On 1 and 2 the send is marked
+ * (send_token, send_consumer, send_ms from Redis's clock) and the lease
+ * renewed in the same step, so the lease's safe end is a full
+ * WORKER_CLAIM_IDLE_MS from here.
+ */
+static const char fence_lua[] = LUA_HOLDS
+    "if not holds(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then\n"
+    "  return {0, redis.call('HGET', KEYS[2], 'status') or 'no record'}\n"
+    "end\n"
+    "local late = redis.call('HGET', KEYS[2], 'late_result_activity_id')\n"
+    "if late then return {4, late} end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local code = 1\n"
+    "local prev = redis.call('HGET', KEYS[2], 'send_token')\n"
+    "if prev and prev ~= ARGV[4] and string.sub(prev, 1, #ARGV[5] + 1) ~= ARGV[5] .. '/' then\n"
+    "  local left = (tonumber(redis.call('HGET', KEYS[2], 'send_ms')) or 0) +\n"
+    "    tonumber(ARGV[6]) - now\n"
+    "  if left > 0 then return {3, tostring(left)} end\n"
+    "  code = 2\n"
+    "end\n"
+    "redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')\n"
+    "redis.call('HSET', KEYS[2], 'send_token', ARGV[4], 'send_consumer', ARGV[3],\n"
+    "  'send_ms', tostring(now))\n"
+    "if (tonumber(redis.call('GET', KEYS[3])) or 1) < tonumber(ARGV[7]) then\n"
+    "  redis.call('SET', KEYS[3], ARGV[7])\n"
+    "end\n"
+    "return {code, ''}\n";
+
+const struct store_script job_store_fence_script = {"job_store_fence", fence_lua,
+                                                    sizeof(fence_lua) - 1};
+
+/*
+ * KEYS: stream, record, this minute's counts. ARGV: group, entry id, now,
+ * result id, fetched_ms, TTL, consumer, attempt token. Only the attempt
+ * that holds the job records it delivered (and XACKs): answers {1, ack
+ * id}, or {2, ack id} when this very attempt recorded it already (its
+ * reply was lost). Anything else is refused, {0, ''}: a record delivered
+ * by another attempt is never overwritten, and a result accepted for an
+ * attempt that lost the job is kept as late_result_activity_id (once) for
+ * the holder, whose fence then records it instead of sending again.
+ */
+static const char delivered_lua[] = LUA_MINUTE_ADD LUA_HOLDS
+    "local st = redis.call('HGET', KEYS[2], 'status')\n"
+    "if st == " LUA_DELIVERED " then\n"
+    "  if redis.call('HGET', KEYS[2], 'attempt_token') == ARGV[8] and\n"
+    "     redis.call('HGET', KEYS[2], 'result_activity_id') == ARGV[4] then\n"
+    "    return {2, redis.call('HGET', KEYS[2], 'ack_activity_id') or ''}\n"
+    "  end\n"
+    "  return {0, ''}\n"
+    "end\n"
+    "if not holds(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[7], ARGV[8]) then\n"
+    "  if st == " LUA_PROCESSING " or st == " LUA_QUEUED " then\n"
+    "    redis.call('HSETNX', KEYS[2], 'late_result_activity_id', ARGV[4])\n"
+    "    redis.call('HSETNX', KEYS[2], 'late_ms', ARGV[3])\n"
+    "  end\n"
+    "  return {0, ''}\n"
+    "end\n"
+    "minute_add(KEYS[3], '" HISTORY_F_DELIVERED "', 1)\n"
     "redis.call('HSET', KEYS[2], 'status', " LUA_DELIVERED ", 'delivered_ms', ARGV[3],\n"
     "  'result_activity_id', ARGV[4], 'fetched_ms', ARGV[5], 'last_error', '')\n"
+    /* Delivered and recorded: the send mark has nothing left to say. */
+    "redis.call('HDEL', KEYS[2], 'send_token', 'send_consumer', 'send_ms')\n"
     "if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[6]) end\n"
     "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
-    "return redis.call('HGET', KEYS[2], 'ack_activity_id') or ''\n";
+    "return {1, redis.call('HGET', KEYS[2], 'ack_activity_id') or ''}\n";
 
 const struct store_script job_store_delivered_script = {"job_store_delivered", delivered_lua,
                                                         sizeof(delivered_lua) - 1};
@@ -69,7 +143,9 @@ const struct store_script job_store_delivered_script = {"job_store_delivered", d
 /*
  * KEYS: stream, dead stream, record, reference, this minute's counts. ARGV:
  * group, entry id, status, reason, attempts, now, stale flag, TTL, attempt
- * token, then the job's field pairs. The minute counts the end under the
+ * token, consumer, then the job's field pairs. Only the consumer whose
+ * pending entry it is ends a job (and XACKs it): another one's attempt,
+ * which lost the job, changes nothing and is told recorded 0. The minute counts the end under the
  * status's own name (dead or failed), once.
  * The status check makes a second run (a lost reply, sent again) add nothing,
  * and keeps a job that was delivered from being called dead. Answers
@@ -81,22 +157,29 @@ const struct store_script job_store_delivered_script = {"job_store_delivered", d
 static const char dead_lua[] = LUA_MINUTE_ADD
     "local st = redis.call('HGET', KEYS[3], 'status')\n"
     "local ended = " LUA_ST_ENDED "\n"
+    "local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)\n"
+    "local mine = p[1] ~= nil and p[1][2] == ARGV[10]\n"
+    "if not ended and not mine then\n"
+    "  return {0, redis.call('HGET', KEYS[3], 'ack_activity_id') or ''}\n"
+    "end\n"
     "if not ended then\n"
     "  minute_add(KEYS[5], ARGV[3], 1)\n"
     "  local f = {}\n"
-    "  for i = 10, #ARGV do f[#f + 1] = ARGV[i] end\n"
+    "  for i = 11, #ARGV do f[#f + 1] = ARGV[i] end\n"
     "  f[#f + 1] = 'reason'; f[#f + 1] = ARGV[4]\n"
     "  f[#f + 1] = 'attempts'; f[#f + 1] = ARGV[5]\n"
     "  f[#f + 1] = 'failed_ms'; f[#f + 1] = ARGV[6]\n"
     "  local did = redis.call('XADD', KEYS[2], '*', unpack(f))\n"
     "  redis.call('HSET', KEYS[3], 'status', ARGV[3], 'last_error', ARGV[4], 'attempts', ARGV[5],\n"
     "    'dead_id', did)\n"
+    /* Ended knowingly: a requeue must not wait out this attempt's send mark. */
+    "  redis.call('HDEL', KEYS[3], 'send_token', 'send_consumer', 'send_ms')\n"
     "  if redis.call('TTL', KEYS[3]) < 0 then redis.call('EXPIRE', KEYS[3], ARGV[8]) end\n"
     "  if ARGV[7] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then\n"
     "    redis.call('HSET', KEYS[4], 'stale', '1')\n"
     "  end\n"
     "end\n"
-    "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
+    "if mine then redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) end\n"
     "local recorded = 0\n"
     "if not ended or (st ~= " LUA_DELIVERED " and\n"
     "                 redis.call('HGET', KEYS[3], 'attempt_token') == ARGV[9]) then\n"
@@ -256,20 +339,24 @@ static void on_dead(int err, redisReply *r, void *data)
     xfree(op);
 }
 
-static void on_end(int err, redisReply *r, void *data)
+static void on_delivered(int err, redisReply *r, void *data)
 {
     struct store_op *op = data;
 
     err = redis_reply_status(err, r);
-    if (!err && !is_string(r))
+    if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                 r->element[0]->type != REDIS_REPLY_INTEGER || !is_string(r->element[1])))
         err = DG_ERR_PROTOCOL;
-    op->cb.end(err, err ? "" : r->str, op->data);
+    op->cb.delivered(err, !err && r->element[0]->integer != 0, err ? "" : r->element[1]->str,
+                     op->data);
     xfree(op);
 }
 
 int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
-                        const struct job_fields *job, const char *result_activity_id,
-                        uint64_t fetched_ms, uint64_t now_ms, job_store_end_cb cb, void *data)
+                        const struct job_fields *job, const char *consumer,
+                        const char *attempt_token, const char *result_activity_id,
+                        uint64_t fetched_ms, uint64_t now_ms, job_store_delivered_cb cb,
+                        void *data)
 {
     struct job_keys k;
     char now[24], fetched[24], ttl[24], *minute;
@@ -282,10 +369,13 @@ int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
     u64_str(fetched, sizeof(fetched), fetched_ms);
     u64_str(ttl, sizeof(ttl), cfg->request_ttl_s);
     {
-        const char *argv[] = {"EVAL",     delivered_lua,  "3", k.stream,           k.rec,   minute,
-                              KEYS_GROUP, job->stream_id, now, result_activity_id, fetched, ttl};
-        op->cb.end = cb;
-        err = store_op_send(conn, on_end, op, (int)ARRAY_SIZE(argv), argv, NULL);
+        const char *argv[] = {"EVAL",     delivered_lua,  "3",
+                              k.stream,   k.rec,          minute,
+                              KEYS_GROUP, job->stream_id, now,
+                              result_activity_id, fetched, ttl,
+                              consumer,   attempt_token};
+        op->cb.delivered = cb;
+        err = store_op_send(conn, on_delivered, op, (int)ARRAY_SIZE(argv), argv, NULL);
     }
     keys_free(&k);
     xfree(minute);
@@ -293,9 +383,9 @@ int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
 }
 
 int job_store_dead(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
-                   const char *attempt_token, enum request_status status, const char *reason,
-                   unsigned attempts, bool mark_stale, uint64_t now_ms, job_store_dead_cb cb,
-                   void *data)
+                   const char *consumer, const char *attempt_token, enum request_status status,
+                   const char *reason, unsigned attempts, bool mark_stale, uint64_t now_ms,
+                   job_store_dead_cb cb, void *data)
 {
     struct job_keys k;
     char *dead, *minute;
@@ -332,6 +422,7 @@ int job_store_dead(struct redis_conn *conn, const struct config *cfg, const stru
                               mark_stale ? "1" : "0",
                               ttl,
                               attempt_token,
+                              consumer,
                               "request_id",
                               job->request_id,
                               "activity_id",
@@ -432,5 +523,54 @@ int job_store_release(struct redis_conn *conn, const struct config *cfg, const c
         err = store_op_send(conn, on_release, op, (int)ARRAY_SIZE(argv), argv, NULL);
     }
     keys_free(&k);
+    return err;
+}
+
+static void on_fence(int err, redisReply *r, void *data)
+{
+    struct store_op *op = data;
+    struct job_fence f = {0};
+    char *end;
+
+    err = redis_reply_status(err, r);
+    if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                 r->element[0]->type != REDIS_REPLY_INTEGER || !is_string(r->element[1]) ||
+                 r->element[0]->integer < 0 || r->element[0]->integer > JOB_FENCE_LATE))
+        err = DG_ERR_PROTOCOL;
+    if (!err) {
+        f.answer = (enum job_fence_answer)r->element[0]->integer;
+        f.text = r->element[1]->str;
+        if (f.answer == JOB_FENCE_WAIT) {
+            f.wait_ms = strtoull(f.text, &end, 10);
+            if (*end != '\0')
+                err = DG_ERR_PROTOCOL;
+        }
+    }
+    op->cb.fence(err, err ? NULL : &f, op->data);
+    xfree(op);
+}
+
+int job_store_fence(struct redis_conn *conn, const struct config *cfg,
+                    const struct job_fields *job, const char *consumer,
+                    const char *attempt_token, const char *nonce, uint64_t unknown_wait_ms,
+                    job_store_fence_cb cb, void *data)
+{
+    struct job_keys k;
+    char wait[24], *schema;
+    struct store_op *op = store_op_new(data);
+    int err;
+
+    keys_make(&k, cfg, job);
+    schema = keys_schema(cfg->prefix);
+    u64_str(wait, sizeof(wait), unknown_wait_ms);
+    {
+        const char *argv[] = {"EVAL",    fence_lua,  "3",   k.stream, k.rec,
+                              schema,    KEYS_GROUP, job->stream_id, consumer, attempt_token,
+                              nonce,     wait,       DG_STRINGIFY(JOB_STORE_SCHEMA)};
+        op->cb.fence = cb;
+        err = store_op_send(conn, on_fence, op, (int)ARRAY_SIZE(argv), argv, NULL);
+    }
+    keys_free(&k);
+    xfree(schema);
     return err;
 }

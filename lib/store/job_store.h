@@ -22,6 +22,13 @@ struct redis_conn;
 struct config;
 
 #define JOB_STORE_MAX_RENEW 512 /* ids per job_store_renew call; callers split larger sets */
+/*
+ * The version of the record fields and scripts, kept in {P}:schema by the
+ * fence (never lowered). 1 (or no key): no send fence; 2: results are
+ * fenced (send_token, send_consumer, send_ms, late_result_activity_id,
+ * late_ms) and the end steps check that the caller holds the job.
+ */
+#define JOB_STORE_SCHEMA 2
 
 /* A job as it sits on {P}:requests (SPEC §5, docs/store.md). Strings borrowed. */
 struct job_fields {
@@ -55,8 +62,36 @@ struct job_begin {
 };
 
 typedef void (*job_store_begin_cb)(int err, const struct job_begin *b, void *data);
-/* ack_activity_id: the record's, "" when none (borrowed for the callback). */
-typedef void (*job_store_end_cb)(int err, const char *ack_activity_id, void *data);
+/*
+ * recorded: this attempt holds the job and recorded it delivered (now, or
+ * in an earlier run whose reply was lost); false when refused: the job
+ * was delivered by another attempt, or this attempt no longer holds it
+ * (then the result id is kept as late_result_activity_id). ack_activity_id:
+ * the record's when recorded, "" otherwise or when none (borrowed for the
+ * callback).
+ */
+typedef void (*job_store_delivered_cb)(int err, bool recorded, const char *ack_activity_id,
+                                       void *data);
+
+enum job_fence_answer {
+    JOB_FENCE_NOT_OURS = 0, /* another consumer holds the job, or it ended: send nothing */
+    JOB_FENCE_SEND,         /* marked as being sent by this attempt: send */
+    JOB_FENCE_SEND_UNKNOWN, /* the same, but another process marked a send before and never
+                               recorded its end: it may have been delivered (sent again) */
+    JOB_FENCE_WAIT,         /* another process marked a send that may still be in flight:
+                               ask again after wait_ms */
+    JOB_FENCE_LATE,         /* a result was accepted for an attempt that had lost the job
+                               (text: its id): record that one, send nothing */
+};
+
+/* What job_store_fence answered. Valid during the callback only. */
+struct job_fence {
+    enum job_fence_answer answer;
+    const char *text; /* NOT_OURS: the record's status; LATE: the result id */
+    uint64_t wait_ms; /* WAIT */
+};
+
+typedef void (*job_store_fence_cb)(int err, const struct job_fence *f, void *data);
 /*
  * recorded: this attempt wrote the end (now, or in an earlier run of the
  * same step whose reply was lost: the record's attempt_token is this
@@ -82,10 +117,31 @@ int job_store_begin(struct redis_conn *conn, const struct config *cfg,
                     const struct job_fields *job, const char *attempt_token, uint64_t now_ms,
                     job_store_begin_cb cb, void *data) WARN_UNUSED;
 
-/* The result card was accepted: status delivered, its id and times; XACK. */
+/*
+ * Before a result is posted (docs/worker.md, "Fenced sends"): only when
+ * the job's entry is pending under consumer and the record is processing
+ * under attempt_token, marks the send (send_token, send_consumer and
+ * send_ms by Redis's clock) and resets the entry's idle time, in one step.
+ * A send marked before by another process (its token does not start with
+ * nonce "/") and not ended may have been delivered: the answer is WAIT
+ * until unknown_wait_ms after that mark, then SEND_UNKNOWN. Also records
+ * {P}:schema = JOB_STORE_SCHEMA. A caller that cannot get an answer
+ * (Redis away) must not post.
+ */
+int job_store_fence(struct redis_conn *conn, const struct config *cfg,
+                    const struct job_fields *job, const char *consumer,
+                    const char *attempt_token, const char *nonce, uint64_t unknown_wait_ms,
+                    job_store_fence_cb cb, void *data) WARN_UNUSED;
+
+/*
+ * The result card was accepted: when this attempt (consumer, attempt_token)
+ * holds the job, status delivered, its id and times, XACK; refused
+ * otherwise, never overwriting an earlier delivered (job_store_delivered_cb).
+ */
 int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
-                        const struct job_fields *job, const char *result_activity_id,
-                        uint64_t fetched_ms, uint64_t now_ms, job_store_end_cb cb,
+                        const struct job_fields *job, const char *consumer,
+                        const char *attempt_token, const char *result_activity_id,
+                        uint64_t fetched_ms, uint64_t now_ms, job_store_delivered_cb cb,
                         void *data) WARN_UNUSED;
 
 /*
@@ -95,12 +151,13 @@ int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
  * plus reason/attempts/failed_ms appended to {P}:dead, XACK; and when
  * mark_stale, the conversation reference gets stale=1 (the connector said
  * 403/404: the bot is gone from that conversation). Done at most once per
- * job even when sent again.
+ * job even when sent again, and only while the entry is pending under
+ * consumer (else nothing changes and recorded is false).
  */
 int job_store_dead(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
-                   const char *attempt_token, enum request_status status, const char *reason,
-                   unsigned attempts, bool mark_stale, uint64_t now_ms, job_store_dead_cb cb,
-                   void *data) WARN_UNUSED;
+                   const char *consumer, const char *attempt_token, enum request_status status,
+                   const char *reason, unsigned attempts, bool mark_stale, uint64_t now_ms,
+                   job_store_dead_cb cb, void *data) WARN_UNUSED;
 
 /*
  * Renews the lease on jobs this consumer still works on: each id still

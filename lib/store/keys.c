@@ -20,6 +20,7 @@
 #define KIND_PROCS "procs"
 #define KIND_PROC "proc"
 #define KIND_MINUTE "minute"
+#define KIND_SCHEMA "schema"
 
 /* "{P}:kind", then ":a" and ":b" for each part that is not NULL. */
 static int append(struct buf *b, const char *prefix, const char *kind, const char *a,
@@ -53,6 +54,11 @@ static char *build(const char *prefix, const char *kind, const char *a, const ch
 char *keys_stream(const char *prefix)
 {
     return build(prefix, KIND_STREAM, NULL, NULL);
+}
+
+char *keys_schema(const char *prefix)
+{
+    return build(prefix, KIND_SCHEMA, NULL, NULL);
 }
 
 char *keys_dead(const char *prefix)

@@ -22,6 +22,8 @@ struct buf;
 
 /* {P}:requests, the job stream. */
 char *keys_stream(const char *prefix);
+/* {P}:schema, the version of the record fields and scripts in use (job_store.h). */
+char *keys_schema(const char *prefix);
 /* {P}:dead, the dead-letter stream. */
 char *keys_dead(const char *prefix);
 /* {P}:req:<request_id>, the audit record. */

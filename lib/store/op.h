@@ -19,7 +19,8 @@
 struct store_op {
     union {
         job_store_begin_cb begin;
-        job_store_end_cb end;
+        job_store_delivered_cb delivered;
+        job_store_fence_cb fence;
         job_store_dead_cb dead;
         job_store_renew_cb renew;
         job_store_release_cb release;

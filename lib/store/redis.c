@@ -302,15 +302,24 @@ static uint64_t next_random(struct redis_conn *c)
     return c->rng;
 }
 
-/* Capped exponential backoff with full jitter above the floor: [MIN, cap]. */
+/*
+ * Capped exponential backoff with full jitter above the floor: [MIN, cap].
+ * The cap stays under a quarter of WORKER_CLAIM_IDLE_MS, so after an outage
+ * every live worker is back and has renewed its leases well before anyone
+ * may claim them (docs/worker.md, "Claims after an outage").
+ */
 static uint64_t backoff_ms(struct redis_conn *c)
 {
-    uint64_t cap = REDIS_BACKOFF_MIN_MS;
+    uint64_t max = c->cfg->worker_claim_idle_ms / 4, cap = REDIS_BACKOFF_MIN_MS;
 
-    for (unsigned i = 0; i < c->attempt && cap < REDIS_BACKOFF_MAX_MS; i++)
+    if (max > REDIS_BACKOFF_MAX_MS)
+        max = REDIS_BACKOFF_MAX_MS;
+    if (max < REDIS_BACKOFF_MIN_MS)
+        max = REDIS_BACKOFF_MIN_MS;
+    for (unsigned i = 0; i < c->attempt && cap < max; i++)
         cap *= 2;
-    if (cap > REDIS_BACKOFF_MAX_MS)
-        cap = REDIS_BACKOFF_MAX_MS;
+    if (cap > max)
+        cap = max;
     return REDIS_BACKOFF_MIN_MS + next_random(c) % (cap - REDIS_BACKOFF_MIN_MS + 1);
 }
 

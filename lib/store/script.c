@@ -4,6 +4,7 @@
 const struct store_script *const store_scripts[] = {
     &queue_enqueue_script,
     &job_store_begin_script,
+    &job_store_fence_script,
     &job_store_delivered_script,
     &job_store_dead_script,
     &job_store_renew_script,

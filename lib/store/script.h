@@ -31,6 +31,7 @@ struct store_script {
 extern const struct store_script queue_enqueue_script;
 /* job_store.c: the worker's steps. */
 extern const struct store_script job_store_begin_script;
+extern const struct store_script job_store_fence_script;
 extern const struct store_script job_store_delivered_script;
 extern const struct store_script job_store_dead_script;
 extern const struct store_script job_store_renew_script;

@@ -50,6 +50,10 @@ enum call_state {
 
 struct conv;
 
+/*
+ * The public handle (struct connector_call, opaque in connector.h) is a
+ * struct call: never defined, only converted where it crosses the API.
+ */
 struct call {
     struct connector *c;
     struct list_node node;  /* c->calls: every call whose callback has not run */
@@ -73,6 +77,10 @@ struct call {
     uint64_t retry_at_ms; /* loop time the backoff or Retry-After ends, while it runs */
     bool retry_ambiguous;
     bool reauthed; /* the one 401 → new token → retry has been used */
+    bool cancelled;         /* connector_call_cancel while in flight: no retry after it */
+    uint64_t hold_until_ms; /* no request leaves at or after this (loop time); 0 = none */
+    long last_status;       /* of the last attempt, for a held result */
+    int64_t last_retry_after_s;
 };
 
 /* Pacing state of one conversation; kept while it has sent in the last 30 s. */
@@ -204,6 +212,26 @@ static void call_finish_closed(struct call *call)
         .err = DG_ERR_CLOSED, .outcome = HTTP_OUTCOME_FINAL, .retry_after_s = -1};
 
     call_finish(call, &res);
+}
+
+/* Not sent (again): cancelled, or its hold-until time came first. */
+static void call_finish_held(struct call *call, int err)
+{
+    struct connector_result res = {.err = err,
+                                   .status = call->last_status,
+                                   .outcome = HTTP_OUTCOME_RETRYABLE,
+                                   .retry_after_s = call->last_retry_after_s,
+                                   .held = true};
+
+    log_info("connector: %s %s not sent: %s", call->request_id, op_name(call->op),
+             err == DG_ERR_CLOSED ? "cancelled" : "its hold-until time has come");
+    call_finish(call, &res);
+}
+
+/* Whether a request that would leave at now may not (its deadline passed). */
+static bool call_past_hold(const struct call *call, uint64_t now)
+{
+    return call->hold_until_ms && now >= call->hold_until_ms;
 }
 
 static void call_schedule(struct call *call, uint64_t delay_ms)
@@ -527,6 +555,10 @@ static void pace_pump(struct conv *cv)
         cv->n_waiting--;
         call->next_wait = NULL;
         call->conv = NULL;
+        if (call_past_hold(call, now)) {
+            call_finish_held(call, DG_ERR_TIMEOUT); /* the slot stays free for the next */
+            continue;
+        }
         pace_record(c, cv, now);
         http_dispatch(call);
     }
@@ -667,6 +699,10 @@ static void attempt_begin(struct call *call)
 {
     struct connector *c = call->c;
 
+    if (call_past_hold(call, now_ms(c))) {
+        call_finish_held(call, DG_ERR_TIMEOUT);
+        return;
+    }
     call->attempts++;
     if (c->token && now_ms(c) < c->token_until_ms)
         call_use_token(call, c->token, c->token_gen);
@@ -750,6 +786,12 @@ static void attempt_failed(struct call *call, int err, long status, int64_t retr
         call_finish_closed(call);
         return;
     }
+    call->last_status = status;
+    call->last_retry_after_s = retry_after_s;
+    if (call->cancelled && !token_error) {
+        call_finish_held(call, DG_ERR_CLOSED); /* its answer came: no retry after a cancel */
+        return;
+    }
     if (outcome == HTTP_OUTCOME_RETRYABLE && retry_after_too_long(c, retry_after_s)) {
         /* Told to wait longer than we ever do: final, so no caller waits it out either. */
         res.outcome = HTTP_OUTCOME_FINAL;
@@ -763,6 +805,11 @@ static void attempt_failed(struct call *call, int err, long status, int64_t retr
     if (outcome == HTTP_OUTCOME_RETRYABLE && attempts_used(call) < call->max_attempts &&
         retry_is_safe(call, err, status, token_error))
         wait = backoff_ms(c, attempts_used(call), retry_after_s);
+    if (wait >= 0 && call_past_hold(call, now_ms(c) + (uint64_t)wait)) {
+        /* The retry could not leave in time: the caller waits, and asks again, itself. */
+        call_finish_held(call, DG_ERR_TIMEOUT);
+        return;
+    }
     if (wait >= 0) {
         call->retry_at_ms = now_ms(c) + (uint64_t)wait;
         metrics_inc(c->metrics, METRICS_C_RETRIES);
@@ -817,7 +864,7 @@ static void on_sent(const struct http_client_response *r, void *data)
         xfree(id);
         return;
     }
-    if (r->err == 0 && r->status == 401 && !call->reauthed) {
+    if (r->err == 0 && r->status == 401 && !call->reauthed && !call->cancelled) {
         /* The token may have been revoked or expired early: one new token, one retry. */
         call->reauthed = true;
         token_invalidate(c, call->token_gen);
@@ -945,7 +992,8 @@ static int msg_check(struct connector *c, const struct connector_msg *m)
  * may go away as soon as this returns.
  */
 static int submit(struct connector *c, const struct connector_msg *m, char *body,
-                  const struct connector_opts *opts, connector_done_cb cb, void *data)
+                  const struct connector_opts *opts, uint64_t hold_until_ms,
+                  connector_done_cb cb, void *data, struct connector_call **out)
 {
     struct call *call;
     char *url = NULL;
@@ -974,17 +1022,22 @@ static int submit(struct connector *c, const struct connector_msg *m, char *body
     call->max_attempts =
         opts && opts->max_attempts ? opts->max_attempts : CONNECTOR_DEFAULT_ATTEMPTS;
     call->retry_ambiguous = opts && opts->retry_ambiguous;
+    call->hold_until_ms = hold_until_ms;
+    call->last_retry_after_s = -1;
     uv_timer_init(c->loop, &call->timer);
     c->open++;
     list_insert_head(&c->calls, &call->node);
     c->n_pending++;
     /* The first attempt starts from the loop: the callback never runs in here. */
     call_schedule(call, 0);
+    if (out)
+        *out = (struct connector_call *)call;
     return 0;
 }
 
-int connector_send(struct connector *c, const struct connector_msg *msg,
-                   const struct connector_opts *opts, connector_done_cb cb, void *data)
+int connector_send_call(struct connector *c, const struct connector_msg *msg,
+                        const struct connector_opts *opts, uint64_t hold_until_ms,
+                        connector_done_cb cb, void *data, struct connector_call **out)
 {
     char *body = NULL;
 
@@ -992,7 +1045,66 @@ int connector_send(struct connector *c, const struct connector_msg *msg,
         body = xmalloc(msg->body_len);
         memcpy(body, msg->body, msg->body_len);
     }
-    return submit(c, msg, body, opts, cb, data);
+    return submit(c, msg, body, opts, hold_until_ms, cb, data, out);
+}
+
+int connector_send(struct connector *c, const struct connector_msg *msg,
+                   const struct connector_opts *opts, connector_done_cb cb, void *data)
+{
+    return connector_send_call(c, msg, opts, 0, cb, data, NULL);
+}
+
+/* Takes call off a singly linked wait queue; true when it was there. */
+static bool unlink_wait(struct call **head, struct call **tail,
+                        struct call *call)
+{
+    struct call *prev = NULL, *p;
+
+    for (p = *head; p && p != call; p = p->next_wait)
+        prev = p;
+    if (!p)
+        return false;
+    if (prev)
+        prev->next_wait = call->next_wait;
+    else
+        *head = call->next_wait;
+    if (*tail == call)
+        *tail = prev;
+    call->next_wait = NULL;
+    return true;
+}
+
+void connector_call_cancel(struct connector_call *handle)
+{
+    struct call *call = (struct call *)handle;
+    struct connector *c = call->c;
+    struct conv *cv;
+
+    switch (call->state) {
+    case CALL_IN_FLIGHT:
+        call->cancelled = true; /* its answer finishes it, never a retry */
+        return;
+    case CALL_DONE:
+        return;
+    case CALL_SCHEDULED:
+        uv_timer_stop(&call->timer);
+        break;
+    case CALL_WAIT_TOKEN:
+        unlink_wait(&c->wait_head, &c->wait_tail, call);
+        break;
+    case CALL_WAIT_PACE:
+        cv = call->conv;
+        uv_timer_stop(&call->timer);
+        if (cv && unlink_wait(&cv->q_head, &cv->q_tail, call))
+            cv->n_waiting--;
+        call->conv = NULL;
+        call_finish_held(call, DG_ERR_CLOSED);
+        /* The head may have gone: the next one's timer must be armed. */
+        if (cv && cv->q_head)
+            pace_pump(cv);
+        return;
+    }
+    call_finish_held(call, DG_ERR_CLOSED);
 }
 
 int connector_send_card(struct connector *c, enum connector_op op, const char *service_url,
@@ -1014,7 +1126,7 @@ int connector_send_card(struct connector *c, enum connector_op op, const char *s
     m.body = body;
     m.conversation_id = to->conversation_id;
     m.activity_id = op == CONNECTOR_REPLY ? to->reply_to_id : to->activity_id;
-    return submit(c, &m, body, opts, cb, data);
+    return submit(c, &m, body, opts, 0, cb, data, NULL);
 }
 
 /*

@@ -23,6 +23,7 @@
 struct card_address;
 struct config;
 struct connector;
+struct connector_call; /* one send, from submission until its callback has run */
 struct http_client;
 struct json_object;
 struct metrics;
@@ -87,6 +88,11 @@ struct connector_result {
     bool paced_out;              /* refused at once (DG_ERR_UNAVAILABLE, RETRYABLE): its
                                     conversation had CONNECTOR_PACE_MAX_WAITING waiting; the
                                     connector logs these, once per interval with a count */
+    bool held;                   /* not sent (again): cancelled (connector_call_cancel) or
+                                    its hold-until time came before its next request could
+                                    leave (DG_ERR_CLOSED or DG_ERR_TIMEOUT, RETRYABLE; status
+                                    and retry_after_s are the last response's, if any). No
+                                    request of this call is in flight any more */
     const char *activity_id;     /* ResourceResponse "id" on success ("" if absent) */
 };
 
@@ -110,6 +116,29 @@ struct connector *connector_create(uv_loop_t *loop, struct http_client *http,
  */
 int connector_send(struct connector *c, const struct connector_msg *msg,
                    const struct connector_opts *opts, connector_done_cb cb, void *data) WARN_UNUSED;
+
+/*
+ * connector_send, with a handle for connector_call_cancel and a deadline:
+ * no request of this call leaves at or after hold_until_ms (loop time,
+ * uv_now; 0 = none), neither the first nor a retry, and a retry whose wait
+ * would end past it is not waited for: the call finishes held. The worker
+ * sets it to the end of the job's lease, so nothing is sent for a job that
+ * another worker may hold by then. *out (may be NULL) is valid until the
+ * callback runs.
+ */
+int connector_send_call(struct connector *c, const struct connector_msg *msg,
+                        const struct connector_opts *opts, uint64_t hold_until_ms,
+                        connector_done_cb cb, void *data,
+                        struct connector_call **out) WARN_UNUSED;
+
+/*
+ * Gives up on a call: one waiting (its first turn, the token, a pacing
+ * slot, a backoff or Retry-After) finishes now, held, with DG_ERR_CLOSED,
+ * its callback running inside this call; one whose request is in flight is
+ * not cut off (the request may have been delivered: its answer says what
+ * happened) but is not retried after it. Only before its callback has run.
+ */
+void connector_call_cancel(struct connector_call *call);
 
 /*
  * card_render(to, card) then connector_send: the path comes from the same

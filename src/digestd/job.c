@@ -30,6 +30,10 @@
 #include "worker_internal.h"
 
 #define JOB_REDIS_RETRY_MS 500
+/* Slack taken off a lease's safe end: timer lateness, clock rates, the claim tick. */
+#define JOB_HOLD_SLACK_DIV 4
+/* Beyond the connector timeout: a marked send is surely over after this. */
+#define JOB_UNKNOWN_SLACK_MS 1000
 #define JOB_MAX_RETRY_AFTER_MS (3600u * 1000) /* a longer Retry-After is not believed */
 
 /*
@@ -43,6 +47,7 @@ static const struct connector_opts notify_opts = {.max_attempts = 3, .retry_ambi
 
 static void begin(struct job *j);
 static void send_result(struct job *j);
+static void fence_send(struct job *j);
 static void record_delivered(struct job *j);
 static void record_end(struct job *j);
 static void release(struct job *j);
@@ -232,7 +237,8 @@ static void record_end(struct job *j)
         return;
     }
     j->step = JOB_RECORD;
-    err = job_store_dead(conn(j), j->w->cfg, &j->f, j->token, j->end_status, j->reason,
+    err = job_store_dead(conn(j), j->w->cfg, &j->f, j->w->consumer, j->token, j->end_status,
+                         j->reason,
                          j->attempts, j->mark_stale, clock_wall_ms(), on_ended, j);
     if (err)
         redis_wait(j, record_end, err);
@@ -259,22 +265,37 @@ static void end_job(struct job *j, enum request_status status, bool error_card, 
     record_end(j);
 }
 
-static void on_delivered(int err, const char *ack_activity_id, void *data)
+static void on_delivered(int err, bool recorded, const char *ack_activity_id, void *data)
 {
     struct job *j = data;
     uint64_t now = clock_wall_ms();
+    uint64_t window_us = (clock_mono_ns() - j->sent_ns) / 1000;
 
     if (err) {
         redis_wait(j, record_delivered, err);
+        return;
+    }
+    if (!recorded) {
+        /* Another attempt holds the job (its fence finds this result and
+         * records it) or delivered it: not ours to record or to tell. */
+        metrics_job_outcome(j->w->metrics, "late");
+        log_emit(LOG_LEVEL_WARN, j->f.request_id,
+                 "result accepted after this attempt lost the job: kept as a late result, "
+                 "not recorded as delivered here");
+        finish(j);
         return;
     }
     metrics_job_outcome(j->w->metrics, request_status_name(REQUEST_STATUS_DELIVERED));
     /* Until the connector took it: a slow record step is not the user's wait. */
     if (j->created_ms && j->sent_ms >= j->created_ms)
         metrics_observe(j->w->metrics, METRICS_H_JOB, (j->sent_ms - j->created_ms) * 1000000ull);
-    log_emit(LOG_LEVEL_INFO, j->f.request_id, "delivered after %u attempt(s) in %llu ms",
+    /* window_us: from the connector's answer to the record's; the crash window (docs/worker.md). */
+    log_emit(LOG_LEVEL_INFO, j->f.request_id,
+             "delivered after %u attempt(s) in %llu ms; recorded %llu us after the connector's "
+             "answer",
              j->attempts,
-             (unsigned long long)(j->created_ms && now >= j->created_ms ? now - j->created_ms : 0));
+             (unsigned long long)(j->created_ms && now >= j->created_ms ? now - j->created_ms : 0),
+             (unsigned long long)window_us);
     take_ack_id(j, ack_activity_id);
     update_ack(j);
 }
@@ -284,8 +305,8 @@ static void record_delivered(struct job *j)
     int err;
 
     j->step = JOB_RECORD;
-    err = job_store_delivered(conn(j), j->w->cfg, &j->f, j->result_id, j->fetched_ms,
-                              clock_wall_ms(), on_delivered, j);
+    err = job_store_delivered(conn(j), j->w->cfg, &j->f, j->w->consumer, j->token, j->result_id,
+                              j->fetched_ms, clock_wall_ms(), on_delivered, j);
     if (err)
         redis_wait(j, record_delivered, err);
 }
@@ -339,11 +360,31 @@ static void on_result_sent(const struct connector_result *res, void *data)
     struct job *j = data;
     char why[96];
 
+    j->send = NULL;
     if (res->err == 0) {
         j->sent = true;
+        j->sent_ns = clock_mono_ns();
         j->sent_ms = clock_wall_ms();
         j->result_id = xstrdup(res->activity_id);
+        /* Even after a loss: the script keeps it as a late result for the holder. */
         record_delivered(j);
+        return;
+    }
+    if (res->held) {
+        /* Nothing left: cancelled (the job was lost), or the lease's safe end came first. */
+        if (j->lost) {
+            finish(j);
+            return;
+        }
+        if (!res->status) {
+            /* Nothing was asked of Teams yet (a pacing queue, the token): not an attempt. */
+            fence_send(j);
+            return;
+        }
+        snprintf(why, sizeof(why),
+                 "the connector answered HTTP %ld; its retry could not leave within the lease",
+                 res->status);
+        retry(j, res->retry_after_s, why);
         return;
     }
     if (res->err == DG_ERR_CLOSED) {
@@ -375,6 +416,7 @@ static void on_result_sent(const struct connector_result *res, void *data)
 
 static void send_result(struct job *j)
 {
+    uint64_t idle = j->w->cfg->worker_claim_idle_ms;
     struct connector_msg msg = {
         .op = CONNECTOR_REPLY,
         .service_url = j->ref.service_url,
@@ -387,7 +429,10 @@ static void send_result(struct job *j)
     int err;
 
     j->step = JOB_SEND;
-    err = connector_send(j->w->connector, &msg, &result_opts, on_result_sent, j);
+    /* No request leaves once another worker could have claimed the job. */
+    err = connector_send_call(j->w->connector, &msg, &result_opts,
+                              j->fence_at + idle - idle / JOB_HOLD_SLACK_DIV, on_result_sent, j,
+                              &j->send);
     if (err == DG_ERR_CLOSED)
         release(j);
     else if (err == DG_ERR_INVALID || err == DG_ERR_TOO_LARGE)
@@ -395,6 +440,87 @@ static void send_result(struct job *j)
                 "the result cannot be sent to this conversation: %s", dg_strerror(err));
     else if (err)
         retry(j, -1, dg_strerror(err));
+}
+
+/* ---- the fence ---------------------------------------------------------- */
+
+static void on_fence_wait(uv_timer_t *t)
+{
+    fence_send(container_of(t, struct job, timer));
+}
+
+static void on_fenced(int err, const struct job_fence *f, void *data)
+{
+    struct job *j = data;
+
+    if (err && !j->lost) {
+        redis_wait(j, fence_send, err); /* a send that cannot be marked is not made */
+        return;
+    }
+    if (err || j->lost) {
+        finish(j);
+        return;
+    }
+    switch (f->answer) {
+    case JOB_FENCE_NOT_OURS:
+        log_emit(LOG_LEVEL_WARN, j->f.request_id,
+                 "result not sent: this attempt no longer holds the job (record %s)", f->text);
+        finish(j);
+        return;
+    case JOB_FENCE_WAIT:
+        /* The last holder marked a send and vanished: it may still be in flight. */
+        log_emit(LOG_LEVEL_INFO, j->f.request_id,
+                 "an earlier holder's send may still be in flight; asking again in %llu ms",
+                 (unsigned long long)f->wait_ms);
+        j->step = JOB_WAIT;
+        uv_timer_start(&j->timer, on_fence_wait, f->wait_ms + 1, 0);
+        return;
+    case JOB_FENCE_LATE:
+        log_emit(LOG_LEVEL_INFO, j->f.request_id,
+                 "an earlier holder's result was accepted after it lost the job: recorded, "
+                 "not sent again");
+        metrics_job_outcome(j->w->metrics, "late_recorded");
+        j->sent = true;
+        j->sent_ns = clock_mono_ns();
+        j->sent_ms = clock_wall_ms();
+        xfree(j->result_id);
+        j->result_id = xstrdup(f->text);
+        record_delivered(j);
+        return;
+    case JOB_FENCE_SEND_UNKNOWN:
+        metrics_job_outcome(j->w->metrics, "resent_unknown");
+        log_emit(LOG_LEVEL_WARN, j->f.request_id,
+                 "an earlier holder marked this result as being sent and vanished: its outcome "
+                 "is unknown; sending again");
+        break;
+    case JOB_FENCE_SEND:
+        break;
+    }
+    send_result(j);
+}
+
+/*
+ * Before the result is posted: marks in Redis, atomically, that this
+ * attempt sends it, and only while the job is still this attempt's. Redis
+ * away: no post, the mark is tried again.
+ */
+static void fence_send(struct job *j)
+{
+    const struct config *cfg = j->w->cfg;
+    int err;
+
+    if (j->lost) {
+        finish(j);
+        return;
+    }
+    j->step = JOB_FENCE;
+    j->fence_at = uv_now(j->w->loop);
+    err = job_store_fence(conn(j), cfg, &j->f, j->w->consumer, j->token, j->w->nonce,
+                          cfg->worker_claim_idle_ms + cfg->connector_timeout_ms +
+                              JOB_UNKNOWN_SLACK_MS,
+                          on_fenced, j);
+    if (err)
+        redis_wait(j, fence_send, err);
 }
 
 /* ---- fetching ----------------------------------------------------------- */
@@ -436,7 +562,7 @@ static void on_fetched(const struct upstream_result *res, void *data)
                 dg_strerror(err));
         return;
     }
-    send_result(j);
+    fence_send(j);
 }
 
 static void fetch(struct job *j)
@@ -514,7 +640,7 @@ static void on_begun(int err, const struct job_begin *b, void *data)
     } else if (j->ref.stale) {
         end_job(j, REQUEST_STATUS_FAILED, false, "the bot was removed from the conversation");
     } else if (j->body) {
-        send_result(j); /* fetched and rendered by an earlier attempt */
+        fence_send(j); /* fetched and rendered by an earlier attempt */
     } else {
         fetch(j);
     }
@@ -645,6 +771,10 @@ void worker_job_lost(struct job *j)
     j->lost = true;
     if (j->step == JOB_FETCH && j->fetch) {
         http_client_cancel(j->fetch); /* on_fetched sees lost and lets go */
+    } else if (j->step == JOB_SEND && j->send) {
+        /* A send waiting (Retry-After, backoff, pacing) ends now; one in flight is not
+         * retried, and a success is kept as a late result, not as ours. */
+        connector_call_cancel(j->send);
     } else if (j->step == JOB_WAIT) {
         uv_timer_stop(&j->timer);
         finish(j);

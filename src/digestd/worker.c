@@ -314,8 +314,11 @@ static void on_reader_state(struct redis_conn *c, bool up, void *data)
     const char *argv[] = {"CLIENT", "ID"};
 
     w->reader_id[0] = '\0';
-    if (!up)
+    if (!up) {
+        /* Redis went away (both connections go when it restarts): the claim tick waits. */
+        w->queue_was_down = true;
         return;
+    }
     /*
      * Own pending entries first, on every connect: a read whose reply was
      * lost with the old connection left its entries pending under us, and
@@ -403,14 +406,19 @@ static void on_claim_tick(uv_timer_t *t)
     }
     if (w->queue_was_down) {
         /*
-         * Redis is back after an outage, during which no lease was renewed:
-         * every job anyone holds now looks idle. Renew ours at once and
-         * claim nobody's for one renewal period, so that every live worker
-         * has renewed before anything is taken from it.
+         * Connected (at start, or back after an outage during which no
+         * lease was renewed: every job anyone holds now looks idle). Renew
+         * ours at once and claim nobody's for a full WORKER_CLAIM_IDLE_MS
+         * from now: every live owner reconnects within the reconnect
+         * backoff's cap (below a quarter of that) and renews at once, so
+         * by then only the jobs of owners that are gone still look idle
+         * (docs/worker.md, "Claims after an outage").
          */
         w->queue_was_down = false;
         on_renew_tick(&w->renew_timer);
-        w->claim_after = uv_now(w->loop) + w->renew_ms;
+        w->claim_after = uv_now(w->loop) + w->cfg->worker_claim_idle_ms;
+        log_info("worker: connected; claiming from others from %llu ms on",
+                 (unsigned long long)w->cfg->worker_claim_idle_ms);
         return;
     }
     if (uv_now(w->loop) < w->claim_after || free_slots(w) == 0)
@@ -427,8 +435,8 @@ static void on_claim_tick(uv_timer_t *t)
 /* Jobs whose entry is still pending under us and not being ended right now. */
 static bool holds_lease(const struct job *j)
 {
-    return !j->lost && (j->step == JOB_BEGIN || j->step == JOB_FETCH || j->step == JOB_SEND ||
-                        j->step == JOB_WAIT || j->step == JOB_REDIS_WAIT);
+    return !j->lost && (j->step == JOB_BEGIN || j->step == JOB_FETCH || j->step == JOB_FENCE ||
+                        j->step == JOB_SEND || j->step == JOB_WAIT || j->step == JOB_REDIS_WAIT);
 }
 
 static void on_renewed(int err, const char *const *lost, size_t n_lost, void *data)
@@ -493,6 +501,7 @@ struct worker *worker_create(uv_loop_t *loop, const struct config *cfg, struct q
     w->stream_key = keys_stream(cfg->prefix);
     snprintf(w->history_from, sizeof(w->history_from), "0");
     snprintf(w->claim_cursor, sizeof(w->claim_cursor), "0-0");
+    w->queue_was_down = true; /* a fresh process waits like one that saw an outage */
     list_init(&w->jobs);
     /* Twice the jobs it can hold, so it never has to grow. */
     hash_table_init(&w->index, buckets > WORKER_INDEX_MIN ? buckets : WORKER_INDEX_MIN);

@@ -14,6 +14,7 @@
 #include "worker.h"
 
 struct http_client_call;
+struct connector_call;
 
 enum worker_state {
     WORKER_RUNNING = 0,
@@ -75,6 +76,7 @@ struct worker {
 enum job_step {
     JOB_BEGIN = 0, /* job_store_begin outstanding */
     JOB_FETCH,     /* upstream fetch */
+    JOB_FENCE,     /* job_store_fence outstanding: may this attempt post its result? */
     JOB_SEND,      /* result card to the connector */
     JOB_RECORD,    /* delivered / dead step */
     JOB_NOTIFY,    /* error card and acknowledgment update (best effort) */
@@ -107,8 +109,12 @@ struct job {
     struct job_ref ref;
     char *body;            /* the rendered result activity, kept across send retries */
     size_t body_len;
+    struct connector_call *send; /* the result's call while JOB_SEND */
+    uint64_t fence_at;     /* uv_now() when the fence went out: the lease's safe end
+                              is WORKER_CLAIM_IDLE_MS after it */
     bool sent;             /* the connector accepted the result */
     uint64_t sent_ms;
+    uint64_t sent_ns;      /* clock_mono_ns() of that answer: the window to the record */
     char *result_id;
     uint64_t fetched_ms;
     bool lost;             /* another consumer holds the job now */

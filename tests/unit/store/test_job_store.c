@@ -67,6 +67,8 @@ struct res {
     size_t n_lost;
     char lost[8][64];
     bool released;
+    int fence;
+    uint64_t wait_ms;
 };
 
 /* ---- loop and callbacks ----------------------------------------------- */
@@ -122,13 +124,27 @@ static void on_begin(int err, const struct job_begin *b, void *data)
     }
 }
 
-static void on_end(int err, const char *ack_activity_id, void *data)
+static void on_end(int err, bool recorded, const char *ack_activity_id, void *data)
 {
     struct res *r = data;
 
     r->calls++;
     r->err = err;
+    r->recorded = recorded;
     snprintf(r->ack, sizeof(r->ack), "%s", ack_activity_id);
+}
+
+static void on_fence(int err, const struct job_fence *fc, void *data)
+{
+    struct res *r = data;
+
+    r->calls++;
+    r->err = err;
+    if (!fc)
+        return;
+    r->fence = (int)fc->answer;
+    r->wait_ms = fc->wait_ms;
+    snprintf(r->status, sizeof(r->status), "%s", fc->text);
 }
 
 static void on_dead(int err, bool recorded, const char *ack_activity_id, void *data)
@@ -177,12 +193,28 @@ static void begin(struct fixture *f, const struct job *j, const char *token, uin
     wait_one(f, r);
 }
 
-static void delivered(struct fixture *f, const struct job *j, struct res *r)
+static void delivered_by(struct fixture *f, const struct job *j, const char *consumer,
+                         const char *token, const char *result, struct res *r)
 {
     memset(r, 0, sizeof(*r));
-    assert_int_equal(
-        job_store_delivered(queue_conn(f->q), &f->cfg, &j->f, "result-1", 1500, 2000, on_end, r),
-        0);
+    assert_int_equal(job_store_delivered(queue_conn(f->q), &f->cfg, &j->f, consumer, token,
+                                         result, 1500, 2000, on_end, r),
+                     0);
+    wait_one(f, r);
+}
+
+static void delivered(struct fixture *f, const struct job *j, struct res *r)
+{
+    delivered_by(f, j, "c1", "tok-1", "result-1", r);
+}
+
+static void fence(struct fixture *f, const struct job *j, const char *consumer, const char *token,
+                  const char *nonce, uint64_t unknown_wait_ms, struct res *r)
+{
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(job_store_fence(queue_conn(f->q), &f->cfg, &j->f, consumer, token, nonce,
+                                     unknown_wait_ms, on_fence, r),
+                     0);
     wait_one(f, r);
 }
 
@@ -190,7 +222,7 @@ static void dead_as(struct fixture *f, const struct job *j, const char *token,
                     enum request_status status, bool stale, struct res *r)
 {
     memset(r, 0, sizeof(*r));
-    assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j->f, token, status,
+    assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j->f, "c1", token, status,
                                     "upstream 500", 5, stale, 3000, on_dead, r),
                      0);
     wait_one(f, r);
@@ -201,7 +233,7 @@ static void dead(struct fixture *f, const struct job *j, enum request_status sta
                  struct res *r)
 {
     memset(r, 0, sizeof(*r));
-    assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j->f, "not-the-record's",
+    assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j->f, "c1", "not-the-record's",
                                     status, "upstream 500", 5, stale, 3000, on_dead, r),
                      0);
     wait_one(f, r);
@@ -266,7 +298,7 @@ static void record_set(struct fixture *f, const struct job *j, const char *statu
     freeReplyObject(sync_cmd(f->rc,
                              "HSET {digest}:req:%s status %s mode async audience aud-x "
                              "test_email %s conv %s activity_id %s created_ms %s attempts %s "
-                             "ack_activity_id ack-1",
+                             "ack_activity_id ack-1 attempt_token tok-1",
                              j->request_id, status, j->f.test_email, CONV, j->activity_id, CREATED,
                              attempts));
 }
@@ -587,6 +619,134 @@ static void delivered_records_and_acks_once(void **state)
     assert_hget(f, "{digest}:minute:0", "delivered", "1");
 }
 
+static void make_idle(struct fixture *f, const char *consumer, const char *id);
+
+/*
+ * Only the attempt that holds the job records it delivered: another
+ * attempt's token, another consumer's entry, or an earlier delivered are
+ * refused, and nothing the holder wrote is overwritten.
+ */
+static void delivered_refuses_an_attempt_that_does_not_hold_the_job(void **state)
+{
+    struct fixture *f = *state;
+    struct job j;
+    struct res r;
+
+    job_add(f, &j, "req-h", "", "c1");
+    record_set(f, &j, "processing", "2");
+    /* An older attempt of this consumer (its token was replaced by a new begin). */
+    delivered_by(f, &j, "c1", "tok-0", "late-1", &r);
+    assert_int_equal(r.err, 0);
+    assert_false(r.recorded);
+    assert_string_equal(r.ack, ""); /* nobody updates the acknowledgment for it */
+    assert_rec(f, &j, "status", "processing");
+    assert_rec(f, &j, "late_result_activity_id", "late-1");
+    assert_true(is_pending(f, j.id));
+    /* Another consumer, with the right token even: not its entry. */
+    delivered_by(f, &j, "c2", "tok-1", "late-2", &r);
+    assert_false(r.recorded);
+    assert_rec(f, &j, "late_result_activity_id", "late-1"); /* kept once */
+    assert_true(is_pending(f, j.id));
+    /* The holder records it; then nobody else can, and a resend by the holder is the same. */
+    delivered(f, &j, &r);
+    assert_true(r.recorded);
+    assert_string_equal(r.ack, "ack-1");
+    delivered_by(f, &j, "c2", "tok-9", "result-2", &r);
+    assert_false(r.recorded);
+    assert_string_equal(r.ack, "");
+    assert_rec(f, &j, "result_activity_id", "result-1");
+    delivered(f, &j, &r);
+    assert_true(r.recorded);
+    assert_rec(f, &j, "result_activity_id", "result-1");
+    assert_hget(f, "{digest}:minute:0", "delivered", "1");
+}
+
+/*
+ * The fence: only the holder may send; the send is marked with Redis's
+ * clock and the lease renewed; a send marked by another process is waited
+ * for, then sent again as "unknown"; one of this process is not; a late
+ * result is handed over instead of a send.
+ */
+static void fence_marks_the_holders_send_only(void **state)
+{
+    struct fixture *f = *state;
+    struct job j;
+    struct res r;
+    char consumer[64];
+    long long idle;
+
+    job_add(f, &j, "req-f", "", "c1");
+    record_set(f, &j, "processing", "1");
+    make_idle(f, "c1", j.id);
+    fence(f, &j, "c2", "tok-1", "n2", 60000, &r);
+    assert_int_equal(r.fence, JOB_FENCE_NOT_OURS);
+    fence(f, &j, "c1", "n1/x/0", "n1", 60000, &r);
+    assert_int_equal(r.fence, JOB_FENCE_NOT_OURS); /* not the record's attempt */
+    assert_rec(f, &j, "send_token", NULL);
+    fence(f, &j, "c1", "tok-1", "n1", 60000, &r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.fence, JOB_FENCE_SEND);
+    assert_rec(f, &j, "send_token", "tok-1");
+    assert_rec(f, &j, "send_consumer", "c1");
+    assert_true(pending(f, j.id, consumer, sizeof(consumer), &idle, NULL));
+    assert_true(idle < 1000); /* renewed in the same step */
+    {
+        redisReply *v = sync_cmd(f->rc, "GET {digest}:schema");
+        assert_string_equal(v->str, DG_STRINGIFY(JOB_STORE_SCHEMA));
+        freeReplyObject(v);
+    }
+
+    /* c1 vanished; c2 claims and begins (a new token): c1's send may still be in flight. */
+    freeReplyObject(sync_cmd(f->rc, "XCLAIM " STREAM " workers c2 0 %s JUSTID", j.id));
+    freeReplyObject(sync_cmd(f->rc, "HSET {digest}:req:req-f attempt_token n2/x/1"));
+    fence(f, &j, "c2", "n2/x/1", "n2", 60000, &r);
+    assert_int_equal(r.fence, JOB_FENCE_WAIT);
+    assert_true(r.wait_ms > 50000 && r.wait_ms <= 60000);
+    fence(f, &j, "c2", "n2/x/1", "n2", 0, &r);
+    assert_int_equal(r.fence, JOB_FENCE_SEND_UNKNOWN);
+    assert_rec(f, &j, "send_token", "n2/x/1");
+    /* A later attempt of the same process knows its own outcome: no wait, not unknown. */
+    freeReplyObject(sync_cmd(f->rc, "HSET {digest}:req:req-f attempt_token n2/x/2"));
+    fence(f, &j, "c2", "n2/x/2", "n2", 60000, &r);
+    assert_int_equal(r.fence, JOB_FENCE_SEND);
+
+    /* c1 wakes up with a 2xx: kept as late; c2's next fence hands it over. */
+    delivered_by(f, &j, "c1", "tok-1", "late-1", &r);
+    assert_false(r.recorded);
+    fence(f, &j, "c2", "n2/x/2", "n2", 60000, &r);
+    assert_int_equal(r.fence, JOB_FENCE_LATE);
+    assert_string_equal(r.status, "late-1");
+    delivered_by(f, &j, "c2", "n2/x/2", "late-1", &r);
+    assert_true(r.recorded);
+    assert_rec(f, &j, "status", "delivered");
+    assert_rec(f, &j, "result_activity_id", "late-1");
+    /* Ended: nobody may send any more. */
+    fence(f, &j, "c2", "n2/x/2", "n2", 60000, &r);
+    assert_int_equal(r.fence, JOB_FENCE_NOT_OURS);
+    assert_string_equal(r.status, "delivered");
+}
+
+/* An end step of a consumer that does not hold the entry changes nothing. */
+static void dead_by_a_consumer_that_lost_the_job_changes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct job j;
+    struct res r;
+    char *before, *after;
+
+    job_add(f, &j, "req-l", "", "c2");
+    record_set(f, &j, "processing", "1");
+    before = state_of(f, &j);
+    dead(f, &j, REQUEST_STATUS_FAILED, false, &r); /* as c1 */
+    assert_int_equal(r.err, 0);
+    assert_false(r.recorded);
+    after = state_of(f, &j);
+    assert_string_equal(before, after);
+    assert_true(is_pending(f, j.id));
+    xfree(before);
+    xfree(after);
+}
+
 /* ---- dead -------------------------------------------------------------- */
 
 static void dead_letters_once_and_acks(void **state)
@@ -605,10 +765,12 @@ static void dead_letters_once_and_acks(void **state)
     job_add(f, &j, "req-x", "", "c1");
     record_set(f, &j, "processing", "5");
     ref_set(f);
+    freeReplyObject(sync_cmd(f->rc, "HSET {digest}:req:req-x send_token n/x/1 send_ms 1"));
 
     dead(f, &j, REQUEST_STATUS_DEAD, false, &r);
     assert_int_equal(r.err, 0);
     assert_true(r.recorded);
+    assert_rec(f, &j, "send_token", NULL); /* ended knowingly: a requeue does not wait on it */
     assert_string_equal(r.ack, "ack-1");
     assert_false(is_pending(f, j.id));
     assert_rec(f, &j, "status", "dead");
@@ -894,10 +1056,12 @@ static void all_refused(struct fixture *f, int want)
     struct res r = {0};
 
     assert_int_equal(job_store_begin(c, &f->cfg, &j.f, "t", 1, on_begin, &r), want);
-    assert_int_equal(job_store_delivered(c, &f->cfg, &j.f, "res", 1, 2, on_end, &r), want);
-    assert_int_equal(
-        job_store_dead(c, &f->cfg, &j.f, "t", REQUEST_STATUS_DEAD, "x", 5, true, 3, on_dead, &r),
-        want);
+    assert_int_equal(job_store_delivered(c, &f->cfg, &j.f, "c1", "t", "res", 1, 2, on_end, &r),
+                     want);
+    assert_int_equal(job_store_dead(c, &f->cfg, &j.f, "c1", "t", REQUEST_STATUS_DEAD, "x", 5, true,
+                                    3, on_dead, &r),
+                     want);
+    assert_int_equal(job_store_fence(c, &f->cfg, &j.f, "c1", "t", "n", 1, on_fence, &r), want);
     assert_int_equal(job_store_renew(c, &f->cfg, "c1", ids, 1, on_renew, &r), want);
     assert_int_equal(job_store_release(c, &f->cfg, "c1", &j.f, on_release, &r), want);
     loop_run_for(&f->loop, &f->tick, 200);
@@ -918,8 +1082,8 @@ static void dead_refuses_a_status_that_does_not_end_a_job(void **state)
     record_set(f, &j, "processing", "1");
     before = state_of(f, &j);
     for (size_t i = 0; i < ARRAY_SIZE(wrong); i++)
-        assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j.f, "t", wrong[i], "x", 1,
-                                        false, 3000, on_dead, &r),
+        assert_int_equal(job_store_dead(queue_conn(f->q), &f->cfg, &j.f, "c1", "t", wrong[i], "x",
+                                        1, false, 3000, on_dead, &r),
                          DG_ERR_INVALID);
     loop_run_for(&f->loop, &f->tick, 100);
     assert_int_equal(r.calls, 0);
@@ -957,6 +1121,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(begin_recreates_missing_record, setup, teardown),
         cmocka_unit_test_setup_teardown(begin_reports_script_error, setup, teardown),
         cmocka_unit_test_setup_teardown(delivered_records_and_acks_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(delivered_refuses_an_attempt_that_does_not_hold_the_job,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(fence_marks_the_holders_send_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(dead_by_a_consumer_that_lost_the_job_changes_nothing,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(dead_letters_once_and_acks, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_leaves_a_delivered_job_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_sent_again_by_its_attempt_still_reports_recorded,

@@ -25,6 +25,7 @@ static void names_follow_the_spec(void **state)
 {
     assert_key(keys_stream("digest"), "{digest}:requests");
     assert_key(keys_dead("digest"), "{digest}:dead");
+    assert_key(keys_schema("digest"), "{digest}:schema");
     assert_key(keys_request("digest", "0f8e-1"), "{digest}:req:0f8e-1");
     assert_key(keys_conv("digest", "msteams:19:abc@thread.v2"),
                "{digest}:conv:msteams:19:abc@thread.v2");
@@ -62,7 +63,7 @@ static void every_key_carries_the_prefix_hash_tag(void **state)
 
     for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++) {
         char tag[64];
-        char *keys[8];
+        char *keys[9];
 
         snprintf(tag, sizeof(tag), "{%s}:", prefixes[i]);
         keys[0] = keys_stream(prefixes[i]);
@@ -73,6 +74,7 @@ static void every_key_carries_the_prefix_hash_tag(void **state)
         keys[5] = keys_procs(prefixes[i]);
         keys[6] = keys_proc(prefixes[i], "h:1");
         keys[7] = keys_minute(prefixes[i], 1);
+        keys[8] = keys_schema(prefixes[i]);
         for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
             assert_int_equal(strncmp(keys[k], tag, strlen(tag)), 0);
             xfree(keys[k]);

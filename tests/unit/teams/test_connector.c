@@ -62,6 +62,8 @@ struct slot {
     unsigned attempts;
     char id[64];
     uint64_t done_ns;
+    bool held;
+    struct connector_call *call; /* connector_send_call's handle */
 };
 
 struct ctx {
@@ -383,6 +385,8 @@ static void on_done(const struct connector_result *res, void *data)
     s->outcome = res->outcome;
     s->retry_after_s = res->retry_after_s;
     s->attempts = res->attempts;
+    s->held = res->held;
+    s->call = NULL;
     snprintf(s->id, sizeof(s->id), "%s", res->activity_id);
     s->done_ns = uv_hrtime();
     if (++T.done == T.expect)
@@ -823,6 +827,88 @@ static void throttled_waits_for_retry_after(void **state)
     assert_true(gap >= 1000 * MS);
     assert_true(gap < 3000 * MS);
     assert_int_equal(metric_value(t, "digestd_retries_total"), 1);
+}
+
+/* One call with a handle and a hold-until time (loop ms from now; 0 = none). */
+static void send_held(struct ctx *t, uint64_t hold_in_ms, struct slot *s)
+{
+    struct connector_msg m = {
+        .op = CONNECTOR_REPLY,
+        .service_url = t->service_url,
+        .conversation_id = CONV_ID,
+        .activity_id = ACT_ID,
+        .body = BODY,
+        .body_len = sizeof(BODY) - 1,
+        .request_id = "req-1",
+    };
+
+    uv_update_time(&t->loop);
+    assert_int_equal(connector_send_call(t->conn, &m, NULL,
+                                         hold_in_ms ? uv_now(&t->loop) + hold_in_ms : 0, on_done,
+                                         s, &s->call),
+                     0);
+    assert_non_null(s->call);
+}
+
+static void cancel_first(struct ctx *t)
+{
+    assert_int_equal(t->slots[0].calls, 0);
+    connector_call_cancel(t->slots[0].call);
+    /* Finished inside the cancel, once. */
+    assert_int_equal(t->slots[0].calls, 1);
+}
+
+/* A send waiting on a 15 s Retry-After is given up at once by a cancel, never retried. */
+static void cancel_ends_a_send_waiting_on_retry_after(void **state)
+{
+    struct ctx *t = &T;
+
+    t->statuses[0] = 429;
+    t->n_statuses = 1;
+    t->retry_after_s = 15;
+    t->cfg.retry_max_ms = 20000;
+    send_held(t, 0, &t->slots[0]);
+    run_later(t, 300, cancel_first);
+    run(t, 1);
+    assert_int_equal(t->slots[0].err, DG_ERR_CLOSED);
+    assert_true(t->slots[0].held);
+    assert_int_equal(t->slots[0].status, 429);
+    assert_int_equal(t->slots[0].retry_after_s, 15);
+    assert_int_equal(t->n_conn, 1);
+    assert_true(t->slots[0].done_ns - t->start_ns < 2000 * MS);
+}
+
+/* A retry whose Retry-After ends past the hold-until time is not waited for. */
+static void hold_until_cuts_a_retry_short(void **state)
+{
+    struct ctx *t = &T;
+
+    t->statuses[0] = 429;
+    t->n_statuses = 1;
+    t->retry_after_s = 1;
+    send_held(t, 500, &t->slots[0]);
+    run(t, 1);
+    assert_int_equal(t->slots[0].err, DG_ERR_TIMEOUT);
+    assert_true(t->slots[0].held);
+    assert_int_equal(t->slots[0].outcome, HTTP_OUTCOME_RETRYABLE);
+    assert_int_equal(t->slots[0].status, 429);
+    assert_int_equal(t->slots[0].retry_after_s, 1);
+    assert_int_equal(t->n_conn, 1);
+    assert_true(t->slots[0].done_ns - t->start_ns < 900 * MS);
+}
+
+/* A hold-until time already past: nothing leaves, not even a token request. */
+static void hold_until_past_sends_nothing(void **state)
+{
+    struct ctx *t = &T;
+
+    send_held(t, 1, &t->slots[0]);
+    uv_sleep(5);
+    run(t, 1);
+    assert_true(t->slots[0].held);
+    assert_int_equal(t->slots[0].err, DG_ERR_TIMEOUT);
+    assert_int_equal(t->n_conn, 0);
+    assert_int_equal(t->n_tok, 0);
 }
 
 /*
@@ -1301,6 +1387,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(unauthorized_refetches_once_and_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(second_unauthorized_is_final, setup, teardown),
         cmocka_unit_test_setup_teardown(throttled_waits_for_retry_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(cancel_ends_a_send_waiting_on_retry_after, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(hold_until_cuts_a_retry_short, setup, teardown),
+        cmocka_unit_test_setup_teardown(hold_until_past_sends_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_after_past_retry_max_is_waited, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_after_past_the_max_fails_as_throttled, setup,
                                         teardown),
