@@ -14,8 +14,9 @@
 # Environment: TARGETS (default "digestd node-http botbuilder"; the Node.js
 # peers need `npm ci` in bench/peers/node, see bench/deps.sh), BUILD_DIR
 # (default build-release, built here as Release unless NO_BUILD=1),
-# PORT_BASE (default 22000), WRK_THREADS (1), PERF=1 (perf record of digestd
-# for 5 s into $tmp... kept as /tmp/webhook_full.perf.data).
+# PORT_BASE (default 22000), WRK_THREADS (1), PERF=1 (perf record of digestd,
+# 5 s, into /tmp/webhook_full.perf.data), OLD_BUILD_DIR (the target
+# "digestd-old": another build, for before/after in one run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${1:-50}
@@ -116,15 +117,24 @@ export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0 MICROSOFT_APP_ID=$APP_ID \
   BOT_TOKEN_URL="http://127.0.0.1:$STUB_PORT/{tenant}/oauth2/v2.0/token" \
   DIGEST_LISTEN=127.0.0.1:$TARGET_PORT
 
+# CALLGRIND=1: digestd under callgrind, zeroed after the warm-up and dumped
+# after the run, so target_us is replaced by instructions (Ir) per request,
+# repeatable where timings are not (the load is whatever callgrind's pace allows).
+VG=""
+if [ -n "${CALLGRIND:-}" ]; then
+  VG="valgrind --tool=callgrind --callgrind-out-file=$tmp/cg.%p --dump-instr=no"
+fi
 start_target() {
   case "$1" in
-    digestd) MAX_CONNECTIONS=20000 "$BUILD_DIR/digestd" --role api 2>"$tmp/target.log" & ;;
+    digestd) MAX_CONNECTIONS=20000 $VG "$BUILD_DIR/digestd" --role api 2>"$tmp/target.log" & ;;
+    # Another build (OLD_BUILD_DIR) of digestd, interleaved with this one: before/after.
+    digestd-old) MAX_CONNECTIONS=20000 $VG "$OLD_BUILD_DIR/digestd" --role api 2>"$tmp/target.log" & ;;
     node-http) node bench/peers/node/node-http.js >"$tmp/target.log" 2>&1 & ;;
     botbuilder) node bench/peers/node/botbuilder.js >"$tmp/target.log" 2>&1 & ;;
     *) echo "unknown target $1" >&2; exit 2 ;;
   esac
   target_pid=$!
-  if [ "$1" = digestd ]; then
+  if [ "${1%-old}" = digestd ]; then
     wait_http "http://127.0.0.1:$TARGET_PORT/readyz"
   else
     wait_http "http://127.0.0.1:$TARGET_PORT/healthz"
@@ -136,8 +146,8 @@ stop_target() {
   target_pid=""
 }
 
-printf "%-22s %9s %8s %8s %9s %9s %9s %9s %9s %7s %7s\n" run req/s p50_ms p99_ms \
-  target_us redis_us nginx_us rss_kB hwm_kB jobs% acks%
+printf "%-22s %9s %8s %8s %9s %9s %9s %9s %9s %9s %7s %7s  %s\n" run req/s p50_ms p99_ms \
+  target_us redis_us redis_lua nginx_us rss_kB hwm_kB jobs% acks% "redis calls"
 for round in $(seq "$ROUNDS"); do
   for t in $TARGETS; do
     redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
@@ -148,6 +158,8 @@ for round in $(seq "$ROUNDS"); do
     w=$(nginx_workers)
     x0=$(redis-cli -p "$REDIS_PORT" XLEN '{digest}:requests')
     n0=$(nginx_requests)
+    redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
+    [ -z "$VG" ] || callgrind_control -z "$target_pid" >/dev/null
     t0=$(cpu_of "$target_pid") r0=$(cpu_of "$redis_pid") g0=$(cpu_of $w)
     if [ -n "${PERF:-}" ] && [ "$t" = digestd ]; then
       (sleep 2; perf record -F 1999 -g -o /tmp/webhook_full.perf.data -p "$target_pid" -- sleep 5 \
@@ -159,20 +171,34 @@ for round in $(seq "$ROUNDS"); do
     t1=$(cpu_of "$target_pid") r1=$(cpu_of "$redis_pid") g1=$(cpu_of $w)
     n1=$(nginx_requests)
     x1=$(redis-cli -p "$REDIS_PORT" XLEN '{digest}:requests')
+    # Redis's time in scripts (INFO commandstats usec of EVAL/EVALSHA, which holds the
+    # commands they call), and the calls of each command (those from scripts too).
+    redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' >"$tmp/cmdstats"
+    cmd_us=$(awk -F'[=,]' '/^cmdstat_eval/ { s += $4 } END { print s + 0 }' "$tmp/cmdstats")
+    calls=$(awk -F'[:=,]' '/^cmdstat_/ && !/cmdstat_(info|config|xlen)/ { sub(/cmdstat_/, "", $1); printf "%s %s ", $1, $3 }' "$tmp/cmdstats")
+    if [ -n "$VG" ]; then
+      rm -f "$tmp"/cg.*
+      callgrind_control -d "$target_pid" >/dev/null
+      ir=$(cat "$tmp"/cg.* | awk '/^summary:/ { print $2 }' | sort -n | tail -1)
+      cp "$(ls -S "$tmp"/cg.* | head -1)" "/tmp/webhook_full.cg.$t"
+    fi
     rss=$(awk '/VmRSS/ { print $2 }' "/proc/$target_pid/status")
     hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$target_pid/status")
     stop_target
     reqs=$(awk '/requests in/ { print $1 }' "$tmp/wrk.out")
+    [ -z "$VG" ] || echo "callgrind: $t $((ir / reqs)) Ir per request ($reqs requests)"
     rps=$(awk '/Requests\/sec/ { print $2 }' "$tmp/wrk.out")
     p50=$(awk '/p50=/ { sub(/p50=/, "", $1); sub(/ms/, "", $1); print $1 }' "$tmp/wrk.out")
     p99=$(awk '/p50=/ { sub(/p99=/, "", $3); sub(/ms/, "", $3); print $3 }' "$tmp/wrk.out")
     bad=$(awk '/Non-2xx/ { print $5 }' "$tmp/wrk.out")
     awk -v l="c$CONNS-$t-r$round" -v n="$reqs" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
       -v t="$t0 $t1" -v r="$r0 $r1" -v g="$g0 $g1" -v rss="$rss" -v hwm="$hwm" \
-      -v jobs="$((x1 - x0))" -v acks="$((n1 - n0 - 1))" -v bad="${bad:-0}" 'BEGIN {
+      -v jobs="$((x1 - x0))" -v acks="$((n1 - n0 - 1))" -v bad="${bad:-0}" -v cmd="$cmd_us" \
+      -v calls="$calls" 'BEGIN {
         split(t, T, " "); split(r, R, " "); split(g, G, " ");
-        printf "%-22s %9.0f %8.2f %8.2f %9.1f %9.1f %9.1f %9d %9d %7.1f %7.1f%s\n", l, rps, p50, p99,
-          (T[2] - T[1]) * 1e6 / n, (R[2] - R[1]) * 1e6 / n, (G[2] - G[1]) * 1e6 / n, rss, hwm,
-          100 * jobs / n, 100 * acks / n, (bad > 0 ? "  non-2xx " bad : "") }'
+        printf "%-22s %9.0f %8.2f %8.2f %9.1f %9.1f %9.1f %9.1f %9d %9d %7.1f %7.1f  %s%s\n", l, rps,
+          p50, p99, (T[2] - T[1]) * 1e6 / n, (R[2] - R[1]) * 1e6 / n, cmd / n,
+          (G[2] - G[1]) * 1e6 / n, rss, hwm, 100 * jobs / n, 100 * acks / n, calls,
+          (bad > 0 ? "  non-2xx " bad : "") }'
   done
 done

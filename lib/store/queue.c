@@ -56,6 +56,7 @@ enum {
     FLAG_QUEUED = 0,
     FLAG_DUPLICATE = 1,
     FLAG_REFERENCE = 2,
+    FLAG_ACK = 3,
 };
 
 /*
@@ -65,8 +66,10 @@ enum {
  * counts (history.h); then per entry its conversation reference, and for a
  * job its dedup key and audit record.
  * ARGV: 1 dedup TTL s, 2 request TTL s; then per entry its kind ('j' job,
- * 'r' reference), n reference pairs and the pairs; a job continues with
- * request_id, mode, audience, test_email, conv, activity_id, created_ms.
+ * 'r' reference, 'a' acknowledgment id), n reference pairs and the pairs; a
+ * job continues with request_id, mode, audience, test_email, conv,
+ * activity_id, created_ms; an acknowledgment (n = 0, its one key the audit
+ * record instead of a reference) with the card's id.
  * A new job also becomes its conversation's last_request_id (the `status`
  * command's "latest"); its record keeps its stream entry's id (stream_id),
  * so that one request's state is found in O(1) (digestctl show). Mode
@@ -79,8 +82,12 @@ enum {
  * would change nothing that survives the script, so it is skipped. Two
  * entries of one batch for the same activity are one job and one duplicate:
  * the second SET NX sees the first.
+ * An acknowledgment stores ack_activity_id on a record that exists (never
+ * recreating an expired one) and answers its status in the same step, so the
+ * webhook learns whether the job ended before the card's id was known.
  * Returns a flat array, {flag, id} per entry: {0, id} new job, {1, first
- * id} duplicate, {2, ""} reference stored.
+ * id} duplicate, {2, ""} reference stored, {3, status} acknowledgment ("" when
+ * there is no record, or it has no status).
  */
 static const char enqueue_lua[] = LUA_MINUTE_ADD
     "local out, k, a, nargs = {}, 3, 3, #ARGV\n"
@@ -94,6 +101,16 @@ static const char enqueue_lua[] = LUA_MINUTE_ADD
     "  if kind == 'r' or kind == 'R' then\n"
     "    out[#out + 1] = 2\n"
     "    out[#out + 1] = ''\n"
+    "    k = k + 1\n"
+    "  elseif kind == 'a' then\n"
+    "    local st = ''\n"
+    "    if redis.call('EXISTS', KEYS[k]) == 1 then\n"
+    "      redis.call('HSET', KEYS[k], 'ack_activity_id', ARGV[a])\n"
+    "      st = redis.call('HGET', KEYS[k], 'status') or ''\n"
+    "    end\n"
+    "    out[#out + 1] = 3\n"
+    "    out[#out + 1] = st\n"
+    "    a = a + 1\n"
     "    k = k + 1\n"
     "  else\n"
     "    local id = ARGV[a]\n"
@@ -130,10 +147,11 @@ static const char enqueue_lua[] = LUA_MINUTE_ADD
 const struct store_script queue_enqueue_script = {"queue_enqueue", enqueue_lua,
                                                   sizeof(enqueue_lua) - 1};
 
-/* One caller's entry in a batch: a job (enqueue_cb) or a reference (done_cb). */
+/* One caller's entry in a batch: a job (enqueue_cb), a reference (done_cb) or an ack (ack_cb). */
 struct entry {
     queue_enqueue_cb enqueue_cb;
     queue_done_cb done_cb;
+    queue_ack_cb ack_cb;
     void *data;
     uint64_t start_ns;
     uint64_t conv_hash; /* of the conversation key, to compare entries fast */
@@ -264,6 +282,21 @@ static int pack_job(struct queue *q, const struct queue_job *job)
     rc |= arg_u64(&p->args, job->created_ms);
     p->nkeys += 2;
     p->nargs += 7;
+    return rc;
+}
+
+/* An acknowledgment's entry into q->pk: the record is its one key (layout: see enqueue_lua). */
+static int pack_ack(struct queue *q, const char *request_id, const char *ack_activity_id)
+{
+    struct packed *p = &q->pk;
+    int rc;
+
+    rc = arg_end(&p->keys, keys_append_request(&p->keys, q->cfg->prefix, request_id));
+    rc |= arg_str(&p->args, "a");
+    rc |= arg_str(&p->args, "0");
+    rc |= arg_str(&p->args, ack_activity_id);
+    p->nkeys += 1;
+    p->nargs += 3;
     return rc;
 }
 
@@ -474,10 +507,15 @@ static void supersede(struct batch *b, const struct entry *e)
     const char *key = b->keys.data + e->conv_off;
     const char *pairs = b->args.data + e->kind_off + 2;
 
+    /* An acknowledgment's key is a record, and it writes no reference. */
+    if (e->ack_cb != NULL)
+        return;
     for (unsigned i = b->n - 1; i-- > 0;) {
         struct entry *p = &b->entries[i];
         char *kind = b->args.data + p->kind_off;
 
+        if (*kind == 'a')
+            continue;
         if (p->conv_hash != e->conv_hash || strcmp(b->keys.data + p->conv_off, key) != 0)
             continue;
         if (same_fields(kind + 2, pairs))
@@ -542,6 +580,14 @@ static void batch_finish(struct batch *b, int err, const struct redisReply *repl
             e->done_cb(err, e->data);
             continue;
         }
+        if (e->ack_cb != NULL) {
+            enum request_status st = REQUEST_STATUS_QUEUED;
+            /* "" is no record (or one without a status): not found. */
+            bool found = err == 0 && request_status_parse(reply->element[2 * i + 1]->str, &st) == 0;
+
+            e->ack_cb(err, found, st, e->data);
+            continue;
+        }
         if (err != 0) {
             e->enqueue_cb(err, NULL, false, e->data);
             continue;
@@ -590,7 +636,7 @@ static int batch_send(struct batch *b)
     return rc;
 }
 
-/* The script answers {flag, id} per entry, and flag 2 exactly for references. */
+/* The script answers {flag, id} per entry, flag 2 exactly for references, 3 for acks. */
 static bool reply_fits(const struct batch *b, const struct redisReply *r)
 {
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * (size_t)b->n)
@@ -598,10 +644,11 @@ static bool reply_fits(const struct batch *b, const struct redisReply *r)
     for (unsigned i = 0; i < b->n; i++) {
         const struct redisReply *flag = r->element[2 * i];
         bool is_ref = b->entries[i].done_cb != NULL;
+        bool is_ack = b->entries[i].ack_cb != NULL;
 
         if (flag->type != REDIS_REPLY_INTEGER || r->element[2 * i + 1]->type != REDIS_REPLY_STRING)
             return false;
-        if (is_ref != (flag->integer == FLAG_REFERENCE))
+        if (is_ref != (flag->integer == FLAG_REFERENCE) || is_ack != (flag->integer == FLAG_ACK))
             return false;
     }
     return true;
@@ -754,6 +801,27 @@ int queue_store_reference(struct queue *q, const char *conv_key, const char *con
         return rc;
     e = batch_add(q);
     e->done_cb = cb;
+    e->data = data;
+    return 0;
+}
+
+int queue_record_ack(struct queue *q, const char *request_id, const char *ack_activity_id,
+                     queue_ack_cb cb, void *data)
+{
+    struct entry *e;
+    int rc;
+
+    rc = submit_check(q);
+    if (rc != 0)
+        return rc;
+    if (request_id == NULL || !*request_id || ack_activity_id == NULL || cb == NULL)
+        return DG_ERR_INVALID;
+    packed_reset(&q->pk);
+    rc = packed_check(q, pack_ack(q, request_id, ack_activity_id));
+    if (rc != 0)
+        return rc;
+    e = batch_add(q);
+    e->ack_cb = cb;
     e->data = data;
     return 0;
 }

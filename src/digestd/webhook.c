@@ -204,8 +204,7 @@ static void on_ack_posted(const struct connector_result *res, void *data)
         return;
     }
     w->ack_activity_id = xstrdup(res->activity_id);
-    err = requests_record_ack(queue_conn(w->wh->queue), w->wh->cfg, w->request_id,
-                              res->activity_id, on_ack_recorded, w);
+    err = queue_record_ack(w->wh->queue, w->request_id, res->activity_id, on_ack_recorded, w);
     if (err)
         webhook_req_done(w);
 }
