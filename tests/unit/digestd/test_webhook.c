@@ -640,6 +640,15 @@ int connector_send_card(struct connector *c, enum connector_op op, const char *s
     return 0;
 }
 
+/* The acknowledgment as the webhook sends it: held as its card, like connector_send_card's. */
+int connector_send_ack(struct connector *c, enum connector_op op, const char *service_url,
+                       const struct card_address *to, const struct card_ack_info *ack,
+                       const char *request_id, const struct connector_opts *opts,
+                       connector_done_cb cb, void *data)
+{
+    return connector_send_card(c, op, service_url, to, card_ack(ack), request_id, opts, cb, data);
+}
+
 int connector_send(struct connector *c, const struct connector_msg *msg,
                    const struct connector_opts *opts, connector_done_cb cb, void *data)
 {
