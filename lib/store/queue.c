@@ -193,9 +193,7 @@ struct queue {
     struct batch *pending, *pending_tail;
     struct batch *spare; /* a finished batch, kept for its buffers */
     struct packed pk;    /* scratch for the entry being added */
-    const char **argv;   /* scratch argv for a send (hiredis copies it) */
-    size_t *argv_len;
-    size_t argv_cap;
+    struct buf resp;     /* scratch: a batch's command in RESP (hiredis copies it) */
     unsigned sha_in_flight; /* batches sent with EVALSHA and not answered */
     bool noscript_hold;     /* see on_batch */
     char *stream_key;       /* {P}:requests */
@@ -322,18 +320,6 @@ static bool same_fields(const char *a, const char *b)
         b = next_arg(next_arg(b));
     }
     return true;
-}
-
-/* Points argv at the n NUL-terminated arguments packed in b. */
-static void split_args(const struct buf *b, int n, const char **argv, size_t *len)
-{
-    const char *s = b->data;
-
-    for (int i = 0; i < n; i++) {
-        argv[i] = s;
-        len[i] = strlen(s);
-        s += len[i] + 1;
-    }
 }
 
 /* ---- Setup on every (re)connect --------------------------------------- */
@@ -600,35 +586,80 @@ static void batch_finish(struct batch *b, int err, const struct redisReply *repl
     batch_recycle(q, b);
 }
 
-/* Room for argc arguments in the scratch argv. */
-static void argv_reserve(struct queue *q, size_t argc)
+/* Appends c and then v in decimal and CRLF: "*3\r\n", "$7\r\n". */
+static void resp_count(struct buf *o, char c, size_t v, int *rc)
 {
-    if (argc <= q->argv_cap)
-        return;
-    q->argv = xrealloc(q->argv, argc * sizeof(*q->argv));
-    q->argv_len = xrealloc(q->argv_len, argc * sizeof(*q->argv_len));
-    q->argv_cap = argc;
+    char s[24];
+    size_t i = sizeof(s);
+
+    s[--i] = '\n';
+    s[--i] = '\r';
+    do {
+        s[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    s[--i] = c;
+    if (*rc == 0)
+        *rc = buf_append(o, s + i, sizeof(s) - i);
 }
 
-/* EVALSHA sha, or EVAL script after a NOSCRIPT; then numkeys, KEYS, ARGV. */
+static void resp_bulk(struct buf *o, const char *s, size_t n, int *rc)
+{
+    resp_count(o, '$', n, rc);
+    if (*rc == 0)
+        *rc = buf_append(o, s, n);
+    if (*rc == 0)
+        *rc = buf_append(o, "\r\n", 2);
+}
+
+/* The n NUL-terminated arguments packed in b, as bulk strings. */
+static void resp_packed(struct buf *o, const struct buf *b, int n, int *rc)
+{
+    const char *s = b->data;
+
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(s);
+
+        resp_bulk(o, s, len, rc);
+        s += len + 1;
+    }
+}
+
+/*
+ * EVALSHA sha, or EVAL script after a NOSCRIPT; then numkeys, KEYS, ARGV.
+ * Written in RESP here: hiredis would format each argument through
+ * sdscatfmt, which cost more than the rest of the batch's packing.
+ */
 static int batch_send(struct batch *b)
 {
     struct queue *q = b->q;
-    int argc = 3 + b->nkeys + b->nargs;
-    char numkeys[16];
-    int rc;
+    struct buf *o = &q->resp;
+    int rc = 0;
 
-    argv_reserve(q, (size_t)argc);
-    q->argv[0] = b->fell_back ? "EVAL" : "EVALSHA";
-    q->argv[1] = b->fell_back ? enqueue_lua : q->sha;
-    q->argv[2] = numkeys;
-    q->argv_len[0] = strlen(q->argv[0]);
-    q->argv_len[1] = b->fell_back ? sizeof(enqueue_lua) - 1 : strlen(q->sha);
-    q->argv_len[2] = (size_t)snprintf(numkeys, sizeof(numkeys), "%d", b->nkeys);
-    split_args(&b->keys, b->nkeys, q->argv + 3, q->argv_len + 3);
-    split_args(&b->args, b->nargs, q->argv + 3 + b->nkeys, q->argv_len + 3 + b->nkeys);
-    /* hiredis copies argv into its output buffer: the scratch is free again. */
-    rc = redis_conn_command(q->conn, 0, on_batch, b, argc, q->argv, q->argv_len);
+    buf_reset(o);
+    if (buf_reserve(o, b->keys.len + b->args.len + 16 * (size_t)(3 + b->nkeys + b->nargs) +
+                           (b->fell_back ? sizeof(enqueue_lua) : 64)) != 0)
+        return DG_ERR_TOO_LARGE; /* cannot happen: the batch is capped far below */
+    resp_count(o, '*', (size_t)(3 + b->nkeys + b->nargs), &rc);
+    if (b->fell_back) {
+        resp_bulk(o, "EVAL", 4, &rc);
+        resp_bulk(o, enqueue_lua, sizeof(enqueue_lua) - 1, &rc);
+    } else {
+        resp_bulk(o, "EVALSHA", 7, &rc);
+        resp_bulk(o, q->sha, strlen(q->sha), &rc);
+    }
+    {
+        char numkeys[16];
+        int n = snprintf(numkeys, sizeof(numkeys), "%d", b->nkeys);
+
+        resp_bulk(o, numkeys, (size_t)n, &rc);
+    }
+    resp_packed(o, &b->keys, b->nkeys, &rc);
+    resp_packed(o, &b->args, b->nargs, &rc);
+    if (rc != 0)
+        return DG_ERR_TOO_LARGE;
+    /* hiredis copies the text into its output buffer: the scratch is free again. */
+    rc = redis_conn_command_resp(q->conn, 0, on_batch, b, o->data, o->len);
     if (rc == 0 && !b->fell_back) {
         b->by_sha = true;
         q->sha_in_flight++;
@@ -838,6 +869,8 @@ struct queue *queue_create(uv_loop_t *loop, const struct config *cfg, struct met
     q->stream_key = keys_stream(cfg->prefix);
     buf_init(&q->pk.keys, QUEUE_MAX_ARGS_BYTES);
     buf_init(&q->pk.args, QUEUE_MAX_ARGS_BYTES);
+    /* A full batch, its framing, and EVAL's script text. */
+    buf_init(&q->resp, 2 * QUEUE_BATCH_MAX_BYTES + 64 * 1024);
     uv_prepare_init(loop, &q->flush);
     uv_timer_init(loop, &q->stats);
     uv_unref((uv_handle_t *)&q->stats); /* sampling alone keeps no loop alive */
@@ -974,8 +1007,7 @@ void queue_free(struct queue *q)
         batch_free(q->spare);
     buf_free(&q->pk.keys);
     buf_free(&q->pk.args);
-    xfree(q->argv);
-    xfree(q->argv_len);
+    buf_free(&q->resp);
     xfree(q->stream_key);
     xfree(q);
 }
