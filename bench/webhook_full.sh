@@ -16,7 +16,8 @@
 # (default build-release, built here as Release unless NO_BUILD=1),
 # PORT_BASE (default 22000), WRK_THREADS (1), PERF=1 (perf record of digestd,
 # 5 s, into /tmp/webhook_full.perf.data), OLD_BUILD_DIR (the target
-# "digestd-old": another build, for before/after in one run).
+# "digestd-old": another build, for before/after in one run), STRACE=1
+# (strace -c of digestd for 3 s into /tmp/webhook_full.strace: system calls).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${1:-50}
@@ -62,6 +63,10 @@ cpu_of() { # PID...: utime+stime seconds, summed
     sum=$(awk -v hz="$hz" -v s="$sum" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.3f", s + (f[12] + f[13]) / hz }' "/proc/$p/stat")
   done
   echo "$sum"
+}
+
+sys_of() { # PID: stime seconds (the kernel's share: sockets, epoll)
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.3f", f[13] / hz }' "/proc/$1/stat"
 }
 
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
@@ -146,8 +151,8 @@ stop_target() {
   target_pid=""
 }
 
-printf "%-22s %9s %8s %8s %9s %9s %9s %9s %9s %9s %7s %7s  %s\n" run req/s p50_ms p99_ms \
-  target_us redis_us redis_lua nginx_us rss_kB hwm_kB jobs% acks% "redis calls"
+printf "%-22s %9s %8s %8s %9s %5s %9s %9s %9s %9s %9s %9s %7s %7s  %s\n" run req/s p50_ms p99_ms \
+  target_us sys% redis_us redis_lua nginx_us wrk_us rss_kB hwm_kB jobs% acks% "redis calls"
 for round in $(seq "$ROUNDS"); do
   for t in $TARGETS; do
     redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
@@ -160,15 +165,20 @@ for round in $(seq "$ROUNDS"); do
     n0=$(nginx_requests)
     redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
     [ -z "$VG" ] || callgrind_control -z "$target_pid" >/dev/null
-    t0=$(cpu_of "$target_pid") r0=$(cpu_of "$redis_pid") g0=$(cpu_of $w)
+    t0=$(cpu_of "$target_pid") r0=$(cpu_of "$redis_pid") g0=$(cpu_of $w) k0=$(sys_of "$target_pid")
+    if [ -n "${STRACE:-}" ] && [ "$t" = digestd ]; then
+      (sleep 2; timeout -s INT 3 strace -c -f -p "$target_pid" -o /tmp/webhook_full.strace \
+        >/dev/null 2>&1; n=$(nginx_requests); echo "$n" >/tmp/webhook_full.strace.n) &
+    fi
     if [ -n "${PERF:-}" ] && [ "$t" = digestd ]; then
       (sleep 2; perf record -F 1999 -g -o /tmp/webhook_full.perf.data -p "$target_pid" -- sleep 5 \
         >/dev/null 2>&1) &
     fi
-    wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/webhook.lua \
+    /usr/bin/time -f "%U %S" -o "$tmp/wrk.time" \
+      wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/webhook.lua \
       "http://127.0.0.1:$TARGET_PORT/api/messages" >"$tmp/wrk.out"
     sleep 0.3 # the last acks
-    t1=$(cpu_of "$target_pid") r1=$(cpu_of "$redis_pid") g1=$(cpu_of $w)
+    t1=$(cpu_of "$target_pid") r1=$(cpu_of "$redis_pid") g1=$(cpu_of $w) k1=$(sys_of "$target_pid")
     n1=$(nginx_requests)
     x1=$(redis-cli -p "$REDIS_PORT" XLEN '{digest}:requests')
     # Redis's time in scripts (INFO commandstats usec of EVAL/EVALSHA, which holds the
@@ -194,11 +204,15 @@ for round in $(seq "$ROUNDS"); do
     awk -v l="c$CONNS-$t-r$round" -v n="$reqs" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
       -v t="$t0 $t1" -v r="$r0 $r1" -v g="$g0 $g1" -v rss="$rss" -v hwm="$hwm" \
       -v jobs="$((x1 - x0))" -v acks="$((n1 - n0 - 1))" -v bad="${bad:-0}" -v cmd="$cmd_us" \
-      -v calls="$calls" 'BEGIN {
+      -v calls="$calls" -v wrk="$(cat "$tmp/wrk.time")" -v k="$k0 $k1" 'BEGIN {
+        split(k, K, " ");
+        split(wrk, W, " ");
         split(t, T, " "); split(r, R, " "); split(g, G, " ");
-        printf "%-22s %9.0f %8.2f %8.2f %9.1f %9.1f %9.1f %9.1f %9d %9d %7.1f %7.1f  %s%s\n", l, rps,
-          p50, p99, (T[2] - T[1]) * 1e6 / n, (R[2] - R[1]) * 1e6 / n, cmd / n,
-          (G[2] - G[1]) * 1e6 / n, rss, hwm, 100 * jobs / n, 100 * acks / n, calls,
+        printf "%-22s %9.0f %8.2f %8.2f %9.1f %5.0f %9.1f %9.1f %9.1f %9.1f %9d %9d %7.1f %7.1f  %s%s\n",
+          l, rps, p50, p99, (T[2] - T[1]) * 1e6 / n, 100 * (K[2] - K[1]) / (T[2] - T[1]),
+          (R[2] - R[1]) * 1e6 / n, cmd / n,
+          (G[2] - G[1]) * 1e6 / n, (W[1] + W[2]) * 1e6 / n, rss, hwm, 100 * jobs / n,
+          100 * acks / n, calls,
           (bad > 0 ? "  non-2xx " bad : "") }'
   done
 done
