@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what bench/run.sh needs beyond scripts/deps.sh (not CI's: no CI
 # test uses these): the Debian packages of the FastAPI peer and of the
-# latency plot, and the pinned npm packages of the Node.js peers
+# latency plot, wrk and nginx-light for bench/webhook_full.sh, and the pinned npm packages of the Node.js peers
 # (bench/peers/node/package-lock.json, `npm ci`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEPS_BENCH="python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-redis
-python3-jwt python3-httpx gnuplot-nox"
+python3-jwt python3-httpx gnuplot-nox wrk nginx-light"
 
 scripts/deps.sh
 missing=()

@@ -2,7 +2,8 @@
 -- in a personal chat) with a unique activity id, so each one is a real
 -- enqueue, never a dedup hit; conversations rotate over 20,000 ids and
 -- serviceUrl comes from $SERVICE_URL (digest-stub, see webhook.sh). Thread
--- id + counter keep ids unique across wrk's threads.
+-- id + counter keep ids unique across wrk's threads. With $BOT_TOKEN set every
+-- request carries it as its Authorization (webhook_full.sh).
 local counter = 0
 local thread_id = 0
 local threads = {}
@@ -31,6 +32,9 @@ local template = [[{"type":"message","id":"%s","timestamp":"2017-02-01T21:10:07.
   [["channelData":{"tenant":{"id":"72f988bf-86f1-41af-91ab-2d7cd011db47"}},"locale":"en-US"}]]
 
 local headers = { ["Content-Type"] = "application/json" }
+-- $BOT_TOKEN (digest-stub token): one reused signed token, as a channel sends.
+local bot_token = os.getenv("BOT_TOKEN")
+if bot_token and bot_token ~= "" then headers["Authorization"] = "Bearer " .. bot_token end
 
 function request()
   counter = counter + 1

@@ -40,6 +40,8 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap) PRINTF_LIKE(2, 0) WA
 void buf_consume(struct buf *b, size_t n);
 /* Empties the buffer but keeps its memory for reuse. */
 void buf_reset(struct buf *b);
+/* Room for n more bytes without a reallocation; DG_ERR_TOO_LARGE past max. */
+int buf_reserve(struct buf *b, size_t n) WARN_UNUSED;
 /* Releases the memory; the buffer is empty and reusable with the same cap. */
 void buf_free(struct buf *b);
 /* Returns the bytes (owned, free with xfree; "" when empty) and empties b. */

@@ -4,21 +4,33 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+/* RFC 3986's unreserved bytes: ALPHA DIGIT - . _ ~ (byte tests, never the locale's). */
+static bool unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
 int url_encode_component(struct buf *out, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *p;
+    const unsigned char *p = (const unsigned char *)s;
     int err = 0;
 
-    /* Byte tests, not isalnum(): the result must not depend on the locale. */
-    for (p = (const unsigned char *)s; *p && !err; p++) {
-        char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+    /* Runs of unreserved bytes go in one append: ids are mostly such runs. */
+    while (*p && !err) {
+        const unsigned char *run = p;
 
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '.' || *p == '_' || *p == '~')
-            err = buf_append(out, p, 1);
-        else
+        while (*p && unreserved(*p))
+            p++;
+        if (p > run)
+            err = buf_append(out, run, (size_t)(p - run));
+        if (*p && !err) {
+            char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+
             err = buf_append(out, enc, 3);
+            p++;
+        }
     }
     return err;
 }

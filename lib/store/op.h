@@ -25,7 +25,6 @@ struct store_op {
         job_store_renew_cb renew;
         job_store_release_cb release;
         requests_get_cb get;
-        requests_ack_cb ack;
         requests_done_cb done;
         group_done_cb group;
         group_leave_cb leave;

@@ -56,6 +56,7 @@ enum {
     FLAG_QUEUED = 0,
     FLAG_DUPLICATE = 1,
     FLAG_REFERENCE = 2,
+    FLAG_ACK = 3,
 };
 
 /*
@@ -65,8 +66,10 @@ enum {
  * counts (history.h); then per entry its conversation reference, and for a
  * job its dedup key and audit record.
  * ARGV: 1 dedup TTL s, 2 request TTL s; then per entry its kind ('j' job,
- * 'r' reference), n reference pairs and the pairs; a job continues with
- * request_id, mode, audience, test_email, conv, activity_id, created_ms.
+ * 'r' reference, 'a' acknowledgment id), n reference pairs and the pairs; a
+ * job continues with request_id, mode, audience, test_email, conv,
+ * activity_id, created_ms; an acknowledgment (n = 0, its one key the audit
+ * record instead of a reference) with the card's id.
  * A new job also becomes its conversation's last_request_id (the `status`
  * command's "latest"); its record keeps its stream entry's id (stream_id),
  * so that one request's state is found in O(1) (digestctl show). Mode
@@ -79,8 +82,12 @@ enum {
  * would change nothing that survives the script, so it is skipped. Two
  * entries of one batch for the same activity are one job and one duplicate:
  * the second SET NX sees the first.
+ * An acknowledgment stores ack_activity_id on a record that exists (never
+ * recreating an expired one) and answers its status in the same step, so the
+ * webhook learns whether the job ended before the card's id was known.
  * Returns a flat array, {flag, id} per entry: {0, id} new job, {1, first
- * id} duplicate, {2, ""} reference stored.
+ * id} duplicate, {2, ""} reference stored, {3, status} acknowledgment ("" when
+ * there is no record, or it has no status).
  */
 static const char enqueue_lua[] = LUA_MINUTE_ADD
     "local out, k, a, nargs = {}, 3, 3, #ARGV\n"
@@ -94,6 +101,16 @@ static const char enqueue_lua[] = LUA_MINUTE_ADD
     "  if kind == 'r' or kind == 'R' then\n"
     "    out[#out + 1] = 2\n"
     "    out[#out + 1] = ''\n"
+    "    k = k + 1\n"
+    "  elseif kind == 'a' then\n"
+    "    local st = ''\n"
+    "    if redis.call('EXISTS', KEYS[k]) == 1 then\n"
+    "      redis.call('HSET', KEYS[k], 'ack_activity_id', ARGV[a])\n"
+    "      st = redis.call('HGET', KEYS[k], 'status') or ''\n"
+    "    end\n"
+    "    out[#out + 1] = 3\n"
+    "    out[#out + 1] = st\n"
+    "    a = a + 1\n"
     "    k = k + 1\n"
     "  else\n"
     "    local id = ARGV[a]\n"
@@ -130,10 +147,11 @@ static const char enqueue_lua[] = LUA_MINUTE_ADD
 const struct store_script queue_enqueue_script = {"queue_enqueue", enqueue_lua,
                                                   sizeof(enqueue_lua) - 1};
 
-/* One caller's entry in a batch: a job (enqueue_cb) or a reference (done_cb). */
+/* One caller's entry in a batch: a job (enqueue_cb), a reference (done_cb) or an ack (ack_cb). */
 struct entry {
     queue_enqueue_cb enqueue_cb;
     queue_done_cb done_cb;
+    queue_ack_cb ack_cb;
     void *data;
     uint64_t start_ns;
     uint64_t conv_hash; /* of the conversation key, to compare entries fast */
@@ -175,9 +193,7 @@ struct queue {
     struct batch *pending, *pending_tail;
     struct batch *spare; /* a finished batch, kept for its buffers */
     struct packed pk;    /* scratch for the entry being added */
-    const char **argv;   /* scratch argv for a send (hiredis copies it) */
-    size_t *argv_len;
-    size_t argv_cap;
+    struct buf resp;     /* scratch: a batch's command in RESP (hiredis copies it) */
     unsigned sha_in_flight; /* batches sent with EVALSHA and not answered */
     bool noscript_hold;     /* see on_batch */
     char *stream_key;       /* {P}:requests */
@@ -267,6 +283,21 @@ static int pack_job(struct queue *q, const struct queue_job *job)
     return rc;
 }
 
+/* An acknowledgment's entry into q->pk: the record is its one key (layout: see enqueue_lua). */
+static int pack_ack(struct queue *q, const char *request_id, const char *ack_activity_id)
+{
+    struct packed *p = &q->pk;
+    int rc;
+
+    rc = arg_end(&p->keys, keys_append_request(&p->keys, q->cfg->prefix, request_id));
+    rc |= arg_str(&p->args, "a");
+    rc |= arg_str(&p->args, "0");
+    rc |= arg_str(&p->args, ack_activity_id);
+    p->nkeys += 1;
+    p->nargs += 3;
+    return rc;
+}
+
 /* Steps over one packed argument. */
 static const char *next_arg(const char *s)
 {
@@ -289,18 +320,6 @@ static bool same_fields(const char *a, const char *b)
         b = next_arg(next_arg(b));
     }
     return true;
-}
-
-/* Points argv at the n NUL-terminated arguments packed in b. */
-static void split_args(const struct buf *b, int n, const char **argv, size_t *len)
-{
-    const char *s = b->data;
-
-    for (int i = 0; i < n; i++) {
-        argv[i] = s;
-        len[i] = strlen(s);
-        s += len[i] + 1;
-    }
 }
 
 /* ---- Setup on every (re)connect --------------------------------------- */
@@ -474,10 +493,15 @@ static void supersede(struct batch *b, const struct entry *e)
     const char *key = b->keys.data + e->conv_off;
     const char *pairs = b->args.data + e->kind_off + 2;
 
+    /* An acknowledgment's key is a record, and it writes no reference. */
+    if (e->ack_cb != NULL)
+        return;
     for (unsigned i = b->n - 1; i-- > 0;) {
         struct entry *p = &b->entries[i];
         char *kind = b->args.data + p->kind_off;
 
+        if (*kind == 'a')
+            continue;
         if (p->conv_hash != e->conv_hash || strcmp(b->keys.data + p->conv_off, key) != 0)
             continue;
         if (same_fields(kind + 2, pairs))
@@ -542,6 +566,14 @@ static void batch_finish(struct batch *b, int err, const struct redisReply *repl
             e->done_cb(err, e->data);
             continue;
         }
+        if (e->ack_cb != NULL) {
+            enum request_status st = REQUEST_STATUS_QUEUED;
+            /* "" is no record (or one without a status): not found. */
+            bool found = err == 0 && request_status_parse(reply->element[2 * i + 1]->str, &st) == 0;
+
+            e->ack_cb(err, found, st, e->data);
+            continue;
+        }
         if (err != 0) {
             e->enqueue_cb(err, NULL, false, e->data);
             continue;
@@ -554,35 +586,80 @@ static void batch_finish(struct batch *b, int err, const struct redisReply *repl
     batch_recycle(q, b);
 }
 
-/* Room for argc arguments in the scratch argv. */
-static void argv_reserve(struct queue *q, size_t argc)
+/* Appends c and then v in decimal and CRLF: "*3\r\n", "$7\r\n". */
+static void resp_count(struct buf *o, char c, size_t v, int *rc)
 {
-    if (argc <= q->argv_cap)
-        return;
-    q->argv = xrealloc(q->argv, argc * sizeof(*q->argv));
-    q->argv_len = xrealloc(q->argv_len, argc * sizeof(*q->argv_len));
-    q->argv_cap = argc;
+    char s[24];
+    size_t i = sizeof(s);
+
+    s[--i] = '\n';
+    s[--i] = '\r';
+    do {
+        s[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    s[--i] = c;
+    if (*rc == 0)
+        *rc = buf_append(o, s + i, sizeof(s) - i);
 }
 
-/* EVALSHA sha, or EVAL script after a NOSCRIPT; then numkeys, KEYS, ARGV. */
+static void resp_bulk(struct buf *o, const char *s, size_t n, int *rc)
+{
+    resp_count(o, '$', n, rc);
+    if (*rc == 0)
+        *rc = buf_append(o, s, n);
+    if (*rc == 0)
+        *rc = buf_append(o, "\r\n", 2);
+}
+
+/* The n NUL-terminated arguments packed in b, as bulk strings. */
+static void resp_packed(struct buf *o, const struct buf *b, int n, int *rc)
+{
+    const char *s = b->data;
+
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(s);
+
+        resp_bulk(o, s, len, rc);
+        s += len + 1;
+    }
+}
+
+/*
+ * EVALSHA sha, or EVAL script after a NOSCRIPT; then numkeys, KEYS, ARGV.
+ * Written in RESP here: hiredis would format each argument through
+ * sdscatfmt, which cost more than the rest of the batch's packing.
+ */
 static int batch_send(struct batch *b)
 {
     struct queue *q = b->q;
-    int argc = 3 + b->nkeys + b->nargs;
-    char numkeys[16];
-    int rc;
+    struct buf *o = &q->resp;
+    int rc = 0;
 
-    argv_reserve(q, (size_t)argc);
-    q->argv[0] = b->fell_back ? "EVAL" : "EVALSHA";
-    q->argv[1] = b->fell_back ? enqueue_lua : q->sha;
-    q->argv[2] = numkeys;
-    q->argv_len[0] = strlen(q->argv[0]);
-    q->argv_len[1] = b->fell_back ? sizeof(enqueue_lua) - 1 : strlen(q->sha);
-    q->argv_len[2] = (size_t)snprintf(numkeys, sizeof(numkeys), "%d", b->nkeys);
-    split_args(&b->keys, b->nkeys, q->argv + 3, q->argv_len + 3);
-    split_args(&b->args, b->nargs, q->argv + 3 + b->nkeys, q->argv_len + 3 + b->nkeys);
-    /* hiredis copies argv into its output buffer: the scratch is free again. */
-    rc = redis_conn_command(q->conn, 0, on_batch, b, argc, q->argv, q->argv_len);
+    buf_reset(o);
+    if (buf_reserve(o, b->keys.len + b->args.len + 16 * (size_t)(3 + b->nkeys + b->nargs) +
+                           (b->fell_back ? sizeof(enqueue_lua) : 64)) != 0)
+        return DG_ERR_TOO_LARGE; /* cannot happen: the batch is capped far below */
+    resp_count(o, '*', (size_t)(3 + b->nkeys + b->nargs), &rc);
+    if (b->fell_back) {
+        resp_bulk(o, "EVAL", 4, &rc);
+        resp_bulk(o, enqueue_lua, sizeof(enqueue_lua) - 1, &rc);
+    } else {
+        resp_bulk(o, "EVALSHA", 7, &rc);
+        resp_bulk(o, q->sha, strlen(q->sha), &rc);
+    }
+    {
+        char numkeys[16];
+        int n = snprintf(numkeys, sizeof(numkeys), "%d", b->nkeys);
+
+        resp_bulk(o, numkeys, (size_t)n, &rc);
+    }
+    resp_packed(o, &b->keys, b->nkeys, &rc);
+    resp_packed(o, &b->args, b->nargs, &rc);
+    if (rc != 0)
+        return DG_ERR_TOO_LARGE;
+    /* hiredis copies the text into its output buffer: the scratch is free again. */
+    rc = redis_conn_command_resp(q->conn, 0, on_batch, b, o->data, o->len);
     if (rc == 0 && !b->fell_back) {
         b->by_sha = true;
         q->sha_in_flight++;
@@ -590,7 +667,7 @@ static int batch_send(struct batch *b)
     return rc;
 }
 
-/* The script answers {flag, id} per entry, and flag 2 exactly for references. */
+/* The script answers {flag, id} per entry, flag 2 exactly for references, 3 for acks. */
 static bool reply_fits(const struct batch *b, const struct redisReply *r)
 {
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * (size_t)b->n)
@@ -598,10 +675,11 @@ static bool reply_fits(const struct batch *b, const struct redisReply *r)
     for (unsigned i = 0; i < b->n; i++) {
         const struct redisReply *flag = r->element[2 * i];
         bool is_ref = b->entries[i].done_cb != NULL;
+        bool is_ack = b->entries[i].ack_cb != NULL;
 
         if (flag->type != REDIS_REPLY_INTEGER || r->element[2 * i + 1]->type != REDIS_REPLY_STRING)
             return false;
-        if (is_ref != (flag->integer == FLAG_REFERENCE))
+        if (is_ref != (flag->integer == FLAG_REFERENCE) || is_ack != (flag->integer == FLAG_ACK))
             return false;
     }
     return true;
@@ -758,6 +836,27 @@ int queue_store_reference(struct queue *q, const char *conv_key, const char *con
     return 0;
 }
 
+int queue_record_ack(struct queue *q, const char *request_id, const char *ack_activity_id,
+                     queue_ack_cb cb, void *data)
+{
+    struct entry *e;
+    int rc;
+
+    rc = submit_check(q);
+    if (rc != 0)
+        return rc;
+    if (request_id == NULL || !*request_id || ack_activity_id == NULL || cb == NULL)
+        return DG_ERR_INVALID;
+    packed_reset(&q->pk);
+    rc = packed_check(q, pack_ack(q, request_id, ack_activity_id));
+    if (rc != 0)
+        return rc;
+    e = batch_add(q);
+    e->ack_cb = cb;
+    e->data = data;
+    return 0;
+}
+
 /* ---- Lifecycle -------------------------------------------------------- */
 
 struct queue *queue_create(uv_loop_t *loop, const struct config *cfg, struct metrics *metrics)
@@ -770,6 +869,8 @@ struct queue *queue_create(uv_loop_t *loop, const struct config *cfg, struct met
     q->stream_key = keys_stream(cfg->prefix);
     buf_init(&q->pk.keys, QUEUE_MAX_ARGS_BYTES);
     buf_init(&q->pk.args, QUEUE_MAX_ARGS_BYTES);
+    /* A full batch, its framing, and EVAL's script text. */
+    buf_init(&q->resp, 2 * QUEUE_BATCH_MAX_BYTES + 64 * 1024);
     uv_prepare_init(loop, &q->flush);
     uv_timer_init(loop, &q->stats);
     uv_unref((uv_handle_t *)&q->stats); /* sampling alone keeps no loop alive */
@@ -906,8 +1007,7 @@ void queue_free(struct queue *q)
         batch_free(q->spare);
     buf_free(&q->pk.keys);
     buf_free(&q->pk.args);
-    xfree(q->argv);
-    xfree(q->argv_len);
+    buf_free(&q->resp);
     xfree(q->stream_key);
     xfree(q);
 }

@@ -24,6 +24,7 @@
 
 #include "core/common.h"
 #include "store/history.h"
+#include "store/request_status.h"
 
 struct queue;
 struct config;
@@ -60,6 +61,11 @@ struct queue_job {
  */
 typedef void (*queue_enqueue_cb)(int err, const char *request_id, bool duplicate, void *data);
 typedef void (*queue_done_cb)(int err, void *data);
+/*
+ * status: the record's status after the update, when found (false: no
+ * record, or none of the five statuses in it; or err).
+ */
+typedef void (*queue_ack_cb)(int err, bool found, enum request_status status, void *data);
 typedef void (*queue_stopped_cb)(struct queue *q, void *data);
 
 struct queue *queue_create(uv_loop_t *loop, const struct config *cfg, struct metrics *metrics);
@@ -89,6 +95,16 @@ int queue_enqueue(struct queue *q, const struct queue_job *job, queue_enqueue_cb
 int queue_store_reference(struct queue *q, const char *conv_key, const char *const *fields,
                           const char *const *values, size_t n, queue_done_cb cb,
                           void *data) WARN_UNUSED;
+
+/*
+ * Stores the acknowledgment card's id (ack_activity_id) on the audit record
+ * of request_id, if it still exists (an expired one is not recreated), and
+ * answers the record's status of that moment. It rides in the batch like
+ * the rest, after every entry submitted before it. Same submission errors as
+ * queue_enqueue. The strings are copied.
+ */
+int queue_record_ack(struct queue *q, const char *request_id, const char *ack_activity_id,
+                     queue_ack_cb cb, void *data) WARN_UNUSED;
 
 /*
  * Counts one request served while Redis is unreachable (history.h), in

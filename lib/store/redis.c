@@ -269,10 +269,12 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     cb(err, r, data);
 }
 
+/* argv (argc > 0) or, with argc 0, the RESP text resp of len bytes. */
 static int submit(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb, void *data,
-                  int argc, const char **argv, const size_t *argvlen)
+                  int argc, const char **argv, const size_t *argvlen, const char *resp, size_t len)
 {
     struct redis_cmd *cmd = xcalloc(1, sizeof(*cmd));
+    int rc;
 
     cmd->conn = c;
     cmd->cb = cb;
@@ -282,7 +284,11 @@ static int submit(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb, 
     uv_update_time(c->loop);
     cmd->deadline = uv_now(c->loop) + (timeout_ms != 0 ? timeout_ms : REDIS_COMMAND_TIMEOUT_MS);
     /* REDIS_ERR means hiredis kept nothing (disconnecting, or bad argv). */
-    if (redisAsyncCommandArgv(c->ac, on_reply, cmd, argc, argv, argvlen) != REDIS_OK) {
+    if (argc > 0)
+        rc = redisAsyncCommandArgv(c->ac, on_reply, cmd, argc, argv, argvlen);
+    else
+        rc = redisAsyncFormattedCommand(c->ac, on_reply, cmd, resp, len);
+    if (rc != REDIS_OK) {
         xfree(cmd);
         return DG_ERR_UNAVAILABLE;
     }
@@ -531,19 +537,19 @@ static void handshake_send(struct redis_conn *c)
     if (cfg->redis_password != NULL) {
         argv[0] = "AUTH";
         argv[1] = cfg->redis_password;
-        rc = submit(c, 0, on_handshake, c, 2, argv, NULL);
+        rc = submit(c, 0, on_handshake, c, 2, argv, NULL, NULL, 0);
         c->handshake_left += rc == 0;
     }
     if (rc == 0 && cfg->redis_db != 0) {
         snprintf(db, sizeof(db), "%d", cfg->redis_db);
         argv[0] = "SELECT";
         argv[1] = db;
-        rc = submit(c, 0, on_handshake, c, 2, argv, NULL);
+        rc = submit(c, 0, on_handshake, c, 2, argv, NULL, NULL, 0);
         c->handshake_left += rc == 0;
     }
     if (rc == 0 && c->handshake_left == 0) {
         argv[0] = "PING";
-        rc = submit(c, 0, on_handshake, c, 1, argv, NULL);
+        rc = submit(c, 0, on_handshake, c, 1, argv, NULL, NULL, 0);
         c->handshake_left += rc == 0;
     }
     if (rc != 0)
@@ -683,7 +689,21 @@ int redis_conn_command(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb
         return DG_ERR_CLOSED;
     if (!redis_conn_ready(c))
         return DG_ERR_UNAVAILABLE;
-    return submit(c, timeout_ms, cb, data, argc, argv, argvlen);
+    if (argc <= 0)
+        return DG_ERR_INVALID;
+    return submit(c, timeout_ms, cb, data, argc, argv, argvlen, NULL, 0);
+}
+
+int redis_conn_command_resp(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb,
+                            void *data, const char *resp, size_t len)
+{
+    if (c->state == RS_STOPPING || c->state == RS_STOPPED)
+        return DG_ERR_CLOSED;
+    if (!redis_conn_ready(c))
+        return DG_ERR_UNAVAILABLE;
+    if (len == 0)
+        return DG_ERR_INVALID;
+    return submit(c, timeout_ms, cb, data, 0, NULL, NULL, resp, len);
 }
 
 void redis_conn_reset(struct redis_conn *c)

@@ -63,6 +63,14 @@ int redis_conn_command(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb
                        int argc, const char **argv, const size_t *argvlen) WARN_UNUSED;
 
 /*
+ * redis_conn_command for a command the caller wrote in RESP itself (len
+ * bytes, copied): one append, where hiredis would format each argument.
+ * The caller must write exactly one well-formed command.
+ */
+int redis_conn_command_resp(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb,
+                            void *data, const char *resp, size_t len) WARN_UNUSED;
+
+/*
  * Drops a usable connection that the owner found unfit (for example its setup
  * commands failed) and reconnects after the usual backoff. Pending commands
  * finish with DG_ERR_UNAVAILABLE. Takes effect on the next loop iteration, so

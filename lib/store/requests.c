@@ -33,15 +33,6 @@ static const char get_lua[] =
 
 const struct store_script requests_get_script = {"requests_get", get_lua, sizeof(get_lua) - 1};
 
-/* KEYS[1] = record; ARGV[1] = the card's id. Answers the status, or "" without a record. */
-static const char ack_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return '' end\n"
-    "redis.call('HSET', KEYS[1], 'ack_activity_id', ARGV[1])\n"
-    "return redis.call('HGET', KEYS[1], 'status')\n";
-
-const struct store_script requests_record_ack_script = {"requests_record_ack", ack_lua,
-                                                        sizeof(ack_lua) - 1};
-
 /* KEYS[1] = record; ARGV = field/value pairs. Never recreates an expired record. */
 static const char update_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
@@ -105,37 +96,6 @@ int requests_get(struct redis_conn *conn, const struct config *cfg, const char *
     xfree(rec);
     xfree(conv);
     xfree(rec_prefix);
-    return err;
-}
-
-static void on_ack(int err, redisReply *r, void *data)
-{
-    struct store_op *op = data;
-    enum request_status status = REQUEST_STATUS_QUEUED;
-    bool found = false;
-
-    err = redis_reply_status(err, r);
-    if (!err && r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)
-        err = DG_ERR_PROTOCOL;
-    /* "" is no record; nil a record without a status (not ours to judge). */
-    if (!err && r->type == REDIS_REPLY_STRING)
-        found = request_status_parse(r->str, &status) == 0;
-    op->cb.ack(err, found, status, op->data);
-    xfree(op);
-}
-
-int requests_record_ack(struct redis_conn *conn, const struct config *cfg,
-                        const char *request_id, const char *ack_activity_id, requests_ack_cb cb,
-                        void *data)
-{
-    char *rec = keys_request(cfg->prefix, request_id);
-    const char *argv[] = {"EVAL", ack_lua, "1", rec, ack_activity_id};
-    struct store_op *op = store_op_new(data);
-    int err;
-
-    op->cb.ack = cb;
-    err = store_op_send(conn, on_ack, op, (int)ARRAY_SIZE(argv), argv, NULL);
-    xfree(rec);
     return err;
 }
 

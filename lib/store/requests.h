@@ -1,7 +1,8 @@
 /*
  * requests.h: the audit records of SPEC §5 ({P}:req:<id>) after they are
- * created by the enqueue: reading one (the `status` command), recording the
- * acknowledgment card's id, and moving a record along (sync mode). Each
+ * created by the enqueue: reading one (the `status` command) and moving
+ * a record along (sync mode); the acknowledgment card's id goes through the
+ * queue's batch (queue_record_ack). Each
  * operation is one round trip on the queue's command connection, borrowed;
  * scripts make "only if the record exists" atomic, so an expired record is
  * never resurrected as a stub. Calls finish exactly once (redis.h rules).
@@ -24,11 +25,6 @@ struct config;
  */
 typedef void (*requests_get_cb)(int err, const char *request_id, const char *const *fields,
                                 const char *const *values, size_t n, void *data);
-/*
- * status: the record's status after the update, when found (false: no
- * record, or none of the five statuses in it).
- */
-typedef void (*requests_ack_cb)(int err, bool found, enum request_status status, void *data);
 typedef void (*requests_done_cb)(int err, void *data);
 
 /*
@@ -38,11 +34,6 @@ typedef void (*requests_done_cb)(int err, void *data);
  */
 int requests_get(struct redis_conn *conn, const struct config *cfg, const char *request_id,
                  const char *conv_key, requests_get_cb cb, void *data) WARN_UNUSED;
-
-/* Stores ack_activity_id on an existing record; answers the record's status. */
-int requests_record_ack(struct redis_conn *conn, const struct config *cfg,
-                        const char *request_id, const char *ack_activity_id, requests_ack_cb cb,
-                        void *data) WARN_UNUSED;
 
 /*
  * Gives a request back to the channel: marks the record failed with why,

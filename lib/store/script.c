@@ -10,7 +10,6 @@ const struct store_script *const store_scripts[] = {
     &job_store_renew_script,
     &job_store_return_to_stream_script,
     &requests_get_script,
-    &requests_record_ack_script,
     &requests_update_script,
     &requests_fail_and_free_dedup_script,
     &group_leave_script,

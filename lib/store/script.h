@@ -38,7 +38,6 @@ extern const struct store_script job_store_renew_script;
 extern const struct store_script job_store_return_to_stream_script;
 /* requests.c: audit records after the enqueue. */
 extern const struct store_script requests_get_script;
-extern const struct store_script requests_record_ack_script;
 extern const struct store_script requests_update_script;
 extern const struct store_script requests_fail_and_free_dedup_script;
 /* group.c: the consumer group. */

@@ -588,6 +588,200 @@ out:
     return rc;
 }
 
+/* ---- The acknowledgment activity written straight to text -------------- */
+
+/*
+ * The webhook posts one acknowledgment per job, so its activity is written
+ * into a buffer as it goes, without a json-c tree: the same bytes as
+ * card_render(to, card_ack(in)) (tests/golden/ack*.json, and the differential
+ * fuzz target fuzz_card.c holds the two to that). The escaping is json-c's
+ * with JSON_C_TO_STRING_NOSLASHESCAPE: \b \n \r \t \f \" \\ as two
+ * characters, other bytes below 0x20 as \u00xx (lower-case hex), every other
+ * byte (DEL, bytes that are not UTF-8) as it is.
+ */
+
+/* Room for the escaped text of any activity under the size limit, with margin. */
+#define ACK_TEXT_MAX (1u << 20)
+
+static void put(struct buf *b, const char *s, size_t n, int *rc)
+{
+    if (*rc == 0)
+        *rc = buf_append(b, s, n);
+}
+
+#define PUT_LIT(b, lit, rc) put((b), (lit), sizeof(lit) - 1, (rc))
+
+/* The bytes json-c escapes: \b \t \n \f \r as letters, '"' and '\', other controls as \u00xx. */
+static const unsigned char needs_escape[256] = {
+    [0x00 ... 0x1f] = 1,
+    ['"'] = 1,
+    ['\\'] = 1,
+};
+
+/* "s" (NULL as ""), escaped as json-c does. */
+static void put_str(struct buf *b, const char *s, int *rc)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    const unsigned char *run;
+
+    PUT_LIT(b, "\"", rc);
+    for (;;) {
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t n = 2;
+
+        /* The NUL is in the table too: the scan stops at the end or an escape. */
+        for (run = p; !needs_escape[*p]; p++)
+            ;
+        put(b, (const char *)run, (size_t)(p - run), rc);
+        if (*p == '\0')
+            break;
+        switch (*p) {
+        case '\b': esc[1] = 'b'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        default:
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            n = 6;
+        }
+        put(b, esc, n, rc);
+        p++;
+    }
+    PUT_LIT(b, "\"", rc);
+}
+
+/* ,"key":"value" — key is ours and needs no escaping. */
+static void put_member(struct buf *b, const char *key, const char *value, int *rc)
+{
+    PUT_LIT(b, ",\"", rc);
+    put(b, key, strlen(key), rc);
+    PUT_LIT(b, "\":", rc);
+    put_str(b, value, rc);
+}
+
+/* "key":{"id":…[,"name":…]}, as party() builds it. */
+static void put_party(struct buf *b, const char *key, const char *id, const char *name, int *rc)
+{
+    PUT_LIT(b, ",\"", rc);
+    put(b, key, strlen(key), rc);
+    PUT_LIT(b, "\":{\"id\":", rc);
+    put_str(b, id, rc);
+    if (name && *name)
+        put_member(b, "name", name, rc);
+    PUT_LIT(b, "}", rc);
+}
+
+/* {"title":…,"value":…} after a comma unless first; an empty value is skipped (fact_add). */
+static void put_fact(struct buf *b, bool *first, const char *title, const char *value, int *rc)
+{
+    if (!value || !*value)
+        return;
+    if (!*first)
+        PUT_LIT(b, ",", rc);
+    *first = false;
+    PUT_LIT(b, "{\"title\":", rc);
+    put_str(b, title, rc);
+    PUT_LIT(b, ",\"value\":", rc);
+    put_str(b, value, rc);
+    PUT_LIT(b, "}", rc);
+}
+
+#define ACK_QUEUED_TEXT_1                                                                          \
+    "I'm preparing the digest and will post it in this conversation when it is ready, usually "    \
+    "within a minute. Send \"status "
+#define ACK_QUEUED_TEXT_2 "\" to check on it."
+
+int card_render_ack(const struct card_address *to, const struct card_ack_info *in, char **out,
+                    size_t *len)
+{
+    const char *id = str_or(in->request_id, "");
+    bool first = true;
+    struct buf b;
+    int rc = 0;
+
+    *out = NULL;
+    *len = 0;
+    buf_init(&b, ACK_TEXT_MAX);
+    /* One allocation for the usual card (~1.3 kB), however it grows past. */
+    rc = buf_reserve(&b, 2048);
+    PUT_LIT(&b, "{\"type\":\"message\"", &rc);
+    if (to->activity_id && *to->activity_id)
+        put_member(&b, "id", to->activity_id, &rc);
+    put_party(&b, "from", to->bot_id, to->bot_name, &rc);
+    put_party(&b, "recipient", to->user_id, to->user_name, &rc);
+    PUT_LIT(&b, ",\"conversation\":{\"id\":", &rc);
+    put_str(&b, to->conversation_id, &rc);
+    PUT_LIT(&b, "}", &rc);
+    if (to->reply_to_id && *to->reply_to_id)
+        put_member(&b, "replyToId", to->reply_to_id, &rc);
+    PUT_LIT(&b,
+            ",\"attachments\":[{\"contentType\":\"" CARD_CONTENT_TYPE "\",\"content\":{\"type\":"
+            "\"AdaptiveCard\",\"$schema\":\"" CARD_SCHEMA "\",\"version\":\"" CARD_VERSION
+            "\",\"body\":[{\"type\":\"TextBlock\",\"text\":\"",
+            &rc);
+    switch (in->state) {
+    case CARD_ACK_QUEUED:
+        PUT_LIT(&b, "Digest requested", &rc);
+        break;
+    case CARD_ACK_DELIVERED:
+        PUT_LIT(&b, "Digest delivered", &rc);
+        break;
+    case CARD_ACK_FAILED:
+        PUT_LIT(&b, "Digest failed", &rc);
+        break;
+    }
+    PUT_LIT(&b, "\",\"wrap\":true,\"size\":\"Medium\",\"weight\":\"Bolder\"},"
+                "{\"type\":\"FactSet\",\"facts\":[",
+            &rc);
+    put_fact(&b, &first, "Audience", in->audience, &rc);
+    put_fact(&b, &first, "Request", id, &rc);
+    put_fact(&b, &first, "Test address", in->test_email, &rc);
+    PUT_LIT(&b, "]}", &rc);
+    switch (in->state) {
+    case CARD_ACK_QUEUED: {
+        /* The sentence is one json-c string: its escaping covers the id too. */
+        size_t n = strlen(id);
+        char *text = xmalloc(sizeof(ACK_QUEUED_TEXT_1) + n + sizeof(ACK_QUEUED_TEXT_2));
+
+        memcpy(text, ACK_QUEUED_TEXT_1, sizeof(ACK_QUEUED_TEXT_1) - 1);
+        memcpy(text + sizeof(ACK_QUEUED_TEXT_1) - 1, id, n);
+        memcpy(text + sizeof(ACK_QUEUED_TEXT_1) - 1 + n, ACK_QUEUED_TEXT_2,
+               sizeof(ACK_QUEUED_TEXT_2));
+        PUT_LIT(&b, ",{\"type\":\"TextBlock\",\"text\":", &rc);
+        put_str(&b, text, &rc);
+        xfree(text);
+        break;
+    }
+    case CARD_ACK_DELIVERED:
+        PUT_LIT(&b, ",{\"type\":\"TextBlock\",\"text\":"
+                    "\"The digest has been posted in this conversation.\"",
+                &rc);
+        break;
+    case CARD_ACK_FAILED:
+        PUT_LIT(&b, ",{\"type\":\"TextBlock\",\"text\":\"The digest could not be prepared; the "
+                    "error message in this conversation says why. Send the same command again "
+                    "to retry.\"",
+                &rc);
+        break;
+    }
+    PUT_LIT(&b, ",\"wrap\":true}]}}]}", &rc);
+    /* A byte is never more than 2 bytes of UTF-16: most cards need no count. */
+    if (rc != 0 || (b.len * 2 >= CARD_MAX_UTF16_BYTES &&
+                    card_utf16_bytes(b.data, b.len) >= CARD_MAX_UTF16_BYTES)) {
+        buf_free(&b);
+        return DG_ERR_TOO_LARGE;
+    }
+    *len = b.len;
+    *out = buf_take(&b);
+    return 0;
+}
+
 /*
  * Dropping from the end keeps the order the upstream chose. At most
  * CARD_MAX_ITEMS + 1 renders, and parsed items are capped, so re-rendering is

@@ -114,6 +114,14 @@ int card_render(const struct card_address *to, struct json_object *card, char **
                 size_t *len) WARN_UNUSED;
 
 /*
+ * card_render(to, card_ack(in), out, len) without the json-c tree: the same
+ * bytes, written straight into one buffer (the webhook's hot path). card_ack
+ * and card_render stay the reference the tests and fuzz_card.c compare with.
+ */
+int card_render_ack(const struct card_address *to, const struct card_ack_info *in, char **out,
+                    size_t *len) WARN_UNUSED;
+
+/*
  * card_result() + card_render(), dropping candidates from the end until the
  * activity fits CARD_MAX_UTF16_BYTES. *shown (may be NULL) gets the number of
  * candidates on the card. DG_ERR_TOO_LARGE only when even the card without

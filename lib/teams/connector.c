@@ -1129,6 +1129,26 @@ int connector_send_card(struct connector *c, enum connector_op op, const char *s
     return submit(c, &m, body, opts, 0, cb, data, NULL);
 }
 
+int connector_send_ack(struct connector *c, enum connector_op op, const char *service_url,
+                       const struct card_address *to, const struct card_ack_info *ack,
+                       const char *request_id, const struct connector_opts *opts,
+                       connector_done_cb cb, void *data)
+{
+    struct connector_msg m = {.op = op, .service_url = service_url, .request_id = request_id};
+    char *body = NULL;
+    int err;
+
+    if (!to || !ack)
+        return DG_ERR_INVALID;
+    err = card_render_ack(to, ack, &body, &m.body_len);
+    if (err)
+        return err;
+    m.body = body;
+    m.conversation_id = to->conversation_id;
+    m.activity_id = op == CONNECTOR_REPLY ? to->reply_to_id : to->activity_id;
+    return submit(c, &m, body, opts, 0, cb, data, NULL);
+}
+
 /*
  * What a stop gives up, in one line: main stops the connector only once the
  * webhook and the worker are done or the shutdown grace is over, so every

@@ -21,6 +21,7 @@
 #include "http/outcome.h"
 
 struct card_address;
+struct card_ack_info;
 struct config;
 struct connector;
 struct connector_call; /* one send, from submission until its callback has run */
@@ -149,6 +150,15 @@ int connector_send_card(struct connector *c, enum connector_op op, const char *s
                         const struct card_address *to, struct json_object *card,
                         const char *request_id, const struct connector_opts *opts,
                         connector_done_cb cb, void *data) WARN_UNUSED;
+
+/*
+ * card_render_ack(to, ack) then connector_send, as connector_send_card
+ * (the acknowledgment, written without a json-c tree).
+ */
+int connector_send_ack(struct connector *c, enum connector_op op, const char *service_url,
+                       const struct card_address *to, const struct card_ack_info *ack,
+                       const char *request_id, const struct connector_opts *opts,
+                       connector_done_cb cb, void *data) WARN_UNUSED;
 
 /*
  * Begins shutdown: every pending call's callback runs once with

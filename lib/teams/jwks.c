@@ -52,11 +52,34 @@ static BIGNUM *jwk_number(struct json_object *jwk, const char *key, size_t max)
 }
 
 /*
+ * SHA-256 over len(n) (4 bytes, big-endian), n and e, both minimal
+ * big-endian: two keys with one fingerprint have the same numbers, so a
+ * verdict cached under one (jwt_cache.c) holds for the other.
+ */
+static bool fingerprint(const BIGNUM *n, const BIGNUM *e, unsigned char fp[JWKS_FINGERPRINT_LEN])
+{
+    unsigned char raw[4 + MODULUS_MAX_BYTES + EXPONENT_MAX_BYTES];
+    int nl = BN_num_bytes(n), el = BN_num_bytes(e);
+    unsigned int out_len = 0;
+
+    if (nl > MODULUS_MAX_BYTES || el > EXPONENT_MAX_BYTES)
+        return false;
+    raw[0] = (unsigned char)(nl >> 24);
+    raw[1] = (unsigned char)(nl >> 16);
+    raw[2] = (unsigned char)(nl >> 8);
+    raw[3] = (unsigned char)nl;
+    BN_bn2bin(n, raw + 4);
+    BN_bn2bin(e, raw + 4 + nl);
+    return EVP_Digest(raw, (size_t)(4 + nl + el), fp, &out_len, EVP_sha256(), NULL) == 1 &&
+           out_len == JWKS_FINGERPRINT_LEN;
+}
+
+/*
  * An RSA public key from n and e, or NULL. The bounds are ours, not
  * OpenSSL's: fromdata accepts any numbers, and e = 1 would make every
  * "signature" equal its own padded digest, so e must be odd and at least 3.
  */
-static EVP_PKEY *rsa_from_jwk(struct json_object *jwk)
+static EVP_PKEY *rsa_from_jwk(struct json_object *jwk, unsigned char fp[JWKS_FINGERPRINT_LEN])
 {
     BIGNUM *n = jwk_number(jwk, "n", MODULUS_MAX_BYTES);
     BIGNUM *e = jwk_number(jwk, "e", EXPONENT_MAX_BYTES);
@@ -78,6 +101,10 @@ static EVP_PKEY *rsa_from_jwk(struct json_object *jwk)
     if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) != 1 ||
         EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
         pkey = NULL;
+    if (pkey && !fingerprint(n, e, fp)) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
 out:
     ERR_clear_error(); /* a skipped key leaves nothing on OpenSSL's error queue */
     EVP_PKEY_CTX_free(ctx);
@@ -175,7 +202,7 @@ static int key_from_jwk(struct json_object *jwk, struct jwks_key *key)
         return DG_ERR_FIELD;
     if (jwk_endorsements(jwk, key) != 0)
         goto fail;
-    key->pkey = rsa_from_jwk(jwk);
+    key->pkey = rsa_from_jwk(jwk, key->fingerprint);
     if (!key->pkey)
         goto fail;
     key->kid = xstrdup(kid);

@@ -27,6 +27,8 @@
 #define JWKS_MAX_ENDORSEMENTS 64 /* entries in one key's endorsements list */
 #define JWKS_MAX_ENDORSEMENT 128 /* bytes in one endorsement */
 
+#define JWKS_FINGERPRINT_LEN 32
+
 struct evp_pkey_st; /* OpenSSL EVP_PKEY */
 
 struct jwks_key {
@@ -35,6 +37,8 @@ struct jwks_key {
     char **endorsements;      /* owned strings; NULL when the key has no "endorsements" */
     size_t n_endorsements;
     bool has_endorsements; /* property present (an empty list is present and endorses nothing) */
+    /* SHA-256 of the key's numbers (n, e): what a cached verdict was verified with. */
+    unsigned char fingerprint[JWKS_FINGERPRINT_LEN];
 };
 
 struct jwks {

@@ -324,8 +324,14 @@ static enum jwt_verdict precheck(const struct jwt *t, const struct jwks *keys,
     return JWT_OK;
 }
 
-enum jwt_verdict jwt_verify(const struct jwt *t, const struct jwks *keys,
-                            const struct jwt_expect *e, const char **why)
+/*
+ * jwt_verify, and jwt_reverify when fp is given: then the signature is not
+ * checked again but the key the kid names must be the one it was checked
+ * with (*stale, and JWT_UNAUTHORIZED, when it is not).
+ */
+static enum jwt_verdict verify_with(const struct jwt *t, const struct jwks *keys,
+                                    const struct jwt_expect *e, const unsigned char *fp,
+                                    bool *stale, const char **why)
 {
     const struct jwks_key *key = NULL;
     const char *reason = NULL;
@@ -336,7 +342,13 @@ enum jwt_verdict jwt_verify(const struct jwt *t, const struct jwks *keys,
         goto out;
     /* From here on every failure is 401 except a missing endorsement (403). */
     v = JWT_UNAUTHORIZED;
-    if (!t->signing_input || !t->sig || !signature_ok(t, alg_find(t->alg), key->pkey)) {
+    if (fp) {
+        if (memcmp(key->fingerprint, fp, JWKS_FINGERPRINT_LEN) != 0) {
+            *stale = true;
+            reason = "token signing key changed";
+            goto out;
+        }
+    } else if (!t->signing_input || !t->sig || !signature_ok(t, alg_find(t->alg), key->pkey)) {
         reason = "token signature invalid";
         goto out;
     }
@@ -361,4 +373,25 @@ out:
     if (why)
         *why = reason;
     return v;
+}
+
+enum jwt_verdict jwt_verify(const struct jwt *t, const struct jwks *keys,
+                            const struct jwt_expect *e, const char **why)
+{
+    return verify_with(t, keys, e, NULL, NULL, why);
+}
+
+enum jwt_verdict jwt_reverify(const struct jwt *t, const unsigned char *fp,
+                              const struct jwks *keys, const struct jwt_expect *e, bool *stale,
+                              const char **why)
+{
+    *stale = false;
+    return verify_with(t, keys, e, fp, stale, why);
+}
+
+const unsigned char *jwt_key_fingerprint(const struct jwt *t, const struct jwks *keys)
+{
+    const struct jwks_key *key = t->kid ? jwks_find(keys, t->kid) : NULL;
+
+    return key ? key->fingerprint : NULL;
 }

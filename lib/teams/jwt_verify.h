@@ -85,5 +85,19 @@ struct jwt_expect {
 enum jwt_verdict jwt_verify(const struct jwt *t, const struct jwks *keys,
                             const struct jwt_expect *e, const char **why);
 
+/*
+ * jwt_verify for a token whose signature was found good before with the key
+ * whose fingerprint is fp (jwt_cache.c): every check again, in the same
+ * order and with the same answers, except the RSA operation. When the kid
+ * now names a key with other numbers (a rotation kept the kid), *stale is
+ * set and the answer means nothing: verify the token again.
+ */
+enum jwt_verdict jwt_reverify(const struct jwt *t, const unsigned char *fp,
+                              const struct jwks *keys, const struct jwt_expect *e, bool *stale,
+                              const char **why);
+
+/* The fingerprint of the key t's kid names in keys (borrowed), or NULL. */
+const unsigned char *jwt_key_fingerprint(const struct jwt *t, const struct jwks *keys);
+
 /* Issuer pre-check only (before any key or signature work). */
 bool jwt_issuer_ok(const struct jwt *t, const struct jwt_expect *e);

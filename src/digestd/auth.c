@@ -26,6 +26,7 @@
 #include "config.h"
 #include "http/http_client.h"
 #include "teams/jwks.h"
+#include "teams/jwt_cache.h"
 #include "teams/jwt_verify.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -54,6 +55,7 @@ struct auth {
     struct http_client *http;
     struct metrics *metrics;
     struct jwks keys; /* the set in use; n == 0 until the first load */
+    struct jwt_cache *verdicts; /* tokens verified with keys, see jwt_cache.h */
     enum fetch_state state;
     struct http_client_call *call; /* the request in flight, or NULL */
     bool fetched_once;             /* last_fetch is meaningful */
@@ -82,6 +84,7 @@ struct auth *auth_create(uv_loop_t *loop, const struct config *cfg, struct http_
     a->http = http;
     a->metrics = metrics;
     a->backoff_ms = AUTH_RETRY_MIN_MS;
+    a->verdicts = jwt_cache_new(AUTH_TOKEN_CACHE_ENTRIES);
     list_init(&a->waiters);
     uv_timer_init(loop, &a->refresh);
     uv_timer_init(loop, &a->deadline);
@@ -120,8 +123,8 @@ bool auth_header_ok(const char *value)
 
 /* --- verdicts ----------------------------------------------------------- */
 
-static enum jwt_verdict verify(const struct auth *a, const struct jwt *t, const char *service_url,
-                               const char *channel_id, const char **why)
+static struct jwt_expect expect(const struct auth *a, const char *service_url,
+                                const char *channel_id)
 {
     struct jwt_expect e = {
         .issuer = AUTH_ISSUER,
@@ -131,6 +134,14 @@ static enum jwt_verdict verify(const struct auth *a, const struct jwt *t, const 
         .now_s = (int64_t)(clock_wall_ms() / 1000),
         .leeway_s = AUTH_LEEWAY_S,
     };
+
+    return e;
+}
+
+static enum jwt_verdict verify(const struct auth *a, const struct jwt *t, const char *service_url,
+                               const char *channel_id, const char **why)
+{
+    struct jwt_expect e = expect(a, service_url, channel_id);
 
     return jwt_verify(t, &a->keys, &e, why);
 }
@@ -410,13 +421,24 @@ int auth_check(struct auth *a, const char *authorization, const char *service_ur
                const char *channel_id, const char **why, auth_done_cb cb, void *data)
 {
     struct auth_wait *w;
+    struct jwt_expect e;
     enum jwt_verdict v;
     struct jwt t;
+    size_t len;
 
     *why = "malformed bearer token";
-    if (!authorization || jwt_parse(&t, authorization, strlen(authorization)) != 0)
+    if (!authorization)
         return 401;
-    v = verify(a, &t, service_url, channel_id, why);
+    len = strlen(authorization);
+    e = expect(a, service_url, channel_id);
+    /* A token seen before: no parse and no RSA, the rest is checked again. */
+    if (jwt_cache_check(a->verdicts, authorization, len, &a->keys, &e, &v, why))
+        return verdict_status(v);
+    if (jwt_parse(&t, authorization, len) != 0)
+        return 401;
+    v = jwt_verify(&t, &a->keys, &e, why);
+    if (v == JWT_OK)
+        jwt_cache_put(a->verdicts, authorization, len, &t, &a->keys);
     if (v != JWT_UNKNOWN_KID || !must_wait(a, why)) {
         jwt_free(&t);
         if (v == JWT_UNKNOWN_KID)
@@ -467,5 +489,6 @@ void auth_free(struct auth *a)
     if (!a)
         return;
     jwks_free(&a->keys);
+    jwt_cache_free(a->verdicts);
     xfree(a);
 }

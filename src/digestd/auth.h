@@ -4,7 +4,9 @@
  * BOT_OPENID_URL, then the jwks_uri named there, through the http_client
  * (curl multi, never a blocking call), keeps the set for 24 h, and refetches
  * it on an unknown kid at most every JWKS_MIN_REFRESH_S. The token checks
- * themselves are jwt_verify.c's; this module feeds them keys and time.
+ * themselves are jwt_verify.c's; this module feeds them keys and time, and
+ * keeps the verdicts on tokens already verified (jwt_cache.c), so a reused
+ * token costs no RSA operation.
  *
  * A request that arrives before the first set is loaded (or while a refetch
  * for its kid is under way) waits for it, at most AUTH_WAIT_MS; then it is
@@ -32,6 +34,11 @@
 /* Retry delays after a failed fetch: doubling from MIN up to MAX. */
 #define AUTH_RETRY_MIN_MS 500
 #define AUTH_RETRY_MAX_MS 30000
+/*
+ * Tokens whose verdict is kept (jwt_cache.h): a channel reuses its token for
+ * up to an hour, so a handful are in use at once; ~1.5 kB each.
+ */
+#define AUTH_TOKEN_CACHE_ENTRIES 1024
 /* The one issuer of channel → bot tokens, and the clock tolerance. */
 #define AUTH_ISSUER "https://api.botframework.com"
 #define AUTH_LEEWAY_S 300

@@ -158,8 +158,8 @@ static void update_ack(struct job *j)
     j->step = JOB_NOTIFY;
     job_address(j, &to);
     to.activity_id = j->ack_activity_id;
-    err = connector_send_card(j->w->connector, CONNECTOR_UPDATE, j->ref.service_url, &to,
-                              card_ack(&info), j->f.request_id, &notify_opts, on_ack_updated, j);
+    err = connector_send_ack(j->w->connector, CONNECTOR_UPDATE, j->ref.service_url, &to, &info,
+                             j->f.request_id, &notify_opts, on_ack_updated, j);
     if (err) {
         log_emit(LOG_LEVEL_WARN, j->f.request_id, "acknowledgment card not updated: %s",
                  dg_strerror(err));

@@ -172,6 +172,23 @@ static void post_card_then_done(struct webhook_req *w, struct json_object *card,
     }
 }
 
+/* The acknowledgment as a reply to w's activity (written without a json-c tree), then ends w. */
+static void post_ack_then_done(struct webhook_req *w, const struct card_ack_info *info,
+                               connector_done_cb cb)
+{
+    struct card_address to;
+    int err;
+
+    webhook_card_address(w, &to);
+    err = connector_send_ack(w->wh->connector, CONNECTOR_REPLY, w->act.service_url, &to, info,
+                             w->request_id[0] ? w->request_id : NULL, &ack_opts, cb, w);
+    if (err) {
+        log_emit(LOG_LEVEL_WARN, w->request_id[0] ? w->request_id : NULL,
+                 "reply card not sent: %s", dg_strerror(err));
+        webhook_req_done(w);
+    }
+}
+
 /* The job may have finished before we knew the ack card's id: update it now. */
 static void on_ack_recorded(int err, bool found, enum request_status status, void *data)
 {
@@ -189,8 +206,8 @@ static void on_ack_recorded(int err, bool found, enum request_status status, voi
     info.state = status == REQUEST_STATUS_DELIVERED ? CARD_ACK_DELIVERED : CARD_ACK_FAILED;
     webhook_card_address(w, &to);
     to.activity_id = w->ack_activity_id;
-    err = connector_send_card(w->wh->connector, CONNECTOR_UPDATE, w->act.service_url, &to,
-                              card_ack(&info), w->request_id, &ack_opts, on_card_posted, w);
+    err = connector_send_ack(w->wh->connector, CONNECTOR_UPDATE, w->act.service_url, &to, &info,
+                             w->request_id, &ack_opts, on_card_posted, w);
     if (err)
         webhook_req_done(w);
 }
@@ -205,8 +222,7 @@ static void on_ack_posted(const struct connector_result *res, void *data)
         return;
     }
     w->ack_activity_id = xstrdup(res->activity_id);
-    err = requests_record_ack(queue_conn(w->wh->queue), w->wh->cfg, w->request_id,
-                              res->activity_id, on_ack_recorded, w);
+    err = queue_record_ack(w->wh->queue, w->request_id, res->activity_id, on_ack_recorded, w);
     if (err)
         webhook_req_done(w);
 }
@@ -239,7 +255,7 @@ static void on_enqueued(int err, const char *request_id, bool duplicate, void *d
     metrics_request_mode(w->wh->metrics, METRICS_MODE_ASYNC);
     snprintf(body, sizeof(body), "{\"requestId\":\"%s\"}", w->request_id);
     webhook_answer_json(w, 202, body);
-    post_card_then_done(w, card_ack(&info), on_ack_posted);
+    post_ack_then_done(w, &info, on_ack_posted);
 }
 
 int webhook_record(struct webhook_req *w, const char *mode, queue_enqueue_cb cb)

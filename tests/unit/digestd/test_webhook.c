@@ -129,7 +129,7 @@ static struct {
     requests_get_cb get_cb;
     void *get_data;
     char ack_args[160]; /* request id | ack activity id */
-    requests_ack_cb ack_cb;
+    queue_ack_cb ack_cb;
     void *ack_data;
     char update_status[16];
     requests_done_cb update_cb;
@@ -554,10 +554,10 @@ static void fire_get(const char *request_id, const char *status)
     settle();
 }
 
-int requests_record_ack(struct redis_conn *conn, const struct config *cfg, const char *request_id,
-                        const char *ack_activity_id, requests_ack_cb cb, void *data)
+int queue_record_ack(struct queue *q, const char *request_id, const char *ack_activity_id,
+                     queue_ack_cb cb, void *data)
 {
-    assert_ptr_equal(conn, &T.queue.conn);
+    assert_ptr_equal(q, &T.queue);
     assert_null(T.ack_cb);
     pump();
     event("ack_id");
@@ -569,7 +569,7 @@ int requests_record_ack(struct redis_conn *conn, const struct config *cfg, const
 
 static void fire_ack(int err, bool found, enum request_status status)
 {
-    requests_ack_cb cb = T.ack_cb;
+    queue_ack_cb cb = T.ack_cb;
 
     assert_non_null(cb);
     T.ack_cb = NULL;
@@ -638,6 +638,15 @@ int connector_send_card(struct connector *c, enum connector_op op, const char *s
     T.send_cb = cb;
     T.send_data = data;
     return 0;
+}
+
+/* The acknowledgment as the webhook sends it: held as its card, like connector_send_card's. */
+int connector_send_ack(struct connector *c, enum connector_op op, const char *service_url,
+                       const struct card_address *to, const struct card_ack_info *ack,
+                       const char *request_id, const struct connector_opts *opts,
+                       connector_done_cb cb, void *data)
+{
+    return connector_send_card(c, op, service_url, to, card_ack(ack), request_id, opts, cb, data);
 }
 
 int connector_send(struct connector *c, const struct connector_msg *msg,

@@ -634,6 +634,102 @@ static long long stat_calls(redisContext *rc, const char *command)
     return v;
 }
 
+struct ack_result {
+    int calls;
+    int err;
+    bool found;
+    enum request_status status;
+};
+
+static void on_ack(int err, bool found, enum request_status status, void *data)
+{
+    struct ack_result *r = data;
+
+    r->calls++;
+    r->err = err;
+    r->found = found;
+    r->status = status;
+}
+
+static bool ack_called(void *arg)
+{
+    return ((struct ack_result *)arg)->calls > 0;
+}
+
+/*
+ * The acknowledgment's id rides in the batch: in the same script call as a
+ * job submitted before it in the same iteration (which it then sees), by
+ * EVALSHA only, adding ack_activity_id and nothing else to the record; no
+ * record, nothing written.
+ */
+static void ack_id_recorded_through_the_batch(void **state)
+{
+    struct fixture *f = *state;
+    struct queue_job job = make_job("req-a", "act-a");
+    struct result r = {0};
+    struct ack_result a = {0}, none = {0}, later = {0};
+    redisContext *rc = sync_connect(&f->srv, 0);
+    redisReply *x;
+    long long evalsha0, eval0, ttl;
+    char sid[48];
+
+    assert_non_null(rc);
+    evalsha0 = stat_calls(rc, "evalsha");
+    eval0 = stat_calls(rc, "eval");
+    assert_int_equal(queue_enqueue(f->q, &job, on_enqueued, &r), 0);
+    assert_int_equal(queue_record_ack(f->q, "req-a", "1:ack-card", on_ack, &a), 0);
+    assert_int_equal(queue_record_ack(f->q, "req-none", "1:other", on_ack, &none), 0);
+    assert_true(run_until(f, ack_called, &none, 5000));
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.err, 0);
+    assert_true(a.found);
+    assert_int_equal(a.status, REQUEST_STATUS_QUEUED);
+    assert_int_equal(none.calls, 1);
+    assert_int_equal(none.err, 0);
+    assert_false(none.found);
+    /* One script call for the three entries, by its SHA. */
+    assert_int_equal(stat_calls(rc, "evalsha") - (evalsha0 < 0 ? 0 : evalsha0), 1);
+    assert_int_equal(stat_calls(rc, "eval"), eval0);
+
+    x = sync_cmd(rc, "XRANGE {digest}:requests - +");
+    assert_int_equal(x->elements, 1);
+    snprintf(sid, sizeof(sid), "%s", x->element[0]->element[0]->str);
+    freeReplyObject(x);
+    x = sync_cmd(rc, "HGETALL {digest}:req:req-a");
+    {
+        /* clang-format off */
+        const char *const want[] = {"status",          "queued",
+                                    "mode",            "async",
+                                    "audience",        "sales",
+                                    "test_email",      "",
+                                    "conv",            "msteams:19:abc@thread.v2",
+                                    "activity_id",     "act-a",
+                                    "created_ms",      "1700000000123",
+                                    "attempts",        "0",
+                                    "stream_id",       sid,
+                                    "ack_activity_id", "1:ack-card"};
+        /* clang-format on */
+        sync_assert_pairs(x, want, ARRAY_SIZE(want));
+    }
+    freeReplyObject(x);
+    ttl = sync_cmd_int(rc, "TTL %s", "{digest}:req:req-a");
+    assert_true(ttl > 0 && ttl <= (long long)f->cfg.request_ttl_s);
+    assert_int_equal(sync_cmd_int(rc, "EXISTS %s", "{digest}:req:req-none"), 0);
+
+    /* A record that ended meanwhile answers its status (the webhook updates the card). */
+    x = sync_cmd(rc, "HSET {digest}:req:req-a status delivered");
+    freeReplyObject(x);
+    assert_int_equal(queue_record_ack(f->q, "req-a", "1:ack-card", on_ack, &later), 0);
+    assert_true(run_until(f, ack_called, &later, 5000));
+    assert_true(later.found);
+    assert_int_equal(later.status, REQUEST_STATUS_DELIVERED);
+    assert_int_equal(queue_record_ack(f->q, "", "x", on_ack, &later), DG_ERR_INVALID);
+    assert_int_equal(queue_record_ack(f->q, "req-a", NULL, on_ack, &later), DG_ERR_INVALID);
+    redisFree(rc);
+}
+
 /* Stream entry i holds exactly job i's SPEC §5 fields. */
 static void assert_stream_entry(const redisReply *e, const struct many *m, int i)
 {
@@ -1074,6 +1170,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(enqueue_writes_spec_keys, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(duplicate_returns_first_id, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(store_reference_writes_pairs, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(ack_id_recorded_through_the_batch, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(sync_and_async_count_in_their_minute, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(offline_counts_reach_their_minute_after_reconnect,
                                         setup_tcp, teardown),

@@ -99,22 +99,83 @@ static void parse_fixture(struct digest *d)
     assert_int_equal(digest_parse(d, DIGEST_JSON, strlen(DIGEST_JSON)), 0);
 }
 
+/* The golden file, through card_ack + card_render and through card_render_ack alike. */
+static void golden_ack(const char *name, const struct card_address *to,
+                       const struct card_ack_info *ack)
+{
+    char *out = NULL;
+    size_t len = 0;
+
+    golden(name, to, card_ack(ack));
+    assert_int_equal(card_render_ack(to, ack, &out, &len), 0);
+    assert_int_equal(strlen(out), len);
+    check_golden(name, out, len);
+    xfree(out);
+}
+
 static void test_ack_cards(void **state)
 {
     struct card_ack_info ack = {"advisors", "0d9f1c2e-7b4a-4c1e-9a55-3f2b8c6d7e10", "", 0};
     struct card_address put = TO;
 
     ack.state = CARD_ACK_QUEUED;
-    golden("ack", &TO, card_ack(&ack));
+    golden_ack("ack", &TO, &ack);
     ack.test_email = "qa.team@example.com";
-    golden("ack_test_mode", &TO, card_ack(&ack));
+    golden_ack("ack_test_mode", &TO, &ack);
     /* The update replaces the acknowledgment: a PUT body carries its id. */
     put.activity_id = "1:1fbnt7OM8JQ8eEWlDgvy1Wg";
     ack.test_email = NULL;
     ack.state = CARD_ACK_DELIVERED;
-    golden("ack_delivered", &put, card_ack(&ack));
+    golden_ack("ack_delivered", &put, &ack);
     ack.state = CARD_ACK_FAILED;
-    golden("ack_failed", &put, card_ack(&ack));
+    golden_ack("ack_failed", &put, &ack);
+}
+
+/* The direct writer against json-c on the strings that need escaping, and the size cap. */
+static void test_ack_writer_matches_json_c(void **state)
+{
+    static const char *const odd[] = {
+        "", "plain", "quote \" back\\slash /slash/", "\b\f\n\r\t", "\x01\x1f\x7f",
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\xff\xfe stray \xc3", "</script>",
+    };
+    struct card_address to = TO;
+    struct card_ack_info ack = {0};
+    char *a, *b, *big;
+    size_t la, lb, i, j;
+    int ra, rb;
+
+    for (i = 0; i < ARRAY_SIZE(odd); i++) {
+        for (j = 0; j < 3; j++) {
+            to.bot_name = odd[i];
+            to.user_id = odd[(i + 1) % ARRAY_SIZE(odd)];
+            to.conversation_id = j == 0 ? NULL : odd[(i + 2) % ARRAY_SIZE(odd)];
+            to.reply_to_id = j == 1 ? NULL : odd[i];
+            to.activity_id = j == 2 ? odd[i] : NULL;
+            ack.audience = j == 0 ? NULL : odd[i];
+            ack.request_id = odd[(i + 3) % ARRAY_SIZE(odd)];
+            ack.test_email = odd[(i + j) % ARRAY_SIZE(odd)];
+            ack.state = (enum card_ack_state)j;
+            ra = card_render(&to, card_ack(&ack), &a, &la);
+            rb = card_render_ack(&to, &ack, &b, &lb);
+            assert_int_equal(ra, 0);
+            assert_int_equal(rb, 0);
+            assert_int_equal(la, lb);
+            assert_memory_equal(a, b, la);
+            xfree(a);
+            xfree(b);
+        }
+    }
+    /* Past the 100 KB UTF-16 limit both refuse. */
+    big = xmalloc(60001);
+    memset(big, 'x', 60000);
+    big[60000] = '\0';
+    to = TO;
+    ack.audience = big;
+    ack.state = CARD_ACK_QUEUED;
+    assert_int_equal(card_render(&to, card_ack(&ack), &a, &la), DG_ERR_TOO_LARGE);
+    assert_int_equal(card_render_ack(&to, &ack, &b, &lb), DG_ERR_TOO_LARGE);
+    assert_null(b);
+    xfree(big);
 }
 
 static void test_result_card(void **state)
@@ -486,6 +547,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ack_cards),
+        cmocka_unit_test(test_ack_writer_matches_json_c),
         cmocka_unit_test(test_result_card),
         cmocka_unit_test(test_result_empty),
         cmocka_unit_test(test_result_many),
