@@ -21,6 +21,7 @@
 #include "heartbeat.h"
 #include "metrics.h"
 #include "store/queue.h"
+#include "store/redis_tls.h"
 #include "webhook.h"
 #include "worker.h"
 
@@ -103,6 +104,17 @@ static int check_buildable(const struct config *cfg)
         fprintf(stderr, "MICROSOFT_APP_ID: required with BOT_AUTH=jwt (tokens are checked "
                         "against it)\n");
         return 2;
+    }
+    /* A CA bundle or client key that OpenSSL cannot use would fail every attempt: say so now. */
+    if (cfg->redis_tls) {
+        char err[300];
+        SSL_CTX *ctx = redis_tls_ctx_create(cfg, err, sizeof(err));
+
+        if (!ctx) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+        SSL_CTX_free(ctx);
     }
     return 0;
 }
