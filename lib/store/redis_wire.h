@@ -15,7 +15,8 @@
  * wire has already begun closing) or redis_wire_close by the owner → closed
  * cb, after which the wire frees itself. No callback but closed runs after
  * fail or redis_wire_close. redis_wire_close is safe inside any callback,
- * and a no-op once closing.
+ * and a no-op once closing; after the fail or closed callback returned, w
+ * may be freed at any loop iteration: drop every pointer to it there.
  */
 #pragma once
 
