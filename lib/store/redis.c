@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "metrics.h"
 #include "store/redis_tls.h"
+#include "store/resp.h"
 #include "store/redis_wire.h"
 
 enum redis_state {
@@ -234,7 +235,7 @@ static void on_wire_read(struct redis_wire *w, const char *p, size_t n, void *da
     if (c->wire != w || c->broken)
         return;
     if (redisReaderFeed(reader, p, n) != REDIS_OK) {
-        protocol_error(c, reader->errstr);
+        protocol_error(c, resp_reader_error(reader));
         return;
     }
     while (c->wire == w && !c->broken) {
@@ -242,7 +243,7 @@ static void on_wire_read(struct redis_wire *w, const char *p, size_t n, void *da
         void *reply = NULL;
 
         if (redisReaderGetReply(reader, &reply) != REDIS_OK) {
-            protocol_error(c, reader->errstr);
+            protocol_error(c, resp_reader_error(reader));
             return;
         }
         if (reply == NULL)
@@ -390,7 +391,7 @@ static void connect_to(struct redis_conn *c, const char *ip)
     }
     if (c->reader != NULL)
         redisReaderFree(c->reader);
-    c->reader = redisReaderCreate();
+    c->reader = resp_reader_create();
     c->wire = redis_wire_create(c->loop, &wire_cbs, c);
     c->wires_open++;
     c->state = RS_CONNECTING;

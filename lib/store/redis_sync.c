@@ -19,6 +19,7 @@
 #include "config.h"
 #include "core/buf.h"
 #include "store/redis_tls.h"
+#include "store/resp.h"
 
 struct redis_sync {
     int fd;
@@ -154,7 +155,7 @@ static redisReply *read_reply(struct redis_sync *s, char *err, size_t errlen)
         ssize_t got;
 
         if (redisReaderGetReply(s->reader, &reply) != REDIS_OK) {
-            snprintf(err, errlen, "protocol error: %s", s->reader->errstr);
+            snprintf(err, errlen, "protocol error: %s", resp_reader_error(s->reader));
             return NULL;
         }
         if (reply)
@@ -170,7 +171,7 @@ static redisReply *read_reply(struct redis_sync *s, char *err, size_t errlen)
             return NULL;
         }
         if (redisReaderFeed(s->reader, chunk, (size_t)got) != REDIS_OK) {
-            snprintf(err, errlen, "protocol error: %s", s->reader->errstr);
+            snprintf(err, errlen, "protocol error: %s", resp_reader_error(s->reader));
             return NULL;
         }
     }
@@ -238,7 +239,7 @@ struct redis_sync *redis_sync_connect(const struct config *cfg, unsigned timeout
     struct redis_sync *s = xcalloc(1, sizeof(*s));
 
     s->timeout_ms = timeout_ms;
-    s->reader = redisReaderCreate();
+    s->reader = resp_reader_create();
     s->fd = open_socket(cfg, timeout_ms, err, errlen);
     if (s->fd < 0 || (cfg->redis_tls && tls_start(s, cfg, err, errlen) != 0) ||
         authenticate(s, cfg, err, errlen) != 0) {

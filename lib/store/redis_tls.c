@@ -86,9 +86,13 @@ SSL *redis_tls_new(SSL_CTX *ctx, const char *host, char *err, size_t errlen)
     if (is_ip(host)) {
         ok = X509_VERIFY_PARAM_set1_ip_asc(param, host);
     } else {
+        /* The SNI macro casts away const: hand it a copy (a DNS name is at most 253 bytes). */
+        char sni[256];
+
+        snprintf(sni, sizeof(sni), "%s", host);
         /* No partial wildcards ("w*.example.com"): what browsers accept. */
         X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        ok = SSL_set1_host(ssl, host) == 1 && SSL_set_tlsext_host_name(ssl, host) == 1;
+        ok = SSL_set1_host(ssl, host) == 1 && SSL_set_tlsext_host_name(ssl, sni) == 1;
     }
     if (ok != 1) {
         take_error(err, errlen, "cannot set the host to check");

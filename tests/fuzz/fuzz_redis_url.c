@@ -9,6 +9,7 @@
  * that starts with the variable's name and never echoes the password part
  * (everything between "://" and the last '@').
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(cfg.redis_db >= 0);
         check(cfg.redis_password == NULL || cfg.redis_password[0] != '\0');
     } else {
-        const char *scheme = strstr(v, "://"), *at = strrchr(v, '@');
+        bool tcp = strncmp(v, "redis://", 8) == 0 || strncmp(v, "rediss://", 9) == 0;
+        const char *scheme = tcp ? strstr(v, "://") : NULL, *at = strrchr(v, '@');
 
         check(strncmp(err, "REDIS_URL: ", 11) == 0 && !strchr(err, '\n'));
         /* A secret of four bytes or more never shows up in the message. */
@@ -62,7 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
             memcpy(secret, scheme + 3, len);
             secret[len] = '\0';
-            check(strstr(err + 11, secret) == NULL);
+            /* Unless the same text is also in the host part, which errors may quote. */
+            if (!strstr(at + 1, secret))
+                check(strstr(err + 11, secret) == NULL);
         }
     }
     config_free(&cfg);

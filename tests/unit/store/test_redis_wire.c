@@ -277,6 +277,7 @@ enum fake_mode {
     FAKE_UNSOLICITED, /* answers PING twice */
     FAKE_DRIP,        /* answers each command one byte per write */
     FAKE_SILENT,      /* answers the handshake, then nothing */
+    FAKE_HUGE,        /* an array header that would ask hiredis 0.14 for 13.6 GB */
 };
 
 struct fake {
@@ -330,6 +331,9 @@ static void fake_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             for (size_t k = 0; k < sizeof(pong) - 1; k++)
                 fake_write((uv_tcp_t *)s, pong + k, 1);
             break;
+        case FAKE_HUGE:
+            fake_write((uv_tcp_t *)s, "*1700000000\r\n", 13);
+            break;
         case FAKE_SILENT:
             if (fk->commands == 1)
                 fake_write((uv_tcp_t *)s, pong, sizeof(pong) - 1);
@@ -380,10 +384,13 @@ static bool two_peers(void *arg)
     return ((struct fake *)arg)->npeers >= 2;
 }
 
-/* Bytes that are not RESP, or a reply nobody asked for: the stream is dropped and redialled. */
+/*
+ * Bytes that are not RESP, a reply nobody asked for, an array too long to
+ * allocate (resp.h): the stream is dropped and redialled.
+ */
 static void protocol_errors_reconnect(void **state)
 {
-    enum fake_mode modes[] = {FAKE_GARBAGE, FAKE_UNSOLICITED};
+    enum fake_mode modes[] = {FAKE_GARBAGE, FAKE_UNSOLICITED, FAKE_HUGE};
 
     for (size_t m = 0; m < ARRAY_SIZE(modes); m++) {
         struct fixture *f = fixture_new();
@@ -393,7 +400,7 @@ static void protocol_errors_reconnect(void **state)
         conn_start(f, "127.0.0.1", fk.port);
         /* Never ready with garbage; with a second PONG, ready then dropped: both redial. */
         assert_true(loop_run_until(&f->loop, &f->tick, two_peers, &fk, 5000));
-        if (modes[m] == FAKE_GARBAGE)
+        if (modes[m] != FAKE_UNSOLICITED)
             assert_false(redis_conn_ready(f->conn));
         redis_conn_stop(f->conn, on_stopped, f);
         assert_true(loop_run_until(&f->loop, &f->tick, is_stopped, f, 5000));
