@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "config.h"
@@ -117,6 +118,7 @@ static int tls_start(struct redis_sync *s, const struct config *cfg, char *err, 
     if (!s->ssl)
         return -1;
     SSL_set_fd(s->ssl, s->fd);
+    ERR_clear_error();
     if (SSL_connect(s->ssl) != 1) {
         redis_tls_reason(s->ssl, errno == EAGAIN ? "timed out" : "closed by server", why,
                          sizeof(why));

@@ -162,6 +162,7 @@ static int encrypt_out(struct redis_wire *w)
     size_t done = 0;
 
     /* Partial writes are on: each call takes at least one record's worth. */
+    ERR_clear_error();
     while (w->opened && done < w->out.len) {
         size_t left = w->out.len - done;
         int n = SSL_write(w->ssl, w->out.data + done, (int)(left > INT32_MAX ? INT32_MAX : left));
@@ -268,7 +269,11 @@ static void opened(struct redis_wire *w)
 /* One handshake step; true once it is done and the owner was told. */
 static bool tls_handshake(struct redis_wire *w)
 {
-    int rc = SSL_do_handshake(w->ssl);
+    int rc;
+
+    /* libcurl shares this thread's error queue: start clean, so a reason is ours. */
+    ERR_clear_error();
+    rc = SSL_do_handshake(w->ssl);
 
     if (rc == 1) {
         opened(w);
@@ -297,6 +302,7 @@ static void tls_input(struct redis_wire *w, const char *p, size_t n)
     }
     if (!w->opened && !tls_handshake(w))
         return;
+    ERR_clear_error();
     while (!w->closing && (got = SSL_read(w->ssl, plain, sizeof(plain))) > 0)
         w->cbs->read(w, plain, (size_t)got, w->data);
     if (w->closing)
