@@ -15,11 +15,11 @@
  * Measured (bench/RESULTS.md): Redis CPU per job falls by roughly a fifth
  * (the per-call part of EVALSHA; the rest is per redis.call and argument,
  * so it stays), and digestd formats, parses and times one command per batch
- * instead of one per job. It adds no latency: hiredis only appends a command
- * to its output buffer and writes it when the poll reports the socket
- * writable, and a watcher change made during a poll is applied at the next
- * poll, so a command sent straight from a read callback and one sent from
- * the prepare phase of the next iteration leave in the same write. Prepare,
+ * instead of one per job. It adds no latency: the connection only appends a
+ * command to its output buffer and writes what one loop iteration queued in
+ * that iteration's check phase (redis_wire.h), so a command sent from this
+ * prepare phase and one sent straight from a read callback of the same
+ * iteration leave in the same write. Prepare,
  * unlike check, also catches entries submitted from timer and close
  * callbacks before the loop blocks.
  */
@@ -175,7 +175,7 @@ struct queue {
     struct batch *pending, *pending_tail;
     struct batch *spare; /* a finished batch, kept for its buffers */
     struct packed pk;    /* scratch for the entry being added */
-    const char **argv;   /* scratch argv for a send (hiredis copies it) */
+    const char **argv;   /* scratch argv for a send (copied when sent) */
     size_t *argv_len;
     size_t argv_cap;
     unsigned sha_in_flight; /* batches sent with EVALSHA and not answered */
@@ -581,7 +581,7 @@ static int batch_send(struct batch *b)
     q->argv_len[2] = (size_t)snprintf(numkeys, sizeof(numkeys), "%d", b->nkeys);
     split_args(&b->keys, b->nkeys, q->argv + 3, q->argv_len + 3);
     split_args(&b->args, b->nargs, q->argv + 3 + b->nkeys, q->argv_len + 3 + b->nkeys);
-    /* hiredis copies argv into its output buffer: the scratch is free again. */
+    /* The command was formatted into the output buffer: the scratch is free again. */
     rc = redis_conn_command(q->conn, 0, on_batch, b, argc, q->argv, q->argv_len);
     if (rc == 0 && !b->fell_back) {
         b->by_sha = true;

@@ -425,7 +425,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         return;
     }
     /*
-     * hiredis takes one address: rotate through the answers across attempts,
+     * One address per attempt: rotate through the answers across attempts,
      * so a name with an unreachable first address (say ::1 for "localhost"
      * while Redis listens on 127.0.0.1 only) still connects.
      */
@@ -450,9 +450,9 @@ static bool is_numeric_host(const char *host)
 }
 
 /*
- * One connection attempt, bounded by REDIS_CONNECT_TIMEOUT_MS. hiredis 0.14
- * resolves names with a blocking getaddrinfo, so names go through libuv's
- * thread pool first and hiredis only ever sees a numeric address.
+ * One connection attempt, bounded by REDIS_CONNECT_TIMEOUT_MS (TLS handshake
+ * included). Names go through libuv's thread pool (uv_getaddrinfo), so the
+ * wire only ever connects to a numeric address and nothing blocks.
  */
 static void attempt_start(struct redis_conn *c)
 {
@@ -496,7 +496,7 @@ static void become_ready(struct redis_conn *c)
         c->state_cb(c, true, c->state_data);
 }
 
-/* Asks the timer to tear the connection down: never inside hiredis itself. */
+/* Asks the timer to tear the connection down: never from inside the reader's loop. */
 static void request_teardown(struct redis_conn *c, const char *why)
 {
     if (c->broken || (c->state != RS_HANDSHAKE && c->state != RS_READY))
