@@ -65,6 +65,7 @@ struct word {
 
 static int parse_listen(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_redis(struct config *, const struct setting *, const char *, char *, size_t);
+static int parse_file(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_prefix(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_async(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_async_allow(struct config *, const struct setting *, const char *, char *,
@@ -101,9 +102,20 @@ static const struct setting settings[] = {
      "HTTP listen address host:port ([::1]:3978 for IPv6; port 0 = any free port)",
      parse_listen, F(listen_host), 0, 0},
     {"REDIS_URL", "redis://127.0.0.1:6379/0",
-     "redis://[[user]:password@]host[:port][/db] (port 6379, db 0 by default; a user name is "
-     "ignored: AUTH sends the password only; %XX escapes in the password) or unix:///path[?db=N]",
+     "redis://[[user][:password]@]host[:port][/db] (port 6379, db 0 by default; %XX escapes in "
+     "user and password; with a user AUTH user password, a Redis 6 ACL user, with a password "
+     "alone AUTH password), rediss://... the same over TLS, or unix:///path[?db=N]",
      parse_redis, F(redis_url), 0, 0},
+    {"REDIS_TLS_CA_FILE", NULL,
+     "rediss:// only: PEM bundle of the CA(s) that sign the server's certificate; unset = the "
+     "system CA store. The server's host name (or IP) is checked against it and SNI is sent",
+     parse_file, F(redis_tls_ca_file), 0, 0},
+    {"REDIS_TLS_CERT_FILE", NULL,
+     "rediss:// only: PEM client certificate for mutual TLS (the key may be in the same file)",
+     parse_file, F(redis_tls_cert_file), 0, 0},
+    {"REDIS_TLS_KEY_FILE", NULL,
+     "rediss:// only: PEM private key of REDIS_TLS_CERT_FILE (needs REDIS_TLS_CERT_FILE)",
+     parse_file, F(redis_tls_key_file), 0, 0},
     {"DIGEST_PREFIX", "digest",
      "prefix of every Redis key, used as the hash tag {P} (no braces, no white space)",
      parse_prefix, F(prefix), 0, 0},
@@ -490,8 +502,10 @@ fail:
 /* What one REDIS_URL names, before it is committed to the config. */
 struct redis_target {
     enum config_redis_kind kind;
+    bool tls;
     char *host;
     char *path;
+    char *user;
     char *password;
     int port;
     int db;
@@ -502,6 +516,7 @@ static void redis_target_free(struct redis_target *t)
 {
     xfree(t->host);
     xfree(t->path);
+    xfree(t->user);
     xfree(t->password);
 }
 
@@ -519,25 +534,31 @@ static char *percent_decode(const char *s, size_t len)
 }
 
 /*
- * User info of a redis:// URL: ":password" or "user:password". hiredis 0.14
- * sends AUTH with the password only, so a user name is accepted (Redis 6
- * URLs carry one, often "default") but ignored, with a warning.
+ * User info of a redis:// URL, SPEC's [[user][:password]@]: "user:password"
+ * (AUTH user password, a Redis 6 ACL user), ":password" (AUTH password),
+ * "user" (AUTH user "", for a nopass ACL user) or nothing. Neither part is
+ * ever echoed: a password pasted where the user goes must not reach a log.
  */
 static int parse_redis_userinfo(const char *s, size_t len, struct redis_target *t, char *why,
                                 size_t n)
 {
     const char *colon = memchr(s, ':', len);
+    size_t ulen = colon ? (size_t)(colon - s) : len;
 
-    if (!colon)
-        return explain(why, n, "expected :password@ or user:password@ before the host");
-    if (colon == s + len - 1)
+    if (colon && colon == s + len - 1)
         return explain(why, n, "the password after ':' is empty");
-    t->password = percent_decode(colon + 1, len - (size_t)(colon - s) - 1);
-    if (!t->password)
-        return explain(why, n, "bad %%XX escape in the password");
-    if (colon != s)
-        log_warn("REDIS_URL: user name '%.*s' ignored: AUTH sends the password only",
-                 (int)(colon - s), s);
+    if (colon) {
+        t->password = percent_decode(colon + 1, len - ulen - 1);
+        if (!t->password)
+            return explain(why, n, "bad %%XX escape in the password");
+    }
+    if (ulen > 0) {
+        t->user = percent_decode(s, ulen);
+        if (!t->user)
+            return explain(why, n, "bad %%XX escape in the user name");
+        if (strpbrk(t->user, " \t\r\n"))
+            return explain(why, n, "the user name holds white space");
+    }
     return 0;
 }
 
@@ -560,7 +581,7 @@ static int parse_redis_tcp(const char *rest, struct redis_target *t, char *why, 
     hp = xstrndup(hostpart, slash ? (size_t)(slash - hostpart) : strlen(hostpart));
     rc = split_host_port(hp, &t->host, &port);
     if (rc < 0)
-        rc = explain(why, n, "expected a host name, an IPv4 address or [IPv6] after redis://");
+        rc = explain(why, n, "expected a host name, an IPv4 address or [IPv6] after the scheme");
     t->port = 6379;
     if (rc == 0 && port && parse_port(port, 1, &t->port) < 0)
         rc = explain(why, n, "the port must be 1-65535, got '%.*s'", SHOW_MAX, port);
@@ -602,12 +623,17 @@ static int parse_redis(struct config *cfg, const struct setting *s, const char *
     int rc;
 
     /* The value may hold a password, so errors describe it instead of echoing it. */
-    if (strncmp(v, "redis://", 8) == 0)
+    if (strncmp(v, "redis://", 8) == 0) {
         rc = parse_redis_tcp(v + 8, &t, why, n);
-    else if (strncmp(v, "unix://", 7) == 0)
+    } else if (strncmp(v, "rediss://", 9) == 0) {
+        t.tls = true;
+        rc = parse_redis_tcp(v + 9, &t, why, n);
+    } else if (strncmp(v, "unix://", 7) == 0) {
         rc = parse_redis_unix(v + 7, &t, why, n);
-    else
-        rc = explain(why, n, "expected redis://[:password@]host[:port][/db] or unix:///path");
+    } else {
+        rc = explain(why, n, "expected redis://[[user][:password]@]host[:port][/db], rediss://... "
+                             "or unix:///path");
+    }
     if (rc < 0) {
         redis_target_free(&t);
         return rc;
@@ -615,7 +641,9 @@ static int parse_redis(struct config *cfg, const struct setting *s, const char *
     set_str(&cfg->redis_url, xstrdup(v));
     set_str(&cfg->redis_host, t.host);
     set_str(&cfg->redis_path, t.path);
+    set_str(&cfg->redis_user, t.user);
     set_str(&cfg->redis_password, t.password);
+    cfg->redis_tls = t.tls;
     cfg->redis_kind = t.kind;
     cfg->redis_port = t.kind == REDIS_TCP ? t.port : 0;
     cfg->redis_db = t.db;
@@ -739,6 +767,28 @@ static int parse_opt_str(struct config *cfg, const struct setting *s, const char
                          size_t n)
 {
     set_str(field(cfg, s), *v ? xstrdup(v) : NULL);
+    return 0;
+}
+
+/*
+ * A file digestd reads later (the TLS material): checked readable now, so a
+ * wrong path stops the start with the variable's name instead of failing
+ * every connection attempt later. Empty means unset.
+ */
+static int parse_file(struct config *cfg, const struct setting *s, const char *v, char *why,
+                      size_t n)
+{
+    FILE *f;
+
+    if (!*v) {
+        set_str(field(cfg, s), NULL);
+        return 0;
+    }
+    f = fopen(v, "r");
+    if (!f)
+        return explain(why, n, "cannot read '%.*s': %s", SHOW_MAX, v, strerror(errno));
+    fclose(f);
+    set_str(field(cfg, s), xstrdup(v));
     return 0;
 }
 
@@ -1229,6 +1279,13 @@ static int finish(struct config *cfg, const struct raw *raw, char *err, size_t e
         return report(raw, (size_t)i, why, err, errlen);
     }
     set_str(&cfg->token_url, url);
+    if (cfg->redis_tls_key_file && !cfg->redis_tls_cert_file) {
+        i = find_setting("REDIS_TLS_KEY_FILE", strlen("REDIS_TLS_KEY_FILE"));
+        return report(raw, (size_t)i, "needs REDIS_TLS_CERT_FILE (the certificate of that key)",
+                      err, errlen);
+    }
+    if (!cfg->redis_tls && (cfg->redis_tls_ca_file || cfg->redis_tls_cert_file))
+        log_warn("REDIS_TLS_*: ignored, REDIS_URL is not rediss://");
     return 0;
 }
 
@@ -1300,10 +1357,12 @@ int config_load(struct config *cfg, const char *file, char *const *envp, char *e
 void config_free(struct config *cfg)
 {
     char **strings[] = {
-        &cfg->listen_host,    &cfg->redis_url, &cfg->redis_host,   &cfg->redis_path,
-        &cfg->redis_password, &cfg->prefix,    &cfg->upstream_url, &cfg->app_id,
-        &cfg->app_password,   &cfg->tenant_id, &cfg->token_url,    &cfg->openid_url,
-        &cfg->admin_token,
+        &cfg->listen_host,         &cfg->redis_url,          &cfg->redis_host,
+        &cfg->redis_path,          &cfg->redis_password,     &cfg->redis_user,
+        &cfg->redis_tls_ca_file,   &cfg->redis_tls_cert_file, &cfg->redis_tls_key_file,
+        &cfg->prefix,              &cfg->upstream_url,       &cfg->app_id,
+        &cfg->app_password,        &cfg->tenant_id,          &cfg->token_url,
+        &cfg->openid_url,          &cfg->admin_token,
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(strings); i++)

@@ -56,8 +56,13 @@ struct config {
     char *redis_host;             /* tcp: host; unix: NULL */
     int redis_port;               /* tcp: 1..65535, 6379 when not given; unix: 0 */
     char *redis_path;             /* unix: socket path; tcp: NULL */
-    char *redis_password;         /* %XX-decoded; NULL when none (a URL user is ignored) */
+    char *redis_user;             /* %XX-decoded ACL user; NULL when none */
+    char *redis_password;         /* %XX-decoded; NULL when none; never log it */
     int redis_db;
+    bool redis_tls;               /* rediss:// */
+    char *redis_tls_ca_file;      /* REDIS_TLS_CA_FILE, NULL = the system store */
+    char *redis_tls_cert_file;    /* REDIS_TLS_CERT_FILE, NULL = no client certificate */
+    char *redis_tls_key_file;     /* REDIS_TLS_KEY_FILE, NULL = the key is in the cert file */
 
     char *prefix;                 /* DIGEST_PREFIX */
     bool use_async_digest;        /* USE_ASYNC_DIGEST is not false: the async path may serve */

@@ -416,10 +416,11 @@ static void minutes_json(struct json_object *o, const redisReply *mins, struct v
 {
     int64_t this_m[6] = {0}, last_m[6] = {0}, hour[6] = {0};
     size_t n = mins->elements, cur;
-    struct json_object *rates = jobj(), *lag = jobj();
+    struct json_object *rates, *lag;
 
     v->lag_current = v->lag_previous = -1;
     for (size_t i = 0; i < n; i++) {
+        /* Checked before anything is allocated: a bad minute leaks nothing (fuzz_redis_reply). */
         if (!is_array(mins->element[i], 0))
             return;
         if (i == n - 1)
@@ -429,6 +430,8 @@ static void minutes_json(struct json_object *o, const redisReply *mins, struct v
         if (i == n - 2)
             minute_add_to(mins->element[i], last_m);
     }
+    rates = jobj();
+    lag = jobj();
     jset(rates, "this_minute", counts_json(this_m));
     jset(rates, "last_minute", counts_json(last_m));
     jset(rates, "last_hour", counts_json(hour));

@@ -15,11 +15,11 @@
  * Measured (bench/RESULTS.md): Redis CPU per job falls by roughly a fifth
  * (the per-call part of EVALSHA; the rest is per redis.call and argument,
  * so it stays), and digestd formats, parses and times one command per batch
- * instead of one per job. It adds no latency: hiredis only appends a command
- * to its output buffer and writes it when the poll reports the socket
- * writable, and a watcher change made during a poll is applied at the next
- * poll, so a command sent straight from a read callback and one sent from
- * the prepare phase of the next iteration leave in the same write. Prepare,
+ * instead of one per job. It adds no latency: the connection only appends a
+ * command to its output buffer and writes what one loop iteration queued in
+ * that iteration's check phase (redis_wire.h), so a command sent from this
+ * prepare phase and one sent straight from a read callback of the same
+ * iteration leave in the same write. Prepare,
  * unlike check, also catches entries submitted from timer and close
  * callbacks before the loop blocks.
  */
@@ -193,7 +193,7 @@ struct queue {
     struct batch *pending, *pending_tail;
     struct batch *spare; /* a finished batch, kept for its buffers */
     struct packed pk;    /* scratch for the entry being added */
-    struct buf resp;     /* scratch: a batch's command in RESP (hiredis copies it) */
+    struct buf resp;     /* scratch: a batch's command in RESP (copied when sent) */
     unsigned sha_in_flight; /* batches sent with EVALSHA and not answered */
     bool noscript_hold;     /* see on_batch */
     char *stream_key;       /* {P}:requests */
@@ -658,7 +658,7 @@ static int batch_send(struct batch *b)
     resp_packed(o, &b->args, b->nargs, &rc);
     if (rc != 0)
         return DG_ERR_TOO_LARGE;
-    /* hiredis copies the text into its output buffer: the scratch is free again. */
+    /* The connection copies the text into its output buffer: the scratch is free again. */
     rc = redis_conn_command_resp(q->conn, 0, on_batch, b, o->data, o->len);
     if (rc == 0 && !b->fell_back) {
         b->by_sha = true;

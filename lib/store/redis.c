@@ -2,19 +2,18 @@
  * redis.c: one resilient asynchronous Redis connection (see redis.h).
  *
  * States: IDLE → [RESOLVING] → CONNECTING → HANDSHAKE → READY; any failure
- * leads to WAITING (backoff) and a fresh attempt with a fresh context; stop
- * leads to STOPPING → STOPPED. One uv_timer_t serves every state: the backoff
- * delay in WAITING, the attempt deadline in RESOLVING/CONNECTING, and the
+ * leads to WAITING (backoff) and a fresh attempt with a fresh wire and
+ * reader; stop leads to STOPPING → STOPPED. One uv_timer_t serves every
+ * state: the backoff delay in WAITING, the attempt deadline in
+ * RESOLVING/CONNECTING (which, with TLS, covers the handshake), and the
  * earliest command deadline in HANDSHAKE/READY (one timer per connection,
  * not one per command, so 25k commands/s cost no timer churn).
  *
- * hiredis ownership rules this file relies on (0.14.1 async.c): a context is
- * freed by hiredis after a failed connect or a disconnect, right after our
- * callback returns, so we forget it (c->ac = NULL) inside that callback and
- * never free it there. redisAsyncFree() inside a reply callback is deferred
- * by hiredis until the callback returns; inside the connect or disconnect
- * callback it is not (0.14 sets no REDIS_IN_CALLBACK there), so we never
- * call it from those two.
+ * The bytes travel over redis_wire (the socket, the TLS, the buffers);
+ * this file formats each command with hiredis's redisFormatCommandArgv and
+ * parses replies with hiredis's redisReader, and matches them to commands
+ * in send order (c->sent). Borrowed from hiredis: those two pure functions
+ * only. Owned here: the reader, the command records, the timer.
  */
 #include "store/redis.h"
 
@@ -25,41 +24,36 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
-#include <hiredis/async.h>
-/*
- * The libuv adapter is a header of static functions (with generic names such
- * as on_close): it is included in this one file so that there is one copy
- * and every hook into hiredis's event layer lives in one place. We use its
- * attach function and poll structure, then replace the hooks that have 0.14
- * quirks (see "Adapter" below).
- */
-#include <hiredis/adapters/libuv.h>
+#include <openssl/ssl.h>
 
-#include "core/buf.h"
 #include "config.h"
+#include "core/buf.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "metrics.h"
+#include "store/redis_tls.h"
+#include "store/resp.h"
+#include "store/redis_wire.h"
 
 enum redis_state {
     RS_IDLE = 0,   /* created, not started */
     RS_WAITING,    /* timer = backoff before the next attempt */
     RS_RESOLVING,  /* uv_getaddrinfo in flight; timer = attempt deadline */
-    RS_CONNECTING, /* non-blocking connect in flight; timer = attempt deadline */
+    RS_CONNECTING, /* connect (and TLS handshake) in flight; timer = attempt deadline */
     RS_HANDSHAKE,  /* AUTH / SELECT / PING in flight; timer = command deadlines */
     RS_READY,      /* usable; timer = command deadlines */
-    RS_STOPPING,   /* timer and poll closing */
+    RS_STOPPING,   /* timer and wire closing */
     RS_STOPPED,
 };
 
-/* One command in flight; hiredis holds it as privdata until it calls back. */
+/* One command sent and not yet answered. */
 struct redis_cmd {
     struct list_node node; /* c->cmds, deadline order */
-    struct redis_conn *conn;
+    struct list_node sent; /* c->sent, send order: replies come back in it */
     redis_reply_cb cb;
     void *data;
     uint64_t deadline; /* uv_now() ms */
-    int fail_err;      /* set before a teardown: what a NULL reply means */
+    int fail_err;      /* set before a teardown: what a lost reply means */
 };
 
 struct redis_conn {
@@ -67,14 +61,19 @@ struct redis_conn {
     const struct config *cfg;
     struct metrics *metrics;
     char *name;
+    char where[300]; /* rediss://host:port or unix:path, for logs: never the password */
     enum redis_state state;
-    redisAsyncContext *ac; /* NULL whenever hiredis is freeing or has freed it */
+    struct redis_wire *wire; /* NULL between attempts and once dropped */
+    unsigned wires_open;     /* wires not yet closed (a dropped one closes later) */
+    redisReader *reader;     /* the current attempt's; NULL between attempts */
+    SSL_CTX *tls;            /* rediss:// only */
+    char tls_err[256];       /* why tls is NULL with rediss:// */
     uv_timer_t timer;
     uint64_t timer_due; /* deadline the timer is armed for (HANDSHAKE/READY) */
     uv_getaddrinfo_t gai;
     bool resolving;        /* gai in flight (it may outlive its attempt) */
     struct list_node cmds; /* struct redis_cmd, earliest deadline first */
-    unsigned polls_open;   /* adapter poll handles not yet closed */
+    struct list_node sent; /* the same commands, oldest first */
     bool timer_closed;
     bool broken; /* teardown requested; done from the timer */
     char broken_why[160];
@@ -92,123 +91,8 @@ struct redis_conn {
 
 static void on_timer(uv_timer_t *t);
 static void maybe_finish(struct redis_conn *c);
-
-/* ---- Adapter ---------------------------------------------------------- */
-
-/*
- * The 0.14 adapter returns early when libuv reports a poll error, so a
- * refused non-blocking connect (EPOLLERR) would hang until our deadline. Like
- * hiredis 1.x, we hand the registered events to hiredis instead; its read or
- * write then finds the socket error itself.
- */
-static void poll_cb(uv_poll_t *handle, int status, int events)
-{
-    redisLibuvEvents *p = handle->data;
-    int ev = status != 0 ? p->events : events;
-
-    if (p->context != NULL && (ev & UV_READABLE))
-        redisAsyncHandleRead(p->context);
-    /* The read may have freed the context: the cleanup hook clears it. */
-    if (p->context != NULL && (ev & UV_WRITABLE))
-        redisAsyncHandleWrite(p->context);
-}
-
-static void poll_update(redisLibuvEvents *p)
-{
-    if (uv_is_closing((uv_handle_t *)&p->handle))
-        return;
-    if (p->events != 0)
-        uv_poll_start(&p->handle, p->events, poll_cb);
-    else
-        uv_poll_stop(&p->handle);
-}
-
-static void poll_add_read(void *privdata)
-{
-    redisLibuvEvents *p = privdata;
-    p->events |= UV_READABLE;
-    poll_update(p);
-}
-
-static void poll_del_read(void *privdata)
-{
-    redisLibuvEvents *p = privdata;
-    p->events &= ~UV_READABLE;
-    poll_update(p);
-}
-
-static void poll_add_write(void *privdata)
-{
-    redisLibuvEvents *p = privdata;
-    p->events |= UV_WRITABLE;
-    poll_update(p);
-}
-
-static void poll_del_write(void *privdata)
-{
-    redisLibuvEvents *p = privdata;
-    p->events &= ~UV_WRITABLE;
-    poll_update(p);
-}
-
-/*
- * The adapter frees its poll in a close callback and tells nobody, so the
- * owner could not know when its loop may be closed. Our close callback
- * borrows handle->data to find the connection, restores it for the
- * adapter's own on_close (which frees with the allocator that allocated),
- * then counts the poll as gone.
- */
-static void poll_closed(uv_handle_t *handle)
-{
-    struct redis_conn *c = handle->data;
-
-    handle->data = container_of((uv_poll_t *)handle, redisLibuvEvents, handle);
-    on_close(handle);
-    c->polls_open--;
-    maybe_finish(c);
-}
-
-static void poll_cleanup(void *privdata)
-{
-    redisLibuvEvents *p = privdata;
-    struct redis_conn *c;
-
-    if (uv_is_closing((uv_handle_t *)&p->handle))
-        return;
-    c = p->context->data;
-    p->context = NULL;
-    p->handle.data = c;
-    uv_close((uv_handle_t *)&p->handle, poll_closed);
-}
-
-static void on_connect(const redisAsyncContext *cac, int status);
-static void on_disconnect(const redisAsyncContext *cac, int status);
-
-/* Hooks a fresh context to the loop. On failure the caller frees ac. */
-static int attach(struct redis_conn *c, redisAsyncContext *ac)
-{
-    if (redisLibuvAttach(ac, c->loop) != REDIS_OK) {
-        /*
-         * The adapter installs its hooks before uv_poll_init, and leaves them
-         * with ev.data NULL when that fails: hiredis would then call its
-         * cleanup on NULL. Unhook so redisAsyncFree stays safe (the adapter's
-         * small allocation leaks in that case; we cannot reach it).
-         */
-        memset(&ac->ev, 0, sizeof(ac->ev));
-        return DG_ERR_UNAVAILABLE;
-    }
-    c->polls_open++;
-    ac->ev.addRead = poll_add_read;
-    ac->ev.delRead = poll_del_read;
-    ac->ev.addWrite = poll_add_write;
-    ac->ev.delWrite = poll_del_write;
-    ac->ev.cleanup = poll_cleanup;
-    ac->data = c;
-    /* Both before any command; setting the connect callback arms the write watch. */
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    return 0;
-}
+static void conn_down(struct redis_conn *c, const char *why);
+static void request_teardown(struct redis_conn *c, const char *why);
 
 /* ---- Command list and deadlines --------------------------------------- */
 
@@ -250,52 +134,159 @@ static void arm_deadline(struct redis_conn *c)
     uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
-/* hiredis reply callback for every command; reply is NULL on teardown. */
-static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
+/* Takes cmd off both lists and runs its callback once (reply NULL: err). */
+static void cmd_finish(struct redis_cmd *cmd, int err, struct redisReply *reply)
 {
-    struct redis_cmd *cmd = privdata;
-    struct redis_conn *c = cmd->conn;
     redis_reply_cb cb = cmd->cb;
     void *data = cmd->data;
-    int err = 0;
 
-    if (r == NULL) {
-        err = cmd->fail_err;
+    list_remove(&cmd->node);
+    list_remove(&cmd->sent);
+    xfree(cmd);
+    cb(err, reply, data);
+}
+
+/*
+ * Finishes every pending command after a teardown: with its fail_err
+ * (DG_ERR_TIMEOUT for the expired ones), else what the state says. The
+ * head is taken afresh each time because a callback may submit (refused:
+ * not ready) or stop us (which drains the rest with DG_ERR_CLOSED).
+ */
+static void fail_pending(struct redis_conn *c)
+{
+    struct list_node *n;
+
+    while ((n = list_first(&c->sent)) != NULL) {
+        struct redis_cmd *cmd = container_of(n, struct redis_cmd, sent);
+        int err = cmd->fail_err;
+
         if (err == 0)
             err = c->state == RS_STOPPING ? DG_ERR_CLOSED : DG_ERR_UNAVAILABLE;
+        cmd_finish(cmd, err, NULL);
     }
-    list_remove(&cmd->node);
-    xfree(cmd);
-    cb(err, r, data);
 }
 
 /* argv (argc > 0) or, with argc 0, the RESP text resp of len bytes. */
 static int submit(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb, void *data,
                   int argc, const char **argv, const size_t *argvlen, const char *resp, size_t len)
 {
-    struct redis_cmd *cmd = xcalloc(1, sizeof(*cmd));
+    struct redis_cmd *cmd;
+    char *wire;
+    long long n;
     int rc;
 
-    cmd->conn = c;
+    /* The formatter owns no state: the RESP bytes go straight to the wire's output. */
+    if (argc > 0) {
+        n = redisFormatCommandArgv(&wire, argc, argv, argvlen);
+        if (n < 0)
+            return DG_ERR_UNAVAILABLE;
+        rc = redis_wire_write(c->wire, wire, (size_t)n);
+        redisFreeCommand(wire);
+    } else {
+        rc = redis_wire_write(c->wire, resp, len);
+    }
+    if (rc != 0) {
+        /* Part of a stream we can no longer trust: start over. */
+        request_teardown(c, "output buffer over its cap");
+        return DG_ERR_UNAVAILABLE;
+    }
+    cmd = xcalloc(1, sizeof(*cmd));
     cmd->cb = cb;
     cmd->data = data;
     /* uv_now() is the start of this loop turn, which a long turn leaves
      * far behind: the deadline must count from now. */
     uv_update_time(c->loop);
     cmd->deadline = uv_now(c->loop) + (timeout_ms != 0 ? timeout_ms : REDIS_COMMAND_TIMEOUT_MS);
-    /* REDIS_ERR means hiredis kept nothing (disconnecting, or bad argv). */
-    if (argc > 0)
-        rc = redisAsyncCommandArgv(c->ac, on_reply, cmd, argc, argv, argvlen);
-    else
-        rc = redisAsyncFormattedCommand(c->ac, on_reply, cmd, resp, len);
-    if (rc != REDIS_OK) {
-        xfree(cmd);
-        return DG_ERR_UNAVAILABLE;
-    }
+    list_insert_after(c->sent.prev, &cmd->sent);
     cmd_insert(c, cmd);
     arm_deadline(c);
     return 0;
 }
+
+/* ---- Wire callbacks ----------------------------------------------------- */
+
+static void handshake_send(struct redis_conn *c);
+
+static void on_wire_open(struct redis_wire *w, void *data)
+{
+    struct redis_conn *c = data;
+
+    if (c->wire != w)
+        return;
+    c->state = RS_HANDSHAKE;
+    uv_timer_stop(&c->timer);
+    handshake_send(c);
+}
+
+/* A reply with no command waiting, or bytes that are not RESP: the stream is lost. */
+static void protocol_error(struct redis_conn *c, const char *what)
+{
+    char why[160];
+
+    snprintf(why, sizeof(why), "protocol error: %s", what);
+    request_teardown(c, why);
+}
+
+/*
+ * Parses what arrived and answers the oldest commands. Stops as soon as
+ * a callback tore the connection down (c->wire changes or broken is set):
+ * the rest of this buffer belongs to a stream we no longer read.
+ */
+static void on_wire_read(struct redis_wire *w, const char *p, size_t n, void *data)
+{
+    struct redis_conn *c = data;
+    redisReader *reader = c->reader;
+
+    if (c->wire != w || c->broken)
+        return;
+    if (redisReaderFeed(reader, p, n) != REDIS_OK) {
+        protocol_error(c, resp_reader_error(reader));
+        return;
+    }
+    while (c->wire == w && !c->broken) {
+        struct list_node *first;
+        void *reply = NULL;
+
+        if (redisReaderGetReply(reader, &reply) != REDIS_OK) {
+            protocol_error(c, resp_reader_error(reader));
+            return;
+        }
+        if (reply == NULL)
+            return;
+        first = list_first(&c->sent);
+        if (first == NULL) {
+            freeReplyObject(reply);
+            protocol_error(c, "a reply nobody asked for");
+            return;
+        }
+        cmd_finish(container_of(first, struct redis_cmd, sent), 0, reply);
+        freeReplyObject(reply);
+    }
+}
+
+static void on_wire_fail(struct redis_wire *w, const char *why, void *data)
+{
+    struct redis_conn *c = data;
+
+    if (c->wire != w)
+        return;
+    conn_down(c, why);
+}
+
+static void on_wire_closed(struct redis_wire *w, void *data)
+{
+    struct redis_conn *c = data;
+
+    c->wires_open--;
+    maybe_finish(c);
+}
+
+static const struct redis_wire_cbs wire_cbs = {
+    .open = on_wire_open,
+    .read = on_wire_read,
+    .fail = on_wire_fail,
+    .closed = on_wire_closed,
+};
 
 /* ---- Connection lifecycle --------------------------------------------- */
 
@@ -330,20 +321,19 @@ static uint64_t backoff_ms(struct redis_conn *c)
 }
 
 /*
- * Forgets the current context and frees it. hiredis first runs every pending
- * reply callback with NULL (on_reply maps that to fail_err or the state's
- * error); its disconnect callback then sees c->ac != ac and does nothing.
- * Inside a reply callback hiredis defers the free until that callback
- * returns. Never called from on_connect/on_disconnect (see file comment).
+ * Forgets the current wire (it closes on its own time) and finishes what
+ * was pending on it. Safe inside any callback: the wire defers its free to
+ * its close callbacks, and on_wire_read stops once c->wire changed.
  */
-static void drop_context(struct redis_conn *c)
+static void drop_wire(struct redis_conn *c)
 {
-    redisAsyncContext *ac = c->ac;
+    struct redis_wire *w = c->wire;
 
-    if (ac == NULL)
-        return;
-    c->ac = NULL;
-    redisAsyncFree(ac);
+    if (w != NULL) {
+        c->wire = NULL;
+        redis_wire_close(w);
+    }
+    fail_pending(c);
 }
 
 static void set_counted(struct redis_conn *c, bool up)
@@ -372,40 +362,61 @@ static void conn_down(struct redis_conn *c, const char *why)
     uv_timer_start(&c->timer, on_timer, backoff_ms(c), 0);
     c->attempt++;
     if (was_ready)
-        log_warn("redis %s: connection lost (%s), reconnecting", c->name, why);
+        log_warn("redis %s: connection to %s lost (%s), reconnecting", c->name, c->where, why);
     else if (!c->outage_logged)
-        log_warn("redis %s: cannot connect (%s), retrying with backoff", c->name, why);
+        log_warn("redis %s: cannot connect to %s (%s), retrying with backoff", c->name, c->where,
+                 why);
     else
-        log_debug("redis %s: attempt %u failed (%s)", c->name, c->attempt, why);
+        log_debug("redis %s: attempt %u to %s failed (%s)", c->name, c->attempt, c->where, why);
     c->outage_logged = true;
-    drop_context(c); /* runs pending callbacks, which may stop us */
+    drop_wire(c); /* runs pending callbacks, which may stop us */
     if (was_ready && c->state == RS_WAITING && c->state_cb != NULL)
         c->state_cb(c, false, c->state_data);
 }
 
+/* A fresh wire (and reader, and SSL) for this attempt, connecting to ip. */
 static void connect_to(struct redis_conn *c, const char *ip)
 {
     const struct config *cfg = c->cfg;
-    redisAsyncContext *ac;
-    char why[160];
+    struct sockaddr_storage sa;
+    char why[300];
+    SSL *ssl = NULL;
+    int rc;
 
-    if (cfg->redis_kind == REDIS_UNIX)
-        ac = redisAsyncConnectUnix(cfg->redis_path);
-    else
-        ac = redisAsyncConnect(ip, cfg->redis_port);
-    if (ac == NULL) {
-        conn_down(c, "out of memory");
-        return;
+    if (cfg->redis_kind == REDIS_TCP) {
+        rc = strchr(ip, ':') ? uv_ip6_addr(ip, cfg->redis_port, (struct sockaddr_in6 *)&sa)
+                             : uv_ip4_addr(ip, cfg->redis_port, (struct sockaddr_in *)&sa);
+        if (rc != 0) {
+            conn_down(c, uv_strerror(rc));
+            return;
+        }
     }
-    /* Some failures (unix socket missing, refused at once) are synchronous. */
-    if (ac->err != 0 || attach(c, ac) != 0) {
-        snprintf(why, sizeof(why), "%s", ac->err != 0 ? ac->errstr : "cannot watch socket");
-        redisAsyncFree(ac);
-        conn_down(c, why);
-        return;
+    if (cfg->redis_tls) {
+        if (c->tls == NULL) {
+            conn_down(c, c->tls_err);
+            return;
+        }
+        /* SNI and the host check use the configured name, not the address. */
+        ssl = redis_tls_new(c->tls, cfg->redis_host, why, sizeof(why));
+        if (ssl == NULL) {
+            conn_down(c, why);
+            return;
+        }
     }
-    c->ac = ac;
+    if (c->reader != NULL)
+        redisReaderFree(c->reader);
+    c->reader = resp_reader_create();
+    c->wire = redis_wire_create(c->loop, &wire_cbs, c);
+    c->wires_open++;
     c->state = RS_CONNECTING;
+    if (cfg->redis_kind == REDIS_UNIX)
+        rc = redis_wire_connect_unix(c->wire, cfg->redis_path);
+    else
+        rc = redis_wire_connect_tcp(c->wire, (const struct sockaddr *)&sa, ssl);
+    if (rc != 0) {
+        c->wire = NULL; /* closing already */
+        conn_down(c, uv_strerror(rc));
+    }
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -428,7 +439,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         return;
     }
     /*
-     * hiredis takes one address: rotate through the answers across attempts,
+     * One address per attempt: rotate through the answers across attempts,
      * so a name with an unreachable first address (say ::1 for "localhost"
      * while Redis listens on 127.0.0.1 only) still connects.
      */
@@ -453,9 +464,9 @@ static bool is_numeric_host(const char *host)
 }
 
 /*
- * One connection attempt, bounded by REDIS_CONNECT_TIMEOUT_MS. hiredis 0.14
- * resolves names with a blocking getaddrinfo, so names go through libuv's
- * thread pool first and hiredis only ever sees a numeric address.
+ * One connection attempt, bounded by REDIS_CONNECT_TIMEOUT_MS (TLS handshake
+ * included). Names go through libuv's thread pool (uv_getaddrinfo), so the
+ * wire only ever connects to a numeric address and nothing blocks.
  */
 static void attempt_start(struct redis_conn *c)
 {
@@ -488,9 +499,9 @@ static void become_ready(struct redis_conn *c)
     c->attempt = 0;
     if (c->ever_ready) {
         metrics_inc(c->metrics, METRICS_C_REDIS_RECONNECTS);
-        log_info("redis %s: reconnected", c->name);
+        log_info("redis %s: reconnected to %s", c->name, c->where);
     } else {
-        log_info("redis %s: connected", c->name);
+        log_info("redis %s: connected to %s", c->name, c->where);
     }
     c->ever_ready = true;
     c->outage_logged = false;
@@ -499,7 +510,7 @@ static void become_ready(struct redis_conn *c)
         c->state_cb(c, true, c->state_data);
 }
 
-/* Asks the timer to tear the connection down: never inside hiredis itself. */
+/* Asks the timer to tear the connection down: never from inside the reader's loop. */
 static void request_teardown(struct redis_conn *c, const char *why)
 {
     if (c->broken || (c->state != RS_HANDSHAKE && c->state != RS_READY))
@@ -530,11 +541,18 @@ static void handshake_send(struct redis_conn *c)
 {
     const struct config *cfg = c->cfg;
     char db[16];
-    const char *argv[2];
+    const char *argv[3];
     int rc = 0;
 
     c->handshake_left = 0;
-    if (cfg->redis_password != NULL) {
+    /* A user means a Redis 6 ACL user: AUTH user password ("" for a nopass user). */
+    if (cfg->redis_user != NULL) {
+        argv[0] = "AUTH";
+        argv[1] = cfg->redis_user;
+        argv[2] = cfg->redis_password != NULL ? cfg->redis_password : "";
+        rc = submit(c, 0, on_handshake, c, 3, argv, NULL, NULL, 0);
+        c->handshake_left += rc == 0;
+    } else if (cfg->redis_password != NULL) {
         argv[0] = "AUTH";
         argv[1] = cfg->redis_password;
         rc = submit(c, 0, on_handshake, c, 2, argv, NULL, NULL, 0);
@@ -554,39 +572,6 @@ static void handshake_send(struct redis_conn *c)
     }
     if (rc != 0)
         request_teardown(c, "cannot send handshake");
-}
-
-static void on_connect(const redisAsyncContext *cac, int status)
-{
-    struct redis_conn *c = cac->data;
-    char why[160];
-
-    if (c->ac != cac)
-        return;
-    if (status != REDIS_OK) {
-        /* hiredis frees the context when we return. */
-        snprintf(why, sizeof(why), "%s", cac->errstr != NULL ? cac->errstr : "connect failed");
-        c->ac = NULL;
-        conn_down(c, why);
-        return;
-    }
-    c->state = RS_HANDSHAKE;
-    uv_timer_stop(&c->timer);
-    handshake_send(c);
-}
-
-static void on_disconnect(const redisAsyncContext *cac, int status)
-{
-    struct redis_conn *c = cac->data;
-    char why[160];
-
-    /* Contexts we dropped ourselves are no longer c->ac. */
-    if (c->ac != cac)
-        return;
-    snprintf(why, sizeof(why), "%s",
-             status != REDIS_OK && cac->errstr != NULL ? cac->errstr : "closed by server");
-    c->ac = NULL;
-    conn_down(c, why);
 }
 
 /* The earliest deadline passed (or a teardown was requested). */
@@ -656,7 +641,15 @@ struct redis_conn *redis_conn_create(uv_loop_t *loop, const struct config *cfg, 
     c->cfg = cfg;
     c->metrics = metrics;
     list_init(&c->cmds);
+    list_init(&c->sent);
     c->name = xstrdup(name);
+    redis_where(cfg, c->where, sizeof(c->where));
+    /* Built once: the CA store and the client certificate are read at start only. */
+    if (cfg->redis_tls) {
+        c->tls = redis_tls_ctx_create(cfg, c->tls_err, sizeof(c->tls_err));
+        if (c->tls == NULL)
+            log_error("redis %s: %s", name, c->tls_err);
+    }
     c->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
     if (c->rng == 0)
         c->rng = 0x9e3779b97f4a7c15u;
@@ -679,7 +672,7 @@ void redis_conn_start(struct redis_conn *c)
 
 bool redis_conn_ready(const struct redis_conn *c)
 {
-    return c->state == RS_READY && c->ac != NULL && !c->broken;
+    return c->state == RS_READY && c->wire != NULL && !c->broken;
 }
 
 int redis_conn_command(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb, void *data,
@@ -722,10 +715,10 @@ static void on_timer_closed(uv_handle_t *h)
 /* The stopped callback runs once nothing of ours is left on the loop. */
 static void maybe_finish(struct redis_conn *c)
 {
-    if (c->state != RS_STOPPING || !c->timer_closed || c->polls_open > 0 || c->resolving ||
-        c->ac != NULL)
+    if (c->state != RS_STOPPING || !c->timer_closed || c->wires_open > 0 || c->resolving ||
+        c->wire != NULL)
         return;
-    assert(list_empty(&c->cmds));
+    assert(list_empty(&c->cmds) && list_empty(&c->sent));
     c->state = RS_STOPPED;
     log_debug("redis %s: stopped", c->name);
     if (c->stopped_cb != NULL)
@@ -743,7 +736,7 @@ void redis_conn_stop(struct redis_conn *c, redis_stopped_cb cb, void *data)
     if (c->resolving)
         uv_cancel((uv_req_t *)&c->gai); /* best effort; on_resolved still runs */
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
-    drop_context(c); /* pending commands finish with DG_ERR_CLOSED */
+    drop_wire(c); /* pending commands finish with DG_ERR_CLOSED */
 }
 
 void redis_conn_free(struct redis_conn *c)
@@ -751,6 +744,9 @@ void redis_conn_free(struct redis_conn *c)
     if (c == NULL)
         return;
     assert(c->state == RS_STOPPED);
+    if (c->reader != NULL)
+        redisReaderFree(c->reader);
+    SSL_CTX_free(c->tls);
     xfree(c->name);
     xfree(c);
 }
@@ -760,4 +756,13 @@ int redis_reply_status(int err, const struct redisReply *reply)
     if (err)
         return err;
     return reply->type == REDIS_REPLY_ERROR ? DG_ERR_PROTOCOL : 0;
+}
+
+void redis_where(const struct config *cfg, char *out, size_t n)
+{
+    if (cfg->redis_kind == REDIS_UNIX)
+        snprintf(out, n, "unix:%s", cfg->redis_path);
+    else
+        snprintf(out, n, strchr(cfg->redis_host, ':') ? "%s://[%s]:%d" : "%s://%s:%d",
+                 cfg->redis_tls ? "rediss" : "redis", cfg->redis_host, cfg->redis_port);
 }

@@ -1,9 +1,11 @@
 /*
- * redis.h: one resilient asynchronous Redis connection on the libuv loop
- * (hiredis 0.14 async + its libuv adapter). hiredis 0.14 has neither
- * reconnect nor timeouts, so this module adds both: it connects with capped
- * exponential backoff and full jitter, sends AUTH and SELECT from REDIS_URL,
- * reconnects after any disconnect with a fresh context, and bounds every
+ * redis.h: one resilient asynchronous Redis connection on the libuv loop:
+ * our own transport (redis_wire.h: TCP, unix socket, or TLS through OpenSSL
+ * memory BIOs) carrying commands formatted and replies parsed by hiredis's
+ * pure functions (redisFormatCommandArgv, redisReader). It connects with
+ * capped exponential backoff and full jitter, sends AUTH ([user] password)
+ * and SELECT from REDIS_URL before anything else,
+ * reconnects after any disconnect with a fresh wire, and bounds every
  * command with its own timer. A command that times out tears the connection
  * down (replies are FIFO, so everything behind it is stuck too); all pending
  * callbacks then finish with an error and a reconnect is scheduled.
@@ -53,8 +55,8 @@ void redis_conn_start(struct redis_conn *c);
 bool redis_conn_ready(const struct redis_conn *c);
 
 /*
- * Sends one command (binary-safe argv, borrowed for the call only: hiredis
- * copies it into its output buffer). timeout_ms 0 means
+ * Sends one command (binary-safe argv, borrowed for the call only: it is
+ * formatted into the wire's output buffer at once). timeout_ms 0 means
  * REDIS_COMMAND_TIMEOUT_MS. Returns DG_ERR_UNAVAILABLE (no callback) when the
  * connection is not ready, DG_ERR_CLOSED when stopping; else 0 and cb runs
  * exactly once later. Safe to call from inside any callback of this module.
@@ -93,3 +95,6 @@ void redis_conn_free(struct redis_conn *c);
  * said no), else 0.
  */
 int redis_reply_status(int err, const struct redisReply *reply);
+
+/* "redis://host:port", "rediss://[::1]:6380" or "unix:/path": REDIS_URL without secrets. */
+void redis_where(const struct config *cfg, char *out, size_t n);

@@ -1,11 +1,8 @@
 /*
- * conn.c: the one place digestctl connects to Redis, and sends a command.
- *
- * Until lib/store has a blocking connect helper of its own (the TLS work,
- * branch tls, brings one that also speaks rediss:// and Redis 6 ACL users),
- * this function is it: redisConnectWithTimeout or its unix-socket twin,
- * then AUTH and SELECT from the REDIS_URL config.c parsed. Swap its body
- * for the shared helper when that lands; nothing else here needs to change.
+ * conn.c: the one place digestctl connects to Redis, and sends a command:
+ * store/redis_sync.h, which speaks every REDIS_URL form digestd does
+ * (redis://, rediss:// with REDIS_TLS_*, unix://, ACL users) and sends
+ * AUTH and SELECT on connect. Failures are one line naming the address.
  */
 #include "ctl.h"
 
@@ -16,74 +13,41 @@
 
 #include "core/json_write.h"
 #include "store/cmd.h"
-
-/* A command's reply that means no: printed, and NULL to the caller. */
-static bool refused(struct ctl *ctl, redisReply *r, const char *what)
-{
-    if (r && r->type != REDIS_REPLY_ERROR)
-        return false;
-    if (r)
-        ctl_error(CTL_FAIL, "Redis at %s refused %s: %s", ctl->where, what, r->str);
-    else
-        ctl_error(CTL_FAIL, "Redis at %s: %s", ctl->where, ctl->rc->errstr);
-    if (r)
-        freeReplyObject(r);
-    return true;
-}
+#include "store/redis.h"
+#include "store/redis_sync.h"
 
 int ctl_connect(struct ctl *ctl)
 {
-    const struct config *cfg = &ctl->cfg;
-    struct timeval tv = {CTL_TIMEOUT_MS / 1000, (CTL_TIMEOUT_MS % 1000) * 1000};
-    redisReply *r;
+    char err[300];
 
-    if (cfg->redis_kind == REDIS_UNIX) {
-        snprintf(ctl->where, sizeof(ctl->where), "unix:%s", cfg->redis_path);
-        ctl->rc = redisConnectUnixWithTimeout(cfg->redis_path, tv);
-    } else {
-        snprintf(ctl->where, sizeof(ctl->where), strchr(cfg->redis_host, ':') ? "[%s]:%d" : "%s:%d",
-                 cfg->redis_host, cfg->redis_port);
-        ctl->rc = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
-    }
-    if (!ctl->rc || ctl->rc->err) {
-        ctl_error(CTL_FAIL, "cannot reach Redis at %s: %s", ctl->where,
-                  ctl->rc ? ctl->rc->errstr : "out of memory");
-        ctl_disconnect(ctl);
-        return CTL_FAIL;
-    }
-    redisSetTimeout(ctl->rc, tv);
-    if (cfg->redis_password) {
-        r = redisCommand(ctl->rc, "AUTH %s", cfg->redis_password);
-        if (refused(ctl, r, "AUTH"))
-            goto fail;
-        freeReplyObject(r);
-    }
-    if (cfg->redis_db != 0) {
-        r = redisCommand(ctl->rc, "SELECT %d", cfg->redis_db);
-        if (refused(ctl, r, "SELECT"))
-            goto fail;
-        freeReplyObject(r);
-    }
+    redis_where(&ctl->cfg, ctl->where, sizeof(ctl->where));
+    ctl->rc = redis_sync_connect(&ctl->cfg, CTL_TIMEOUT_MS, err, sizeof(err));
+    if (!ctl->rc)
+        return ctl_error(CTL_FAIL, "cannot reach Redis at %s: %s", ctl->where, err);
     return CTL_OK;
-fail:
-    ctl_disconnect(ctl);
-    return CTL_FAIL;
 }
 
 void ctl_disconnect(struct ctl *ctl)
 {
-    if (ctl->rc)
-        redisFree(ctl->rc);
+    redis_sync_free(ctl->rc);
     ctl->rc = NULL;
 }
 
 redisReply *ctl_command(struct ctl *ctl, struct store_cmd *c)
 {
-    redisReply *r = redisCommandArgv(ctl->rc, c->argc, c->argv, c->argvlen);
+    char err[300];
+    redisReply *r = redis_sync_command(ctl->rc, c->argc, c->argv, c->argvlen, err, sizeof(err));
 
     store_cmd_free(c);
-    if (refused(ctl, r, "the command"))
+    if (!r) {
+        ctl_error(CTL_FAIL, "Redis at %s: %s", ctl->where, err);
         return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        ctl_error(CTL_FAIL, "Redis at %s refused the command: %s", ctl->where, r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
     return r;
 }
 

@@ -1,6 +1,6 @@
 /*
- * ctl.h: what digestctl's commands share (SPEC §7). One blocking hiredis
- * connection (a CLI may block; digestd's loop never does), the settings
+ * ctl.h: what digestctl's commands share (SPEC §7). One blocking Redis
+ * connection (store/redis_sync.h) (a CLI may block; digestd's loop never does), the settings
  * read as digestd reads them (lib/config.c), the options of the command
  * line, and the one way a command asks Redis something: a store/inspect.h
  * builder and decoder, so every answer is the JSON digestd's /admin/
@@ -18,6 +18,7 @@
 #include "config.h"
 
 struct json_object;
+struct redis_sync;
 struct store_cmd;
 
 #define CTL_OK 0
@@ -51,8 +52,8 @@ struct ctl_opts {
 struct ctl {
     struct ctl_opts opts;
     struct config cfg;
-    redisContext *rc; /* NULL until ctl_connect */
-    char where[300];  /* the Redis address for messages: host:port or unix:path */
+    struct redis_sync *rc; /* NULL until ctl_connect */
+    char where[300];       /* the Redis address for messages: redis://host:port or unix:path */
     FILE *out;        /* stdout; watch renders into a memory stream */
 };
 

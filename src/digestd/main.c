@@ -21,6 +21,8 @@
 #include "heartbeat.h"
 #include "metrics.h"
 #include "store/queue.h"
+#include "store/redis.h"
+#include "store/redis_tls.h"
 #include "webhook.h"
 #include "worker.h"
 
@@ -103,6 +105,17 @@ static int check_buildable(const struct config *cfg)
         fprintf(stderr, "MICROSOFT_APP_ID: required with BOT_AUTH=jwt (tokens are checked "
                         "against it)\n");
         return 2;
+    }
+    /* A CA bundle or client key that OpenSSL cannot use would fail every attempt: say so now. */
+    if (cfg->redis_tls) {
+        char err[300];
+        SSL_CTX *ctx = redis_tls_ctx_create(cfg, err, sizeof(err));
+
+        if (!ctx) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+        SSL_CTX_free(ctx);
     }
     return 0;
 }
@@ -259,6 +272,7 @@ static void on_signal(uv_signal_t *s, int signum)
 static int start_services(struct app *app)
 {
     const struct config *cfg = &app->cfg;
+    char where[300];
     struct http_server_limits limits = {
         .max_header_bytes = cfg->max_header_bytes,
         .max_body_bytes = cfg->max_body_bytes,
@@ -303,14 +317,10 @@ static int start_services(struct app *app)
     if (app->auth)
         auth_start(app->auth);
     /* Never log redis_url: it may carry the password. */
-    if (cfg->redis_kind == REDIS_UNIX)
-        log_info("digestd %s listening on %s:%d (role %s, redis unix:%s db %d)", DIGESTD_VERSION,
-                 cfg->listen_host, http_server_port(app->http), role_names[cfg->role],
-                 cfg->redis_path, cfg->redis_db);
-    else
-        log_info("digestd %s listening on %s:%d (role %s, redis %s:%d db %d)", DIGESTD_VERSION,
-                 cfg->listen_host, http_server_port(app->http), role_names[cfg->role],
-                 cfg->redis_host, cfg->redis_port, cfg->redis_db);
+    redis_where(cfg, where, sizeof(where));
+    log_info("digestd %s listening on %s:%d (role %s, redis %s db %d)", DIGESTD_VERSION,
+             cfg->listen_host, http_server_port(app->http), role_names[cfg->role], where,
+             cfg->redis_db);
     if (cfg->bot_auth == BOT_AUTH_OFF)
         log_warn("BOT_AUTH=off: inbound activities are NOT authenticated (local development only)");
     /* Say it plainly rather than let queued jobs wait unnoticed. */

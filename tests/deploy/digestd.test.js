@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
-import { DIGESTD_BIN, LANDING_ELSEWHERE, readEnvFile, readText, readYamlDocs } from './lib.js';
+import { DIGESTD_BIN, readEnvFile, readText, readYamlDocs } from './lib.js';
 
 const REDIS = process.env.REDIS_BIN || '/usr/bin/redis-server';
 const REDIS_CLI = process.env.REDIS_CLI_BIN || '/usr/bin/redis-cli';
@@ -54,22 +54,12 @@ function stop(child) {
 }
 
 test('digestd with the manifests settings: probes answer, the group is the ScaledObject\'s', async (t) => {
-  const help = execFileSync(DIGESTD_BIN, ['--help'], { encoding: 'utf8' });
-  const known = new Set([...help.matchAll(/^ {2}([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]));
   const env = { PATH: process.env.PATH };
   for (const [k, v] of readEnvFile('deploy/kubernetes/digestd.env')) {
-    // A setting of another branch means nothing to this digestd; a TLS file would need a
-    // TLS Redis, which this test does not start.
-    if (LANDING_ELSEWHERE.has(k) && !known.has(k)) continue;
+    // A TLS file would need a TLS Redis, which this test does not start
+    // (tests/integration/test_redis_tls.py does).
     if (k.startsWith('REDIS_TLS_')) continue;
     env[k] = v;
-  }
-  // The percentage form arrives with the staged rollout; until --help documents it, run with
-  // the default.
-  const flagHelp = /^ {2}USE_ASYNC_DIGEST=[^]*?(?=^ {2}[A-Z])/m.exec(help)?.[0] ?? '';
-  if (/^\d+%$/.test(env.USE_ASYNC_DIGEST) && !flagHelp.includes('%')) {
-    t.diagnostic(`USE_ASYNC_DIGEST=${env.USE_ASYNC_DIGEST} not known to this digestd yet: run with true`);
-    env.USE_ASYNC_DIGEST = 'true';
   }
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deploy-test-'));

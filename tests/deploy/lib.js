@@ -14,16 +14,6 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, '..', '..');
 export const DIGESTD_BIN = process.env.DIGESTD_BIN || path.join(ROOT, 'build', 'digestd');
 
-// Settings SPEC §2 names whose code lands on another branch (Redis TLS: branch tls; the staged
-// rollout: branch rollout). The manifests already use them; until `digestd --help` lists
-// them, the cross-check accepts exactly these. Remove the list when both are merged: the
-// checks are then strict against --help alone.
-export const LANDING_ELSEWHERE = new Map([
-  ['REDIS_TLS_CA_FILE', 'Redis over TLS'],
-  ['REDIS_TLS_CERT_FILE', 'Redis over TLS'],
-  ['REDIS_TLS_KEY_FILE', 'Redis over TLS'],
-]);
-
 // The variables `digestd --help` documents: lines "  NAME=default".
 export function digestdVariables() {
   const help = execFileSync(DIGESTD_BIN, ['--help'], { encoding: 'utf8' });
@@ -36,10 +26,9 @@ export function digestdVariables() {
   return names;
 }
 
-// Variable names a manifest may set: what digestd knows, plus the ones landing elsewhere
-// that digestd does not list yet. Returns the names that are neither.
+// Variable names a manifest sets that `digestd --help` does not know.
 export function unknownVariables(names, known) {
-  return [...names].filter((n) => !known.has(n) && !LANDING_ELSEWHERE.has(n));
+  return [...names].filter((n) => !known.has(n));
 }
 
 export function readText(rel) {

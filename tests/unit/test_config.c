@@ -289,7 +289,13 @@ static const struct bad_case bad_cases[] = {
     {"REDIS_URL=redis://h:0/0", "port must be 1-65535", NULL},
     {"REDIS_URL=redis://h:6379/x", "database must be a number", NULL},
     {"REDIS_URL=redis://h:6379/1?timeout=3", "database must be a number", NULL},
-    {"REDIS_URL=redis://hunter2@h", "expected :password@", "hunter2"},
+    {"REDIS_URL=redis://us%zzer:hunter2@h", "bad %XX escape in the user", "hunter2"},
+    {"REDIS_URL=rediss://:topsecret@h:0", "port must be 1-65535", "topsecret"},
+    {"REDIS_URL=redisss://h", "expected redis://", NULL},
+    {"REDIS_TLS_CA_FILE=/nonexistent/ca.pem", "cannot read '/nonexistent/ca.pem'", NULL},
+    {"REDIS_TLS_CERT_FILE=/nonexistent/c.pem", "cannot read", NULL},
+    {"REDIS_TLS_KEY_FILE=/nonexistent/k.pem", "cannot read", NULL},
+    {"REDIS_TLS_KEY_FILE=/dev/null", "needs REDIS_TLS_CERT_FILE", NULL},
     {"REDIS_URL=redis://:@h", "password after ':' is empty", NULL},
     {"REDIS_URL=redis://:sec%zzret@h", "bad %XX escape", "sec"},
     {"REDIS_URL=redis://:sec%00ret@h", "bad %XX escape", "sec"},
@@ -414,6 +420,9 @@ static void test_every_variable_has_a_bad_case(void **state)
     static const char *const names[] = {
         "DIGEST_LISTEN",
         "REDIS_URL",
+        "REDIS_TLS_CA_FILE",
+        "REDIS_TLS_CERT_FILE",
+        "REDIS_TLS_KEY_FILE",
         "DIGEST_PREFIX",
         "USE_ASYNC_DIGEST",
         "ASYNC_DIGEST_ALLOW",
@@ -680,12 +689,31 @@ static void test_redis_url_forms(void **state)
     assert_int_equal(c.redis_db, 0);
     config_free(&c);
 
-    /* Redis 6 style user:password: the user is ignored. */
+    /* Redis 6 ACL user:password: both kept, for AUTH user password. */
     load_redis(&c, "redis://default:pw@h:1/15");
+    assert_string_equal(c.redis_user, "default");
     assert_string_equal(c.redis_password, "pw");
+    assert_false(c.redis_tls);
     assert_string_equal(c.redis_host, "h");
     assert_int_equal(c.redis_port, 1);
     assert_int_equal(c.redis_db, 15);
+    config_free(&c);
+
+    /* rediss:// is the same form over TLS; a user alone is a nopass ACL user. */
+    load_redis(&c, "rediss://app%2Dworker:s%3Acret@cache.redis.cache.windows.net:6380/0");
+    assert_true(c.redis_tls);
+    assert_int_equal(c.redis_kind, REDIS_TCP);
+    assert_string_equal(c.redis_user, "app-worker");
+    assert_string_equal(c.redis_password, "s:cret");
+    assert_string_equal(c.redis_host, "cache.redis.cache.windows.net");
+    assert_int_equal(c.redis_port, 6380);
+    config_free(&c);
+
+    load_redis(&c, "rediss://reader@h");
+    assert_true(c.redis_tls);
+    assert_string_equal(c.redis_user, "reader");
+    assert_null(c.redis_password);
+    assert_int_equal(c.redis_port, 6379);
     config_free(&c);
 
     load_redis(&c, "redis://[::1]:6379/1");
@@ -703,6 +731,22 @@ static void test_redis_url_forms(void **state)
     load_redis(&c, "unix:///tmp/r.sock?db=4");
     assert_string_equal(c.redis_path, "/tmp/r.sock");
     assert_int_equal(c.redis_db, 4);
+    config_free(&c);
+}
+
+/* The TLS files: readable ones kept, an empty value unset, the key alone refused. */
+static void test_redis_tls_files(void **state)
+{
+    struct config c;
+    char err[ERR_MAX];
+
+    assert_int_equal(load(&c, NULL, err, "REDIS_URL=rediss://:pw@h:6380", "REDIS_TLS_CA_FILE=/dev/null",
+                          "REDIS_TLS_CERT_FILE=/dev/null", "REDIS_TLS_KEY_FILE=", NULL),
+                     0);
+    assert_true(c.redis_tls);
+    assert_string_equal(c.redis_tls_ca_file, "/dev/null");
+    assert_string_equal(c.redis_tls_cert_file, "/dev/null");
+    assert_null(c.redis_tls_key_file);
     config_free(&c);
 }
 
@@ -852,6 +896,9 @@ static void test_help_lists_everything(void **state)
         "--role all|api|worker",
         "DIGEST_LISTEN=127.0.0.1:3978",
         "REDIS_URL=redis://127.0.0.1:6379/0",
+        "REDIS_TLS_CA_FILE=(unset)",
+        "REDIS_TLS_CERT_FILE=(unset)",
+        "REDIS_TLS_KEY_FILE=(unset)",
         "DIGEST_PREFIX=digest",
         "USE_ASYNC_DIGEST=true",
         "ASYNC_DIGEST_ALLOW=(unset)",
@@ -946,6 +993,7 @@ int main(void)
         cmocka_unit_test(test_service_url_allow),
         cmocka_unit_test(test_audiences),
         cmocka_unit_test(test_role),
+        cmocka_unit_test(test_redis_tls_files),
         cmocka_unit_test(test_help_lists_everything),
         cmocka_unit_test(test_print_vars_lists_only_those),
         cmocka_unit_test(test_free_twice_is_safe),

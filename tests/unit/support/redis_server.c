@@ -88,8 +88,8 @@ static void server_wait(const struct redis_server *s)
 void redis_server_spawn(struct redis_server *s)
 {
     char port[16], log[160];
-    const char *args[20];
-    char *argv[20];
+    const char *args[40];
+    char *argv[40];
     int n = 0;
     posix_spawn_file_actions_t fa;
 
@@ -116,6 +116,8 @@ void redis_server_spawn(struct redis_server *s)
         args[n++] = "--unixsocket";
         args[n++] = s->sock;
     }
+    for (const char *const *e = s->extra; e != NULL && *e != NULL && n < 38; e++)
+        args[n++] = *e;
     /* posix_spawn takes char *const[]: hand it copies, not literals. */
     for (int i = 0; i < n; i++)
         argv[i] = xstrdup(args[i]);
@@ -132,7 +134,14 @@ void redis_server_spawn(struct redis_server *s)
 
 void redis_server_start(struct redis_server *s, bool unix_only, const char *password)
 {
+    redis_server_start_with(s, unix_only, password, NULL);
+}
+
+void redis_server_start_with(struct redis_server *s, bool unix_only, const char *password,
+                             const char *const *extra)
+{
     memset(s, 0, sizeof(*s));
+    s->extra = extra;
     snprintf(s->dir, sizeof(s->dir), "/tmp/test_redis.XXXXXX");
     assert_non_null(mkdtemp(s->dir));
     s->password = password;

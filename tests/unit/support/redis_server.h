@@ -21,11 +21,15 @@ struct redis_server {
     char dir[64];
     char sock[128];
     const char *password; /* borrowed; NULL for none */
+    const char *const *extra; /* borrowed, NULL-terminated: more redis-server arguments */
 };
 
 /* Fresh temp dir, then spawn and wait for PING (bounded: 5 s). */
 void redis_server_start(struct redis_server *s, bool unix_only, const char *password);
-/* (Re)starts the process on s's port/socket and dir, e.g. after a kill. */
+/* The same with more redis-server arguments (extra: borrowed, NULL-terminated, or NULL). */
+void redis_server_start_with(struct redis_server *s, bool unix_only, const char *password,
+                             const char *const *extra);
+/* (Re)starts the process on s's port/socket and dir (plus s->extra), e.g. after a kill. */
 void redis_server_spawn(struct redis_server *s);
 /* SIGKILL by the pid we started, and reap it. A no-op when not running. */
 void redis_server_kill(struct redis_server *s);
