@@ -8,7 +8,8 @@
  * are repeatable where timings on a shared machine are not.
  *
  *   bench/delay_server.py 39300 1000 &            # answers after 1 s
- *   cc -O2 -g -Ilib bench/http_fanout.c lib/http/http_client.c \
+ *   cc -O2 -g -std=gnu11 -D_GNU_SOURCE -DDIGESTD_VERSION='"0.1.0"' -Ilib \
+ *      -isystem /usr/include/json-c bench/http_fanout.c lib/http/http_client.c \
  *      build-rel/libdg_metrics.a build-rel/libdg_config.a build-rel/libdg_core.a \
  *      -luv -lcurl -ljson-c -lm -o /tmp/http_fanout
  *   /tmp/http_fanout 5000 2 http://127.0.0.1:39300/x
