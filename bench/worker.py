@@ -260,6 +260,13 @@ def report_throughput(args, recs, wall, st, delay_ms):
           "worker start -> all acked %.2f s = %.0f jobs/s"
           % (len(done), (last - first) / 1e3, len(done) * 1e3 / max(1, last - first), wall,
              len(done) / wall))
+    # Steady state: deliveries per second over the middle 60 % of the span,
+    # without the first wave's start and the last wave's tail.
+    ends = sorted(int(r["delivered_ms"]) for r in done)
+    t0, t1 = first + 0.2 * (last - first), first + 0.8 * (last - first)
+    mid = sum(1 for t in ends if t0 <= t < t1)
+    print("STEADY: %d deliveries in the middle 60 %% of the span (%.3f s) = %.0f jobs/s"
+          % (mid, (t1 - t0) / 1e3, mid * 1e3 / max(1, t1 - t0)))
     per = [int(r["delivered_ms"]) - int(r["fetched_ms"]) for r in done]
     fetch = [int(r["fetched_ms"]) - int(r["started_ms"]) - delay_ms for r in done]
     print("per job (ms): started -> fetched - delay: %s" % al.summary(fetch))

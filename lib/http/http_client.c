@@ -43,16 +43,19 @@ enum client_state {
     CLIENT_STOPPED,     /* every handle closed; only http_client_free remains */
 };
 
+struct shard;
+
 /* One socket curl asked us to watch. A new one per socket, never reused. */
 struct sock_ctx {
     uv_poll_t poll;
-    struct http_client *client;
+    struct shard *shard;
     struct list_node node; /* client->socks: what stop must close */
     curl_socket_t fd;
 };
 
 struct http_client_call {
     struct http_client *client;
+    struct shard *shard; /* the multi this transfer runs in */
     struct list_node node; /* client->calls */
     CURL *easy;
     struct curl_slist *headers;
@@ -66,12 +69,27 @@ struct http_client_call {
     char errbuf[CURL_ERROR_SIZE];
 };
 
+/*
+ * One curl multi handle with its own timer and kick on the shared loop.
+ * curl 7.88 walks a multi's connection cache (every connection to the
+ * host) when a transfer starts and ends, so one multi holding 10,000
+ * transfers costs O(n) per transfer; shards of HTTP_CLIENT_SHARD_TRANSFERS
+ * bound that walk (docs/http_client.md, "Shards").
+ */
+struct shard {
+    struct http_client *client;
+    CURLM *multi;
+    uv_timer_t timer; /* curl's single timeout for this multi */
+    uv_idle_t kick;   /* curl's "timeout 0": run it on the next loop turn */
+    size_t n_calls;   /* transfers in this multi */
+};
+
 struct http_client {
     uv_loop_t *loop;
     struct metrics *metrics;
-    CURLM *multi;
-    uv_timer_t timer; /* curl's single timeout */
-    uv_idle_t kick;   /* curl's "timeout 0": run it on the next loop turn */
+    struct shard **shards; /* created on demand, at most max_shards, freed at free */
+    size_t n_shards;
+    size_t max_shards;
     enum client_state state;
     unsigned depth;        /* our frames on the stack that run user callbacks */
     unsigned open_handles; /* timer, kick and polls not yet through their close cb */
@@ -92,12 +110,14 @@ static void call_link(struct http_client *c, struct http_client_call *call)
 {
     list_insert_head(&c->calls, &call->node);
     c->n_calls++;
+    call->shard->n_calls++;
 }
 
 static void call_unlink(struct http_client *c, struct http_client_call *call)
 {
     list_remove(&call->node);
     c->n_calls--;
+    call->shard->n_calls--;
 }
 
 /* ---- re-entrancy ---------------------------------------------------------- */
@@ -254,8 +274,8 @@ static void call_complete(struct http_client_call *call, CURLcode rc, int err)
     struct http_client_response res = {0};
 
     call_unlink(c, call);
-    if (c->multi)
-        curl_multi_remove_handle(c->multi, call->easy);
+    if (call->shard->multi)
+        curl_multi_remove_handle(call->shard->multi, call->easy);
     res.err = err ? err : curl_to_err(rc, call->too_large);
     curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &res.status);
     res.body = &call->body;
@@ -280,16 +300,17 @@ static void call_complete(struct http_client_call *call, CURLcode rc, int err)
     call_free(call);
 }
 
-/* Collects every finished transfer. Called after each socket_action. */
-static void drain(struct http_client *c)
+/* Collects every finished transfer of s. Called after each socket_action. */
+static void drain(struct shard *s)
 {
+    struct http_client *c = s->client;
     CURLMsg *msg;
     CURLcode rc;
     char *priv;
     int left;
 
     enter(c);
-    while (c->state == CLIENT_RUNNING && (msg = curl_multi_info_read(c->multi, &left))) {
+    while (c->state == CLIENT_RUNNING && (msg = curl_multi_info_read(s->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         rc = msg->data.result;
@@ -299,17 +320,17 @@ static void drain(struct http_client *c)
     leave(c);
 }
 
-static void socket_action(struct http_client *c, curl_socket_t fd, int flags)
+static void socket_action(struct shard *s, curl_socket_t fd, int flags)
 {
     CURLMcode mc;
     int running;
 
-    if (c->state != CLIENT_RUNNING)
+    if (s->client->state != CLIENT_RUNNING)
         return;
-    mc = curl_multi_socket_action(c->multi, fd, flags, &running);
+    mc = curl_multi_socket_action(s->multi, fd, flags, &running);
     if (mc != CURLM_OK)
         log_warn("http_client: curl_multi_socket_action: %s", curl_multi_strerror(mc));
-    drain(c);
+    drain(s);
 }
 
 /* ---- libuv → curl ------------------------------------------------------------ */
@@ -326,22 +347,18 @@ static void on_poll(uv_poll_t *poll, int status, int events)
         flags |= CURL_CSELECT_IN;
     if (status >= 0 && (events & UV_WRITABLE))
         flags |= CURL_CSELECT_OUT;
-    socket_action(sc->client, sc->fd, flags);
+    socket_action(sc->shard, sc->fd, flags);
 }
 
 static void on_timeout(uv_timer_t *timer)
 {
-    struct http_client *c = container_of(timer, struct http_client, timer);
-
-    socket_action(c, CURL_SOCKET_TIMEOUT, 0);
+    socket_action(container_of(timer, struct shard, timer), CURL_SOCKET_TIMEOUT, 0);
 }
 
 static void on_kick(uv_idle_t *idle)
 {
-    struct http_client *c = container_of(idle, struct http_client, kick);
-
     uv_idle_stop(idle);
-    socket_action(c, CURL_SOCKET_TIMEOUT, 0);
+    socket_action(container_of(idle, struct shard, kick), CURL_SOCKET_TIMEOUT, 0);
 }
 
 /* ---- curl → libuv ------------------------------------------------------------ */
@@ -349,7 +366,7 @@ static void on_kick(uv_idle_t *idle)
 static void on_sock_closed(uv_handle_t *handle)
 {
     struct sock_ctx *sc = container_of((uv_poll_t *)handle, struct sock_ctx, poll);
-    struct http_client *c = sc->client;
+    struct http_client *c = sc->shard->client;
 
     xfree(sc);
     handle_closed(c);
@@ -366,8 +383,9 @@ static void sock_close(struct sock_ctx *sc)
     uv_close((uv_handle_t *)&sc->poll, on_sock_closed);
 }
 
-static struct sock_ctx *sock_open(struct http_client *c, curl_socket_t fd)
+static struct sock_ctx *sock_open(struct shard *s, curl_socket_t fd)
 {
+    struct http_client *c = s->client;
     struct sock_ctx *sc = xcalloc(1, sizeof(*sc));
     int err;
 
@@ -377,18 +395,18 @@ static struct sock_ctx *sock_open(struct http_client *c, curl_socket_t fd)
         xfree(sc);
         return NULL;
     }
-    sc->client = c;
+    sc->shard = s;
     sc->fd = fd;
     list_insert_head(&c->socks, &sc->node);
     c->open_handles++;
-    curl_multi_assign(c->multi, fd, sc);
+    curl_multi_assign(s->multi, fd, sc);
     log_debug("http_client: watching fd %d", (int)fd);
     return sc;
 }
 
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-    struct http_client *c = userp;
+    struct shard *s = userp;
     struct sock_ctx *sc = socketp;
     int events = 0;
 
@@ -415,10 +433,10 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
      * this transfer. A socket we cannot watch leaves its transfer to its
      * own timeout instead.
      */
-    if (c->state != CLIENT_RUNNING)
+    if (s->client->state != CLIENT_RUNNING)
         return 0;
     if (!sc)
-        sc = sock_open(c, fd);
+        sc = sock_open(s, fd);
     if (sc)
         uv_poll_start(&sc->poll, events, on_poll);
     return 0;
@@ -433,19 +451,19 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
  */
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
-    struct http_client *c = userp;
+    struct shard *s = userp;
 
-    if (c->state >= CLIENT_CLOSING)
+    if (s->client->state >= CLIENT_CLOSING)
         return 0;
     if (timeout_ms < 0) {
-        uv_timer_stop(&c->timer);
-        uv_idle_stop(&c->kick);
+        uv_timer_stop(&s->timer);
+        uv_idle_stop(&s->kick);
     } else if (timeout_ms == 0) {
-        uv_timer_stop(&c->timer);
-        uv_idle_start(&c->kick, on_kick);
+        uv_timer_stop(&s->timer);
+        uv_idle_start(&s->kick, on_kick);
     } else {
-        uv_idle_stop(&c->kick);
-        uv_timer_start(&c->timer, on_timeout, (uint64_t)timeout_ms, 0);
+        uv_idle_stop(&s->kick);
+        uv_timer_start(&s->timer, on_timeout, (uint64_t)timeout_ms, 0);
     }
     return 0;
 }
@@ -482,25 +500,25 @@ static size_t connection_budget(void)
  * which would break timeout_ms. Concurrency is capped in send instead, so
  * an excess request fails at once rather than waiting unseen.
  */
-static int multi_setup(struct http_client *c)
+static int multi_setup(struct shard *s)
 {
-    CURLM *m = c->multi;
+    CURLM *m = s->multi;
     CURLMcode mc;
 
     mc = curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     if (!mc)
-        mc = curl_multi_setopt(m, CURLMOPT_SOCKETDATA, c);
+        mc = curl_multi_setopt(m, CURLMOPT_SOCKETDATA, s);
     if (!mc)
         mc = curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_curl_timer);
     if (!mc)
-        mc = curl_multi_setopt(m, CURLMOPT_TIMERDATA, c);
+        mc = curl_multi_setopt(m, CURLMOPT_TIMERDATA, s);
     if (!mc)
         mc = curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
     if (!mc)
         mc = curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
-    /* Idle keep-alive connections kept for reuse: as many as may be busy. */
+    /* Idle keep-alive connections kept for reuse: as many as may be busy here. */
     if (!mc)
-        mc = curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)c->max_calls);
+        mc = curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)HTTP_CLIENT_SHARD_TRANSFERS);
     if (mc)
         log_error("http_client: curl_multi_setopt: %s", curl_multi_strerror(mc));
     return mc ? DG_ERR_CONFIG : 0;
@@ -515,6 +533,52 @@ static bool resolver_is_async(void)
     log_error("http_client: libcurl %s has no asynchronous resolver; DNS would block the loop",
               v->version);
     return false;
+}
+
+/* A new shard in c (NULL, logged, when curl cannot make a multi handle). */
+static struct shard *shard_new(struct http_client *c)
+{
+    struct shard *s;
+
+    assert(c->n_shards < c->max_shards);
+    s = xcalloc(1, sizeof(*s));
+    s->client = c;
+    s->multi = curl_multi_init();
+    if (!s->multi || multi_setup(s)) {
+        if (s->multi)
+            curl_multi_cleanup(s->multi);
+        else
+            log_error("http_client: curl_multi_init failed");
+        xfree(s);
+        return NULL;
+    }
+    uv_timer_init(c->loop, &s->timer);
+    uv_idle_init(c->loop, &s->kick);
+    c->open_handles += 2;
+    c->shards[c->n_shards++] = s;
+    return s;
+}
+
+/*
+ * The shard for a new transfer: the least loaded one, or a new one when
+ * every shard is full (never more than max_shards: the budget bounds
+ * n_calls). Low traffic therefore stays in shard 0 and reuses its
+ * connections; a burst spreads over shards of at most
+ * HTTP_CLIENT_SHARD_TRANSFERS each. At most max_shards (40 for 10,000)
+ * comparisons per send.
+ */
+static struct shard *shard_pick(struct http_client *c)
+{
+    struct shard *best = c->shards[0], *s;
+    size_t i;
+
+    for (i = 1; i < c->n_shards && best->n_calls; i++)
+        if (c->shards[i]->n_calls < best->n_calls)
+            best = c->shards[i];
+    if (best->n_calls < HTTP_CLIENT_SHARD_TRANSFERS || c->n_shards == c->max_shards)
+        return best;
+    s = shard_new(c);
+    return s ? s : best;
 }
 
 struct http_client *http_client_create(uv_loop_t *loop, struct metrics *metrics)
@@ -534,46 +598,49 @@ struct http_client *http_client_create(uv_loop_t *loop, struct metrics *metrics)
     c->loop = loop;
     c->metrics = metrics;
     c->max_calls = connection_budget();
+    c->max_shards = (c->max_calls + HTTP_CLIENT_SHARD_TRANSFERS - 1) / HTTP_CLIENT_SHARD_TRANSFERS;
+    c->shards = xcalloc(c->max_shards, sizeof(*c->shards));
     list_init(&c->calls);
     list_init(&c->socks);
-    c->multi = curl_multi_init();
-    if (!c->multi || multi_setup(c)) {
-        if (c->multi)
-            curl_multi_cleanup(c->multi);
+    /* The first shard now, so that a client that cannot get one fails at create. */
+    if (!shard_new(c)) {
+        xfree(c->shards);
         xfree(c);
         curl_global_cleanup();
         return NULL;
     }
-    uv_timer_init(loop, &c->timer);
-    uv_idle_init(loop, &c->kick);
-    c->open_handles = 2;
     return c;
 }
 
 static void on_timer_closed(uv_handle_t *handle)
 {
-    handle_closed(container_of((uv_timer_t *)handle, struct http_client, timer));
+    handle_closed(container_of((uv_timer_t *)handle, struct shard, timer)->client);
 }
 
 static void on_kick_closed(uv_handle_t *handle)
 {
-    handle_closed(container_of((uv_idle_t *)handle, struct http_client, kick));
+    handle_closed(container_of((uv_idle_t *)handle, struct shard, kick)->client);
 }
 
 /* Runs once no frame of ours is on the stack: drop curl, close our handles. */
 static void finish_stop(struct http_client *c)
 {
     struct list_node *n;
+    size_t i;
 
     assert(c->state == CLIENT_STOPPING && list_empty(&c->calls));
     c->state = CLIENT_CLOSING;
     /* Closing cached connections reports CURL_POLL_REMOVE for watched sockets. */
-    curl_multi_cleanup(c->multi);
-    c->multi = NULL;
+    for (i = 0; i < c->n_shards; i++) {
+        curl_multi_cleanup(c->shards[i]->multi);
+        c->shards[i]->multi = NULL;
+    }
     while ((n = list_first(&c->socks)))
         sock_close(container_of(n, struct sock_ctx, node));
-    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
-    uv_close((uv_handle_t *)&c->kick, on_kick_closed);
+    for (i = 0; i < c->n_shards; i++) {
+        uv_close((uv_handle_t *)&c->shards[i]->timer, on_timer_closed);
+        uv_close((uv_handle_t *)&c->shards[i]->kick, on_kick_closed);
+    }
 }
 
 void http_client_stop(struct http_client *c, http_client_stopped_cb cb, void *data)
@@ -603,9 +670,14 @@ void http_client_cancel(struct http_client_call *call)
 
 void http_client_free(struct http_client *c)
 {
+    size_t i;
+
     if (!c)
         return;
     assert(c->state == CLIENT_STOPPED);
+    for (i = 0; i < c->n_shards; i++)
+        xfree(c->shards[i]);
+    xfree(c->shards);
     xfree(c);
     curl_global_cleanup();
 }
@@ -613,6 +685,13 @@ void http_client_free(struct http_client *c)
 size_t http_client_pending(const struct http_client *c)
 {
     return c->n_calls;
+}
+
+size_t http_client_shards(const struct http_client *c, size_t *max_shards)
+{
+    if (max_shards)
+        *max_shards = c->max_shards;
+    return c->n_shards;
 }
 
 /* ---- building a transfer --------------------------------------------------- */
@@ -818,6 +897,7 @@ int http_client_send(struct http_client *c, const struct http_client_request *re
         return UV_EMFILE;
     call = xcalloc(1, sizeof(*call));
     call->client = c;
+    call->shard = shard_pick(c);
     call->cb = cb;
     call->data = data;
     call->observe = req->hist != NULL;
@@ -834,7 +914,7 @@ int http_client_send(struct http_client *c, const struct http_client_request *re
     if (easy_common(call) != CURLE_OK || easy_request(call, req) != CURLE_OK)
         goto fail;
     /* Only arms the kick (next loop turn): the transfer starts from the loop. */
-    if (curl_multi_add_handle(c->multi, call->easy) != CURLM_OK)
+    if (curl_multi_add_handle(call->shard->multi, call->easy) != CURLM_OK)
         goto fail;
     call_link(c, call);
     if (out)

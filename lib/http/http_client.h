@@ -1,8 +1,10 @@
 /*
  * http_client.h: outbound HTTP/1.1 (upstream digest, bot connector, token and
- * key fetches) on one libcurl multi handle driven by the libuv loop. The
- * client owns the multi, its timer, one uv_poll_t per socket curl watches,
- * and every request in flight; connections are kept alive and reused. Life:
+ * key fetches) on libcurl multi handles (shards of up to
+ * HTTP_CLIENT_SHARD_TRANSFERS transfers) driven by the libuv loop. The
+ * client owns the multis, a timer and an idle handle per multi, one
+ * uv_poll_t per socket curl watches, and every request in flight;
+ * connections are kept alive and reused within a shard. Life:
  * http_client_create → http_client_send… → http_client_stop (every pending
  * callback runs once with DG_ERR_CLOSED, handles close) → stopped_cb →
  * http_client_free. Response bytes are borrowed for the callback only.
@@ -27,6 +29,11 @@
  * create; see docs/http_client.md.
  */
 #define HTTP_CLIENT_MAX_CONNECTIONS 16384
+/*
+ * Transfers per curl multi handle (shard) before a new shard is opened;
+ * the client holds at most ceil(budget / this) shards.
+ */
+#define HTTP_CLIENT_SHARD_TRANSFERS 256
 
 struct http_client;
 struct http_client_call;
@@ -99,6 +106,12 @@ void http_client_free(struct http_client *c);
 
 /* Number of requests whose callback has not run yet. */
 size_t http_client_pending(const struct http_client *c);
+
+/*
+ * Number of curl multi handles (shards) the client has opened so far; they
+ * stay until stop. *max_shards (if not NULL) gets the bound.
+ */
+size_t http_client_shards(const struct http_client *c, size_t *max_shards);
 
 /*
  * Parses a Retry-After value: delta-seconds ("120") or an HTTP-date (IMF

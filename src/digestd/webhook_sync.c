@@ -227,6 +227,19 @@ static void on_recorded(int err, const char *request_id, bool duplicate, void *d
         fetch_unrecorded(w); /* Redis went away: serve it unrecorded, as when it is down */
         return;
     }
+    if (err == DG_ERR_TIMEOUT) {
+        /*
+         * The reply was lost, but the script may have run: a 503 would make
+         * the channel's retry a "duplicate" of a request that nobody serves
+         * (sync mode queues no job). Serve it unrecorded; a record that did
+         * land stays as the script left it.
+         */
+        log_emit(LOG_LEVEL_WARN, w->request_id,
+                 "the record's reply was lost (%s); serving the digest unrecorded",
+                 dg_strerror(err));
+        fetch_unrecorded(w);
+        return;
+    }
     if (err) {
         webhook_answer_error(w, 503, "unavailable", "the job queue did not answer; retry later");
         webhook_req_done(w);

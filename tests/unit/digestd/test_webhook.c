@@ -1477,6 +1477,19 @@ static void test_sync_mode_is_recorded(void **state)
     fire_fetch_ok();
     fire_send(0, "result-2");
     assert_events("header token enqueue:sync upstream result:reply answer:200");
+    next();
+    /*
+     * The script's reply was lost (timed out): it may have run, and a 503
+     * would make the channel's retry a "duplicate" of a request that no one
+     * serves (sync mode queues no job). Served unrecorded instead.
+     */
+    post(fixture);
+    fire_enqueue(DG_ERR_TIMEOUT, false, NULL);
+    assert_events("header token enqueue:sync upstream");
+    fire_fetch_ok();
+    fire_send(0, "result-3");
+    assert_events("header token enqueue:sync upstream result:reply answer:200");
+    assert_request_id_answer(200, "sync");
 }
 
 /* The fetch (or the result card) refused at submission: 503 while stopping, else 502. */

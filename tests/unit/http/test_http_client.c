@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "http/http_client.h"
@@ -23,7 +24,7 @@
 #include "core/log.h"
 
 #define MAX_REPLIES 4
-#define MAX_SLOTS 256
+#define MAX_SLOTS 1200 /* the shard tests hold 600 at once, twice */
 #define MS 1000000ull
 
 /* ---- a tiny HTTP/1.1 server --------------------------------------------- */
@@ -883,6 +884,129 @@ static void redirects_are_not_followed(void **state)
     assert_int_equal(t->srv.requests, 1);
 }
 
+/* ---- shards ----------------------------------------------------------------- */
+
+#define SHARDED 600 /* more than two shards hold: ceil(600 / 256) = 3 */
+
+/*
+ * The shard tests hold SHARDED transfers at once: both ends of each
+ * connection are in this process, and the client's budget is half the soft
+ * limit. Raise the soft limit to the hard one, or skip when that is too low.
+ */
+static void need_descriptors(void)
+{
+    struct rlimit rl;
+    rlim_t want = 4 * SHARDED + 100;
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+            print_message("RLIMIT_NOFILE hard limit %llu < %llu: shard test skipped\n",
+                          (unsigned long long)rl.rlim_max, (unsigned long long)want);
+            skip();
+        }
+        rl.rlim_cur = want;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+}
+
+static void second_wave(struct ctx *t)
+{
+    struct http_client_request req = req_to(t, "GET", "/wave2");
+    size_t shards, max;
+    int i;
+
+    /* Everything from the first wave has finished; its shards are idle. */
+    assert_int_equal(t->done, SHARDED);
+    assert_int_equal(http_client_pending(t->client), 0);
+    for (i = SHARDED; i < 2 * SHARDED; i++)
+        send_ok(t, &req, &t->slots[i]);
+    shards = http_client_shards(t->client, &max);
+    /* No shard is added while the existing ones have room. */
+    assert_int_equal(shards, 3);
+    assert_true(shards <= max);
+}
+
+static void more_transfers_than_one_shard_all_complete(void **state)
+{
+    struct ctx *t;
+    struct http_client_request req;
+    size_t shards, max;
+    int i;
+
+    need_descriptors();
+    t = ctx_init(500, 2 * SHARDED, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", NULL);
+    req = req_to(t, "GET", "/wave1");
+    assert_int_equal(http_client_shards(t->client, &max), 1);
+    for (i = 0; i < SHARDED; i++)
+        send_ok(t, &req, &t->slots[i]);
+    shards = http_client_shards(t->client, &max);
+    assert_int_equal(shards, (SHARDED + HTTP_CLIENT_SHARD_TRANSFERS - 1) /
+                                 HTTP_CLIENT_SHARD_TRANSFERS);
+    /* The budget bounds the shards: ceil(budget / HTTP_CLIENT_SHARD_TRANSFERS). */
+    assert_true(max >= shards);
+    assert_true(max <= (HTTP_CLIENT_MAX_CONNECTIONS + HTTP_CLIENT_SHARD_TRANSFERS - 1) /
+                           HTTP_CLIENT_SHARD_TRANSFERS);
+    run_later(t, 1500, second_wave);
+    ctx_finish(t);
+    for (i = 0; i < 2 * SHARDED; i++) {
+        assert_int_equal(t->slots[i].calls, 1);
+        assert_int_equal(t->slots[i].err, 0);
+        assert_int_equal(t->slots[i].status, 200);
+    }
+    assert_int_equal(t->srv.requests, 2 * SHARDED);
+    /*
+     * Each shard keeps its idle connections (up to a shard's worth), and the
+     * second wave reuses them: at most one shard's worth is new (the
+     * least-loaded rule deals the wave evenly, so the last shard gets more
+     * transfers than it had connections).
+     */
+    assert_in_range(t->srv.accepts, SHARDED, SHARDED + HTTP_CLIENT_SHARD_TRANSFERS);
+    print_message("%d requests in %zu shards, %d connections\n", 2 * SHARDED, shards,
+                  t->srv.accepts);
+}
+
+static struct http_client_call *sharded_calls[SHARDED];
+
+/* Cancels one transfer in the last shard and one in the middle one, in flight. */
+static void cancel_two(struct ctx *t)
+{
+    assert_int_equal(http_client_pending(t->client), SHARDED);
+    t->in_cancel = true;
+    http_client_cancel(sharded_calls[SHARDED - 1]); /* shard 2 */
+    http_client_cancel(sharded_calls[300]);         /* shard 1 */
+    t->in_cancel = false;
+    assert_int_equal(http_client_pending(t->client), SHARDED - 2);
+}
+
+static void cancel_in_another_shard(void **state)
+{
+    struct ctx *t;
+    struct http_client_request req;
+    int i;
+
+    need_descriptors();
+    t = ctx_init(400, SHARDED, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", NULL);
+    req = req_to(t, "GET", "/c");
+    for (i = 0; i < SHARDED; i++)
+        assert_int_equal(http_client_send(t->client, &req, on_done, &t->slots[i], &sharded_calls[i]),
+                         0);
+    assert_int_equal(http_client_shards(t->client, NULL), 3);
+    run_later(t, 150, cancel_two);
+    ctx_finish(t);
+    for (i = 0; i < SHARDED; i++) {
+        assert_int_equal(t->slots[i].calls, 1);
+        if (i == SHARDED - 1 || i == 300) {
+            assert_true(t->slots[i].during_cancel);
+            assert_int_equal(t->slots[i].err, DG_ERR_CLOSED);
+        } else {
+            assert_false(t->slots[i].during_cancel);
+            assert_int_equal(t->slots[i].err, 0);
+            assert_int_equal(t->slots[i].status, 200);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -904,6 +1028,8 @@ int main(void)
         cmocka_unit_test_teardown(new_socket_on_a_closing_fd_works, ctx_cleanup),
         cmocka_unit_test_teardown(bad_requests_are_refused_without_callback, ctx_cleanup),
         cmocka_unit_test_teardown(redirects_are_not_followed, ctx_cleanup),
+        cmocka_unit_test_teardown(more_transfers_than_one_shard_all_complete, ctx_cleanup),
+        cmocka_unit_test_teardown(cancel_in_another_shard, ctx_cleanup),
     };
 
     /* Loopback only: a proxy from the environment must not intercept. */
