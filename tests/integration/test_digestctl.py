@@ -144,7 +144,10 @@ class Crashes(CtlWorld):
         a = self.worker()
         self.wait_procs(2)
         [rid] = self.post(1)
-        wait_until(lambda: self.pending() == 1, 10, "the job taken")
+        # Pending comes a script before processing: kill only once both are written.
+        wait_until(lambda: self.pending() == 1 and hgetall(
+            self.redis.port, "{digest}:req:" + rid).get("status") == "processing",
+            10, "the job taken")
         a.proc.kill()
         a.proc.wait()
         # Its heartbeat still lives for up to 15 s; then it has expired.
