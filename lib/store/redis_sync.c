@@ -85,7 +85,7 @@ static int open_socket(const struct config *cfg, unsigned timeout_ms, char *err,
             snprintf(err, errlen, "connect: socket path too long");
             return -1;
         }
-        strcpy(un.sun_path, cfg->redis_path);
+        memcpy(un.sun_path, cfg->redis_path, strlen(cfg->redis_path) + 1); /* fits: checked above */
         rc = connect_fd(AF_UNIX, (struct sockaddr *)&un, sizeof(un), timeout_ms, &fd);
         if (rc != 0)
             snprintf(err, errlen, "connect: %s", strerror(rc));

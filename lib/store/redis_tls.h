@@ -2,7 +2,7 @@
  * redis_tls.h: the OpenSSL client side of rediss:// (SPEC §2), shared by
  * digestd's connection on the loop (redis_wire) and digestctl's blocking
  * one (redis_sync). It owns nothing between calls: the caller owns the
- * SSL_CTX it gets (SSL_CTX_free) and each SSL (SSL_free).
+ * SSL_CTX returned (SSL_CTX_free) and each SSL (SSL_free).
  *
  * The context verifies the server's chain against REDIS_TLS_CA_FILE, else
  * the system store, and offers REDIS_TLS_CERT_FILE/KEY_FILE for mutual TLS.
