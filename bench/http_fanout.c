@@ -98,10 +98,11 @@ int main(int argc, char **argv)
     uv_run(f.loop, UV_RUN_DEFAULT);
     http_client_free(f.client);
     getrusage(RUSAGE_SELF, &ru);
-    printf("%d x %d requests, %d ok, %.2f s wall, CPU %.0f us per request, VmHWM %ld kB\n", f.rounds,
-           f.n, f.ok, (double)(uv_hrtime() - t0) / 1e9,
+    printf("%d x %d requests, %d ok, %.2f s wall, CPU %.0f us per request, VmHWM %ld kB\n",
+           f.rounds, f.n, f.ok, (double)(uv_hrtime() - t0) / 1e9,
            ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6) * 1e6 / (f.rounds * f.n),
+            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6) *
+               1e6 / (f.rounds * f.n),
            status_kb("VmHWM:"));
     return f.ok == f.rounds * f.n ? 0 : 1;
 }

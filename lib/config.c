@@ -68,8 +68,7 @@ static int parse_redis(struct config *, const struct setting *, const char *, ch
 static int parse_file(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_prefix(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_async(struct config *, const struct setting *, const char *, char *, size_t);
-static int parse_async_allow(struct config *, const struct setting *, const char *, char *,
-                             size_t);
+static int parse_async_allow(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_upstream(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_audiences(struct config *, const struct setting *, const char *, char *, size_t);
 static int parse_opt_str(struct config *, const struct setting *, const char *, char *, size_t);
@@ -631,8 +630,9 @@ static int parse_redis(struct config *cfg, const struct setting *s, const char *
     } else if (strncmp(v, "unix://", 7) == 0) {
         rc = parse_redis_unix(v + 7, &t, why, n);
     } else {
-        rc = explain(why, n, "expected redis://[[user][:password]@]host[:port][/db], rediss://... "
-                             "or unix:///path");
+        rc = explain(why, n,
+                     "expected redis://[[user][:password]@]host[:port][/db], rediss://... "
+                     "or unix:///path");
     }
     if (rc < 0) {
         redis_target_free(&t);
@@ -698,8 +698,8 @@ static int parse_async(struct config *cfg, const struct setting *s, const char *
  * an entry is trimmed; white space inside one (a forgotten comma) and an
  * empty entry (a stray comma) are errors. An empty value means unset.
  */
-static int parse_async_allow(struct config *cfg, const struct setting *s, const char *v,
-                             char *why, size_t n)
+static int parse_async_allow(struct config *cfg, const struct setting *s, const char *v, char *why,
+                             size_t n)
 {
     struct config_list l = {0};
     int rc = *v ? split_items(v, false, &l, why, n) : 0; /* empty: unset, like a missing one */
@@ -1357,12 +1357,15 @@ int config_load(struct config *cfg, const char *file, char *const *envp, char *e
 void config_free(struct config *cfg)
 {
     char **strings[] = {
-        &cfg->listen_host,         &cfg->redis_url,          &cfg->redis_host,
-        &cfg->redis_path,          &cfg->redis_password,     &cfg->redis_user,
-        &cfg->redis_tls_ca_file,   &cfg->redis_tls_cert_file, &cfg->redis_tls_key_file,
-        &cfg->prefix,              &cfg->upstream_url,       &cfg->app_id,
-        &cfg->app_password,        &cfg->tenant_id,          &cfg->token_url,
-        &cfg->openid_url,          &cfg->admin_token,
+        &cfg->listen_host,        &cfg->redis_url,
+        &cfg->redis_host,         &cfg->redis_path,
+        &cfg->redis_password,     &cfg->redis_user,
+        &cfg->redis_tls_ca_file,  &cfg->redis_tls_cert_file,
+        &cfg->redis_tls_key_file, &cfg->prefix,
+        &cfg->upstream_url,       &cfg->app_id,
+        &cfg->app_password,       &cfg->tenant_id,
+        &cfg->token_url,          &cfg->openid_url,
+        &cfg->admin_token,
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(strings); i++)

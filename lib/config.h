@@ -16,13 +16,13 @@
 #include "core/log.h"
 
 /* Limits that are constants, not configuration (STYLE rule 7). */
-#define REDIS_COMMAND_TIMEOUT_MS 2000   /* our own bound on every Redis command */
-#define REDIS_CONNECT_TIMEOUT_MS 2000   /* bound on one connection attempt */
-#define REDIS_BACKOFF_MIN_MS 100        /* first reconnect delay */
-#define REDIS_BACKOFF_MAX_MS 5000       /* reconnect delay cap */
-#define JSON_MAX_DEPTH 64               /* SPEC §3: deeper nesting is broken JSON */
-#define HTTP_MAX_URL_BYTES 8192         /* part of the header budget as well */
-#define RETRY_AFTER_S 1                 /* Retry-After on 503 while Redis is away */
+#define REDIS_COMMAND_TIMEOUT_MS 2000 /* our own bound on every Redis command */
+#define REDIS_CONNECT_TIMEOUT_MS 2000 /* bound on one connection attempt */
+#define REDIS_BACKOFF_MIN_MS 100      /* first reconnect delay */
+#define REDIS_BACKOFF_MAX_MS 5000     /* reconnect delay cap */
+#define JSON_MAX_DEPTH 64             /* SPEC §3: deeper nesting is broken JSON */
+#define HTTP_MAX_URL_BYTES 8192       /* part of the header budget as well */
+#define RETRY_AFTER_S 1               /* Retry-After on 503 while Redis is away */
 
 enum config_role {
     ROLE_ALL = 0,
@@ -46,40 +46,40 @@ struct config_list {
 };
 
 struct config {
-    enum config_role role;        /* --role */
+    enum config_role role; /* --role */
 
-    char *listen_host;            /* DIGEST_LISTEN host part (IPv4, name, IPv6 without []) */
-    int listen_port;              /* DIGEST_LISTEN port, 0..65535 (0 = any free port) */
+    char *listen_host; /* DIGEST_LISTEN host part (IPv4, name, IPv6 without []) */
+    int listen_port;   /* DIGEST_LISTEN port, 0..65535 (0 = any free port) */
 
-    char *redis_url;              /* REDIS_URL as given: may hold the password, never log it */
+    char *redis_url; /* REDIS_URL as given: may hold the password, never log it */
     enum config_redis_kind redis_kind;
-    char *redis_host;             /* tcp: host; unix: NULL */
-    int redis_port;               /* tcp: 1..65535, 6379 when not given; unix: 0 */
-    char *redis_path;             /* unix: socket path; tcp: NULL */
-    char *redis_user;             /* %XX-decoded ACL user; NULL when none */
-    char *redis_password;         /* %XX-decoded; NULL when none; never log it */
+    char *redis_host;     /* tcp: host; unix: NULL */
+    int redis_port;       /* tcp: 1..65535, 6379 when not given; unix: 0 */
+    char *redis_path;     /* unix: socket path; tcp: NULL */
+    char *redis_user;     /* %XX-decoded ACL user; NULL when none */
+    char *redis_password; /* %XX-decoded; NULL when none; never log it */
     int redis_db;
-    bool redis_tls;               /* rediss:// */
-    char *redis_tls_ca_file;      /* REDIS_TLS_CA_FILE, NULL = the system store */
-    char *redis_tls_cert_file;    /* REDIS_TLS_CERT_FILE, NULL = no client certificate */
-    char *redis_tls_key_file;     /* REDIS_TLS_KEY_FILE, NULL = the key is in the cert file */
+    bool redis_tls;            /* rediss:// */
+    char *redis_tls_ca_file;   /* REDIS_TLS_CA_FILE, NULL = the system store */
+    char *redis_tls_cert_file; /* REDIS_TLS_CERT_FILE, NULL = no client certificate */
+    char *redis_tls_key_file;  /* REDIS_TLS_KEY_FILE, NULL = the key is in the cert file */
 
-    char *prefix;                 /* DIGEST_PREFIX */
-    bool use_async_digest;        /* USE_ASYNC_DIGEST is not false: the async path may serve */
-    unsigned async_percent;       /* share of users served async: true 100, false 0, N% N */
-    char async_mode[8];           /* USE_ASYNC_DIGEST as "true", "false" or "N%" (heartbeat) */
+    char *prefix;                   /* DIGEST_PREFIX */
+    bool use_async_digest;          /* USE_ASYNC_DIGEST is not false: the async path may serve */
+    unsigned async_percent;         /* share of users served async: true 100, false 0, N% N */
+    char async_mode[8];             /* USE_ASYNC_DIGEST as "true", "false" or "N%" (heartbeat) */
     struct config_list async_allow; /* ASYNC_DIGEST_ALLOW: user ids, conversation keys */
-    char *upstream_url;           /* DIGEST_UPSTREAM_URL, still holding {audience} */
-    struct config_list audiences; /* DIGEST_AUDIENCES */
+    char *upstream_url;             /* DIGEST_UPSTREAM_URL, still holding {audience} */
+    struct config_list audiences;   /* DIGEST_AUDIENCES */
 
-    char *app_id;                 /* MICROSOFT_APP_ID, NULL when unset */
-    char *app_password;           /* MICROSOFT_APP_PASSWORD, NULL when unset */
-    char *tenant_id;              /* MICROSOFT_APP_TENANT_ID */
-    char *token_url;              /* BOT_TOKEN_URL with {tenant} already replaced */
-    char *openid_url;             /* BOT_OPENID_URL */
+    char *app_id;       /* MICROSOFT_APP_ID, NULL when unset */
+    char *app_password; /* MICROSOFT_APP_PASSWORD, NULL when unset */
+    char *tenant_id;    /* MICROSOFT_APP_TENANT_ID */
+    char *token_url;    /* BOT_TOKEN_URL with {tenant} already replaced */
+    char *openid_url;   /* BOT_OPENID_URL */
     enum config_bot_auth bot_auth;
     struct config_list service_url_allow; /* SERVICE_URL_ALLOW, lowercased, IPv6 without [] */
-    char *admin_token;            /* ADMIN_TOKEN, NULL = admin routes answer 404 */
+    char *admin_token;                    /* ADMIN_TOKEN, NULL = admin routes answer 404 */
     uint64_t connector_retry_after_max_s; /* CONNECTOR_RETRY_AFTER_MAX_S, 1..3600 */
 
     /* Ranges of the numbers below: see the table in config.c or --help. */
@@ -88,7 +88,7 @@ struct config {
     uint64_t worker_claim_idle_ms;
     uint64_t worker_claim_interval_ms;
     uint64_t retry_base_ms;
-    uint64_t retry_max_ms;        /* >= retry_base_ms */
+    uint64_t retry_max_ms; /* >= retry_base_ms */
     uint64_t jwks_min_refresh_s;
     uint64_t upstream_timeout_ms;
     uint64_t connector_timeout_ms;
@@ -106,8 +106,8 @@ struct config {
     uint64_t dead_retention_ms;   /* DEAD_RETENTION: none older than this */
     uint64_t shutdown_grace_ms;
 
-    enum log_level log_level;     /* LOG_LEVEL: debug|info|warn|error */
-    bool log_json;                /* LOG_FORMAT: json|text */
+    enum log_level log_level; /* LOG_LEVEL: debug|info|warn|error */
+    bool log_json;            /* LOG_FORMAT: json|text */
 };
 
 /*

@@ -22,8 +22,8 @@
 
 /* Upper bounds in microseconds; the last bucket is +Inf. */
 static const uint64_t bucket_us[N_BUCKETS - 1] = {
-    250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-    1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
+    250,    500,    1000,    2500,    5000,    10000,    25000,    50000,    100000,
+    250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
 };
 
 struct histogram {
@@ -65,10 +65,8 @@ struct metrics {
 };
 
 static const char *const hist_names[METRICS_H_COUNT_] = {
-    "digestd_webhook_duration_seconds",
-    "digestd_enqueue_duration_seconds",
-    "digestd_upstream_duration_seconds",
-    "digestd_connector_duration_seconds",
+    "digestd_webhook_duration_seconds",  "digestd_enqueue_duration_seconds",
+    "digestd_upstream_duration_seconds", "digestd_connector_duration_seconds",
     "digestd_job_delivery_seconds",
 };
 
@@ -82,7 +80,7 @@ static const char *const hist_help[METRICS_H_COUNT_] = {
 
 /* The label of an outbound target, by the histogram that times it. */
 static const char *const target_names[METRICS_H_COUNT_] = {"webhook", "enqueue", "upstream",
-                                                          "connector", "job"};
+                                                           "connector", "job"};
 
 /* A metric family without labels: its name and the # HELP text promtool asks for. */
 struct family {
@@ -274,8 +272,9 @@ static int render_requests(const struct metrics *m, struct buf *out)
                          m->requests[i].route, m->requests[i].status,
                          (unsigned long long)m->requests[i].count);
     if (!err && m->requests_overflow)
-        err = buf_printf(out, "digestd_http_requests_total{route=\"other\",status=\"other\"} %llu\n",
-                         (unsigned long long)m->requests_overflow);
+        err =
+            buf_printf(out, "digestd_http_requests_total{route=\"other\",status=\"other\"} %llu\n",
+                       (unsigned long long)m->requests_overflow);
     return err;
 }
 
@@ -393,9 +392,10 @@ int metrics_render(const struct metrics *m, struct buf *out)
                                   "calls by target and HTTP status (0: none arrived)\n"
                                   "# TYPE digestd_outbound_responses_total counter\n");
     for (i = 0; !err && i < m->n_outbound; i++)
-        err = buf_printf(out, "digestd_outbound_responses_total{target=\"%s\",status=\"%ld\"} %llu\n",
-                         target_names[m->outbound[i].target], m->outbound[i].status,
-                         (unsigned long long)m->outbound[i].count);
+        err =
+            buf_printf(out, "digestd_outbound_responses_total{target=\"%s\",status=\"%ld\"} %llu\n",
+                       target_names[m->outbound[i].target], m->outbound[i].status,
+                       (unsigned long long)m->outbound[i].count);
     if (!err)
         err = buf_append_str(out, "# HELP digestd_jobs_total Jobs by outcome\n"
                                   "# TYPE digestd_jobs_total counter\n");

@@ -16,10 +16,10 @@
 #include "core/common.h"
 
 struct buf {
-    char *data;  /* NULL until the first append; then NUL-terminated */
-    size_t len;  /* bytes used, not counting the NUL */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* hard limit on len */
+    char *data; /* NULL until the first append; then NUL-terminated */
+    size_t len; /* bytes used, not counting the NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* hard limit on len */
 };
 
 void *xmalloc(size_t n);

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 /* A numeric macro's value as a string literal: DG_STRINGIFY(FOO_MS) is "2000". */
 #define DG_STRINGIFY(x) DG_STRINGIFY_(x)
@@ -26,15 +26,15 @@
  */
 enum dg_error {
     DG_OK = 0,
-    DG_ERR_TOO_LARGE = -30001,  /* a capped buffer or field would overflow */
-    DG_ERR_BAD_JSON = -30002,   /* not a JSON object, trailing bytes, too deep */
-    DG_ERR_FIELD = -30003,      /* a required field is missing or of the wrong type */
-    DG_ERR_CONFIG = -30004,     /* a configuration value is invalid */
+    DG_ERR_TOO_LARGE = -30001,   /* a capped buffer or field would overflow */
+    DG_ERR_BAD_JSON = -30002,    /* not a JSON object, trailing bytes, too deep */
+    DG_ERR_FIELD = -30003,       /* a required field is missing or of the wrong type */
+    DG_ERR_CONFIG = -30004,      /* a configuration value is invalid */
     DG_ERR_UNAVAILABLE = -30005, /* a dependency (Redis, upstream) cannot be reached */
-    DG_ERR_TIMEOUT = -30006,    /* our own timer fired before the answer came */
-    DG_ERR_PROTOCOL = -30007,   /* a peer answered something we did not expect */
-    DG_ERR_CLOSED = -30008,     /* the object is shutting down; the op was cancelled */
-    DG_ERR_INVALID = -30009,    /* an argument is out of range or malformed */
+    DG_ERR_TIMEOUT = -30006,     /* our own timer fired before the answer came */
+    DG_ERR_PROTOCOL = -30007,    /* a peer answered something we did not expect */
+    DG_ERR_CLOSED = -30008,      /* the object is shutting down; the op was cancelled */
+    DG_ERR_INVALID = -30009,     /* an argument is out of range or malformed */
 };
 
 /* Text for any error this codebase returns: ours, or a UV_E* code. */

@@ -41,8 +41,8 @@ int json_strict_value(const char *body, size_t len, int max_depth, bool validate
         return DG_ERR_BAD_JSON;
     tok = tokener_get(max_depth);
     /* Strict: no comments, bare words or trailing commas. */
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-                                    (validate_utf8 ? JSON_TOKENER_VALIDATE_UTF8 : 0));
+    json_tokener_set_flags(tok,
+                           JSON_TOKENER_STRICT | (validate_utf8 ? JSON_TOKENER_VALIDATE_UTF8 : 0));
     root = json_tokener_parse_ex(tok, body, (int)len);
     /*
      * parse_ex stops after the first complete value and consumes the white

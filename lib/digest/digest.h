@@ -59,4 +59,3 @@ void digest_free(struct digest *d);
  * points it is cut to max_chars - 1 of them followed by "…" (U+2026).
  */
 char *digest_text_cap(const char *s, size_t len, size_t max_chars);
-

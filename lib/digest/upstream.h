@@ -18,12 +18,12 @@ struct http_client_call;
 struct config;
 
 struct upstream_result {
-    int err;                     /* 0, a transport error, or a parse error of the body */
-    long status;                 /* HTTP status, 0 when none arrived */
+    int err;                   /* 0, a transport error, or a parse error of the body */
+    long status;               /* HTTP status, 0 when none arrived */
     enum http_outcome outcome; /* what to do about it */
-    struct digest *digest;       /* parsed digest when outcome is HTTP_OUTCOME_OK; borrowed */
-    int64_t retry_after_s;       /* -1 when absent */
-    const char *detail;          /* short text for logs and the error card */
+    struct digest *digest;     /* parsed digest when outcome is HTTP_OUTCOME_OK; borrowed */
+    int64_t retry_after_s;     /* -1 when absent */
+    const char *detail;        /* short text for logs and the error card */
 };
 
 typedef void (*upstream_cb)(const struct upstream_result *res, void *data);

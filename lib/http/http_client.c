@@ -55,7 +55,7 @@ struct sock_ctx {
 
 struct http_client_call {
     struct http_client *client;
-    struct shard *shard; /* the multi this transfer runs in */
+    struct shard *shard;   /* the multi this transfer runs in */
     struct list_node node; /* client->calls */
     CURL *easy;
     struct curl_slist *headers;

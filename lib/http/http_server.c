@@ -41,14 +41,14 @@
 #include "metrics.h"
 
 #define LISTEN_BACKLOG 1024
-#define READ_CHUNK (64 * 1024)     /* the shared read buffer handed to libuv */
-#define BACKLOG_MAX (64 * 1024)    /* unparsed bytes buffered while a request is out */
+#define READ_CHUNK (64 * 1024)  /* the shared read buffer handed to libuv */
+#define BACKLOG_MAX (64 * 1024) /* unparsed bytes buffered while a request is out */
 #define IN_MAX (BACKLOG_MAX + READ_CHUNK)
 #define RESPONSE_MAX (16 * 1024 * 1024)
-#define KEEP_CAP (64 * 1024)       /* buffers grown past this are released between requests */
-#define LINGER_MS 2000             /* drain time before closing on an unread request */
+#define KEEP_CAP (64 * 1024) /* buffers grown past this are released between requests */
+#define LINGER_MS 2000       /* drain time before closing on an unread request */
 #define LINGER_MAX_BYTES (1024 * 1024)
-#define HEADER_LINE_OVERHEAD 4     /* ": " and CRLF of a header line */
+#define HEADER_LINE_OVERHEAD 4 /* ": " and CRLF of a header line */
 #define ALLOW_MAX 128
 #define ERROR_BODY_MAX 1024
 
@@ -89,14 +89,14 @@ struct http_request {
     const char *method;        /* llhttp's static name */
     struct buf url;            /* path, then a NUL where the '?' was, then the query */
     const char *query;
-    struct buf hdr;            /* "name\0value\0" for every header */
+    struct buf hdr; /* "name\0value\0" for every header */
     struct hdr_pos *pos;
     size_t n_pos, cap_pos;
     size_t cur_name, cur_value; /* offsets of the header being parsed; SIZE_MAX when none */
     struct buf body;
     uint64_t start_ns;
     bool keep_alive;
-    bool head;                 /* HEAD: the response carries no body bytes */
+    bool head; /* HEAD: the response carries no body bytes */
 };
 
 /* What precedes a piece of header value, for the folding check (before()). */
@@ -110,30 +110,30 @@ struct conn {
     uv_shutdown_t shutdown_req;
     llhttp_t parser;
     struct http_server *srv;
-    struct list_node node;     /* srv->conns */
+    struct list_node node; /* srv->conns */
     enum conn_state state;
     enum conn_phase phase;
-    struct buf in;             /* bytes read; in_off of them already parsed */
+    struct buf in; /* bytes read; in_off of them already parsed */
     size_t in_off;
-    const char *exec_start;    /* what the current llhttp_execute began with */
-    int tail;                  /* how the bytes dropped from in ended (see before()) */
-    struct buf out;            /* the response being written */
-    struct buf scratch;        /* an error body being formed */
+    const char *exec_start; /* what the current llhttp_execute began with */
+    int tail;               /* how the bytes dropped from in ended (see before()) */
+    struct buf out;         /* the response being written */
+    struct buf scratch;     /* an error body being formed */
     struct http_request req;
-    size_t header_bytes;       /* request line + headers of the current request */
+    size_t header_bytes; /* request line + headers of the current request */
     size_t linger_bytes;
-    int early_status;          /* an error decided inside a parser callback */
+    int early_status; /* an error decided inside a parser callback */
     const char *early_code;
     const char *early_msg;
-    char allow[ALLOW_MAX];     /* Allow header of a 405 */
+    char allow[ALLOW_MAX]; /* Allow header of a 405 */
     int pending_closes;
-    bool counted;              /* holds one of max_connections */
+    bool counted; /* holds one of max_connections */
     bool reading;
-    bool in_process;           /* inside conn_process: do not re-enter it */
-    bool resume_pending;       /* the timer fires at 0 ms to parse buffered requests */
-    bool req_outstanding;      /* a handler holds req */
-    bool close_after;          /* close once the current response is written */
-    bool linger;               /* unread input may remain: drain before closing */
+    bool in_process;      /* inside conn_process: do not re-enter it */
+    bool resume_pending;  /* the timer fires at 0 ms to parse buffered requests */
+    bool req_outstanding; /* a handler holds req */
+    bool close_after;     /* close once the current response is written */
+    bool linger;          /* unread input may remain: drain before closing */
 };
 
 struct http_server {
@@ -217,7 +217,7 @@ static const char *http_date(struct http_server *srv)
 {
     static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     uint64_t now_s = clock_wall_ms() / 1000;
     time_t t = (time_t)now_s;
     struct tm tm;
@@ -246,8 +246,8 @@ static void server_maybe_stopped(struct http_server *srv)
 
 static void request_init(struct http_request *req, const struct http_server_limits *lim)
 {
-    size_t url_max = lim->max_header_bytes < HTTP_MAX_URL_BYTES ? lim->max_header_bytes
-                                                                 : HTTP_MAX_URL_BYTES;
+    size_t url_max =
+        lim->max_header_bytes < HTTP_MAX_URL_BYTES ? lim->max_header_bytes : HTTP_MAX_URL_BYTES;
 
     memset(req, 0, sizeof(*req));
     buf_init(&req->url, url_max);
@@ -727,9 +727,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
      * a byte of the value. RFC 9112 §5.2 lets a server refuse folding, and a
      * proxy in front may read it differently (Content-Length!).
      */
-    if (n > 0 && (c->req.cur_value != SIZE_MAX
-                      ? at != c->exec_start || before(c, at) != TAIL_OTHER
-                      : before(c, at) == TAIL_LF_WS))
+    if (n > 0 && (c->req.cur_value != SIZE_MAX ? at != c->exec_start || before(c, at) != TAIL_OTHER
+                                               : before(c, at) == TAIL_LF_WS))
         return conn_fail_early(c, 400, "bad_request", "folded header lines are not accepted");
     if (c->req.cur_value == SIZE_MAX)
         c->req.cur_value = c->req.hdr.len;
@@ -1417,7 +1416,7 @@ void http_server_stop(struct http_server *srv, http_server_closed_cb cb, void *d
     srv->closed_cb = cb;
     srv->closed_data = data;
     uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
-    list_for_each_safe(n, tmp, &srv->conns)
+    list_for_each_safe (n, tmp, &srv->conns)
         conn_stop(container_of(n, struct conn, node));
 }
 

@@ -37,8 +37,8 @@ typedef void (*http_handler_cb)(struct http_request *req, void *data);
 typedef void (*http_server_closed_cb)(struct http_server *srv, void *data);
 
 struct http_server_limits {
-    size_t max_header_bytes;  /* request line + headers; past it 431 */
-    size_t max_body_bytes;    /* decoded body; past it 413 */
+    size_t max_header_bytes;    /* request line + headers; past it 431 */
+    size_t max_body_bytes;      /* decoded body; past it 413 */
     uint64_t header_timeout_ms; /* from first byte of a request to end of its headers */
     uint64_t idle_timeout_ms;   /* no byte received on a connection with nothing pending */
     unsigned max_connections;   /* past it: 503 and close */

@@ -1,11 +1,11 @@
 /*
  * cmd.h: one Redis command built by the store, ready for either sender:
  * redis_conn_command (digestd, async on the loop) or redis_sync_command
- * (digestctl, blocking; the tests also use hiredis's redisCommandArgv). The command builders of group.h and inspect.h
- * fill one; the caller sends it and frees it with store_cmd_free. The
- * argv strings are the store's (script texts, constants) or owned by the
- * command (key names), or borrowed from the caller's arguments, which
- * must outlive the send only (every sender copies argv when it sends).
+ * (digestctl, blocking; the tests also use hiredis's redisCommandArgv). The command builders of
+ * group.h and inspect.h fill one; the caller sends it and frees it with store_cmd_free. The argv
+ * strings are the store's (script texts, constants) or owned by the command (key names), or
+ * borrowed from the caller's arguments, which must outlive the send only (every sender copies argv
+ * when it sends).
  */
 #pragma once
 

@@ -471,9 +471,8 @@ int inspect_request_decode(const redisReply *r, struct json_object **out)
     if (r->elements != 8 || !inspect_is_str(r->element[7]))
         return DG_ERR_PROTOCOL;
     /* An entry is [id, fields]: any other shape is no dead entry (found by fuzz_redis_reply). */
-    dead = r->element[5]->type == REDIS_REPLY_ARRAY && r->element[5]->elements == 2
-               ? r->element[5]
-               : NULL;
+    dead = r->element[5]->type == REDIS_REPLY_ARRAY && r->element[5]->elements == 2 ? r->element[5]
+                                                                                    : NULL;
     o = inspect_pairs_json(r->element[1]);
     jset_str(o, "request_id", r->element[7]->str);
     jset(o, "now_ms", jint64(r->element[0]->integer));

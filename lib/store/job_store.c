@@ -54,12 +54,12 @@ const struct store_script job_store_begin_script = {"job_store_begin", begin_lua
  * consumer named c, and the record (KEYS[2]) is processing under the
  * attempt token t: "this attempt holds the job".
  */
-#define LUA_HOLDS                                                                            \
-    "local function holds(stream, rec, group, id, c, t)\n"                                   \
-    "  local p = redis.call('XPENDING', stream, group, id, id, 1)\n"                         \
-    "  return p[1] ~= nil and p[1][2] == c and\n"                                            \
-    "    redis.call('HGET', rec, 'status') == " LUA_PROCESSING " and\n"                      \
-    "    redis.call('HGET', rec, 'attempt_token') == t\n"                                    \
+#define LUA_HOLDS                                                                                  \
+    "local function holds(stream, rec, group, id, c, t)\n"                                         \
+    "  local p = redis.call('XPENDING', stream, group, id, id, 1)\n"                               \
+    "  return p[1] ~= nil and p[1][2] == c and\n"                                                  \
+    "    redis.call('HGET', rec, 'status') == " LUA_PROCESSING " and\n"                            \
+    "    redis.call('HGET', rec, 'attempt_token') == t\n"                                          \
     "end\n"
 
 /*
@@ -290,9 +290,8 @@ static void on_begin(int err, redisReply *r, void *data)
     xfree(op);
 }
 
-int job_store_begin(struct redis_conn *conn, const struct config *cfg,
-                    const struct job_fields *job, const char *attempt_token, uint64_t now_ms,
-                    job_store_begin_cb cb, void *data)
+int job_store_begin(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
+                    const char *attempt_token, uint64_t now_ms, job_store_begin_cb cb, void *data)
 {
     struct job_keys k;
     char now[24], ttl[24];
@@ -334,8 +333,7 @@ static void on_dead(int err, redisReply *r, void *data)
     if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
                  r->element[0]->type != REDIS_REPLY_INTEGER || !is_string(r->element[1])))
         err = DG_ERR_PROTOCOL;
-    op->cb.dead(err, !err && r->element[0]->integer == 1, err ? "" : r->element[1]->str,
-                op->data);
+    op->cb.dead(err, !err && r->element[0]->integer == 1, err ? "" : r->element[1]->str, op->data);
     xfree(op);
 }
 
@@ -355,8 +353,7 @@ static void on_delivered(int err, redisReply *r, void *data)
 int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
                         const struct job_fields *job, const char *consumer,
                         const char *attempt_token, const char *result_activity_id,
-                        uint64_t fetched_ms, uint64_t now_ms, job_store_delivered_cb cb,
-                        void *data)
+                        uint64_t fetched_ms, uint64_t now_ms, job_store_delivered_cb cb, void *data)
 {
     struct job_keys k;
     char now[24], fetched[24], ttl[24], *minute;
@@ -369,10 +366,8 @@ int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
     u64_str(fetched, sizeof(fetched), fetched_ms);
     u64_str(ttl, sizeof(ttl), cfg->request_ttl_s);
     {
-        const char *argv[] = {"EVAL",     delivered_lua,  "3",
-                              k.stream,   k.rec,          minute,
-                              KEYS_GROUP, job->stream_id, now,
-                              result_activity_id, fetched, ttl,
+        const char *argv[] = {"EVAL",     delivered_lua,  "3", k.stream,           k.rec,   minute,
+                              KEYS_GROUP, job->stream_id, now, result_activity_id, fetched, ttl,
                               consumer,   attempt_token};
         op->cb.delivered = cb;
         err = store_op_send(conn, on_delivered, op, (int)ARRAY_SIZE(argv), argv, NULL);
@@ -550,10 +545,9 @@ static void on_fence(int err, redisReply *r, void *data)
     xfree(op);
 }
 
-int job_store_fence(struct redis_conn *conn, const struct config *cfg,
-                    const struct job_fields *job, const char *consumer,
-                    const char *attempt_token, const char *nonce, uint64_t unknown_wait_ms,
-                    job_store_fence_cb cb, void *data)
+int job_store_fence(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
+                    const char *consumer, const char *attempt_token, const char *nonce,
+                    uint64_t unknown_wait_ms, job_store_fence_cb cb, void *data)
 {
     struct job_keys k;
     char wait[24], *schema;
@@ -564,9 +558,19 @@ int job_store_fence(struct redis_conn *conn, const struct config *cfg,
     schema = keys_schema(cfg->prefix);
     u64_str(wait, sizeof(wait), unknown_wait_ms);
     {
-        const char *argv[] = {"EVAL",    fence_lua,  "3",   k.stream, k.rec,
-                              schema,    KEYS_GROUP, job->stream_id, consumer, attempt_token,
-                              nonce,     wait,       DG_STRINGIFY(JOB_STORE_SCHEMA)};
+        const char *argv[] = {"EVAL",
+                              fence_lua,
+                              "3",
+                              k.stream,
+                              k.rec,
+                              schema,
+                              KEYS_GROUP,
+                              job->stream_id,
+                              consumer,
+                              attempt_token,
+                              nonce,
+                              wait,
+                              DG_STRINGIFY(JOB_STORE_SCHEMA)};
         op->cb.fence = cb;
         err = store_op_send(conn, on_fence, op, (int)ARRAY_SIZE(argv), argv, NULL);
     }

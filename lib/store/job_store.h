@@ -98,8 +98,7 @@ typedef void (*job_store_fence_cb)(int err, const struct job_fence *f, void *dat
  * attempt's); false when someone else ended the job (another consumer
  * delivered it, say): then nobody should be told twice.
  */
-typedef void (*job_store_dead_cb)(int err, bool recorded, const char *ack_activity_id,
-                                  void *data);
+typedef void (*job_store_dead_cb)(int err, bool recorded, const char *ack_activity_id, void *data);
 /* lost: ids no longer pending under consumer (claimed by another, or acknowledged). */
 typedef void (*job_store_renew_cb)(int err, const char *const *lost, size_t n_lost, void *data);
 /* released: the job was re-queued; false when it was no longer ours. */
@@ -113,9 +112,9 @@ typedef void (*job_store_release_cb)(int err, bool released, void *data);
  * attempt_token): the same begin sent again after a lost reply finds its
  * token there and does not count the attempt twice.
  */
-int job_store_begin(struct redis_conn *conn, const struct config *cfg,
-                    const struct job_fields *job, const char *attempt_token, uint64_t now_ms,
-                    job_store_begin_cb cb, void *data) WARN_UNUSED;
+int job_store_begin(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
+                    const char *attempt_token, uint64_t now_ms, job_store_begin_cb cb,
+                    void *data) WARN_UNUSED;
 
 /*
  * Before a result is posted (docs/worker.md, "Fenced sends"): only when
@@ -128,10 +127,9 @@ int job_store_begin(struct redis_conn *conn, const struct config *cfg,
  * {P}:schema = JOB_STORE_SCHEMA. A caller that cannot get an answer
  * (Redis away) must not post.
  */
-int job_store_fence(struct redis_conn *conn, const struct config *cfg,
-                    const struct job_fields *job, const char *consumer,
-                    const char *attempt_token, const char *nonce, uint64_t unknown_wait_ms,
-                    job_store_fence_cb cb, void *data) WARN_UNUSED;
+int job_store_fence(struct redis_conn *conn, const struct config *cfg, const struct job_fields *job,
+                    const char *consumer, const char *attempt_token, const char *nonce,
+                    uint64_t unknown_wait_ms, job_store_fence_cb cb, void *data) WARN_UNUSED;
 
 /*
  * The result card was accepted: when this attempt (consumer, attempt_token)

@@ -49,7 +49,7 @@
 #define QUEUE_MAX_ARGS_BYTES (64 * 1024)   /* one job or reference */
 #define QUEUE_BATCH_MAX_ENTRIES 128        /* jobs and references per script call */
 #define QUEUE_BATCH_MAX_BYTES (256 * 1024) /* arguments per script call */
-#define QUEUE_STATS_INTERVAL_MS 5000      /* stream length, pending and lag for /metrics */
+#define QUEUE_STATS_INTERVAL_MS 5000       /* stream length, pending and lag for /metrics */
 
 /* What the script answers for each entry (the first element of its pair). */
 enum {
@@ -191,17 +191,17 @@ struct queue {
     uv_prepare_t flush;      /* sends the pending batches before the loop polls */
     uv_timer_t stats;        /* samples stream length, pending and lag for /metrics */
     struct batch *pending, *pending_tail;
-    struct batch *spare; /* a finished batch, kept for its buffers */
-    struct packed pk;    /* scratch for the entry being added */
-    struct buf resp;     /* scratch: a batch's command in RESP (copied when sent) */
+    struct batch *spare;    /* a finished batch, kept for its buffers */
+    struct packed pk;       /* scratch for the entry being added */
+    struct buf resp;        /* scratch: a batch's command in RESP (copied when sent) */
     unsigned sha_in_flight; /* batches sent with EVALSHA and not answered */
     bool noscript_hold;     /* see on_batch */
     char *stream_key;       /* {P}:requests */
     char sha[41];           /* of enqueue_lua, from SCRIPT LOAD */
     /* Requests served while Redis was away, for their minutes once it is back. */
     struct history_ledger offline;
-    bool group_ok;          /* XGROUP CREATE answered on this connection */
-    bool script_ok;         /* SCRIPT LOAD answered on this connection */
+    bool group_ok;  /* XGROUP CREATE answered on this connection */
+    bool script_ok; /* SCRIPT LOAD answered on this connection */
     bool setup_failed_logged;
     bool stopping;
     unsigned parts_open; /* connections and handles not yet closed */

@@ -593,7 +593,7 @@ static void check_deadlines(struct redis_conn *c)
         arm_deadline(c);
         return;
     }
-    list_for_each(n, &c->cmds) {
+    list_for_each (n, &c->cmds) {
         struct redis_cmd *cmd = container_of(n, struct redis_cmd, node);
 
         pending++;

@@ -138,7 +138,9 @@ static int send_all(struct redis_sync *s, const char *p, size_t n, char *err, si
             if (!s->ssl && got < 0 && errno == EINTR)
                 continue;
             snprintf(err, errlen, "write: %s",
-                     errno == EAGAIN ? "timed out" : got < 0 ? strerror(errno) : "closed");
+                     errno == EAGAIN ? "timed out"
+                     : got < 0       ? strerror(errno)
+                                     : "closed");
             return -1;
         }
         p += got;
@@ -162,12 +164,13 @@ static redisReply *read_reply(struct redis_sync *s, char *err, size_t errlen)
         }
         if (reply)
             return reply;
-        got = s->ssl ? SSL_read(s->ssl, chunk, sizeof(chunk)) : recv(s->fd, chunk, sizeof(chunk), 0);
+        got =
+            s->ssl ? SSL_read(s->ssl, chunk, sizeof(chunk)) : recv(s->fd, chunk, sizeof(chunk), 0);
         if (got < 0 && !s->ssl && errno == EINTR)
             continue;
         if (got <= 0) {
             snprintf(err, errlen, "read: %s",
-                     got == 0 ? "closed by server"
+                     got == 0          ? "closed by server"
                      : errno == EAGAIN ? "timed out"
                                        : strerror(errno));
             return NULL;

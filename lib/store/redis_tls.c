@@ -60,8 +60,7 @@ SSL_CTX *redis_tls_ctx_create(const struct config *cfg, char *err, size_t errlen
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
         return ctx_fail(ctx, "REDIS_TLS_KEY_FILE: no usable private key", err, errlen);
     if (SSL_CTX_check_private_key(ctx) != 1)
-        return ctx_fail(ctx, "REDIS_TLS_KEY_FILE: does not match REDIS_TLS_CERT_FILE", err,
-                        errlen);
+        return ctx_fail(ctx, "REDIS_TLS_KEY_FILE: does not match REDIS_TLS_CERT_FILE", err, errlen);
     return ctx;
 }
 

@@ -46,7 +46,7 @@ struct redis_wire {
     uv_idle_t idle;   /* keeps that poll from blocking while output waits */
     unsigned handles; /* WH_* not yet closed */
     bool stream_init;
-    bool opened;      /* open cb ran */
+    bool opened; /* open cb ran */
     bool closing;
     bool writing;     /* write_req in flight */
     bool flush_armed; /* check and idle started */
@@ -366,8 +366,7 @@ static void connect_cb(uv_connect_t *req, int status)
         opened(w);
 }
 
-struct redis_wire *redis_wire_create(uv_loop_t *loop, const struct redis_wire_cbs *cbs,
-                                     void *data)
+struct redis_wire *redis_wire_create(uv_loop_t *loop, const struct redis_wire_cbs *cbs, void *data)
 {
     struct redis_wire *w = xcalloc(1, sizeof(*w));
 

@@ -41,8 +41,7 @@ struct redis_wire_cbs {
 };
 
 /* cbs is borrowed for the wire's life (a static table). */
-struct redis_wire *redis_wire_create(uv_loop_t *loop, const struct redis_wire_cbs *cbs,
-                                     void *data);
+struct redis_wire *redis_wire_create(uv_loop_t *loop, const struct redis_wire_cbs *cbs, void *data);
 
 /*
  * Starts connecting to a numeric address (ssl: NULL for plain TCP, else a

@@ -34,10 +34,9 @@ static const char get_lua[] =
 const struct store_script requests_get_script = {"requests_get", get_lua, sizeof(get_lua) - 1};
 
 /* KEYS[1] = record; ARGV = field/value pairs. Never recreates an expired record. */
-static const char update_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
-    "redis.call('HSET', KEYS[1], unpack(ARGV))\n"
-    "return 1\n";
+static const char update_lua[] = "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+                                 "redis.call('HSET', KEYS[1], unpack(ARGV))\n"
+                                 "return 1\n";
 
 const struct store_script requests_update_script = {"requests_update", update_lua,
                                                     sizeof(update_lua) - 1};
@@ -64,9 +63,9 @@ static void on_get(int err, redisReply *r, void *data)
     size_t i, n = 0;
 
     err = redis_reply_status(err, r);
-    if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                 r->element[0]->type != REDIS_REPLY_STRING ||
-                 r->element[1]->type != REDIS_REPLY_ARRAY))
+    if (!err &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY))
         err = DG_ERR_PROTOCOL;
     if (err) {
         op->cb.get(err, "", NULL, NULL, 0, op->data);

@@ -22,7 +22,7 @@ struct json_object;
 #define ACTIVITY_MAX_MENTIONS 8
 
 struct activity {
-    struct json_object *root;     /* one reference held */
+    struct json_object *root; /* one reference held */
 
     /* Required (SPEC §3): non-empty strings. */
     const char *type;
@@ -35,17 +35,17 @@ struct activity {
     /* Optional: "" when absent or not a string. */
     const char *channel_id;
     const char *conversation_type;
-    const char *tenant_id;        /* conversation.tenantId, else channelData.tenant.id */
+    const char *tenant_id; /* conversation.tenantId, else channelData.tenant.id */
     const char *from_name;
     const char *from_aad_id;
     const char *recipient_name;
     const char *text;
     const char *locale;
-    const char *action;           /* installationUpdate: "add" / "remove" */
+    const char *action; /* installationUpdate: "add" / "remove" */
 
     const char *mentions[ACTIVITY_MAX_MENTIONS]; /* entity "text" of each bot mention */
     size_t n_mentions;
-    bool any_mention;             /* entities[] holds a mention of anyone */
+    bool any_mention; /* entities[] holds a mention of anyone */
 };
 
 /*

@@ -47,18 +47,16 @@ static const struct conv_profile profiles[] = {
          "a:17I0kl9EkpE1O9PH5TWrzrLNwnWWcfrU7QZjKR0WSfOpzbfcAg2IaydGElSo10tVr4C7Fc6GtieTJX663WuJCc"
          "1uA83n4CSrHSgGBj5XNYLcVlJAs2ZX8DbYBPck201w-",
          "72f988bf-86f1-41af-91ab-2d7cd011db47", NULL, false},
-    [CONV_CHANNEL] =
-        {"29:17bUvCasIPKfQIXHvNzcPjD86fwm6GkWc1PvCGP2-NSkNb7AyGYpjQ7Xw-"
-         "XgTwaHW5JxZ4KMNDxn1kcL8fwX1Nw",
-         "rido", "b15a9416-0ad3-4172-9210-7beb711d3f70", "channel",
-         "19:6848757105754c8981c67612732d9aa7@thread.tacv2;messageid=1759881511856",
-         "50612dbb-0237-4969-b378-8d42590f9c00",
-         "19:66P469zibfbsGI-_a0aN_toLTZpyzS6u7CT3TsXdgPw1@thread.tacv2", true},
-    [CONV_GROUP] =
-        {"29:1GcS4EyB_oSI8A88XmWBN7NJFyMqe3QGnJdgLfFGkJnVelzRGos0bfOlb6yOHNGtuQUT1Bg", "User One",
-         "4a7e2c1b-93d5-4f0e-8b6a-2d9c5e1f7a30", "groupChat",
-         "19:9d2f6a0c4b7e41d8a3c5e7f9b1d2c4e6@thread.v2", "8c0f3a1e-5b2d-4e6f-9a7c-1d3b5e7f9a2c",
-         NULL, true},
+    [CONV_CHANNEL] = {"29:17bUvCasIPKfQIXHvNzcPjD86fwm6GkWc1PvCGP2-NSkNb7AyGYpjQ7Xw-"
+                      "XgTwaHW5JxZ4KMNDxn1kcL8fwX1Nw",
+                      "rido", "b15a9416-0ad3-4172-9210-7beb711d3f70", "channel",
+                      "19:6848757105754c8981c67612732d9aa7@thread.tacv2;messageid=1759881511856",
+                      "50612dbb-0237-4969-b378-8d42590f9c00",
+                      "19:66P469zibfbsGI-_a0aN_toLTZpyzS6u7CT3TsXdgPw1@thread.tacv2", true},
+    [CONV_GROUP] = {"29:1GcS4EyB_oSI8A88XmWBN7NJFyMqe3QGnJdgLfFGkJnVelzRGos0bfOlb6yOHNGtuQUT1Bg",
+                    "User One", "4a7e2c1b-93d5-4f0e-8b6a-2d9c5e1f7a30", "groupChat",
+                    "19:9d2f6a0c4b7e41d8a3c5e7f9b1d2c4e6@thread.v2",
+                    "8c0f3a1e-5b2d-4e6f-9a7c-1d3b5e7f9a2c", NULL, true},
 };
 
 void activity_default_identity(enum conv_kind kind, struct activity_identity *out)

@@ -3,9 +3,8 @@
  * bot, in the three shapes of the research fixtures (personal chat, channel
  * thread with a mention, group chat with a mention). digest-stub's `say`
  * and digest-bench send these (digest-bench with its own user and
- * conversation ids, to spread its load over many conversations). Pure: no I/O, no clock (the timestamp is
- * passed in); the output goes into a caller's struct buf, inputs are
- * borrowed.
+ * conversation ids, to spread its load over many conversations). Pure: no I/O, no clock (the
+ * timestamp is passed in); the output goes into a caller's struct buf, inputs are borrowed.
  */
 #pragma once
 

@@ -637,13 +637,27 @@ static void put_str(struct buf *b, const char *s, int *rc)
         if (*p == '\0')
             break;
         switch (*p) {
-        case '\b': esc[1] = 'b'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
         default:
             memcpy(esc, "\\u00", 4);
             esc[4] = hex[*p >> 4];
@@ -736,8 +750,9 @@ int card_render_ack(const struct card_address *to, const struct card_ack_info *i
         PUT_LIT(&b, "Digest failed", &rc);
         break;
     }
-    PUT_LIT(&b, "\",\"wrap\":true,\"size\":\"Medium\",\"weight\":\"Bolder\"},"
-                "{\"type\":\"FactSet\",\"facts\":[",
+    PUT_LIT(&b,
+            "\",\"wrap\":true,\"size\":\"Medium\",\"weight\":\"Bolder\"},"
+            "{\"type\":\"FactSet\",\"facts\":[",
             &rc);
     put_fact(&b, &first, "Audience", in->audience, &rc);
     put_fact(&b, &first, "Request", id, &rc);
@@ -759,14 +774,16 @@ int card_render_ack(const struct card_address *to, const struct card_ack_info *i
         break;
     }
     case CARD_ACK_DELIVERED:
-        PUT_LIT(&b, ",{\"type\":\"TextBlock\",\"text\":"
-                    "\"The digest has been posted in this conversation.\"",
+        PUT_LIT(&b,
+                ",{\"type\":\"TextBlock\",\"text\":"
+                "\"The digest has been posted in this conversation.\"",
                 &rc);
         break;
     case CARD_ACK_FAILED:
-        PUT_LIT(&b, ",{\"type\":\"TextBlock\",\"text\":\"The digest could not be prepared; the "
-                    "error message in this conversation says why. Send the same command again "
-                    "to retry.\"",
+        PUT_LIT(&b,
+                ",{\"type\":\"TextBlock\",\"text\":\"The digest could not be prepared; the "
+                "error message in this conversation says why. Send the same command again "
+                "to retry.\"",
                 &rc);
         break;
     }

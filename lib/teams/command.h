@@ -11,9 +11,9 @@
 #include "core/common.h"
 
 enum command_kind {
-    COMMAND_HELP = 0,   /* "help", empty text, and anything not understood */
-    COMMAND_DIGEST,     /* "digest <audience> [test-email]" */
-    COMMAND_STATUS,     /* "status [request-id]" */
+    COMMAND_HELP = 0, /* "help", empty text, and anything not understood */
+    COMMAND_DIGEST,   /* "digest <audience> [test-email]" */
+    COMMAND_STATUS,   /* "status [request-id]" */
 };
 
 enum command_error {

@@ -73,10 +73,10 @@ struct call {
     connector_done_cb cb;
     void *data;
     unsigned max_attempts;
-    unsigned attempts; /* attempts begun, the re-authenticated one included */
+    unsigned attempts;    /* attempts begun, the re-authenticated one included */
     uint64_t retry_at_ms; /* loop time the backoff or Retry-After ends, while it runs */
     bool retry_ambiguous;
-    bool reauthed; /* the one 401 → new token → retry has been used */
+    bool reauthed;          /* the one 401 → new token → retry has been used */
     bool cancelled;         /* connector_call_cancel while in flight: no retry after it */
     uint64_t hold_until_ms; /* no request leaves at or after this (loop time); 0 = none */
     long last_status;       /* of the last attempt, for a held result */
@@ -849,7 +849,8 @@ static void on_sent(const struct http_client_response *r, void *data)
 {
     struct call *call = data;
     struct connector *c = call->c;
-    struct connector_result res = {.outcome = HTTP_OUTCOME_OK, .status = r->status, .retry_after_s = -1};
+    struct connector_result res = {
+        .outcome = HTTP_OUTCOME_OK, .status = r->status, .retry_after_s = -1};
     char *id;
 
     call->hc = NULL; /* dead once this callback returns */
@@ -992,8 +993,8 @@ static int msg_check(struct connector *c, const struct connector_msg *m)
  * may go away as soon as this returns.
  */
 static int submit(struct connector *c, const struct connector_msg *m, char *body,
-                  const struct connector_opts *opts, uint64_t hold_until_ms,
-                  connector_done_cb cb, void *data, struct connector_call **out)
+                  const struct connector_opts *opts, uint64_t hold_until_ms, connector_done_cb cb,
+                  void *data, struct connector_call **out)
 {
     struct call *call;
     char *url = NULL;
@@ -1055,8 +1056,7 @@ int connector_send(struct connector *c, const struct connector_msg *msg,
 }
 
 /* Takes call off a singly linked wait queue; true when it was there. */
-static bool unlink_wait(struct call **head, struct call **tail,
-                        struct call *call)
+static bool unlink_wait(struct call **head, struct call **tail, struct call *call)
 {
     struct call *prev = NULL, *p;
 

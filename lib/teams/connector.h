@@ -75,26 +75,26 @@ struct connector_opts {
 
 /* What the callback gets. Valid during the callback only. */
 struct connector_result {
-    int err;                     /* 0; DG_ERR_PROTOCOL when an HTTP status said no (see status);
-                                    a transport code (DG_ERR_TIMEOUT, DG_ERR_UNAVAILABLE, …);
-                                    DG_ERR_CLOSED after connector_stop */
-    long status;                 /* last HTTP status, 0 if none arrived */
-    bool token_error;            /* the failure came from the token endpoint (status is its) */
-    enum http_outcome outcome;   /* of the last attempt: OK, RETRYABLE (budget spent or
-                                      ambiguous and not retried) or FINAL (a final status, or
-                                      throttled: a Retry-After over
-                                      CONNECTOR_RETRY_AFTER_MAX_S) */
-    int64_t retry_after_s;       /* Retry-After of the last response, -1 if none */
-    unsigned attempts;           /* requests made to the connector or token endpoint */
-    bool paced_out;              /* refused at once (DG_ERR_UNAVAILABLE, RETRYABLE): its
-                                    conversation had CONNECTOR_PACE_MAX_WAITING waiting; the
-                                    connector logs these, once per interval with a count */
-    bool held;                   /* not sent (again): cancelled (connector_call_cancel) or
-                                    its hold-until time came before its next request could
-                                    leave (DG_ERR_CLOSED or DG_ERR_TIMEOUT, RETRYABLE; status
-                                    and retry_after_s are the last response's, if any). No
-                                    request of this call is in flight any more */
-    const char *activity_id;     /* ResourceResponse "id" on success ("" if absent) */
+    int err;                   /* 0; DG_ERR_PROTOCOL when an HTTP status said no (see status);
+                                  a transport code (DG_ERR_TIMEOUT, DG_ERR_UNAVAILABLE, …);
+                                  DG_ERR_CLOSED after connector_stop */
+    long status;               /* last HTTP status, 0 if none arrived */
+    bool token_error;          /* the failure came from the token endpoint (status is its) */
+    enum http_outcome outcome; /* of the last attempt: OK, RETRYABLE (budget spent or
+                                    ambiguous and not retried) or FINAL (a final status, or
+                                    throttled: a Retry-After over
+                                    CONNECTOR_RETRY_AFTER_MAX_S) */
+    int64_t retry_after_s;     /* Retry-After of the last response, -1 if none */
+    unsigned attempts;         /* requests made to the connector or token endpoint */
+    bool paced_out;            /* refused at once (DG_ERR_UNAVAILABLE, RETRYABLE): its
+                                  conversation had CONNECTOR_PACE_MAX_WAITING waiting; the
+                                  connector logs these, once per interval with a count */
+    bool held;                 /* not sent (again): cancelled (connector_call_cancel) or
+                                  its hold-until time came before its next request could
+                                  leave (DG_ERR_CLOSED or DG_ERR_TIMEOUT, RETRYABLE; status
+                                  and retry_after_s are the last response's, if any). No
+                                  request of this call is in flight any more */
+    const char *activity_id;   /* ResourceResponse "id" on success ("" if absent) */
 };
 
 typedef void (*connector_done_cb)(const struct connector_result *res, void *data);
@@ -129,8 +129,7 @@ int connector_send(struct connector *c, const struct connector_msg *msg,
  */
 int connector_send_call(struct connector *c, const struct connector_msg *msg,
                         const struct connector_opts *opts, uint64_t hold_until_ms,
-                        connector_done_cb cb, void *data,
-                        struct connector_call **out) WARN_UNUSED;
+                        connector_done_cb cb, void *data, struct connector_call **out) WARN_UNUSED;
 
 /*
  * Gives up on a call: one waiting (its first turn, the token, a pacing

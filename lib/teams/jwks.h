@@ -75,4 +75,3 @@ const struct jwks_key *jwks_find(const struct jwks *set, const char *kid);
  * not a string, or not an http(s) URL.
  */
 int jwks_openid_uri(const char *body, size_t len, char **jwks_uri) WARN_UNUSED;
-

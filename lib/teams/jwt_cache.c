@@ -160,8 +160,8 @@ static char *dup_or_null(const char *s)
     return s ? xstrdup(s) : NULL;
 }
 
-void jwt_cache_put(struct jwt_cache *c, const char *authorization, size_t len,
-                   const struct jwt *t, const struct jwks *keys)
+void jwt_cache_put(struct jwt_cache *c, const char *authorization, size_t len, const struct jwt *t,
+                   const struct jwks *keys)
 {
     const unsigned char *fp = jwt_key_fingerprint(t, keys);
     uint64_t h = token_hash(authorization, len);

@@ -53,8 +53,8 @@ bool jwt_cache_check(struct jwt_cache *c, const char *authorization, size_t len,
  * Stores t (parsed from authorization) after jwt_verify answered JWT_OK for
  * it with keys. Copies what it keeps; a token already held is left as it is.
  */
-void jwt_cache_put(struct jwt_cache *c, const char *authorization, size_t len,
-                   const struct jwt *t, const struct jwks *keys);
+void jwt_cache_put(struct jwt_cache *c, const char *authorization, size_t len, const struct jwt *t,
+                   const struct jwks *keys);
 
 /* Forgets every entry. */
 void jwt_cache_clear(struct jwt_cache *c);

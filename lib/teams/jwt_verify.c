@@ -381,9 +381,8 @@ enum jwt_verdict jwt_verify(const struct jwt *t, const struct jwks *keys,
     return verify_with(t, keys, e, NULL, NULL, why);
 }
 
-enum jwt_verdict jwt_reverify(const struct jwt *t, const unsigned char *fp,
-                              const struct jwks *keys, const struct jwt_expect *e, bool *stale,
-                              const char **why)
+enum jwt_verdict jwt_reverify(const struct jwt *t, const unsigned char *fp, const struct jwks *keys,
+                              const struct jwt_expect *e, bool *stale, const char **why)
 {
     *stale = false;
     return verify_with(t, keys, e, fp, stale, why);

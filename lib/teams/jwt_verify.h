@@ -92,9 +92,8 @@ enum jwt_verdict jwt_verify(const struct jwt *t, const struct jwks *keys,
  * now names a key with other numbers (a rotation kept the kid), *stale is
  * set and the answer means nothing: verify the token again.
  */
-enum jwt_verdict jwt_reverify(const struct jwt *t, const unsigned char *fp,
-                              const struct jwks *keys, const struct jwt_expect *e, bool *stale,
-                              const char **why);
+enum jwt_verdict jwt_reverify(const struct jwt *t, const unsigned char *fp, const struct jwks *keys,
+                              const struct jwt_expect *e, bool *stale, const char **why);
 
 /* The fingerprint of the key t's kid names in keys (borrowed), or NULL. */
 const unsigned char *jwt_key_fingerprint(const struct jwt *t, const struct jwks *keys);

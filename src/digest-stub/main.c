@@ -285,7 +285,7 @@ static int cmd_say(const struct stub_opts *o)
     fprintf(stderr, "digest-stub say: POST %s activity %s (%s chat, serviceUrl %s)\n", o->to, id,
             o->conversation == CONV_PERSONAL  ? "personal"
             : o->conversation == CONV_CHANNEL ? "channel"
-                                                   : "group",
+                                              : "group",
             o->service_url);
     rc = send_activity(o, &activity, buf_cstr(&auth));
 out:

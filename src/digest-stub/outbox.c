@@ -123,8 +123,7 @@ static struct json_object *record_json(const struct stub_record *rec, bool brief
     if (brief) {
         /* For benchmarks polling while they run: serialising the bodies
          * would stall this loop, and every delivery through it, for ms. */
-        json_object_object_add(o, "received_ms",
-                               json_object_new_int64((int64_t)rec->received_ms));
+        json_object_object_add(o, "received_ms", json_object_new_int64((int64_t)rec->received_ms));
         json_object_object_add(o, "kind", json_object_new_string(rec->kind));
         json_object_object_add(o, "status", json_object_new_int(rec->status));
         json_object_object_add(o, "card", json_object_new_string(rec->card.kind));

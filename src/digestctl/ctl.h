@@ -54,7 +54,7 @@ struct ctl {
     struct config cfg;
     struct redis_sync *rc; /* NULL until ctl_connect */
     char where[300];       /* the Redis address for messages: redis://host:port or unix:path */
-    FILE *out;        /* stdout; watch renders into a memory stream */
+    FILE *out;             /* stdout; watch renders into a memory stream */
 };
 
 /* conn.c: connects (AUTH, SELECT); on failure prints one line naming the address, CTL_FAIL. */

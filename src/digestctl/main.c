@@ -40,9 +40,12 @@ static const struct command commands[] = {
 };
 
 /* The settings digestctl reads (config_print_vars prints them as digestd --help does). */
-static const char *const env_vars[] = {"REDIS_URL",          "REDIS_TLS_CA_FILE",
-                                       "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE",
-                                       "DIGEST_PREFIX",       "WORKER_CLAIM_IDLE_MS",
+static const char *const env_vars[] = {"REDIS_URL",
+                                       "REDIS_TLS_CA_FILE",
+                                       "REDIS_TLS_CERT_FILE",
+                                       "REDIS_TLS_KEY_FILE",
+                                       "DIGEST_PREFIX",
+                                       "WORKER_CLAIM_IDLE_MS",
                                        NULL};
 
 static void usage(FILE *out)

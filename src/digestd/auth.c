@@ -54,7 +54,7 @@ struct auth {
     const struct config *cfg;
     struct http_client *http;
     struct metrics *metrics;
-    struct jwks keys; /* the set in use; n == 0 until the first load */
+    struct jwks keys;           /* the set in use; n == 0 until the first load */
     struct jwt_cache *verdicts; /* tokens verified with keys, see jwt_cache.h */
     enum fetch_state state;
     struct http_client_call *call; /* the request in flight, or NULL */
@@ -65,7 +65,7 @@ struct auth {
     uv_timer_t deadline;           /* the oldest waiter's deadline */
     struct list_node waiters;      /* struct auth_wait, oldest first */
     size_t n_waiters;
-    char reason[256];              /* why not ready, for /readyz */
+    char reason[256]; /* why not ready, for /readyz */
 };
 
 static void start_fetch(struct auth *a);

@@ -238,8 +238,7 @@ static void record_end(struct job *j)
     }
     j->step = JOB_RECORD;
     err = job_store_dead(conn(j), j->w->cfg, &j->f, j->w->consumer, j->token, j->end_status,
-                         j->reason,
-                         j->attempts, j->mark_stale, clock_wall_ms(), on_ended, j);
+                         j->reason, j->attempts, j->mark_stale, clock_wall_ms(), on_ended, j);
     if (err)
         redis_wait(j, record_end, err);
 }
@@ -344,8 +343,7 @@ static void retry(struct job *j, int64_t retry_after_s, const char *why)
                     ? JOB_MAX_RETRY_AFTER_MS
                     : (uint64_t)retry_after_s * 1000;
     else
-        delay = backoff_full_jitter(&j->w->rng, cfg->retry_base_ms, cfg->retry_max_ms,
-                                    j->attempts);
+        delay = backoff_full_jitter(&j->w->rng, cfg->retry_base_ms, cfg->retry_max_ms, j->attempts);
     metrics_inc(j->w->metrics, METRICS_C_RETRIES);
     log_emit(LOG_LEVEL_INFO, j->f.request_id, "attempt %u failed (%s); retrying in %llu ms",
              j->attempts, why, (unsigned long long)delay);
@@ -399,8 +397,7 @@ static void on_result_sent(const struct connector_result *res, void *data)
     else if (res->status)
         snprintf(why, sizeof(why), "the connector answered HTTP %ld", res->status);
     else
-        snprintf(why, sizeof(why), "the connector could not be reached: %s",
-                 dg_strerror(res->err));
+        snprintf(why, sizeof(why), "the connector could not be reached: %s", dg_strerror(res->err));
     if (j->lost) {
         finish(j); /* another consumer holds it now */
         return;
@@ -515,10 +512,9 @@ static void fence_send(struct job *j)
     }
     j->step = JOB_FENCE;
     j->fence_at = uv_now(j->w->loop);
-    err = job_store_fence(conn(j), cfg, &j->f, j->w->consumer, j->token, j->w->nonce,
-                          cfg->worker_claim_idle_ms + cfg->connector_timeout_ms +
-                              JOB_UNKNOWN_SLACK_MS,
-                          on_fenced, j);
+    err = job_store_fence(
+        conn(j), cfg, &j->f, j->w->consumer, j->token, j->w->nonce,
+        cfg->worker_claim_idle_ms + cfg->connector_timeout_ms + JOB_UNKNOWN_SLACK_MS, on_fenced, j);
     if (err)
         redis_wait(j, fence_send, err);
 }
@@ -695,10 +691,10 @@ static void release(struct job *j)
 /* Copies the job's strings into one allocation owned by j. */
 static void copy_fields(struct job *j, const struct job_fields *f)
 {
-    const char *src[] = {f->stream_id, f->request_id, f->activity_id, f->audience,
-                         f->test_email, f->conv, f->created_ms};
-    const char **dst[] = {&j->f.stream_id, &j->f.request_id, &j->f.activity_id, &j->f.audience,
-                          &j->f.test_email, &j->f.conv, &j->f.created_ms};
+    const char *src[] = {f->stream_id,  f->request_id, f->activity_id, f->audience,
+                         f->test_email, f->conv,       f->created_ms};
+    const char **dst[] = {&j->f.stream_id,  &j->f.request_id, &j->f.activity_id, &j->f.audience,
+                          &j->f.test_email, &j->f.conv,       &j->f.created_ms};
     size_t total = 0, i, n;
     char *p;
 

@@ -30,8 +30,8 @@ extern char **environ;
 
 enum shutdown_state {
     RUNNING = 0,
-    DRAINING,   /* listener closed; requests and their cards finish */
-    STOPPING,   /* outbound stopped; Redis disconnecting; the loop runs out */
+    DRAINING, /* listener closed; requests and their cards finish */
+    STOPPING, /* outbound stopped; Redis disconnecting; the loop runs out */
 };
 
 struct app {
@@ -44,9 +44,9 @@ struct app {
     struct http_server *http;
     struct webhook *webhook;
     struct admin *admin;
-    struct worker *worker;  /* role worker or all */
+    struct worker *worker;       /* role worker or all */
     struct heartbeat *heartbeat; /* every role: {P}:proc:<host:pid> */
-    struct auth *auth;      /* BOT_AUTH=jwt and a webhook: the signing keys */
+    struct auth *auth;           /* BOT_AUTH=jwt and a webhook: the signing keys */
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_timer_t grace;
@@ -294,20 +294,20 @@ static int start_services(struct app *app)
     app->admin = admin_create(cfg, app->queue, app->auth, app->metrics);
     admin_register(app->admin, app->http);
     if (cfg->role != ROLE_WORKER) {
-        app->webhook = webhook_create(cfg, app->queue, app->connector, app->http_client,
-                                      app->metrics);
+        app->webhook =
+            webhook_create(cfg, app->queue, app->connector, app->http_client, app->metrics);
         webhook_set_auth(app->webhook, app->auth);
         webhook_register(app->webhook, app->http);
     }
     if (cfg->role != ROLE_API)
-        app->worker = worker_create(app->loop, cfg, app->queue, app->connector,
-                                    app->http_client, app->metrics);
+        app->worker = worker_create(app->loop, cfg, app->queue, app->connector, app->http_client,
+                                    app->metrics);
     err = http_server_listen(app->http, cfg->listen_host, cfg->listen_port);
     app->heartbeat = heartbeat_create(app->loop, cfg, app->queue, app->metrics,
                                       err ? cfg->listen_port : http_server_port(app->http));
     if (err) {
-        log_error("DIGEST_LISTEN: cannot listen on %s:%d: %s", cfg->listen_host,
-                  cfg->listen_port, uv_strerror(err));
+        log_error("DIGEST_LISTEN: cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
+                  uv_strerror(err));
         return err;
     }
     queue_start(app->queue);
@@ -327,8 +327,8 @@ static int start_services(struct app *app)
     if (cfg->use_async_digest && cfg->role == ROLE_API)
         log_info("role api: queued jobs are delivered by digestd --role worker processes");
     /* The rollout stage, so a log search shows when each process changed it. */
-    log_info("digest path: USE_ASYNC_DIGEST=%s, %zu ASYNC_DIGEST_ALLOW entries%s",
-             cfg->async_mode, cfg->async_allow.len,
+    log_info("digest path: USE_ASYNC_DIGEST=%s, %zu ASYNC_DIGEST_ALLOW entries%s", cfg->async_mode,
+             cfg->async_allow.len,
              !cfg->use_async_digest && cfg->async_allow.len ? " (ignored: false wins)" : "");
     return 0;
 }

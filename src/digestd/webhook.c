@@ -166,8 +166,8 @@ static void post_card_then_done(struct webhook_req *w, struct json_object *card,
                               w->request_id[0] ? w->request_id : NULL, &ack_opts,
                               cb ? cb : on_card_posted, w);
     if (err) {
-        log_emit(LOG_LEVEL_WARN, w->request_id[0] ? w->request_id : NULL,
-                 "reply card not sent: %s", dg_strerror(err));
+        log_emit(LOG_LEVEL_WARN, w->request_id[0] ? w->request_id : NULL, "reply card not sent: %s",
+                 dg_strerror(err));
         webhook_req_done(w);
     }
 }
@@ -183,8 +183,8 @@ static void post_ack_then_done(struct webhook_req *w, const struct card_ack_info
     err = connector_send_ack(w->wh->connector, CONNECTOR_REPLY, w->act.service_url, &to, info,
                              w->request_id[0] ? w->request_id : NULL, &ack_opts, cb, w);
     if (err) {
-        log_emit(LOG_LEVEL_WARN, w->request_id[0] ? w->request_id : NULL,
-                 "reply card not sent: %s", dg_strerror(err));
+        log_emit(LOG_LEVEL_WARN, w->request_id[0] ? w->request_id : NULL, "reply card not sent: %s",
+                 dg_strerror(err));
         webhook_req_done(w);
     }
 }
@@ -417,10 +417,9 @@ static int dispatch(struct webhook_req *w)
     enum rollout_why why;
 
     if (is_digest(w)) {
-        w->async = rollout_async(w->wh->cfg, w->act.from_aad_id, w->act.from_id, w->conv_key,
-                                 &why);
-        log_emit(LOG_LEVEL_DEBUG, w->request_id, "digest path %s (%s)",
-                 w->async ? "async" : "sync", rollout_why_name(why));
+        w->async = rollout_async(w->wh->cfg, w->act.from_aad_id, w->act.from_id, w->conv_key, &why);
+        log_emit(LOG_LEVEL_DEBUG, w->request_id, "digest path %s (%s)", w->async ? "async" : "sync",
+                 rollout_why_name(why));
         /* The async path needs Redis; without it the sync path serves (a fallback). */
         if (!w->async || !queue_ready(w->wh->queue)) {
             webhook_sync_start(w);
@@ -577,8 +576,8 @@ static void handle_webhook(struct http_request *req, void *data)
     if (wh->cfg->bot_auth == BOT_AUTH_JWT &&
         !auth_header_ok(http_request_header(req, "Authorization"))) {
         http_request_respond_error(req, 401, "unauthorized",
-                                   "Authorization must be 'Bearer' and one token",
-                                   www_authenticate, ARRAY_SIZE(www_authenticate));
+                                   "Authorization must be 'Bearer' and one token", www_authenticate,
+                                   ARRAY_SIZE(www_authenticate));
         return;
     }
     body = http_request_body(req, &len);

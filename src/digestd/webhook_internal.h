@@ -24,9 +24,9 @@ struct webhook {
     struct connector *connector;
     struct http_client *http;
     struct metrics *metrics;
-    struct auth *auth;           /* BOT_AUTH=jwt: the token checks (borrowed) */
-    unsigned in_flight;          /* live struct webhook_req */
-    unsigned redis_waiting;      /* of those, waiting for their Redis step */
+    struct auth *auth;      /* BOT_AUTH=jwt: the token checks (borrowed) */
+    unsigned in_flight;     /* live struct webhook_req */
+    unsigned redis_waiting; /* of those, waiting for their Redis step */
     webhook_drained_cb drained_cb;
     void *drained_data;
 };
@@ -34,18 +34,18 @@ struct webhook {
 /* One activity, from its handler until its answer is sent and its card posted. */
 struct webhook_req {
     struct webhook *wh;
-    struct http_request *req;    /* NULL once answered */
+    struct http_request *req; /* NULL once answered */
     struct activity act;
     struct command cmd;
     char request_id[UUID_STR_LEN + 1];
     char *conv_key;
-    char *ack_activity_id;       /* the acknowledgment card's id, once posted */
-    bool recorded;               /* sync mode: an audit record exists for request_id */
-    bool async;                  /* a digest: the rollout chose the async path (rollout.h) */
+    char *ack_activity_id; /* the acknowledgment card's id, once posted */
+    bool recorded;         /* sync mode: an audit record exists for request_id */
+    bool async;            /* a digest: the rollout chose the async path (rollout.h) */
     uint64_t started_ms;
     uint64_t fetched_ms;
-    int sync_status;             /* sync mode: the status to answer once the card is out */
-    char last_error[160];        /* sync mode: why it failed, for the answer and the record */
+    int sync_status;      /* sync mode: the status to answer once the card is out */
+    char last_error[160]; /* sync mode: why it failed, for the answer and the record */
 };
 
 /*

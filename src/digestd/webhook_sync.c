@@ -30,8 +30,7 @@ static void on_record_updated(int err, void *data)
     struct webhook_req *w = data;
 
     if (err)
-        log_emit(LOG_LEVEL_WARN, w->request_id, "audit record not updated: %s",
-                 dg_strerror(err));
+        log_emit(LOG_LEVEL_WARN, w->request_id, "audit record not updated: %s", dg_strerror(err));
     webhook_req_done(w);
 }
 
@@ -75,8 +74,8 @@ static void finish(struct webhook_req *w, bool delivered, const char *result_id)
         snprintf(body, sizeof(body), "{\"requestId\":\"%s\",\"mode\":\"sync\"}", w->request_id);
         webhook_answer_json(w, 200, body);
     } else {
-        webhook_answer_error(w, w->sync_status, w->sync_status == 504 ? "upstream_timeout"
-                                                                     : "upstream_failed",
+        webhook_answer_error(w, w->sync_status,
+                             w->sync_status == 504 ? "upstream_timeout" : "upstream_failed",
                              w->last_error);
     }
     if (!w->recorded || !queue_ready(w->wh->queue)) {
@@ -87,8 +86,8 @@ static void finish(struct webhook_req *w, bool delivered, const char *result_id)
     snprintf(fetched, sizeof(fetched), "%llu", (unsigned long long)w->fetched_ms);
     snprintf(now, sizeof(now), "%llu", (unsigned long long)clock_wall_ms());
     if (requests_update(queue_conn(w->wh->queue), w->wh->cfg, w->request_id, fields, values,
-                        delivered ? ARRAY_SIZE(fields) : ARRAY_SIZE(fields) - 2,
-                        on_record_updated, w) != 0)
+                        delivered ? ARRAY_SIZE(fields) : ARRAY_SIZE(fields) - 2, on_record_updated,
+                        w) != 0)
         webhook_req_done(w);
 }
 
@@ -119,10 +118,10 @@ static void on_error_card_posted(const struct connector_result *res, void *data)
 
 static void post_error_card(struct webhook_req *w)
 {
-    struct card_error_info e = {
-        w->sync_status == 504 ? "The digest service did not answer in time."
-                              : "The digest service could not build your digest.",
-        w->last_error, w->request_id, "Try again in a few minutes."};
+    struct card_error_info e = {w->sync_status == 504
+                                    ? "The digest service did not answer in time."
+                                    : "The digest service could not build your digest.",
+                                w->last_error, w->request_id, "Try again in a few minutes."};
     struct card_address to;
 
     webhook_card_address(w, &to);
@@ -178,8 +177,7 @@ static void on_fetched(const struct upstream_result *res, void *data)
     }
     w->sync_status = res->err == DG_ERR_TIMEOUT ? 504 : 502;
     if (res->status)
-        snprintf(w->last_error, sizeof(w->last_error), "%s (HTTP %ld)", res->detail,
-                 res->status);
+        snprintf(w->last_error, sizeof(w->last_error), "%s (HTTP %ld)", res->detail, res->status);
     else
         snprintf(w->last_error, sizeof(w->last_error), "%s (%s)", res->detail,
                  dg_strerror(res->err));

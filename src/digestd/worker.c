@@ -27,11 +27,11 @@
 #include "retention.h"
 #include "worker_internal.h"
 
-#define WORKER_READ_BLOCK_MS 2000   /* XREADGROUP BLOCK: a stop waits at most this */
-#define WORKER_READ_RETRY_MS 1000   /* after an error reply (no group yet, say) */
-#define WORKER_CLAIM_MAX 100        /* entries per XAUTOCLAIM call */
+#define WORKER_READ_BLOCK_MS 2000 /* XREADGROUP BLOCK: a stop waits at most this */
+#define WORKER_READ_RETRY_MS 1000 /* after an error reply (no group yet, say) */
+#define WORKER_CLAIM_MAX 100      /* entries per XAUTOCLAIM call */
 #define WORKER_RENEW_MIN_MS 100
-#define WORKER_INDEX_MIN 64         /* buckets of the stream-id index, at least */
+#define WORKER_INDEX_MIN 64 /* buckets of the stream-id index, at least */
 
 static void read_more(struct worker *w);
 static void start_claim(struct worker *w);
@@ -291,7 +291,7 @@ static void read_more(struct worker *w)
     } else {
         const char *argv[] = {
             "XREADGROUP", "GROUP",       KEYS_GROUP, w->consumer,
-            "COUNT",      count,         "BLOCK",     DG_STRINGIFY(WORKER_READ_BLOCK_MS),
+            "COUNT",      count,         "BLOCK",    DG_STRINGIFY(WORKER_READ_BLOCK_MS),
             "STREAMS",    w->stream_key, ">"};
         err = redis_conn_command(w->reader, WORKER_READ_BLOCK_MS + REDIS_COMMAND_TIMEOUT_MS,
                                  on_read, w, (int)ARRAY_SIZE(argv), argv, NULL);
@@ -384,8 +384,8 @@ static void start_claim(struct worker *w)
     {
         const char *argv[] = {"XAUTOCLAIM", w->stream_key,   KEYS_GROUP, w->consumer,
                               idle,         w->claim_cursor, "COUNT",    count};
-        if (redis_conn_command(queue_conn(w->queue), 0, on_claimed, w, (int)ARRAY_SIZE(argv),
-                               argv, NULL) == 0)
+        if (redis_conn_command(queue_conn(w->queue), 0, on_claimed, w, (int)ARRAY_SIZE(argv), argv,
+                               NULL) == 0)
             w->claiming = true;
         else
             read_more(w);
@@ -464,20 +464,20 @@ static void on_renew_tick(uv_timer_t *t)
 
     if (w->renewing > 0 || !queue_ready(w->queue))
         return;
-    list_for_each(pos, &w->jobs) {
+    list_for_each (pos, &w->jobs) {
         struct job *j = container_of(pos, struct job, node);
         if (!holds_lease(j))
             continue;
         ids[n++] = j->f.stream_id;
         if (n == JOB_STORE_MAX_RENEW) {
-            if (job_store_renew(queue_conn(w->queue), w->cfg, w->consumer, ids, n, on_renewed,
-                                w) == 0)
+            if (job_store_renew(queue_conn(w->queue), w->cfg, w->consumer, ids, n, on_renewed, w) ==
+                0)
                 w->renewing++;
             n = 0;
         }
     }
-    if (n > 0 && job_store_renew(queue_conn(w->queue), w->cfg, w->consumer, ids, n, on_renewed,
-                                 w) == 0)
+    if (n > 0 &&
+        job_store_renew(queue_conn(w->queue), w->cfg, w->consumer, ids, n, on_renewed, w) == 0)
         w->renewing++;
 }
 
@@ -544,7 +544,7 @@ void worker_drain(struct worker *w, worker_cb cb, void *data)
     uv_timer_stop(&w->claim_timer);
     uv_timer_stop(&w->read_retry);
     /* The lease timer goes on: the jobs still running need their leases. */
-    list_for_each_safe(pos, tmp, &w->jobs)
+    list_for_each_safe (pos, tmp, &w->jobs)
         worker_job_drain(container_of(pos, struct job, node));
     log_info("worker: draining %zu job(s)", w->n_jobs);
     wake_reader(w);
@@ -558,7 +558,7 @@ void worker_cancel(struct worker *w)
     if (w->state == WORKER_CANCELLED)
         return;
     w->state = WORKER_CANCELLED;
-    list_for_each_safe(pos, tmp, &w->jobs)
+    list_for_each_safe (pos, tmp, &w->jobs)
         worker_job_cancel(container_of(pos, struct job, node));
     check_drained(w);
 }

@@ -39,12 +39,12 @@ struct worker {
     struct redis_conn *reader;
     char consumer[320];
     char *stream_key;
-    struct list_node jobs; /* struct job, in arrival order */
+    struct list_node jobs;   /* struct job, in arrival order */
     struct hash_table index; /* the same jobs by stream id */
-    char nonce[17];        /* per process, in attempt tokens */
-    uint64_t tries;        /* attempts begun here: never reused, even for a job taken back */
-    size_t n_jobs;         /* in the list, plus those whose timer is closing */
-    uint64_t rng;          /* backoff jitter */
+    char nonce[17];          /* per process, in attempt tokens */
+    uint64_t tries;          /* attempts begun here: never reused, even for a job taken back */
+    size_t n_jobs;           /* in the list, plus those whose timer is closing */
+    uint64_t rng;            /* backoff jitter */
     enum worker_state state;
     /* reading */
     bool reading;          /* an XREADGROUP is outstanding */
@@ -54,10 +54,10 @@ struct worker {
     char reader_id[24];    /* CLIENT ID of the reader, to wake its blocked read at drain */
     /* claiming and leases */
     uv_timer_t claim_timer;
-    bool claiming;         /* an XAUTOCLAIM is outstanding (never beside a read) */
-    bool claim_due;        /* the timer asked for one; it goes out when no read is */
-    bool queue_was_down;   /* a claim tick found Redis away */
-    uint64_t claim_after;  /* uv_now() before which nothing is claimed (after an outage) */
+    bool claiming;        /* an XAUTOCLAIM is outstanding (never beside a read) */
+    bool claim_due;       /* the timer asked for one; it goes out when no read is */
+    bool queue_was_down;  /* a claim tick found Redis away */
+    uint64_t claim_after; /* uv_now() before which nothing is claimed (after an outage) */
     uint64_t renew_ms;
     char claim_cursor[48];
     uv_timer_t renew_timer;
@@ -74,15 +74,15 @@ struct worker {
 };
 
 enum job_step {
-    JOB_BEGIN = 0, /* job_store_begin outstanding */
-    JOB_FETCH,     /* upstream fetch */
-    JOB_FENCE,     /* job_store_fence outstanding: may this attempt post its result? */
-    JOB_SEND,      /* result card to the connector */
-    JOB_RECORD,    /* delivered / dead step */
-    JOB_NOTIFY,    /* error card and acknowledgment update (best effort) */
-    JOB_WAIT,      /* timer: backoff before a retry */
-    JOB_REDIS_WAIT,/* timer: Redis away, the same Redis step again */
-    JOB_RELEASE,   /* handing back at shutdown */
+    JOB_BEGIN = 0,  /* job_store_begin outstanding */
+    JOB_FETCH,      /* upstream fetch */
+    JOB_FENCE,      /* job_store_fence outstanding: may this attempt post its result? */
+    JOB_SEND,       /* result card to the connector */
+    JOB_RECORD,     /* delivered / dead step */
+    JOB_NOTIFY,     /* error card and acknowledgment update (best effort) */
+    JOB_WAIT,       /* timer: backoff before a retry */
+    JOB_REDIS_WAIT, /* timer: Redis away, the same Redis step again */
+    JOB_RELEASE,    /* handing back at shutdown */
 };
 
 /* The conversation reference fields a job needs (owned, "" when absent). */
@@ -95,29 +95,29 @@ struct job {
     struct list_node node;
     struct hash_node index_node; /* w->index */
     struct worker *w;
-    struct job_fields f;   /* strings below own the storage */
-    char *strs;            /* one allocation behind every f string */
-    char *alt_id;          /* request_id of a malformed entry, made up here */
+    struct job_fields f; /* strings below own the storage */
+    char *strs;          /* one allocation behind every f string */
+    char *alt_id;        /* request_id of a malformed entry, made up here */
     uint64_t created_ms;
     enum job_step step;
     uv_timer_t timer;
     struct http_client_call *fetch;
-    unsigned attempts;     /* the record's count, from the last begin */
-    uint64_t try_id;       /* this attempt's number in this process (w->tries) */
-    char token[96];        /* this attempt's token: nonce/stream id/try_id */
+    unsigned attempts; /* the record's count, from the last begin */
+    uint64_t try_id;   /* this attempt's number in this process (w->tries) */
+    char token[96];    /* this attempt's token: nonce/stream id/try_id */
     char *ack_activity_id;
     struct job_ref ref;
-    char *body;            /* the rendered result activity, kept across send retries */
+    char *body; /* the rendered result activity, kept across send retries */
     size_t body_len;
     struct connector_call *send; /* the result's call while JOB_SEND */
-    uint64_t fence_at;     /* uv_now() when the fence went out: the lease's safe end
-                              is WORKER_CLAIM_IDLE_MS after it */
-    bool sent;             /* the connector accepted the result */
+    uint64_t fence_at;           /* uv_now() when the fence went out: the lease's safe end
+                                    is WORKER_CLAIM_IDLE_MS after it */
+    bool sent;                   /* the connector accepted the result */
     uint64_t sent_ms;
-    uint64_t sent_ns;      /* clock_mono_ns() of that answer: the window to the record */
+    uint64_t sent_ns; /* clock_mono_ns() of that answer: the window to the record */
     char *result_id;
     uint64_t fetched_ms;
-    bool lost;             /* another consumer holds the job now */
+    bool lost; /* another consumer holds the job now */
     /* how it ends, for the record and the cards */
     enum request_status end_status; /* REQUEST_STATUS_DEAD or _FAILED (end_job) */
     char reason[200];

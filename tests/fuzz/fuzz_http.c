@@ -64,8 +64,7 @@ static void h_echo(struct http_request *req, void *data)
 /* An error whose message is the request's path: exercises the escaping. */
 static void h_error(struct http_request *req, void *data)
 {
-    http_request_respond_error(req, 409, http_request_method(req), http_request_path(req), NULL,
-                               0);
+    http_request_respond_error(req, 409, http_request_method(req), http_request_path(req), NULL, 0);
 }
 
 struct later {

@@ -40,8 +40,8 @@ typedef int (*decode_fn)(const struct redisReply *, struct json_object **);
 static void decode_all(const redisReply *r)
 {
     static const decode_fn decoders[] = {
-        inspect_queue_decode,   inspect_procs_decode,     inspect_pending_decode,
-        inspect_dead_decode,    inspect_history_decode,   inspect_request_decode,
+        inspect_queue_decode,     inspect_procs_decode,       inspect_pending_decode,
+        inspect_dead_decode,      inspect_history_decode,     inspect_request_decode,
         inspect_consumers_decode, inspect_check_facts_decode,
     };
     struct inspect_requeue_all all;

@@ -167,21 +167,21 @@ static void test_every_variable_parsed(void **state)
     char err[ERR_MAX];
     int rc;
 
-    rc = load(&c, NULL, err, "DIGEST_LISTEN=0.0.0.0:0", "REDIS_URL=redis://:pw@cache:6380/3",
-              "DIGEST_PREFIX=dq", "USE_ASYNC_DIGEST=false",
-              "ASYNC_DIGEST_ALLOW=29:1Ab, msteams:a:X",
-              "DIGEST_UPSTREAM_URL=https://up.example/d?a={audience}", "DIGEST_AUDIENCES=alpha,b-2",
-              "MICROSOFT_APP_ID=app-id", "MICROSOFT_APP_PASSWORD=secret",
-              "MICROSOFT_APP_TENANT_ID=tenant1", "BOT_TOKEN_URL=http://127.0.0.1:9/{tenant}/token",
-              "BOT_OPENID_URL=http://127.0.0.1:9/openid", "BOT_AUTH=off",
-              "SERVICE_URL_ALLOW=localhost,127.0.0.1", "ADMIN_TOKEN=0123456789abcdef",
-              "CONNECTOR_RETRY_AFTER_MAX_S=2m", "WORKER_CONCURRENCY=7", "WORKER_MAX_ATTEMPTS=9", "WORKER_CLAIM_IDLE_MS=1234",
-              "WORKER_CLAIM_INTERVAL_MS=222", "RETRY_BASE_MS=10", "RETRY_MAX_MS=20",
-              "JWKS_MIN_REFRESH_S=60", "UPSTREAM_TIMEOUT_MS=30s", "CONNECTOR_TIMEOUT_MS=1500",
-              "MAX_BODY_BYTES=1024", "MAX_HEADER_BYTES=2048", "HEADER_TIMEOUT_MS=250",
-              "IDLE_TIMEOUT_MS=2m", "MAX_CONNECTIONS=3", "DEDUP_TTL_S=1d", "REQUEST_TTL_S=2",
-              "STREAM_RETENTION=90", "DEAD_MAX_LEN=12", "DEAD_RETENTION=2h", "SHUTDOWN_GRACE_MS=5",
-              "LOG_LEVEL=DEBUG", "LOG_FORMAT=text", NULL);
+    rc =
+        load(&c, NULL, err, "DIGEST_LISTEN=0.0.0.0:0", "REDIS_URL=redis://:pw@cache:6380/3",
+             "DIGEST_PREFIX=dq", "USE_ASYNC_DIGEST=false", "ASYNC_DIGEST_ALLOW=29:1Ab, msteams:a:X",
+             "DIGEST_UPSTREAM_URL=https://up.example/d?a={audience}", "DIGEST_AUDIENCES=alpha,b-2",
+             "MICROSOFT_APP_ID=app-id", "MICROSOFT_APP_PASSWORD=secret",
+             "MICROSOFT_APP_TENANT_ID=tenant1", "BOT_TOKEN_URL=http://127.0.0.1:9/{tenant}/token",
+             "BOT_OPENID_URL=http://127.0.0.1:9/openid", "BOT_AUTH=off",
+             "SERVICE_URL_ALLOW=localhost,127.0.0.1", "ADMIN_TOKEN=0123456789abcdef",
+             "CONNECTOR_RETRY_AFTER_MAX_S=2m", "WORKER_CONCURRENCY=7", "WORKER_MAX_ATTEMPTS=9",
+             "WORKER_CLAIM_IDLE_MS=1234", "WORKER_CLAIM_INTERVAL_MS=222", "RETRY_BASE_MS=10",
+             "RETRY_MAX_MS=20", "JWKS_MIN_REFRESH_S=60", "UPSTREAM_TIMEOUT_MS=30s",
+             "CONNECTOR_TIMEOUT_MS=1500", "MAX_BODY_BYTES=1024", "MAX_HEADER_BYTES=2048",
+             "HEADER_TIMEOUT_MS=250", "IDLE_TIMEOUT_MS=2m", "MAX_CONNECTIONS=3", "DEDUP_TTL_S=1d",
+             "REQUEST_TTL_S=2", "STREAM_RETENTION=90", "DEAD_MAX_LEN=12", "DEAD_RETENTION=2h",
+             "SHUTDOWN_GRACE_MS=5", "LOG_LEVEL=DEBUG", "LOG_FORMAT=text", NULL);
     if (rc != 0)
         print_error("unexpected error: %s\n", err);
     assert_int_equal(rc, 0);
@@ -478,10 +478,9 @@ static void test_empty_optional_means_unset(void **state)
     struct config c;
     char err[ERR_MAX];
 
-    assert_int_equal(
-        load(&c, NULL, err, "ADMIN_TOKEN=", "MICROSOFT_APP_ID=", "MICROSOFT_APP_PASSWORD=",
-             "ASYNC_DIGEST_ALLOW=", NULL),
-        0);
+    assert_int_equal(load(&c, NULL, err, "ADMIN_TOKEN=", "MICROSOFT_APP_ID=",
+                          "MICROSOFT_APP_PASSWORD=", "ASYNC_DIGEST_ALLOW=", NULL),
+                     0);
     assert_int_equal(c.async_allow.len, 0);
     assert_null(c.admin_token);
     assert_null(c.app_id);
@@ -740,8 +739,9 @@ static void test_redis_tls_files(void **state)
     struct config c;
     char err[ERR_MAX];
 
-    assert_int_equal(load(&c, NULL, err, "REDIS_URL=rediss://:pw@h:6380", "REDIS_TLS_CA_FILE=/dev/null",
-                          "REDIS_TLS_CERT_FILE=/dev/null", "REDIS_TLS_KEY_FILE=", NULL),
+    assert_int_equal(load(&c, NULL, err, "REDIS_URL=rediss://:pw@h:6380",
+                          "REDIS_TLS_CA_FILE=/dev/null", "REDIS_TLS_CERT_FILE=/dev/null",
+                          "REDIS_TLS_KEY_FILE=", NULL),
                      0);
     assert_true(c.redis_tls);
     assert_string_equal(c.redis_tls_ca_file, "/dev/null");

@@ -28,9 +28,12 @@ static void requests_are_counted_by_route_and_status(void **state)
     metrics_http_request(m, "webhook", 400, 100000);
     metrics_http_request(m, "healthz", 200, 1000);
     text = render(m);
-    assert_non_null(strstr(text, "digestd_http_requests_total{route=\"webhook\",status=\"202\"} 2\n"));
-    assert_non_null(strstr(text, "digestd_http_requests_total{route=\"webhook\",status=\"400\"} 1\n"));
-    assert_non_null(strstr(text, "digestd_http_requests_total{route=\"healthz\",status=\"200\"} 1\n"));
+    assert_non_null(
+        strstr(text, "digestd_http_requests_total{route=\"webhook\",status=\"202\"} 2\n"));
+    assert_non_null(
+        strstr(text, "digestd_http_requests_total{route=\"webhook\",status=\"400\"} 1\n"));
+    assert_non_null(
+        strstr(text, "digestd_http_requests_total{route=\"healthz\",status=\"200\"} 1\n"));
     /* Only the webhook feeds the webhook histogram. */
     assert_non_null(strstr(text, "digestd_webhook_duration_seconds_count 3\n"));
     xfree(text);
@@ -42,8 +45,8 @@ static void histogram_buckets_are_cumulative(void **state)
     struct metrics *m = metrics_create();
     char *text;
 
-    metrics_observe(m, METRICS_H_ENQUEUE, 200000);   /* 0.2 ms */
-    metrics_observe(m, METRICS_H_ENQUEUE, 3000000);  /* 3 ms */
+    metrics_observe(m, METRICS_H_ENQUEUE, 200000);          /* 0.2 ms */
+    metrics_observe(m, METRICS_H_ENQUEUE, 3000000);         /* 3 ms */
     metrics_observe(m, METRICS_H_ENQUEUE, 120000000000ull); /* 120 s: only +Inf */
     text = render(m);
     assert_non_null(strstr(text, "digestd_enqueue_duration_seconds_bucket{le=\"0.00025\"} 1\n"));
@@ -86,9 +89,12 @@ static void outbound_statuses_by_target(void **state)
     metrics_outbound(m, METRICS_H_CONNECTOR, 429);
     metrics_outbound(m, METRICS_H_UPSTREAM, 0);
     text = render(m);
-    assert_non_null(strstr(text, "digestd_outbound_responses_total{target=\"connector\",status=\"200\"} 2\n"));
-    assert_non_null(strstr(text, "digestd_outbound_responses_total{target=\"connector\",status=\"429\"} 1\n"));
-    assert_non_null(strstr(text, "digestd_outbound_responses_total{target=\"upstream\",status=\"0\"} 1\n"));
+    assert_non_null(
+        strstr(text, "digestd_outbound_responses_total{target=\"connector\",status=\"200\"} 2\n"));
+    assert_non_null(
+        strstr(text, "digestd_outbound_responses_total{target=\"connector\",status=\"429\"} 1\n"));
+    assert_non_null(
+        strstr(text, "digestd_outbound_responses_total{target=\"upstream\",status=\"0\"} 1\n"));
     xfree(text);
     metrics_free(m);
 }

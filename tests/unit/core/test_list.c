@@ -25,7 +25,7 @@ static void expect_order(struct list_node *head, const int *want, size_t n)
     struct list_node *pos;
     size_t i = 0;
 
-    list_for_each(pos, head) {
+    list_for_each (pos, head) {
         assert_true(i < n);
         assert_int_equal(item_id(pos), want[i]);
         i++;
@@ -50,7 +50,7 @@ static void empty_list_has_no_first_or_last(void **state)
     assert_true(list_empty(&head));
     assert_null(list_first(&head));
     assert_null(list_last(&head));
-    list_for_each(pos, &head)
+    list_for_each (pos, &head)
         visits++;
     assert_int_equal(visits, 0);
 }
@@ -165,7 +165,7 @@ static void safe_iteration_may_free_the_current_node(void **state)
         it->id = i;
         list_insert_tail(&head, &it->node);
     }
-    list_for_each_safe(pos, tmp, &head) {
+    list_for_each_safe (pos, tmp, &head) {
         visited++;
         if (item_id(pos) % 2 == 0) {
             list_remove(pos);
@@ -174,7 +174,7 @@ static void safe_iteration_may_free_the_current_node(void **state)
     }
     assert_int_equal(visited, 6);
     expect_order(&head, want, ARRAY_SIZE(want));
-    list_for_each_safe(pos, tmp, &head) {
+    list_for_each_safe (pos, tmp, &head) {
         list_remove(pos);
         xfree(container_of(pos, struct item, node));
     }

@@ -34,7 +34,7 @@ static void format_is_rfc4122_v4(void **state)
 static void no_repeats_in_a_large_sample(void **state)
 {
     enum { N = 100000 };
-    char (*ids)[UUID_STR_LEN + 1] = calloc(N, sizeof(*ids));
+    char(*ids)[UUID_STR_LEN + 1] = calloc(N, sizeof(*ids));
     int i;
     assert_non_null(ids);
     for (i = 0; i < N; i++)

@@ -56,7 +56,7 @@ struct connector_call {
 
 struct fake_call {
     enum connector_op op;
-    bool card;  /* connector_send_card: the error card or the ack update */
+    bool card; /* connector_send_card: the error card or the ack update */
     bool is_result;
     uint64_t hold_until_ms;
     connector_done_cb cb;
@@ -145,7 +145,9 @@ int connector_send_ack(struct connector *c, enum connector_op op, const char *se
 static void answer(int n, long status, int64_t retry_after_s, bool held)
 {
     struct fake_call *fc = &F.calls[n];
-    struct connector_result res = {.status = status ? status : held ? 0 : 201,
+    struct connector_result res = {.status = status ? status
+                                             : held ? 0
+                                                    : 201,
                                    .retry_after_s = retry_after_s,
                                    .activity_id = "result-act",
                                    .held = held};

@@ -941,8 +941,8 @@ static void more_transfers_than_one_shard_all_complete(void **state)
     for (i = 0; i < SHARDED; i++)
         send_ok(t, &req, &t->slots[i]);
     shards = http_client_shards(t->client, &max);
-    assert_int_equal(shards, (SHARDED + HTTP_CLIENT_SHARD_TRANSFERS - 1) /
-                                 HTTP_CLIENT_SHARD_TRANSFERS);
+    assert_int_equal(shards,
+                     (SHARDED + HTTP_CLIENT_SHARD_TRANSFERS - 1) / HTTP_CLIENT_SHARD_TRANSFERS);
     /* The budget bounds the shards: ceil(budget / HTTP_CLIENT_SHARD_TRANSFERS). */
     assert_true(max >= shards);
     assert_true(max <= (HTTP_CLIENT_MAX_CONNECTIONS + HTTP_CLIENT_SHARD_TRANSFERS - 1) /
@@ -989,8 +989,8 @@ static void cancel_in_another_shard(void **state)
     t = ctx_init(400, SHARDED, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", NULL);
     req = req_to(t, "GET", "/c");
     for (i = 0; i < SHARDED; i++)
-        assert_int_equal(http_client_send(t->client, &req, on_done, &t->slots[i], &sharded_calls[i]),
-                         0);
+        assert_int_equal(
+            http_client_send(t->client, &req, on_done, &t->slots[i], &sharded_calls[i]), 0);
     assert_int_equal(http_client_shards(t->client, NULL), 3);
     run_later(t, 150, cancel_two);
     ctx_finish(t);

@@ -29,14 +29,14 @@
 struct client {
     uv_tcp_t tcp;
     uv_connect_t connect_req;
-    uv_timer_t timer;          /* delayed connect, then the drip of the slow client */
+    uv_timer_t timer; /* delayed connect, then the drip of the slow client */
     const char *parts[MAX_PARTS];
     size_t n_parts, next_part;
-    const char *drip;          /* sent one byte per drip_ms when set */
+    const char *drip; /* sent one byte per drip_ms when set */
     size_t drip_pos;
     unsigned drip_ms;
     unsigned delay_ms;
-    unsigned want;             /* close after this many final responses; 0: wait for EOF */
+    unsigned want; /* close after this many final responses; 0: wait for EOF */
     bool close_after_send;
     struct buf rx;
     bool eof;
@@ -361,9 +361,8 @@ static void client_connect(struct client *c)
 
     c->start_ms = uv_now(&ctx.loop);
     uv_ip4_addr("127.0.0.1", http_server_port(ctx.srv), &sa);
-    assert_int_equal(uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)&sa,
-                                    on_client_connect),
-                     0);
+    assert_int_equal(
+        uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)&sa, on_client_connect), 0);
 }
 
 static void on_delay(uv_timer_t *t)
@@ -648,8 +647,9 @@ static void test_chunked_body_intact(void **state)
     char v[64];
 
     server_setup(NULL);
-    c = client_add(1, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+    c = client_add(1,
+                   "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
                    NULL);
     run_clients();
     assert_int_equal(responses(c, r), 1);
@@ -665,8 +665,9 @@ static void test_expect_continue(void **state)
 
     server_setup(NULL);
     /* The body goes out only after the interim 100 has arrived. */
-    c = client_add(1, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
-                      "Expect: 100-continue\r\n\r\n",
+    c = client_add(1,
+                   "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+                   "Expect: 100-continue\r\n\r\n",
                    "ping");
     run_clients();
     assert_int_equal(responses(c, r), 2);
@@ -702,10 +703,11 @@ static void test_pipelining_in_order(void **state)
 
     server_setup(NULL);
     /* Later requests are answered faster; the order must still hold. */
-    c = client_add(4, "GET /slow?d=80&n=1 HTTP/1.1\r\nHost: t\r\n\r\n"
-                      "GET /slow?d=40&n=2 HTTP/1.1\r\nHost: t\r\n\r\n"
-                      "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
-                      "GET /slow?d=0&n=4 HTTP/1.1\r\nHost: t\r\n\r\n",
+    c = client_add(4,
+                   "GET /slow?d=80&n=1 HTTP/1.1\r\nHost: t\r\n\r\n"
+                   "GET /slow?d=40&n=2 HTTP/1.1\r\nHost: t\r\n\r\n"
+                   "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+                   "GET /slow?d=0&n=4 HTTP/1.1\r\nHost: t\r\n\r\n",
                    NULL);
     run_clients();
     assert_int_equal(responses(c, r), 4);

@@ -197,8 +197,8 @@ static void delivered_by(struct fixture *f, const struct job *j, const char *con
                          const char *token, const char *result, struct res *r)
 {
     memset(r, 0, sizeof(*r));
-    assert_int_equal(job_store_delivered(queue_conn(f->q), &f->cfg, &j->f, consumer, token,
-                                         result, 1500, 2000, on_end, r),
+    assert_int_equal(job_store_delivered(queue_conn(f->q), &f->cfg, &j->f, consumer, token, result,
+                                         1500, 2000, on_end, r),
                      0);
     wait_one(f, r);
 }
@@ -961,8 +961,8 @@ static void renew_takes_a_full_chunk(void **state)
         snprintf(names[i], sizeof(names[i]), "0-%zu", i + 1);
         ids[i] = names[i];
     }
-    assert_int_equal(job_store_renew(queue_conn(f->q), &f->cfg, "c1", ids,
-                                     JOB_STORE_MAX_RENEW + 1, on_renew, &r),
+    assert_int_equal(job_store_renew(queue_conn(f->q), &f->cfg, "c1", ids, JOB_STORE_MAX_RENEW + 1,
+                                     on_renew, &r),
                      DG_ERR_INVALID);
     renew(f, "c1", ids, JOB_STORE_MAX_RENEW, &r);
     assert_int_equal(r.err, 0);
@@ -1124,8 +1124,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(delivered_refuses_an_attempt_that_does_not_hold_the_job,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(fence_marks_the_holders_send_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(dead_by_a_consumer_that_lost_the_job_changes_nothing,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(dead_by_a_consumer_that_lost_the_job_changes_nothing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(dead_letters_once_and_acks, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_leaves_a_delivered_job_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_sent_again_by_its_attempt_still_reports_recorded,

@@ -294,9 +294,10 @@ static void enqueue_writes_spec_keys(void **state)
     /* Conversation reference. */
     x = sync_cmd(rc, "HGETALL {digest}:conv:msteams:19:abc@thread.v2");
     {
-        const char *const want[] = {
-            "service_url", "https://smba.example/emea/", "channel_id", "msteams", "stale", "0",
-            "last_request_id", "req-1"};
+        const char *const want[] = {"service_url",     "https://smba.example/emea/",
+                                    "channel_id",      "msteams",
+                                    "stale",           "0",
+                                    "last_request_id", "req-1"};
         sync_assert_pairs(x, want, ARRAY_SIZE(want));
     }
     freeReplyObject(x);
@@ -1034,8 +1035,9 @@ static void superseded_references_skipped(void **state)
     x = sync_cmd(rc, "HGETALL {digest}:conv:msteams:19:abc@thread.v2");
     {
         const char *const want[] = {
-            "last_request_id", "req-c", "service_url", "https://c.example/", "channel_id",
-            "msteams", "stale", "0", "locale", "de-DE"};
+            "last_request_id", "req-c",   "service_url", "https://c.example/",
+            "channel_id",      "msteams", "stale",       "0",
+            "locale",          "de-DE"};
         sync_assert_pairs(x, want, ARRAY_SIZE(want));
     }
     freeReplyObject(x);

@@ -20,7 +20,7 @@ struct redis_server {
     int port; /* 0 with a unix socket only */
     char dir[64];
     char sock[128];
-    const char *password; /* borrowed; NULL for none */
+    const char *password;     /* borrowed; NULL for none */
     const char *const *extra; /* borrowed, NULL-terminated: more redis-server arguments */
 };
 

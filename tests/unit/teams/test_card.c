@@ -135,8 +135,14 @@ static void test_ack_cards(void **state)
 static void test_ack_writer_matches_json_c(void **state)
 {
     static const char *const odd[] = {
-        "", "plain", "quote \" back\\slash /slash/", "\b\f\n\r\t", "\x01\x1f\x7f",
-        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\xff\xfe stray \xc3", "</script>",
+        "",
+        "plain",
+        "quote \" back\\slash /slash/",
+        "\b\f\n\r\t",
+        "\x01\x1f\x7f",
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+        "\xff\xfe stray \xc3",
+        "</script>",
     };
     struct card_address to = TO;
     struct card_ack_info ack = {0};

@@ -844,8 +844,8 @@ static void send_held(struct ctx *t, uint64_t hold_in_ms, struct slot *s)
 
     uv_update_time(&t->loop);
     assert_int_equal(connector_send_call(t->conn, &m, NULL,
-                                         hold_in_ms ? uv_now(&t->loop) + hold_in_ms : 0, on_done,
-                                         s, &s->call),
+                                         hold_in_ms ? uv_now(&t->loop) + hold_in_ms : 0, on_done, s,
+                                         &s->call),
                      0);
     assert_non_null(s->call);
 }
@@ -1387,8 +1387,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unauthorized_refetches_once_and_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(second_unauthorized_is_final, setup, teardown),
         cmocka_unit_test_setup_teardown(throttled_waits_for_retry_after, setup, teardown),
-        cmocka_unit_test_setup_teardown(cancel_ends_a_send_waiting_on_retry_after, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(cancel_ends_a_send_waiting_on_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(hold_until_cuts_a_retry_short, setup, teardown),
         cmocka_unit_test_setup_teardown(hold_until_past_sends_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_after_past_retry_max_is_waited, setup, teardown),

@@ -117,8 +117,8 @@ static char *forge(const char *kid, const char *serviceurl, int64_t exp)
     text = json_object_to_json_string_ext(c, JSON_C_TO_STRING_PLAIN);
     buf_init(&b, 64 * 1024);
     assert_int_equal(buf_append_str(&b, "Bearer "), 0);
-    assert_int_equal(
-        jwt_sign_compact(JWT_SIG_RS256, key, NULL, 0, header, text, strlen(text), &b), 0);
+    assert_int_equal(jwt_sign_compact(JWT_SIG_RS256, key, NULL, 0, header, text, strlen(text), &b),
+                     0);
     json_object_put(c);
     return buf_take(&b);
 }
@@ -148,8 +148,8 @@ static enum jwt_verdict check(struct jwt_cache *c, const char *auth, const struc
 }
 
 static void want_check(struct jwt_cache *c, const char *auth, const struct jwks *keys,
-                         const struct jwt_expect *e, bool want_hit, enum jwt_verdict want,
-                         const char *reason_part)
+                       const struct jwt_expect *e, bool want_hit, enum jwt_verdict want,
+                       const char *reason_part)
 {
     const char *why = "";
     bool hit;

@@ -16,10 +16,13 @@ static const struct config_list allow = {allow_items, 6};
 static void allowed_https_hosts_pass(void **state)
 {
     assert_int_equal(service_url_check("https://smba.trafficmanager.net/amer/", &allow), 0);
-    assert_int_equal(service_url_check(
-        "https://smba.trafficmanager.net/amer/50612dbb-0237-4969-b378-8d42590f9c00/", &allow), 0);
+    assert_int_equal(
+        service_url_check(
+            "https://smba.trafficmanager.net/amer/50612dbb-0237-4969-b378-8d42590f9c00/", &allow),
+        0);
     assert_int_equal(service_url_check("https://SMBA.TrafficManager.net/teams/", &allow), 0);
-    assert_int_equal(service_url_check("https://smba.infra.gcc.teams.microsoft.com/gcc", &allow), 0);
+    assert_int_equal(service_url_check("https://smba.infra.gcc.teams.microsoft.com/gcc", &allow),
+                     0);
     assert_int_equal(service_url_check("https://smba.trafficmanager.net:443/amer/", &allow), 0);
 }
 
@@ -28,7 +31,8 @@ static void other_hosts_fail(void **state)
     assert_int_equal(service_url_check("https://evil.example.com/", &allow), DG_ERR_INVALID);
     assert_int_equal(service_url_check("https://smba.trafficmanager.net.evil.com/", &allow),
                      DG_ERR_INVALID);
-    assert_int_equal(service_url_check("https://xsmba.trafficmanager.net/", &allow), DG_ERR_INVALID);
+    assert_int_equal(service_url_check("https://xsmba.trafficmanager.net/", &allow),
+                     DG_ERR_INVALID);
     /* userinfo must not smuggle another host past the check */
     assert_int_equal(service_url_check("https://smba.trafficmanager.net@evil.com/", &allow),
                      DG_ERR_INVALID);
