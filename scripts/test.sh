@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test: unit (cmocka),
+# Installs what is missing, checks the banned calls and the formatting
+# (scripts/format.sh --check), builds, and runs every test: unit (cmocka),
 # integration (real redis-server + digestd over loopback), card validation
 # (npm adaptivecards), the operators' page in headless Chromium (npm
 # playwright-core driving Debian's chromium), the deployment manifests (npm
@@ -29,6 +30,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 scripts/deps.sh
 scripts/checkbanned.sh
+scripts/format.sh --check
 
 for dir in tests/cards tests/browser tests/deploy; do
   if [ -f "$dir/package-lock.json" ]; then
