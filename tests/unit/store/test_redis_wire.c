@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+
+#include <openssl/err.h>
 
 #include <hiredis/hiredis.h>
 
@@ -672,6 +675,65 @@ static void the_wire_checks_ca_and_host(void **state)
     tls_world_free(w);
 }
 
+/*
+ * The read callback runs code that shares this thread's OpenSSL error queue
+ * (libcurl closing a TLS connection when a reply cancels a fetch): an error
+ * it leaves there must not be taken for the wire's own next SSL_read.
+ */
+static void errors_left_by_read_callback(struct redis_wire *wire, const char *p, size_t n,
+                                         void *data)
+{
+    struct wire_probe *pr = data;
+
+    probe_read(wire, p, n, data);
+    if (pr->len == 7) {
+        ERR_raise(ERR_LIB_SYS, ECONNRESET);
+        assert_int_equal(redis_wire_write(wire, "PING\r\n", 6), 0);
+    }
+}
+
+static const struct redis_wire_cbs dirty_cbs = {probe_open, errors_left_by_read_callback,
+                                                probe_fail, probe_closed};
+
+static bool two_pongs(void *arg)
+{
+    struct wire_probe *pr = arg;
+
+    return pr->failed || pr->len >= 14;
+}
+
+static void tls_reads_ignore_errors_left_by_callbacks(void **state)
+{
+    struct tls_world *w = tls_world_start();
+    struct fixture *f = fixture_new();
+    struct wire_probe pr = {0};
+    struct sockaddr_in sa;
+    struct redis_wire *wire;
+    char err[256];
+    SSL_CTX *ctx;
+    SSL *ssl;
+
+    f->cfg.redis_tls = true;
+    put(&f->cfg.redis_tls_ca_file, w->ca);
+    ctx = redis_tls_ctx_create(&f->cfg, err, sizeof(err));
+    assert_non_null(ctx);
+    ssl = redis_tls_new(ctx, "localhost", err, sizeof(err));
+    assert_non_null(ssl);
+    uv_ip4_addr("127.0.0.1", atoi(w->port), &sa);
+    wire = redis_wire_create(&f->loop, &dirty_cbs, &pr);
+    assert_int_equal(redis_wire_connect_tcp(wire, (struct sockaddr *)&sa, ssl), 0);
+    assert_true(loop_run_until(&f->loop, &f->tick, two_pongs, &pr, 5000));
+    ERR_clear_error();
+    assert_false(pr.failed);
+    assert_int_equal(pr.len, 14);
+    assert_memory_equal(pr.got, "+PONG\r\n+PONG\r\n", 14);
+    redis_wire_close(wire);
+    assert_true(loop_run_until(&f->loop, &f->tick, probe_closed_yet, &pr, 5000));
+    SSL_CTX_free(ctx);
+    fixture_free(f);
+    tls_world_free(w);
+}
+
 /* The blocking client digestctl uses: the same URL forms, over TLS too. */
 static void the_blocking_client_speaks_tls(void **state)
 {
@@ -712,6 +774,7 @@ int main(void)
         cmocka_unit_test(a_silent_server_times_out),
         cmocka_unit_test(commands_flow_over_tls),
         cmocka_unit_test(the_wire_checks_ca_and_host),
+        cmocka_unit_test(tls_reads_ignore_errors_left_by_callbacks),
         cmocka_unit_test(the_blocking_client_speaks_tls),
     };
 
