@@ -624,8 +624,11 @@ static bool probe_closed_yet(void *arg)
     return ((struct wire_probe *)arg)->closed;
 }
 
-/* One wire, one SSL for host, checked against ca: what it read or why it failed. */
-static void probe(struct tls_world *w, const char *ca, const char *host, struct wire_probe *pr)
+/* One wire with cbs, one SSL for host, checked against ca, run until done: what it read or why
+ * it failed. */
+static void probe_with(struct tls_world *w, const char *ca, const char *host,
+                       const struct redis_wire_cbs *cbs, bool (*done)(void *),
+                       struct wire_probe *pr)
 {
     struct fixture *f = fixture_new();
     struct sockaddr_in sa;
@@ -641,15 +644,20 @@ static void probe(struct tls_world *w, const char *ca, const char *host, struct 
     ssl = redis_tls_new(ctx, host, err, sizeof(err));
     assert_non_null(ssl);
     uv_ip4_addr("127.0.0.1", atoi(w->port), &sa);
-    wire = redis_wire_create(&f->loop, &probe_cbs, pr);
+    wire = redis_wire_create(&f->loop, cbs, pr);
     assert_int_equal(redis_wire_connect_tcp(wire, (struct sockaddr *)&sa, ssl), 0);
-    assert_true(loop_run_until(&f->loop, &f->tick, probe_done, pr, 5000));
+    assert_true(loop_run_until(&f->loop, &f->tick, done, pr, 5000));
     /* After a failure the wire is closing on its own and may be gone already. */
     if (!pr->failed)
         redis_wire_close(wire);
     assert_true(loop_run_until(&f->loop, &f->tick, probe_closed_yet, pr, 5000));
     SSL_CTX_free(ctx);
     fixture_free(f);
+}
+
+static void probe(struct tls_world *w, const char *ca, const char *host, struct wire_probe *pr)
+{
+    probe_with(w, ca, host, &probe_cbs, probe_done, pr);
 }
 
 /* The wire alone: PONG for the right CA and host; a clear reason for a wrong CA or host. */
@@ -705,32 +713,13 @@ static bool two_pongs(void *arg)
 static void tls_reads_ignore_errors_left_by_callbacks(void **state)
 {
     struct tls_world *w = tls_world_start();
-    struct fixture *f = fixture_new();
     struct wire_probe pr = {0};
-    struct sockaddr_in sa;
-    struct redis_wire *wire;
-    char err[256];
-    SSL_CTX *ctx;
-    SSL *ssl;
 
-    f->cfg.redis_tls = true;
-    put(&f->cfg.redis_tls_ca_file, w->ca);
-    ctx = redis_tls_ctx_create(&f->cfg, err, sizeof(err));
-    assert_non_null(ctx);
-    ssl = redis_tls_new(ctx, "localhost", err, sizeof(err));
-    assert_non_null(ssl);
-    uv_ip4_addr("127.0.0.1", atoi(w->port), &sa);
-    wire = redis_wire_create(&f->loop, &dirty_cbs, &pr);
-    assert_int_equal(redis_wire_connect_tcp(wire, (struct sockaddr *)&sa, ssl), 0);
-    assert_true(loop_run_until(&f->loop, &f->tick, two_pongs, &pr, 5000));
+    probe_with(w, w->ca, "localhost", &dirty_cbs, two_pongs, &pr);
     ERR_clear_error();
     assert_false(pr.failed);
     assert_int_equal(pr.len, 14);
     assert_memory_equal(pr.got, "+PONG\r\n+PONG\r\n", 14);
-    redis_wire_close(wire);
-    assert_true(loop_run_until(&f->loop, &f->tick, probe_closed_yet, &pr, 5000));
-    SSL_CTX_free(ctx);
-    fixture_free(f);
     tls_world_free(w);
 }
 
