@@ -66,7 +66,8 @@ const struct store_script job_store_begin_script = {"job_store_begin", begin_lua
  * The fence before a result is posted. KEYS: stream, record, schema. ARGV:
  * group, entry id, consumer, attempt token, this process's nonce, how long
  * a send marked by another process stays "maybe in flight" (ms), schema
- * version. Answers {code, text}: 0 not ours (text: why); 1 send; 2 a send
+ * version. Answers {code, text}: 0 not ours (text: the record's status, or
+ * "entry deleted" when the entry is gone from the stream); 1 send; 2 a send
  * by another process was marked and is long over: send again, its outcome
  * unknown; 3 that send may still be in flight: ask again in text ms; 4 a
  * result was accepted already for an attempt that had lost the job (text:
@@ -91,7 +92,10 @@ static const char fence_lua[] = LUA_HOLDS
     "  if left > 0 then return {3, tostring(left)} end\n"
     "  code = 2\n"
     "end\n"
-    "redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')\n"
+    /* An entry deleted from the stream leaves the pending list here (Redis 7): not ours. */
+    "if #redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID') == 0 then\n"
+    "  return {0, 'entry deleted'}\n"
+    "end\n"
     "redis.call('HSET', KEYS[2], 'send_token', ARGV[4], 'send_consumer', ARGV[3],\n"
     "  'send_ms', tostring(now))\n"
     "if (tonumber(redis.call('GET', KEYS[3])) or 1) < tonumber(ARGV[7]) then\n"

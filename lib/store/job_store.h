@@ -87,7 +87,7 @@ enum job_fence_answer {
 /* What job_store_fence answered. Valid during the callback only. */
 struct job_fence {
     enum job_fence_answer answer;
-    const char *text; /* NOT_OURS: the record's status; LATE: the result id */
+    const char *text; /* NOT_OURS: the record's status or "entry deleted"; LATE: the result id */
     uint64_t wait_ms; /* WAIT */
 };
 

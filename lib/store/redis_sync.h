@@ -10,8 +10,9 @@
  * hiredis's redisFormatCommandArgv and redisReader for the protocol.
  * Every connect, read and write is bounded by the timeout given.
  *
- * Owns the socket, the SSL and the reader; replies returned are the
- * caller's (freeReplyObject).
+ * Owns the socket, the SSL and its SSL_CTX, and the reader (redis_sync_free
+ * frees them); cfg is borrowed for the connect only; replies returned are
+ * the caller's (freeReplyObject).
  */
 #pragma once
 

@@ -302,9 +302,15 @@ static void tls_input(struct redis_wire *w, const char *p, size_t n)
     }
     if (!w->opened && !tls_handshake(w))
         return;
-    ERR_clear_error();
-    while (!w->closing && (got = SSL_read(w->ssl, plain, sizeof(plain))) > 0)
+    while (!w->closing) {
+        /* Clean before each step, not once: the read callback runs code that shares the
+         * queue (libcurl closing a connection), and SSL_get_error reads the queue first. */
+        ERR_clear_error();
+        got = SSL_read(w->ssl, plain, sizeof(plain));
+        if (got <= 0)
+            break;
         w->cbs->read(w, plain, (size_t)got, w->data);
+    }
     if (w->closing)
         return;
     switch (SSL_get_error(w->ssl, got)) {

@@ -117,6 +117,7 @@ int card_render(const struct card_address *to, struct json_object *card, char **
  * card_render(to, card_ack(in), out, len) without the json-c tree: the same
  * bytes, written straight into one buffer (the webhook's hot path). card_ack
  * and card_render stay the reference the tests and fuzz_card.c compare with.
+ * to and in are borrowed; *out is owned (xfree), NULL on error.
  */
 int card_render_ack(const struct card_address *to, const struct card_ack_info *in, char **out,
                     size_t *len) WARN_UNUSED;

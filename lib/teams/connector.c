@@ -1107,6 +1107,21 @@ void connector_call_cancel(struct connector_call *handle)
     call_finish_held(call, DG_ERR_CLOSED);
 }
 
+/*
+ * A card rendered for to (body taken): the path comes from the same address
+ * as the body, so they cannot disagree (REPLY uses to->reply_to_id, UPDATE
+ * to->activity_id).
+ */
+static int submit_rendered(struct connector *c, struct connector_msg *m,
+                           const struct card_address *to, char *body,
+                           const struct connector_opts *opts, connector_done_cb cb, void *data)
+{
+    m->body = body;
+    m->conversation_id = to->conversation_id;
+    m->activity_id = m->op == CONNECTOR_REPLY ? to->reply_to_id : to->activity_id;
+    return submit(c, m, body, opts, 0, cb, data, NULL);
+}
+
 int connector_send_card(struct connector *c, enum connector_op op, const char *service_url,
                         const struct card_address *to, struct json_object *card,
                         const char *request_id, const struct connector_opts *opts,
@@ -1123,10 +1138,7 @@ int connector_send_card(struct connector *c, enum connector_op op, const char *s
     err = card_render(to, card, &body, &m.body_len);
     if (err)
         return err;
-    m.body = body;
-    m.conversation_id = to->conversation_id;
-    m.activity_id = op == CONNECTOR_REPLY ? to->reply_to_id : to->activity_id;
-    return submit(c, &m, body, opts, 0, cb, data, NULL);
+    return submit_rendered(c, &m, to, body, opts, cb, data);
 }
 
 int connector_send_ack(struct connector *c, enum connector_op op, const char *service_url,
@@ -1143,10 +1155,7 @@ int connector_send_ack(struct connector *c, enum connector_op op, const char *se
     err = card_render_ack(to, ack, &body, &m.body_len);
     if (err)
         return err;
-    m.body = body;
-    m.conversation_id = to->conversation_id;
-    m.activity_id = op == CONNECTOR_REPLY ? to->reply_to_id : to->activity_id;
-    return submit(c, &m, body, opts, 0, cb, data, NULL);
+    return submit_rendered(c, &m, to, body, opts, cb, data);
 }
 
 /*

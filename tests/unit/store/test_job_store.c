@@ -726,6 +726,30 @@ static void fence_marks_the_holders_send_only(void **state)
     assert_string_equal(r.status, "delivered");
 }
 
+/*
+ * A pending entry deleted from the stream (XDEL by hand): XCLAIM drops it
+ * from the pending list (Redis 7), so nobody holds the job any more and the
+ * fence must not answer "send", or the result goes out for a job whose
+ * delivered step is then refused and which nobody ever ends.
+ */
+static void fence_refuses_an_entry_deleted_from_the_stream(void **state)
+{
+    struct fixture *f = *state;
+    struct job j;
+    struct res r;
+    char consumer[64];
+    long long idle;
+
+    job_add(f, &j, "req-x", "", "c1");
+    record_set(f, &j, "processing", "1");
+    freeReplyObject(sync_cmd(f->rc, "XDEL " STREAM " %s", j.id));
+    assert_true(pending(f, j.id, consumer, sizeof(consumer), &idle, NULL));
+    fence(f, &j, "c1", "tok-1", "n1", 60000, &r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.fence, JOB_FENCE_NOT_OURS);
+    assert_rec(f, &j, "send_token", NULL);
+}
+
 /* An end step of a consumer that does not hold the entry changes nothing. */
 static void dead_by_a_consumer_that_lost_the_job_changes_nothing(void **state)
 {
@@ -1124,6 +1148,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(delivered_refuses_an_attempt_that_does_not_hold_the_job,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(fence_marks_the_holders_send_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(fence_refuses_an_entry_deleted_from_the_stream, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(dead_by_a_consumer_that_lost_the_job_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(dead_letters_once_and_acks, setup, teardown),

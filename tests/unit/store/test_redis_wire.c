@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+
+#include <openssl/err.h>
 
 #include <hiredis/hiredis.h>
 
@@ -621,8 +624,11 @@ static bool probe_closed_yet(void *arg)
     return ((struct wire_probe *)arg)->closed;
 }
 
-/* One wire, one SSL for host, checked against ca: what it read or why it failed. */
-static void probe(struct tls_world *w, const char *ca, const char *host, struct wire_probe *pr)
+/* One wire with cbs, one SSL for host, checked against ca, run until done: what it read or why
+ * it failed. */
+static void probe_with(struct tls_world *w, const char *ca, const char *host,
+                       const struct redis_wire_cbs *cbs, bool (*done)(void *),
+                       struct wire_probe *pr)
 {
     struct fixture *f = fixture_new();
     struct sockaddr_in sa;
@@ -638,15 +644,20 @@ static void probe(struct tls_world *w, const char *ca, const char *host, struct 
     ssl = redis_tls_new(ctx, host, err, sizeof(err));
     assert_non_null(ssl);
     uv_ip4_addr("127.0.0.1", atoi(w->port), &sa);
-    wire = redis_wire_create(&f->loop, &probe_cbs, pr);
+    wire = redis_wire_create(&f->loop, cbs, pr);
     assert_int_equal(redis_wire_connect_tcp(wire, (struct sockaddr *)&sa, ssl), 0);
-    assert_true(loop_run_until(&f->loop, &f->tick, probe_done, pr, 5000));
+    assert_true(loop_run_until(&f->loop, &f->tick, done, pr, 5000));
     /* After a failure the wire is closing on its own and may be gone already. */
     if (!pr->failed)
         redis_wire_close(wire);
     assert_true(loop_run_until(&f->loop, &f->tick, probe_closed_yet, pr, 5000));
     SSL_CTX_free(ctx);
     fixture_free(f);
+}
+
+static void probe(struct tls_world *w, const char *ca, const char *host, struct wire_probe *pr)
+{
+    probe_with(w, ca, host, &probe_cbs, probe_done, pr);
 }
 
 /* The wire alone: PONG for the right CA and host; a clear reason for a wrong CA or host. */
@@ -669,6 +680,46 @@ static void the_wire_checks_ca_and_host(void **state)
     probe(w, w->ca, "redis.example.com", &bad_host);
     assert_false(bad_host.opened);
     assert_non_null(strstr(bad_host.why, "certificate verify failed: hostname mismatch"));
+    tls_world_free(w);
+}
+
+/*
+ * The read callback runs code that shares this thread's OpenSSL error queue
+ * (libcurl closing a TLS connection when a reply cancels a fetch): an error
+ * it leaves there must not be taken for the wire's own next SSL_read.
+ */
+static void errors_left_by_read_callback(struct redis_wire *wire, const char *p, size_t n,
+                                         void *data)
+{
+    struct wire_probe *pr = data;
+
+    probe_read(wire, p, n, data);
+    if (pr->len == 7) {
+        ERR_raise(ERR_LIB_SYS, ECONNRESET);
+        assert_int_equal(redis_wire_write(wire, "PING\r\n", 6), 0);
+    }
+}
+
+static const struct redis_wire_cbs dirty_cbs = {probe_open, errors_left_by_read_callback,
+                                                probe_fail, probe_closed};
+
+static bool two_pongs(void *arg)
+{
+    struct wire_probe *pr = arg;
+
+    return pr->failed || pr->len >= 14;
+}
+
+static void tls_reads_ignore_errors_left_by_callbacks(void **state)
+{
+    struct tls_world *w = tls_world_start();
+    struct wire_probe pr = {0};
+
+    probe_with(w, w->ca, "localhost", &dirty_cbs, two_pongs, &pr);
+    ERR_clear_error();
+    assert_false(pr.failed);
+    assert_int_equal(pr.len, 14);
+    assert_memory_equal(pr.got, "+PONG\r\n+PONG\r\n", 14);
     tls_world_free(w);
 }
 
@@ -712,6 +763,7 @@ int main(void)
         cmocka_unit_test(a_silent_server_times_out),
         cmocka_unit_test(commands_flow_over_tls),
         cmocka_unit_test(the_wire_checks_ca_and_host),
+        cmocka_unit_test(tls_reads_ignore_errors_left_by_callbacks),
         cmocka_unit_test(the_blocking_client_speaks_tls),
     };
 
