@@ -46,6 +46,13 @@ enum client_state {
 
 struct shard;
 
+/*
+ * Finished easy handles kept for the next sends: curl_easy_reset costs
+ * 3.5k instructions where curl_easy_cleanup + curl_easy_init cost 14k
+ * (bench/RESULTS.md, "Outbound HTTP"). At most 64 × 5.4 kB stay allocated.
+ */
+#define HTTP_CLIENT_SPARE_EASY 64
+
 /* One socket curl asked us to watch. A new one per socket, never reused. */
 struct sock_ctx {
     uv_poll_t poll;
@@ -105,6 +112,9 @@ struct http_client {
     char *proxy_http;  /* http_proxy */
     char *proxy_https; /* https_proxy, HTTPS_PROXY */
     char *no_proxy;    /* no_proxy, NO_PROXY */
+    /* Easy handles of finished transfers, reset, for the next sends (LIFO). */
+    CURL *spare[HTTP_CLIENT_SPARE_EASY];
+    size_t n_spare;
 };
 
 static void finish_stop(struct http_client *c);
@@ -286,10 +296,17 @@ static int64_t retry_after_of(CURL *easy)
 
 /* ---- completing a call ------------------------------------------------------ */
 
+/* Not in any multi here: removed by call_complete, or never added. */
 static void call_free(struct http_client_call *call)
 {
-    if (call->easy)
+    struct http_client *c = call->client;
+
+    if (call->easy && c->state == CLIENT_RUNNING && c->n_spare < HTTP_CLIENT_SPARE_EASY) {
+        curl_easy_reset(call->easy);
+        c->spare[c->n_spare++] = call->easy;
+    } else if (call->easy) {
         curl_easy_cleanup(call->easy);
+    }
     curl_slist_free_all(call->headers);
     buf_free(&call->body);
     xfree(call);
@@ -333,7 +350,8 @@ static void call_complete(struct http_client_call *call, CURLcode rc, int err)
     res.err = err ? err : curl_to_err(rc, call->too_large);
     curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &res.status);
     res.body = &call->body;
-    res.retry_after_s = retry_after_of(call->easy);
+    /* A reused handle cancelled before it started still holds its last headers. */
+    res.retry_after_s = res.err == DG_ERR_CLOSED ? -1 : retry_after_of(call->easy);
     res.elapsed_ns = clock_mono_ns() - call->start_ns;
     if (res.err == DG_ERR_CLOSED)
         res.error = "cancelled";
@@ -735,6 +753,8 @@ void http_client_free(struct http_client *c)
         xfree(c->shards[i]);
     xfree(c->shards);
     proxy_env_free(c);
+    while (c->n_spare)
+        curl_easy_cleanup(c->spare[--c->n_spare]);
     xfree(c);
     curl_global_cleanup();
 }
@@ -969,7 +989,7 @@ int http_client_send(struct http_client *c, const struct http_client_request *re
     buf_init(&call->body, req->max_response_bytes);
     call->start_ns = clock_mono_ns();
     err = DG_ERR_UNAVAILABLE; /* curl out of memory */
-    call->easy = curl_easy_init();
+    call->easy = c->n_spare ? c->spare[--c->n_spare] : curl_easy_init();
     if (!call->easy)
         goto fail;
     call->headers = header_list(req);

@@ -683,6 +683,53 @@ static void sequential_requests_reuse_one_connection(void **state)
     assert_int_equal(t->srv.accepts, 1);
 }
 
+/*
+ * Finished easy handles are reset and reused: a later request must carry
+ * nothing of an earlier one (method, headers, body, cap). The sends run
+ * from timers, after the previous call was freed, so each reuses a handle.
+ */
+static void reuse_third(struct ctx *t)
+{
+    struct http_client_request req = req_to(t, "GET", "/three");
+
+    send_ok(t, &req, &t->slots[2]);
+}
+
+static void reuse_second(struct ctx *t)
+{
+    struct http_client_request req = req_to(t, "GET", "/two");
+
+    req.max_response_bytes = 1; /* "ok" is over it */
+    send_ok(t, &req, &t->slots[1]);
+    run_later(t, 200, reuse_third);
+}
+
+static void reused_handles_carry_nothing_over(void **state)
+{
+    static const char *const headers[] = {"Content-Type: application/json", "X-A: 1"};
+    struct ctx *t = ctx_init(0, 3, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", NULL);
+    struct http_client_request req = req_to(t, "PUT", "/one");
+    char want[512];
+
+    req.headers = headers;
+    req.n_headers = 2;
+    req.body = "{}";
+    req.body_len = 2;
+    send_ok(t, &req, &t->slots[0]);
+    run_later(t, 200, reuse_second);
+    ctx_finish(t);
+    assert_int_equal(t->slots[0].status, 200);
+    assert_int_equal(t->slots[1].err, DG_ERR_TOO_LARGE);
+    assert_int_equal(t->slots[2].err, 0);
+    assert_string_equal(t->slots[2].body, "ok");
+    snprintf(want, sizeof(want),
+             "{}GET /two HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: digestd/" DIGESTD_VERSION
+             "\r\nAccept: */*\r\n\r\nGET /three HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: "
+             "digestd/" DIGESTD_VERSION "\r\nAccept: */*\r\n\r\n",
+             t->srv.port, t->srv.port);
+    assert_non_null(strstr(log_text(t), want));
+}
+
 static void count_live_poll(uv_handle_t *h, void *arg)
 {
     if (h->type == UV_POLL && !uv_is_closing(h))
@@ -1100,6 +1147,7 @@ int main(void)
         cmocka_unit_test_teardown(more_transfers_than_one_shard_all_complete, ctx_cleanup),
         cmocka_unit_test_teardown(cancel_in_another_shard, ctx_cleanup),
         cmocka_unit_test_teardown(proxy_environment_is_read_once_as_curl_reads_it, ctx_cleanup),
+        cmocka_unit_test_teardown(reused_handles_carry_nothing_over, ctx_cleanup),
     };
 
     /* Loopback only: a proxy from the environment must not intercept. */
