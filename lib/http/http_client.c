@@ -19,6 +19,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
@@ -44,6 +45,13 @@ enum client_state {
 };
 
 struct shard;
+
+/*
+ * Finished easy handles kept for the next sends: curl_easy_reset costs
+ * 3.5k instructions where curl_easy_cleanup + curl_easy_init cost 14k
+ * (bench/RESULTS.md, "Outbound HTTP"). At most 64 × 5.4 kB stay allocated.
+ */
+#define HTTP_CLIENT_SPARE_EASY 64
 
 /* One socket curl asked us to watch. A new one per socket, never reused. */
 struct sock_ctx {
@@ -100,9 +108,65 @@ struct http_client {
     uint64_t fd_warned_ms;  /* uv_now of the last descriptor warning */
     http_client_stopped_cb stopped_cb;
     void *stopped_data;
+    /* The proxy environment, read once at create ("" = none): see proxy_env_read. */
+    char *proxy_http;  /* http_proxy */
+    char *proxy_https; /* https_proxy, HTTPS_PROXY */
+    char *no_proxy;    /* no_proxy, NO_PROXY */
+    /* Easy handles of finished transfers, reset, for the next sends (LIFO). */
+    CURL *spare[HTTP_CLIENT_SPARE_EASY];
+    size_t n_spare;
 };
 
 static void finish_stop(struct http_client *c);
+
+/* ---- proxy environment ---------------------------------------------------- */
+
+/* The first of the names that is set (even to ""), copied; "" when none is. */
+static char *env_first(const char *const *names)
+{
+    const char *v;
+
+    for (; *names; names++) {
+        v = getenv(*names);
+        if (v)
+            return xstrdup(v);
+    }
+    return xstrdup("");
+}
+
+/*
+ * libcurl 7.88 reads these variables on every transfer (3k instructions
+ * and two strdups each time). We read them once, in curl's own order, and
+ * hand curl the result as CURLOPT_PROXY / CURLOPT_NOPROXY, which makes it
+ * skip its getenv: http uses http_proxy (never HTTP_PROXY: a CGI client can
+ * set that one through a "Proxy:" header), https uses https_proxy, then
+ * HTTPS_PROXY; both fall back to all_proxy, then ALL_PROXY. A variable set
+ * to "" stops the search and means no proxy, as in curl. no_proxy (then
+ * NO_PROXY) is applied by curl itself to the CURLOPT_NOPROXY we pass.
+ * A change of the environment after create is not seen.
+ */
+static void proxy_env_read(struct http_client *c)
+{
+    static const char *const http[] = {"http_proxy", "all_proxy", "ALL_PROXY", NULL};
+    static const char *const https[] = {"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                                        NULL};
+    static const char *const no[] = {"no_proxy", "NO_PROXY", NULL};
+
+    c->proxy_http = env_first(http);
+    c->proxy_https = env_first(https);
+    c->no_proxy = env_first(no);
+    /* Not the values: a proxy URL may carry a password. */
+    if (*c->proxy_http || *c->proxy_https)
+        log_info("http_client: proxy from the environment for%s%s (read once, at start)",
+                 *c->proxy_http ? " http" : "", *c->proxy_https ? " https" : "");
+}
+
+static void proxy_env_free(struct http_client *c)
+{
+    xfree(c->proxy_http);
+    xfree(c->proxy_https);
+    xfree(c->no_proxy);
+}
 
 /* ---- intrusive lists ---------------------------------------------------- */
 
@@ -232,10 +296,17 @@ static int64_t retry_after_of(CURL *easy)
 
 /* ---- completing a call ------------------------------------------------------ */
 
+/* Not in any multi here: removed by call_complete, or never added. */
 static void call_free(struct http_client_call *call)
 {
-    if (call->easy)
+    struct http_client *c = call->client;
+
+    if (call->easy && c->state == CLIENT_RUNNING && c->n_spare < HTTP_CLIENT_SPARE_EASY) {
+        curl_easy_reset(call->easy);
+        c->spare[c->n_spare++] = call->easy;
+    } else if (call->easy) {
         curl_easy_cleanup(call->easy);
+    }
     curl_slist_free_all(call->headers);
     buf_free(&call->body);
     xfree(call);
@@ -279,7 +350,8 @@ static void call_complete(struct http_client_call *call, CURLcode rc, int err)
     res.err = err ? err : curl_to_err(rc, call->too_large);
     curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &res.status);
     res.body = &call->body;
-    res.retry_after_s = retry_after_of(call->easy);
+    /* A reused handle cancelled before it started still holds its last headers. */
+    res.retry_after_s = res.err == DG_ERR_CLOSED ? -1 : retry_after_of(call->easy);
     res.elapsed_ns = clock_mono_ns() - call->start_ns;
     if (res.err == DG_ERR_CLOSED)
         res.error = "cancelled";
@@ -602,8 +674,10 @@ struct http_client *http_client_create(uv_loop_t *loop, struct metrics *metrics)
     c->shards = xcalloc(c->max_shards, sizeof(*c->shards));
     list_init(&c->calls);
     list_init(&c->socks);
+    proxy_env_read(c);
     /* The first shard now, so that a client that cannot get one fails at create. */
     if (!shard_new(c)) {
+        proxy_env_free(c);
         xfree(c->shards);
         xfree(c);
         curl_global_cleanup();
@@ -678,6 +752,9 @@ void http_client_free(struct http_client *c)
     for (i = 0; i < c->n_shards; i++)
         xfree(c->shards[i]);
     xfree(c->shards);
+    proxy_env_free(c);
+    while (c->n_spare)
+        curl_easy_cleanup(c->spare[--c->n_spare]);
     xfree(c);
     curl_global_cleanup();
 }
@@ -845,6 +922,13 @@ static CURLcode easy_request(struct http_client_call *call, const struct http_cl
                          ? req->timeout_ms
                          : HTTP_CLIENT_CONNECT_TIMEOUT_MS;
     rc = curl_easy_setopt(e, CURLOPT_URL, req->url);
+    /* curl's scheme names are case-insensitive; anything else is refused later. */
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_PROXY,
+                              strncasecmp(req->url, "https:", 6) ? call->client->proxy_http
+                                                                 : call->client->proxy_https);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_NOPROXY, call->client->no_proxy);
     if (!rc)
         rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
     if (!rc)
@@ -905,7 +989,7 @@ int http_client_send(struct http_client *c, const struct http_client_request *re
     buf_init(&call->body, req->max_response_bytes);
     call->start_ns = clock_mono_ns();
     err = DG_ERR_UNAVAILABLE; /* curl out of memory */
-    call->easy = curl_easy_init();
+    call->easy = c->n_spare ? c->spare[--c->n_spare] : curl_easy_init();
     if (!call->easy)
         goto fail;
     call->headers = header_list(req);

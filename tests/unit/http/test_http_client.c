@@ -244,6 +244,12 @@ struct ctx {
 
 static struct ctx T; /* one test at a time; large, so not on the stack */
 
+/*
+ * Proxy tests: these variables are set to this test server's own address
+ * just before http_client_create, and cleared right after it.
+ */
+static const char *const *proxy_vars;
+
 static void on_stopped(struct http_client *c, void *data)
 {
     struct ctx *t = data;
@@ -309,8 +315,17 @@ static struct ctx *ctx_init(uint64_t delay_ms, int expect, const char *r0, const
     t->srv.delay_ms = delay_ms;
     tserver_start(&t->srv, &t->loop);
     t->metrics = metrics_create();
+    for (i = 0; proxy_vars && proxy_vars[i]; i++) {
+        char self[64];
+
+        snprintf(self, sizeof(self), "http://127.0.0.1:%d", t->srv.port);
+        setenv(proxy_vars[i], strcmp(proxy_vars[i], "no_proxy") ? self : "127.0.0.1", 1);
+    }
     t->client = http_client_create(&t->loop, t->metrics);
     assert_non_null(t->client);
+    for (i = 0; proxy_vars && proxy_vars[i]; i++)
+        unsetenv(proxy_vars[i]);
+    proxy_vars = NULL;
     uv_timer_init(&t->loop, &t->step);
     uv_timer_init(&t->loop, &t->watchdog);
     uv_timer_start(&t->watchdog, on_watchdog, 30000, 0);
@@ -668,6 +683,53 @@ static void sequential_requests_reuse_one_connection(void **state)
     assert_int_equal(t->srv.accepts, 1);
 }
 
+/*
+ * Finished easy handles are reset and reused: a later request must carry
+ * nothing of an earlier one (method, headers, body, cap). The sends run
+ * from timers, after the previous call was freed, so each reuses a handle.
+ */
+static void reuse_third(struct ctx *t)
+{
+    struct http_client_request req = req_to(t, "GET", "/three");
+
+    send_ok(t, &req, &t->slots[2]);
+}
+
+static void reuse_second(struct ctx *t)
+{
+    struct http_client_request req = req_to(t, "GET", "/two");
+
+    req.max_response_bytes = 1; /* "ok" is over it */
+    send_ok(t, &req, &t->slots[1]);
+    run_later(t, 200, reuse_third);
+}
+
+static void reused_handles_carry_nothing_over(void **state)
+{
+    static const char *const headers[] = {"Content-Type: application/json", "X-A: 1"};
+    struct ctx *t = ctx_init(0, 3, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", NULL);
+    struct http_client_request req = req_to(t, "PUT", "/one");
+    char want[512];
+
+    req.headers = headers;
+    req.n_headers = 2;
+    req.body = "{}";
+    req.body_len = 2;
+    send_ok(t, &req, &t->slots[0]);
+    run_later(t, 200, reuse_second);
+    ctx_finish(t);
+    assert_int_equal(t->slots[0].status, 200);
+    assert_int_equal(t->slots[1].err, DG_ERR_TOO_LARGE);
+    assert_int_equal(t->slots[2].err, 0);
+    assert_string_equal(t->slots[2].body, "ok");
+    snprintf(want, sizeof(want),
+             "{}GET /two HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: digestd/" DIGESTD_VERSION
+             "\r\nAccept: */*\r\n\r\nGET /three HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: "
+             "digestd/" DIGESTD_VERSION "\r\nAccept: */*\r\n\r\n",
+             t->srv.port, t->srv.port);
+    assert_non_null(strstr(log_text(t), want));
+}
+
 static void count_live_poll(uv_handle_t *h, void *arg)
 {
     if (h->type == UV_POLL && !uv_is_closing(h))
@@ -1007,6 +1069,60 @@ static void cancel_in_another_shard(void **state)
     }
 }
 
+/*
+ * One GET with the proxy variables vars pointing at the test server: to
+ * url (NULL: the server itself), which must arrive in absolute-form when a
+ * proxy was used and in origin-form when the request went direct.
+ */
+static void proxy_case(const char *const *vars, const char *url, bool via_proxy)
+{
+    struct ctx *t;
+    struct http_client_request req;
+    char want[256];
+
+    proxy_vars = vars;
+    t = ctx_init(0, 1, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", NULL);
+    req = req_to(t, "GET", "/x");
+    if (url)
+        snprintf(t->url, sizeof(t->url), "%s", url);
+    send_ok(t, &req, &t->slots[0]);
+    ctx_finish(t);
+    assert_int_equal(t->slots[0].err, 0);
+    assert_int_equal(t->slots[0].status, 200);
+    if (via_proxy)
+        snprintf(want, sizeof(want), "GET http://digestd-proxy-test.invalid/x HTTP/1.1\r\n");
+    else
+        snprintf(want, sizeof(want), "GET /x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", t->srv.port);
+    assert_true(strncmp(log_text(t), want, strlen(want)) == 0);
+}
+
+/* Read at create (each case clears the variables before sending), in curl's order. */
+static void proxy_environment_is_read_once_as_curl_reads_it(void **state)
+{
+    static const char *const http[] = {"http_proxy", NULL};
+    static const char *const all[] = {"all_proxy", NULL};
+    static const char *const all_upper[] = {"ALL_PROXY", NULL};
+    static const char *const upper[] = {"HTTP_PROXY", NULL};
+    static const char *const https_only[] = {"https_proxy", "HTTPS_PROXY", NULL};
+    static const char *const bypass[] = {"http_proxy", "no_proxy", NULL};
+    /* A name that cannot resolve: only the proxy can have answered. */
+    static const char *const far = "http://digestd-proxy-test.invalid/x";
+
+    proxy_case(http, far, true);
+    ctx_cleanup(NULL);
+    proxy_case(all, "HTTP://digestd-proxy-test.invalid/x", true); /* schemes ignore case */
+    ctx_cleanup(NULL);
+    proxy_case(all_upper, far, true);
+    ctx_cleanup(NULL);
+    /* Never HTTP_PROXY for http (curl's CGI rule); https's variables are not http's. */
+    proxy_case(upper, NULL, false);
+    ctx_cleanup(NULL);
+    proxy_case(https_only, NULL, false);
+    ctx_cleanup(NULL);
+    /* no_proxy (here "127.0.0.1") wins over http_proxy. */
+    proxy_case(bypass, NULL, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1030,6 +1146,8 @@ int main(void)
         cmocka_unit_test_teardown(redirects_are_not_followed, ctx_cleanup),
         cmocka_unit_test_teardown(more_transfers_than_one_shard_all_complete, ctx_cleanup),
         cmocka_unit_test_teardown(cancel_in_another_shard, ctx_cleanup),
+        cmocka_unit_test_teardown(proxy_environment_is_read_once_as_curl_reads_it, ctx_cleanup),
+        cmocka_unit_test_teardown(reused_handles_carry_nothing_over, ctx_cleanup),
     };
 
     /* Loopback only: a proxy from the environment must not intercept. */
@@ -1039,6 +1157,8 @@ int main(void)
     unsetenv("HTTPS_PROXY");
     unsetenv("ALL_PROXY");
     unsetenv("all_proxy");
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
     log_setup(getenv("TEST_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN, false);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
