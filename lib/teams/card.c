@@ -2,9 +2,10 @@
  * card.c: Adaptive Card 1.5 builders and the reply activity around them.
  * Only elements Teams renders for bot cards are used: TextBlock, FactSet,
  * Container (styles default/attention/emphasis) and ActionSet with
- * Action.OpenUrl (research/botframework.md §4.4). Every user-visible string
- * goes in as a json-c string, so json-c does all escaping; nothing is
- * spliced into JSON text by hand.
+ * Action.OpenUrl (research/botframework.md §4.4). The builders put every
+ * user-visible string in as a json-c string, so json-c does all escaping;
+ * the writers at the end (acknowledgment, result, error) escape exactly as
+ * json-c does and are held to the builders' bytes by tests and fuzz_card.c.
  */
 #include "teams/card.h"
 
@@ -601,7 +602,7 @@ out:
  */
 
 /* Room for the escaped text of any activity under the size limit, with margin. */
-#define ACK_TEXT_MAX (1u << 20)
+#define CARD_TEXT_MAX (1u << 20)
 
 static void put(struct buf *b, const char *s, size_t n, int *rc)
 {
@@ -618,14 +619,13 @@ static const unsigned char needs_escape[256] = {
     ['\\'] = 1,
 };
 
-/* "s" (NULL as ""), escaped as json-c does. */
-static void put_str(struct buf *b, const char *s, int *rc)
+/* s (NULL as ""), escaped as json-c does, without the quotes. */
+static void put_esc(struct buf *b, const char *s, int *rc)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     const unsigned char *run;
 
-    PUT_LIT(b, "\"", rc);
     for (;;) {
         char esc[6] = {'\\', 0, 0, 0, 0, 0};
         size_t n = 2;
@@ -667,6 +667,13 @@ static void put_str(struct buf *b, const char *s, int *rc)
         put(b, esc, n, rc);
         p++;
     }
+}
+
+/* "s" (NULL as ""), escaped as json-c does. */
+static void put_str(struct buf *b, const char *s, int *rc)
+{
+    PUT_LIT(b, "\"", rc);
+    put_esc(b, s, rc);
     PUT_LIT(b, "\"", rc);
 }
 
@@ -706,6 +713,49 @@ static void put_fact(struct buf *b, bool *first, const char *title, const char *
     PUT_LIT(b, "}", rc);
 }
 
+/*
+ * b initialised and reserve bytes reserved, then the activity of
+ * activity_new() up to the card's body array, open: {"type":"message",…,
+ * "body":[ — what every card written here starts with.
+ */
+static void put_head(struct buf *b, const struct card_address *to, size_t reserve, int *rc)
+{
+    buf_init(b, CARD_TEXT_MAX);
+    *rc = buf_reserve(b, reserve);
+    PUT_LIT(b, "{\"type\":\"message\"", rc);
+    if (to->activity_id && *to->activity_id)
+        put_member(b, "id", to->activity_id, rc);
+    put_party(b, "from", to->bot_id, to->bot_name, rc);
+    put_party(b, "recipient", to->user_id, to->user_name, rc);
+    PUT_LIT(b, ",\"conversation\":{\"id\":", rc);
+    put_str(b, to->conversation_id, rc);
+    PUT_LIT(b, "}", rc);
+    if (to->reply_to_id && *to->reply_to_id)
+        put_member(b, "replyToId", to->reply_to_id, rc);
+    PUT_LIT(b,
+            ",\"attachments\":[{\"contentType\":\"" CARD_CONTENT_TYPE "\",\"content\":{\"type\":"
+            "\"AdaptiveCard\",\"$schema\":\"" CARD_SCHEMA "\",\"version\":\"" CARD_VERSION
+            "\",\"body\":[",
+            rc);
+}
+
+/* The closing brackets of body, content, the attachment, attachments and the activity. */
+#define CARD_TAIL "]}}]}"
+
+/* b's text if it is under the size limit (*out owned, b emptied), else DG_ERR_TOO_LARGE. */
+static int take_text(struct buf *b, int rc, char **out, size_t *len)
+{
+    /* A byte is never more than 2 bytes of UTF-16: most cards need no count. */
+    if (rc != 0 || (b->len * 2 >= CARD_MAX_UTF16_BYTES &&
+                    card_utf16_bytes(b->data, b->len) >= CARD_MAX_UTF16_BYTES)) {
+        buf_free(b);
+        return DG_ERR_TOO_LARGE;
+    }
+    *len = b->len;
+    *out = buf_take(b);
+    return 0;
+}
+
 #define ACK_QUEUED_TEXT_1                                                                          \
     "I'm preparing the digest and will post it in this conversation when it is ready, usually "    \
     "within a minute. Send \"status "
@@ -721,24 +771,9 @@ int card_render_ack(const struct card_address *to, const struct card_ack_info *i
 
     *out = NULL;
     *len = 0;
-    buf_init(&b, ACK_TEXT_MAX);
     /* One allocation for the usual card (~1.3 kB), however it grows past. */
-    rc = buf_reserve(&b, 2048);
-    PUT_LIT(&b, "{\"type\":\"message\"", &rc);
-    if (to->activity_id && *to->activity_id)
-        put_member(&b, "id", to->activity_id, &rc);
-    put_party(&b, "from", to->bot_id, to->bot_name, &rc);
-    put_party(&b, "recipient", to->user_id, to->user_name, &rc);
-    PUT_LIT(&b, ",\"conversation\":{\"id\":", &rc);
-    put_str(&b, to->conversation_id, &rc);
-    PUT_LIT(&b, "}", &rc);
-    if (to->reply_to_id && *to->reply_to_id)
-        put_member(&b, "replyToId", to->reply_to_id, &rc);
-    PUT_LIT(&b,
-            ",\"attachments\":[{\"contentType\":\"" CARD_CONTENT_TYPE "\",\"content\":{\"type\":"
-            "\"AdaptiveCard\",\"$schema\":\"" CARD_SCHEMA "\",\"version\":\"" CARD_VERSION
-            "\",\"body\":[{\"type\":\"TextBlock\",\"text\":\"",
-            &rc);
+    put_head(&b, to, 2048, &rc);
+    PUT_LIT(&b, "{\"type\":\"TextBlock\",\"text\":\"", &rc);
     switch (in->state) {
     case CARD_ACK_QUEUED:
         PUT_LIT(&b, "Digest requested", &rc);
@@ -787,25 +822,17 @@ int card_render_ack(const struct card_address *to, const struct card_ack_info *i
                 &rc);
         break;
     }
-    PUT_LIT(&b, ",\"wrap\":true}]}}]}", &rc);
-    /* A byte is never more than 2 bytes of UTF-16: most cards need no count. */
-    if (rc != 0 || (b.len * 2 >= CARD_MAX_UTF16_BYTES &&
-                    card_utf16_bytes(b.data, b.len) >= CARD_MAX_UTF16_BYTES)) {
-        buf_free(&b);
-        return DG_ERR_TOO_LARGE;
-    }
-    *len = b.len;
-    *out = buf_take(&b);
-    return 0;
+    PUT_LIT(&b, ",\"wrap\":true}" CARD_TAIL, &rc);
+    return take_text(&b, rc, out, len);
 }
 
 /*
- * Dropping from the end keeps the order the upstream chose. At most
- * CARD_MAX_ITEMS + 1 renders, and parsed items are capped, so re-rendering is
- * cheaper to trust than estimating each item's escaped size up front.
+ * The reference for card_render_result: dropping from the end keeps the order
+ * the upstream chose, re-rendering the whole tree each time (at most
+ * CARD_MAX_ITEMS + 1 renders).
  */
-int card_render_result(const struct card_address *to, const struct card_result_info *in, char **out,
-                       size_t *len, size_t *shown)
+int card_render_result_json(const struct card_address *to, const struct card_result_info *in,
+                            char **out, size_t *len, size_t *shown)
 {
     size_t k = in->digest->n_items < CARD_MAX_ITEMS ? in->digest->n_items : CARD_MAX_ITEMS;
     int rc;
@@ -819,4 +846,201 @@ int card_render_result(const struct card_address *to, const struct card_result_i
     if (rc == 0 && shown)
         *shown = k;
     return rc;
+}
+
+/* ---- The result and error activities written straight to text ---------- */
+
+/* ,{"type":"TextBlock","text":"<text>","wrap":true}: push_text(); text is ours, needs no escaping.
+ */
+#define PLAIN_TEXT_1 ",{\"type\":\"TextBlock\",\"text\":\""
+#define PLAIN_TEXT_2 "\",\"wrap\":true}"
+
+/* push_item(): one Container per candidate, starting with its comma. */
+static void put_item(struct buf *b, const struct digest_item *it, int *rc)
+{
+    const char *parts[] = {it->title, it->company, it->location};
+    bool line = false;
+    size_t i;
+
+    PUT_LIT(b,
+            ",{\"type\":\"Container\",\"separator\":true,\"spacing\":\"Medium\",\"items\":["
+            "{\"type\":\"TextBlock\",\"text\":",
+            rc);
+    put_str(b, str_or(it->name, "(name not given)"), rc);
+    PUT_LIT(b, ",\"wrap\":true,\"weight\":\"Bolder\"}", rc);
+    /* item_line() escaped part by part: escaping works byte by byte, so it is the same text. */
+    for (i = 0; i < ARRAY_SIZE(parts); i++) {
+        if (!parts[i] || !*parts[i])
+            continue;
+        if (line)
+            PUT_LIT(b, DOT, rc);
+        else
+            PUT_LIT(b, ",{\"type\":\"TextBlock\",\"text\":\"", rc);
+        line = true;
+        put_esc(b, parts[i], rc);
+    }
+    if (line)
+        PUT_LIT(b, "\",\"wrap\":true,\"isSubtle\":true,\"spacing\":\"None\"}", rc);
+    if (it->summary && *it->summary) {
+        PUT_LIT(b, ",{\"type\":\"TextBlock\",\"text\":", rc);
+        put_str(b, it->summary, rc);
+        PUT_LIT(b, ",\"wrap\":true}", rc);
+    }
+    if (it->url && *it->url) {
+        PUT_LIT(b,
+                ",{\"type\":\"ActionSet\",\"actions\":[{\"type\":\"Action.OpenUrl\","
+                "\"title\":\"Open profile\",\"url\":",
+                rc);
+        put_str(b, it->url, rc);
+        PUT_LIT(b, "}]}", rc);
+    }
+    PUT_LIT(b, "]}", rc);
+}
+
+/* push_omitted() and the activity's closing brackets, after the shown candidates. */
+static void put_result_tail(struct buf *b, size_t shown, size_t total, size_t size_cut, int *rc)
+{
+    if (shown < total && *rc == 0) {
+        if (size_cut > 0)
+            *rc = buf_printf(b,
+                             PLAIN_TEXT_1 "Showing %zu of %zu candidates; %zu left out to keep "
+                                          "the message within the Teams size limit." PLAIN_TEXT_2,
+                             shown, total, size_cut);
+        else
+            *rc = buf_printf(b, PLAIN_TEXT_1 "Showing %zu of %zu candidates." PLAIN_TEXT_2, shown,
+                             total);
+    }
+    PUT_LIT(b, CARD_TAIL, rc);
+}
+
+/*
+ * card_result() + card_render() in one pass: the frame and every candidate
+ * that may be shown are written once, their ends noted, and candidates are
+ * dropped from the end by cutting the text back, never re-rendering. The
+ * cuts fall after ASCII brackets, so the UTF-16 size of the text is the sum
+ * of its pieces' and each piece is counted once, only when the text could be
+ * over the limit at all. A candidate the 1 MiB buffer cannot take could not
+ * fit 100 KB of UTF-16 either (2/3 byte of UTF-16 per byte at least), so it
+ * and those after it are dropped unwritten. Differences from the json-c
+ * rendering would need a field over 1 MiB (the json-c side formats the
+ * title line in a 1 MiB buffer); digest_parse caps fields at 200 characters.
+ */
+int card_render_result(const struct card_address *to, const struct card_result_info *in, char **out,
+                       size_t *len, size_t *shown)
+{
+    const struct digest *d = in->digest;
+    size_t fit = d->n_items < CARD_MAX_ITEMS ? d->n_items : CARD_MAX_ITEMS;
+    size_t end[CARD_MAX_ITEMS + 1]; /* end[i]: text length with i candidates */
+    size_t u16[CARD_MAX_ITEMS + 1]; /* u16[i]: UTF-16 bytes of the text up to end[i] */
+    size_t written, k, i;
+    struct buf b;
+    int rc;
+
+    *out = NULL;
+    *len = 0;
+    /* The frame is ~1.3 kB and a candidate ~0.6 kB: one allocation as a rule. */
+    put_head(&b, to, 1536 + 640 * fit, &rc);
+    if (in->test_email && *in->test_email) {
+        /* Formatted as push_test_banner() does, so even its limits are the same. */
+        char *text = text_printf("Test address: %s", in->test_email);
+
+        PUT_LIT(&b,
+                "{\"type\":\"Container\",\"style\":\"attention\",\"items\":[{\"type\":"
+                "\"TextBlock\",\"text\":\"TEST MODE\",\"wrap\":true,\"weight\":\"Bolder\","
+                "\"color\":\"Attention\"},{\"type\":\"TextBlock\",\"text\":",
+                &rc);
+        put_str(&b, text, &rc);
+        PUT_LIT(&b, ",\"wrap\":true}]},", &rc);
+        xfree(text);
+    }
+    PUT_LIT(&b,
+            "{\"type\":\"TextBlock\",\"text\":\"Candidate digest\",\"wrap\":true,\"size\":"
+            "\"Medium\",\"weight\":\"Bolder\"},{\"type\":\"FactSet\",\"facts\":[",
+            &rc);
+    {
+        bool first = true;
+
+        put_fact(&b, &first, "Audience", in->audience, &rc);
+        put_fact(&b, &first, "Generated", str_or(d->generated_at, "not given"), &rc);
+        put_fact(&b, &first, "Request", in->request_id, &rc);
+    }
+    PUT_LIT(&b, "]}", &rc);
+    if (d->n_total == 0) {
+        PUT_LIT(&b, ",{\"type\":\"TextBlock\",\"text\":\"No new candidates for ", &rc);
+        put_esc(&b, str_or(in->audience, "this audience"), &rc);
+        PUT_LIT(&b, " this time.\",\"wrap\":true}" CARD_TAIL, &rc);
+        rc = take_text(&b, rc, out, len);
+        if (rc == 0 && shown)
+            *shown = fit; /* what card_render_result_json reports, candidates or not */
+        return rc;
+    }
+    if (rc != 0) {
+        buf_free(&b);
+        return DG_ERR_TOO_LARGE;
+    }
+    end[0] = b.len;
+    for (written = 0; written < fit; written++) {
+        put_item(&b, &d->items[written], &rc);
+        if (rc != 0)
+            break;
+        end[written + 1] = b.len;
+    }
+    rc = 0;
+    b.len = end[written];
+    b.data[b.len] = '\0';
+    /* The usual case: every candidate written fits, by the 2-bytes-a-byte bound alone. */
+    put_result_tail(&b, written, d->n_total, fit - written, &rc);
+    if (rc == 0 && b.len * 2 < CARD_MAX_UTF16_BYTES) {
+        k = written;
+        goto done;
+    }
+    u16[0] = card_utf16_bytes(b.data, end[0]);
+    for (i = 0; i < written; i++)
+        u16[i + 1] = u16[i] + card_utf16_bytes(b.data + end[i], end[i + 1] - end[i]);
+    for (k = written + 1; k-- > 0;) {
+        size_t tail_start;
+
+        rc = 0;
+        b.len = end[k];
+        b.data[b.len] = '\0';
+        put_result_tail(&b, k, d->n_total, fit - k, &rc);
+        tail_start = end[k];
+        /* The tail is ASCII: 2 bytes of UTF-16 per byte. */
+        if (rc == 0 && u16[k] + (b.len - tail_start) * 2 < CARD_MAX_UTF16_BYTES)
+            goto done;
+    }
+    buf_free(&b);
+    return DG_ERR_TOO_LARGE;
+done:
+    *len = b.len;
+    *out = buf_take(&b);
+    if (shown)
+        *shown = k;
+    return 0;
+}
+
+int card_render_error(const struct card_address *to, const struct card_error_info *in, char **out,
+                      size_t *len)
+{
+    bool first = true;
+    struct buf b;
+    int rc;
+
+    *out = NULL;
+    *len = 0;
+    put_head(&b, to, 1536, &rc);
+    PUT_LIT(&b, "{\"type\":\"TextBlock\",\"text\":", &rc);
+    put_str(&b, str_or(in->what, "Something went wrong"), &rc);
+    PUT_LIT(&b, ",\"wrap\":true,\"size\":\"Medium\",\"weight\":\"Bolder\",\"color\":\"Attention\"}",
+            &rc);
+    if (in->detail && *in->detail) {
+        PUT_LIT(&b, ",{\"type\":\"TextBlock\",\"text\":", &rc);
+        put_str(&b, in->detail, &rc);
+        PUT_LIT(&b, ",\"wrap\":true}", &rc);
+    }
+    PUT_LIT(&b, ",{\"type\":\"FactSet\",\"facts\":[", &rc);
+    put_fact(&b, &first, "Request", in->request_id, &rc);
+    put_fact(&b, &first, "What to do", str_or(in->next, "Try again in a few minutes."), &rc);
+    PUT_LIT(&b, "]}" CARD_TAIL, &rc);
+    return take_text(&b, rc, out, len);
 }

@@ -5,6 +5,8 @@
  * Builders return a new AdaptiveCard object (owned: json_object_put);
  * card_render() takes one, wraps it in the activity and returns the JSON
  * text to send (owned: xfree). Inputs are borrowed; NULL strings count as "".
+ * The acknowledgment, result and error activities also have writers that
+ * produce the same bytes without the tree (card_render_ack/_result/_error).
  */
 #pragma once
 
@@ -126,10 +128,25 @@ int card_render_ack(const struct card_address *to, const struct card_ack_info *i
  * card_result() + card_render(), dropping candidates from the end until the
  * activity fits CARD_MAX_UTF16_BYTES. *shown (may be NULL) gets the number of
  * candidates on the card. DG_ERR_TOO_LARGE only when even the card without
- * candidates does not fit.
+ * candidates does not fit. Written straight into one buffer (the worker's
+ * hot path); *out is owned (xfree), NULL on error.
  */
 int card_render_result(const struct card_address *to, const struct card_result_info *in, char **out,
                        size_t *len, size_t *shown) WARN_UNUSED;
+
+/*
+ * The same through card_result() and card_render(): the json-c reference
+ * the tests and fuzz_card.c hold card_render_result to.
+ */
+int card_render_result_json(const struct card_address *to, const struct card_result_info *in,
+                            char **out, size_t *len, size_t *shown) WARN_UNUSED;
+
+/*
+ * card_render(to, card_error(in), out, len) without the json-c tree, as
+ * card_render_ack.
+ */
+int card_render_error(const struct card_address *to, const struct card_error_info *in, char **out,
+                      size_t *len) WARN_UNUSED;
 
 /*
  * Size of s (len bytes of UTF-8) in UTF-16, in bytes: 2 per code unit, so 2

@@ -1141,6 +1141,23 @@ int connector_send_card(struct connector *c, enum connector_op op, const char *s
     return submit_rendered(c, &m, to, body, opts, cb, data);
 }
 
+int connector_send_error(struct connector *c, enum connector_op op, const char *service_url,
+                         const struct card_address *to, const struct card_error_info *error,
+                         const char *request_id, const struct connector_opts *opts,
+                         connector_done_cb cb, void *data)
+{
+    struct connector_msg m = {.op = op, .service_url = service_url, .request_id = request_id};
+    char *body = NULL;
+    int err;
+
+    if (!to || !error)
+        return DG_ERR_INVALID;
+    err = card_render_error(to, error, &body, &m.body_len);
+    if (err)
+        return err;
+    return submit_rendered(c, &m, to, body, opts, cb, data);
+}
+
 int connector_send_ack(struct connector *c, enum connector_op op, const char *service_url,
                        const struct card_address *to, const struct card_ack_info *ack,
                        const char *request_id, const struct connector_opts *opts,

@@ -22,6 +22,7 @@
 
 struct card_address;
 struct card_ack_info;
+struct card_error_info;
 struct config;
 struct connector;
 struct connector_call; /* one send, from submission until its callback has run */
@@ -158,6 +159,12 @@ int connector_send_ack(struct connector *c, enum connector_op op, const char *se
                        const struct card_address *to, const struct card_ack_info *ack,
                        const char *request_id, const struct connector_opts *opts,
                        connector_done_cb cb, void *data) WARN_UNUSED;
+
+/* card_render_error(to, error) then connector_send, as connector_send_ack. */
+int connector_send_error(struct connector *c, enum connector_op op, const char *service_url,
+                         const struct card_address *to, const struct card_error_info *error,
+                         const char *request_id, const struct connector_opts *opts,
+                         connector_done_cb cb, void *data) WARN_UNUSED;
 
 /*
  * Begins shutdown: every pending call's callback runs once with

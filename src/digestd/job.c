@@ -192,8 +192,8 @@ static void post_error_card(struct job *j)
     }
     j->step = JOB_NOTIFY;
     job_address(j, &to);
-    err = connector_send_card(j->w->connector, CONNECTOR_REPLY, j->ref.service_url, &to,
-                              card_error(&e), j->f.request_id, &notify_opts, on_error_card_sent, j);
+    err = connector_send_error(j->w->connector, CONNECTOR_REPLY, j->ref.service_url, &to, &e,
+                               j->f.request_id, &notify_opts, on_error_card_sent, j);
     if (err) {
         log_emit(LOG_LEVEL_WARN, j->f.request_id, "error card not sent: %s", dg_strerror(err));
         update_ack(j);

@@ -113,6 +113,48 @@ static void golden_ack(const char *name, const struct card_address *to,
     xfree(out);
 }
 
+/*
+ * card_render_result, checked against card_render_result_json: the same
+ * answer, the same number shown and the same bytes. Returns the writer's.
+ */
+static int render_result(const struct card_address *to, const struct card_result_info *in,
+                         char **out, size_t *len, size_t *shown)
+{
+    char *ref = NULL;
+    size_t ref_len = 0, ref_shown = 77, got_shown = 88;
+    int ref_rc = card_render_result_json(to, in, &ref, &ref_len, &ref_shown);
+    int rc = card_render_result(to, in, out, len, &got_shown);
+
+    assert_int_equal(rc, ref_rc);
+    if (rc == 0) {
+        assert_int_equal(*len, ref_len);
+        assert_int_equal(strlen(*out), *len);
+        assert_memory_equal(*out, ref, ref_len);
+        assert_int_equal(got_shown, ref_shown);
+        if (shown)
+            *shown = got_shown;
+    } else {
+        assert_null(*out);
+        assert_null(ref);
+    }
+    xfree(ref);
+    return rc;
+}
+
+/* The golden file, through card_error + card_render and through card_render_error alike. */
+static void golden_error(const char *name, const struct card_address *to,
+                         const struct card_error_info *in)
+{
+    char *out = NULL;
+    size_t len = 0;
+
+    golden(name, to, card_error(in));
+    assert_int_equal(card_render_error(to, in, &out, &len), 0);
+    assert_int_equal(strlen(out), len);
+    check_golden(name, out, len);
+    xfree(out);
+}
+
 static void test_ack_cards(void **state)
 {
     struct card_ack_info ack = {"advisors", "0d9f1c2e-7b4a-4c1e-9a55-3f2b8c6d7e10", "", 0};
@@ -192,12 +234,12 @@ static void test_result_card(void **state)
     size_t len, shown = 99;
 
     parse_fixture(&d);
-    assert_int_equal(card_render_result(&TO, &in, &out, &len, &shown), 0);
+    assert_int_equal(render_result(&TO, &in, &out, &len, &shown), 0);
     assert_int_equal(shown, 3);
     check_golden("result", out, len);
     xfree(out);
     in.test_email = "qa.team@example.com";
-    assert_int_equal(card_render_result(&TO, &in, &out, &len, &shown), 0);
+    assert_int_equal(render_result(&TO, &in, &out, &len, &shown), 0);
     check_golden("result_test_mode", out, len);
     /* The banner names the address where a reader sees it first. */
     assert_non_null(strstr(out, "\"body\":[{\"type\":\"Container\",\"style\":\"attention\""));
@@ -217,7 +259,7 @@ static void test_result_empty(void **state)
     size_t len, shown = 99;
 
     assert_int_equal(digest_parse(&d, body, strlen(body)), 0);
-    assert_int_equal(card_render_result(&TO, &in, &out, &len, &shown), 0);
+    assert_int_equal(render_result(&TO, &in, &out, &len, &shown), 0);
     assert_int_equal(shown, 0);
     check_golden("result_empty", out, len);
     assert_non_null(strstr(out, "No new candidates for c_suite"));
@@ -243,7 +285,7 @@ static void test_result_many(void **state)
                          0);
     assert_int_equal(buf_append_str(&b, "]}"), 0);
     assert_int_equal(digest_parse(&d, b.data, b.len), 0);
-    assert_int_equal(card_render_result(&TO, &in, &out, &len, &shown), 0);
+    assert_int_equal(render_result(&TO, &in, &out, &len, &shown), 0);
     assert_int_equal(shown, CARD_MAX_ITEMS);
     check_golden("result_many", out, len);
     assert_non_null(strstr(out, "\"Candidate 10\""));
@@ -269,8 +311,8 @@ static void test_error_cards(void **state)
         "Send \"digest <audience>\" with one of them, for example \"digest advisors\".",
     };
 
-    golden("error", &TO, card_error(&upstream));
-    golden("error_audience", &TO, card_error(&audience));
+    golden_error("error", &TO, &upstream);
+    golden_error("error_audience", &TO, &audience);
 }
 
 static void test_help_card(void **state)
@@ -374,7 +416,7 @@ static void test_escaping_round_trip(void **state)
     size_t len;
 
     parse_fixture(&d);
-    assert_int_equal(card_render_result(&TO, &in, &out, &len, NULL), 0);
+    assert_int_equal(render_result(&TO, &in, &out, &len, NULL), 0);
     act = json_tokener_parse(out);
     assert_non_null(act);
     body = json_object_object_get(
@@ -439,6 +481,17 @@ static int render_error_of(const char *c, size_t n, char **out, size_t *len)
         assert_int_equal(buf_append_str(&b, c), 0);
     in.detail = buf_cstr(&b);
     rc = card_render(&TO, card_error(&in), out, len);
+    {
+        char *direct = NULL;
+        size_t direct_len = 0;
+
+        assert_int_equal(card_render_error(&TO, &in, &direct, &direct_len), rc);
+        if (rc == 0) {
+            assert_int_equal(direct_len, *len);
+            assert_memory_equal(direct, *out, direct_len);
+        }
+        xfree(direct);
+    }
     buf_free(&b);
     return rc;
 }
@@ -492,7 +545,7 @@ static void test_result_drops_items_to_fit(void **state)
     memset(summary, 'x', 30000);
     summary[30000] = '\0';
     fill_huge(&d, items, 12, summary);
-    assert_int_equal(card_render_result(&TO, &in, &out, &len, &shown), 0);
+    assert_int_equal(render_result(&TO, &in, &out, &len, &shown), 0);
     assert_int_equal(shown, 1);
     assert_true(card_utf16_bytes(out, len) < CARD_MAX_UTF16_BYTES);
     assert_non_null(strstr(out, "Showing 1 of 12 candidates; 9 left out to keep the message "
@@ -505,7 +558,7 @@ static void test_result_drops_items_to_fit(void **state)
     memset(summary, 'y', 60000);
     summary[60000] = '\0';
     fill_huge(&d, items, 3, summary);
-    assert_int_equal(card_render_result(&TO, &in, &out, &len, &shown), 0);
+    assert_int_equal(render_result(&TO, &in, &out, &len, &shown), 0);
     assert_int_equal(shown, 0);
     assert_null(strstr(out, "yyyy"));
     assert_non_null(strstr(out, "Showing 0 of 3 candidates; 3 left out"));
@@ -514,9 +567,168 @@ static void test_result_drops_items_to_fit(void **state)
     /* Not even the frame fits: an error, not a broken message. */
     in.test_email = summary;
     out = summary; /* must be reset to NULL */
-    assert_int_equal(card_render_result(&TO, &in, &out, &len, &shown), DG_ERR_TOO_LARGE);
+    assert_int_equal(render_result(&TO, &in, &out, &len, &shown), DG_ERR_TOO_LARGE);
     assert_null(out);
     xfree(summary);
+}
+
+/* Strings that need escaping in every field of the result and error activities. */
+static char ODD[][32] = {
+    "",
+    "plain",
+    "quote \" back\\slash /slash/",
+    "\b\f\n\r\t",
+    "\x01\x1f\x7f",
+    "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+    "\xff\xfe stray \xc3",
+    "</script>",
+};
+
+static char *odd(size_t i)
+{
+    return ODD[i % ARRAY_SIZE(ODD)];
+}
+
+static void test_result_writer_matches_json_c(void **state)
+{
+    struct digest_item items[14];
+    struct digest d;
+    struct card_result_info in;
+    struct card_error_info e;
+    struct card_address to = TO;
+    char *out;
+    size_t len, i, j, n;
+
+    for (i = 0; i < ARRAY_SIZE(ODD); i++) {
+        for (n = 0; n <= ARRAY_SIZE(items); n += (n < 3 ? 1 : 5)) {
+            for (j = 0; j < n; j++)
+                items[j] = (struct digest_item){odd(i + j),     odd(i + j + 1), odd(i + 2 * j),
+                                                odd(i + j + 3), odd(i + j + 4), odd(j + 5)};
+            memset(&d, 0, sizeof(d));
+            d.items = items;
+            d.n_items = n;
+            d.n_total = n + i % 3; /* some more than kept, as past DIGEST_MAX_ITEMS */
+            d.generated_at = odd(i + 6);
+            in = (struct card_result_info){i % 2 ? NULL : odd(i + 1), odd(i + 2),
+                                           i % 3 ? odd(i + 3) : NULL, &d};
+            to.bot_name = odd(i);
+            to.user_id = odd(i + 1);
+            to.conversation_id = n == 1 ? NULL : odd(i + 2);
+            to.reply_to_id = odd(i + 3);
+            assert_int_equal(render_result(&to, &in, &out, &len, NULL), 0);
+            xfree(out);
+        }
+        e = (struct card_error_info){i % 4 ? odd(i) : NULL, odd(i + 1), odd(i + 2),
+                                     i % 3 ? odd(i + 3) : NULL};
+        assert_int_equal(card_render(&to, card_error(&e), &out, &len), 0);
+        {
+            char *direct = NULL;
+            size_t direct_len = 0;
+
+            assert_int_equal(card_render_error(&to, &e, &direct, &direct_len), 0);
+            assert_int_equal(direct_len, len);
+            assert_memory_equal(direct, out, len);
+            xfree(direct);
+        }
+        xfree(out);
+    }
+}
+
+/* n copies of unit in b (emptied first); returns the text. */
+static char *repeat(struct buf *b, const char *unit, size_t n)
+{
+    size_t i;
+
+    buf_reset(b);
+    for (i = 0; i < n; i++)
+        assert_int_equal(buf_append_str(b, unit), 0);
+    return b->data ? b->data : ODD[0];
+}
+
+/* How many candidates json-c's rendering shows with a summary of n units (-1: none fits). */
+static long shown_by_json_c(struct digest *d, struct card_result_info *in, struct buf *b,
+                            const char *unit, size_t n, bool banner)
+{
+    char *out = NULL;
+    size_t len = 0, shown = 0;
+    long rc;
+
+    if (banner)
+        in->test_email = repeat(b, unit, n);
+    else
+        d->items[0].summary = repeat(b, unit, n);
+    rc = card_render_result_json(&TO, in, &out, &len, &shown) == 0 ? (long)shown : -1;
+    xfree(out);
+    return rc;
+}
+
+/*
+ * Around the size limit the writer drops exactly the candidates json-c's
+ * re-rendering drops. A coarse sweep of summary sizes (ASCII, 3- and 4-byte
+ * UTF-8, a sixfold escape) moves the cut across the candidates; then, found
+ * by bisection on the json-c side, the exact size where the first candidate
+ * stops fitting and where the frame itself stops fitting (a long test
+ * address), and a byte either side of each.
+ */
+static void test_result_writer_drops_like_json_c(void **state)
+{
+    static const char *const units[] = {"a", "\xe4\xb8\xad", "\xf0\x9f\x98\x80", "\x01"};
+    struct digest_item items[12];
+    struct digest d;
+    struct card_result_info in = {"advisors", "r-3", NULL, &d};
+    static char small[] = "short";
+    struct buf b;
+    char *out;
+    size_t len, shown, u, size, i, lo, hi, mid, seen_mask = 0;
+    int banner;
+
+    buf_init(&b, 1u << 22);
+    for (u = 0; u < ARRAY_SIZE(units); u++) {
+        for (size = 0; size < 56000; size += 4001) {
+            fill_huge(&d, items, ARRAY_SIZE(items), repeat(&b, units[u], size));
+            /* Every other candidate small, so the cut is not always at a big one. */
+            for (i = 1; i < ARRAY_SIZE(items); i += 2)
+                items[i].summary = small;
+            if (render_result(&TO, &in, &out, &len, &shown) == 0) {
+                assert_true(card_utf16_bytes(out, len) < CARD_MAX_UTF16_BYTES);
+                seen_mask |= (size_t)1 << shown;
+                xfree(out);
+            }
+        }
+        for (banner = 0; banner < 2; banner++) {
+            /* One candidate; at lo it fits (with the banner: the card does), at hi not. */
+            fill_huge(&d, items, 1, small);
+            in.test_email = NULL;
+            lo = 0;
+            hi = 200000;
+            assert_true(shown_by_json_c(&d, &in, &b, units[u], hi, banner) == (banner ? -1 : 0));
+            while (hi - lo > 1) {
+                mid = lo + (hi - lo) / 2;
+                if (shown_by_json_c(&d, &in, &b, units[u], mid, banner) >= (banner ? 0 : 1))
+                    lo = mid;
+                else
+                    hi = mid;
+            }
+            for (size = lo - 1; size <= hi + 1; size++) {
+                if (banner)
+                    in.test_email = repeat(&b, units[u], size);
+                else
+                    items[0].summary = repeat(&b, units[u], size);
+                if (render_result(&TO, &in, &out, &len, &shown) == 0) {
+                    assert_true(banner ? size <= lo : shown == (size <= lo ? 1u : 0u));
+                    xfree(out);
+                } else {
+                    assert_true(banner && size >= hi);
+                }
+            }
+            in.test_email = NULL;
+        }
+    }
+    buf_free(&b);
+    /* The sweep saw cards with all ten candidates, with none, and in between. */
+    assert_true(seen_mask & (1u << 10));
+    assert_true(seen_mask & 1u);
+    assert_true(seen_mask & ((1u << 10) - 2));
 }
 
 /* Through the parser, even 1 MB summaries are capped so all ten candidates fit. */
@@ -541,7 +753,7 @@ static void test_parsed_huge_summaries_fit(void **state)
     }
     assert_int_equal(buf_append_str(&b, "]}"), 0);
     assert_int_equal(digest_parse(&d, b.data, b.len), 0);
-    assert_int_equal(card_render_result(&TO, &in, &out, &len, &shown), 0);
+    assert_int_equal(render_result(&TO, &in, &out, &len, &shown), 0);
     assert_int_equal(shown, 10);
     assert_true(card_utf16_bytes(out, len) < CARD_MAX_UTF16_BYTES);
     xfree(out);
@@ -566,6 +778,8 @@ int main(void)
         cmocka_unit_test(test_reply_address),
         cmocka_unit_test(test_size_limit_is_utf16),
         cmocka_unit_test(test_result_drops_items_to_fit),
+        cmocka_unit_test(test_result_writer_matches_json_c),
+        cmocka_unit_test(test_result_writer_drops_like_json_c),
         cmocka_unit_test(test_parsed_huge_summaries_fit),
     };
 

@@ -714,6 +714,33 @@ static void send_card_renders_the_activity(void **state)
     xfree(expect);
 }
 
+/* The error card written without json-c goes out as json-c would write it. */
+static void send_error_renders_the_activity(void **state)
+{
+    struct ctx *t = &T;
+    struct card_address to = {.bot_id = "28:bot",
+                              .user_id = "29:user",
+                              .conversation_id = CONV_ID,
+                              .reply_to_id = ACT_ID};
+    struct card_error_info e = {"Your digest could not be built.", "upstream \"500\"", "r-43",
+                                "Try again in a few minutes."};
+    char *expect = NULL;
+    size_t len;
+
+    assert_int_equal(card_render(&to, card_error(&e), &expect, &len), 0);
+    assert_int_equal(connector_send_error(t->conn, CONNECTOR_REPLY, t->service_url, &to, &e, "r-43",
+                                          NULL, on_done, &t->slots[0]),
+                     0);
+    run(t, 1);
+    assert_int_equal(t->slots[0].err, 0);
+    assert_int_equal(t->n_conn, 1);
+    assert_string_equal(t->conn_recs[0].path,
+                        "/amer/v3/conversations/" CONV_ESC "/activities/" ACT_ESC);
+    assert_int_equal(t->conn_recs[0].body_len, len);
+    assert_memory_equal(t->conn_recs[0].body, expect, len);
+    xfree(expect);
+}
+
 static void concurrent_sends_share_one_token_request(void **state)
 {
     struct ctx *t = &T;
@@ -1381,6 +1408,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(reply_reaches_path_with_token_and_body, setup, teardown),
         cmocka_unit_test_setup_teardown(update_send_and_url_without_slash, setup, teardown),
         cmocka_unit_test_setup_teardown(send_card_renders_the_activity, setup, teardown),
+        cmocka_unit_test_setup_teardown(send_error_renders_the_activity, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_sends_share_one_token_request, setup, teardown),
         cmocka_unit_test_setup_teardown(expired_token_is_refreshed, setup, teardown),
         cmocka_unit_test_setup_teardown(token_within_its_life_is_reused, setup, teardown),
