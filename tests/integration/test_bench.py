@@ -181,7 +181,10 @@ class OpenLoop(unittest.TestCase):
                            "--warmup", "0", "--timeout", "5s")
         w = r["webhook"]
         self.assertGreater(w["max_ms"], 900, w)
-        self.assertLess(w["p99_ms"], 500, w)
+        # One slow sample: p90 stays clear of it however few requests a loaded
+        # machine lets the Python bot answer (p99 is the max below 100 samples).
+        self.assertGreaterEqual(r["requests"], 20, w)
+        self.assertLess(w["p90_ms"], 500, w)
 
 
 def post_card(service_url, activity_id, request_id, token):
