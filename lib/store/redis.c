@@ -12,8 +12,10 @@
  *
  * Liveness: replies come back in send order, so only the oldest command
  * (the head of c->sent) can be owed a reply. With a default timeout it must
- * answer within REDIS_COMMAND_TIMEOUT_MS of becoming the head: of its own
- * submission or of the last reply bytes, whichever is later. A burst of
+ * answer within REDIS_COMMAND_TIMEOUT_MS of becoming the head: of its
+ * write or of the last reply bytes, whichever is later. The write, not the
+ * submission: commands go out at the end of the loop turn, which after
+ * thousands of HTTP completions can be seconds later. A burst of
  * thousands of commands that Redis works through is therefore never a
  * timeout, only silence is. A command given its own timeout_ms keeps an
  * absolute deadline from submission (a caller's bound), and while it is the
@@ -62,8 +64,8 @@ struct redis_cmd {
     struct list_node sent; /* c->sent, send order: replies come back in it */
     redis_reply_cb cb;
     void *data;
-    uint64_t sent_ms;  /* uv_now() at submission (it is written in this loop turn) */
-    uint64_t deadline; /* uv_now() ms; 0 without an own timeout_ms */
+    uint64_t sent_ms;  /* uv_now() when handed to the socket; 0 until then */
+    uint64_t deadline; /* own timeout_ms from submission, uv_now() ms; 0 without */
     int fail_err;      /* set before a teardown: what a lost reply means */
 };
 
@@ -136,7 +138,7 @@ static struct redis_cmd *cmd_head(const struct redis_conn *c)
     return n != NULL ? container_of(n, struct redis_cmd, sent) : NULL;
 }
 
-/* Since when the head has waited for its reply: its submission or the last reply bytes. */
+/* Since when the head has waited for its reply: its write or the last reply bytes. */
 static uint64_t head_since(const struct redis_conn *c, const struct redis_cmd *head)
 {
     return head->sent_ms > c->progress_ms ? head->sent_ms : c->progress_ms;
@@ -152,7 +154,8 @@ static uint64_t due_ms(const struct redis_conn *c)
     struct redis_cmd *first = cmd_first(c), *head = cmd_head(c);
     uint64_t due = first != NULL ? first->deadline : UINT64_MAX;
 
-    if (head != NULL && head->deadline == 0 && head_since(c, head) + REDIS_COMMAND_TIMEOUT_MS < due)
+    if (head != NULL && head->deadline == 0 && head->sent_ms != 0 &&
+        head_since(c, head) + REDIS_COMMAND_TIMEOUT_MS < due)
         due = head_since(c, head) + REDIS_COMMAND_TIMEOUT_MS;
     return due;
 }
@@ -236,11 +239,10 @@ static int submit(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb, 
     cmd->data = data;
     /* uv_now() is the start of this loop turn, which a long turn leaves
      * far behind: the deadline must count from now. */
-    uv_update_time(c->loop);
-    cmd->sent_ms = uv_now(c->loop);
     list_insert_after(c->sent.prev, &cmd->sent);
     if (timeout_ms != 0) {
-        cmd->deadline = cmd->sent_ms + timeout_ms;
+        uv_update_time(c->loop);
+        cmd->deadline = uv_now(c->loop) + timeout_ms;
         cmd_insert(c, cmd);
     } else {
         list_init(&cmd->node); /* so that list_remove is a no-op */
@@ -315,6 +317,27 @@ static void on_wire_read(struct redis_wire *w, const char *p, size_t n, void *da
     }
 }
 
+/* A write began: stamp the commands it carries (the newest ones without a stamp). */
+static void on_wire_sent(struct redis_wire *w, void *data)
+{
+    struct redis_conn *c = data;
+    struct list_node *n;
+    uint64_t now;
+
+    if (c->wire != w || (c->state != RS_HANDSHAKE && c->state != RS_READY))
+        return;              /* TLS handshake records carry no command */
+    uv_update_time(c->loop); /* the check phase's loop time is the turn's start */
+    now = uv_now(c->loop);
+    for (n = c->sent.prev; n != &c->sent; n = n->prev) {
+        struct redis_cmd *cmd = container_of(n, struct redis_cmd, sent);
+
+        if (cmd->sent_ms != 0)
+            break;
+        cmd->sent_ms = now;
+    }
+    arm_deadline(c);
+}
+
 static void on_wire_fail(struct redis_wire *w, const char *why, void *data)
 {
     struct redis_conn *c = data;
@@ -337,6 +360,7 @@ static const struct redis_wire_cbs wire_cbs = {
     .read = on_wire_read,
     .fail = on_wire_fail,
     .closed = on_wire_closed,
+    .sent = on_wire_sent,
 };
 
 /* ---- Connection lifecycle --------------------------------------------- */
@@ -659,11 +683,12 @@ static void check_deadlines(struct redis_conn *c)
     }
     c->grace = false;
     head = cmd_head(c);
-    /* Timed out: what waited its whole bound from submission, and the head; the rest is lost. */
+    /* Timed out: the head, and what waited its own bound or 2 s since its write; the rest lost. */
     list_for_each (n, &c->sent) {
         struct redis_cmd *cmd = container_of(n, struct redis_cmd, sent);
-        uint64_t bound =
-            cmd->deadline != 0 ? cmd->deadline : cmd->sent_ms + REDIS_COMMAND_TIMEOUT_MS;
+        uint64_t bound = cmd->deadline != 0  ? cmd->deadline
+                         : cmd->sent_ms != 0 ? cmd->sent_ms + REDIS_COMMAND_TIMEOUT_MS
+                                             : UINT64_MAX;
 
         pending++;
         if (bound <= now || cmd == head) {
@@ -673,7 +698,8 @@ static void check_deadlines(struct redis_conn *c)
     }
     /* Replies are FIFO: everything behind a stuck command is stuck too. */
     snprintf(why, sizeof(why), "%u of %u pending command(s) timed out, no reply for %llu ms",
-             expired, pending, (unsigned long long)(now - head_since(c, head)));
+             expired, pending,
+             (unsigned long long)(head->sent_ms != 0 ? now - head_since(c, head) : 0));
     conn_down(c, why);
 }
 

@@ -8,7 +8,8 @@
  * reconnects after any disconnect with a fresh wire, and watches the
  * connection's liveness: while commands are pending, Redis must send reply
  * bytes within REDIS_COMMAND_TIMEOUT_MS of the last ones it sent (or of the
- * oldest pending command's submission, when nothing was pending before it).
+ * oldest pending command's write to the socket, when nothing was pending
+ * before it).
  * A long queue that Redis works through is therefore not a timeout, only
  * silence is. A command given its own timeout_ms is bounded by it from its
  * submission, and while it is the oldest pending one its own bound replaces
@@ -66,7 +67,7 @@ bool redis_conn_ready(const struct redis_conn *c);
  * formatted into the wire's output buffer at once). timeout_ms 0: only the
  * connection's liveness rule applies (above); on a teardown the command
  * finishes with DG_ERR_TIMEOUT when it was the oldest pending one or had
- * waited REDIS_COMMAND_TIMEOUT_MS since submission, else DG_ERR_UNAVAILABLE.
+ * waited REDIS_COMMAND_TIMEOUT_MS since its write, else DG_ERR_UNAVAILABLE.
  * Nonzero: DG_ERR_TIMEOUT (and a teardown) once timeout_ms has passed since
  * submission, however busy the queue; use it for blocking commands (BLOCK
  * plus a margin). Returns DG_ERR_UNAVAILABLE (no callback) when the

@@ -677,6 +677,49 @@ static void a_long_loop_turn_is_not_silence(void **state)
     redis_server_cleanup(&srv);
 }
 
+/*
+ * The worker's burst: a command submitted early in a loop turn that then
+ * runs on past the deadline goes out only at the turn's end. Its clock
+ * starts there, so a reply that takes a few ms more than one poll is no
+ * timeout.
+ */
+struct late {
+    struct fixture *f;
+    struct watch *wa;
+};
+
+static void submit_then_hold(uv_timer_t *t)
+{
+    struct late *l = t->data;
+
+    assert_int_equal(slow_eval(l->f, l->wa), 0);
+    usleep((REDIS_COMMAND_TIMEOUT_MS + 400) * 1000);
+}
+
+static void a_command_written_late_is_timed_from_its_write(void **state)
+{
+    struct fixture *f = fixture_new();
+    struct redis_server srv;
+    struct watch *wa = xcalloc(1, sizeof(*wa));
+    struct late l = {f, wa};
+    uv_timer_t t;
+
+    redis_server_start(&srv, false, NULL);
+    conn_start(f, "127.0.0.1", srv.port);
+    redis_conn_set_state_cb(f->conn, on_watch_state, wa);
+    assert_true(loop_run_until(&f->loop, &f->tick, is_ready, f->conn, 5000));
+    uv_timer_init(&f->loop, &t);
+    t.data = &l;
+    uv_timer_start(&t, submit_then_hold, 1, 0);
+    wait_calls(f, &wa->rs, 1);
+    assert_int_equal(wa->rs.errs[0], 0);
+    assert_int_equal(wa->downs, 0);
+    uv_close((uv_handle_t *)&t, NULL);
+    xfree(wa);
+    fixture_free(f);
+    redis_server_cleanup(&srv);
+}
+
 /* ---- TLS ------------------------------------------------------------------ */
 
 struct tls_world {
@@ -985,6 +1028,7 @@ int main(void)
         cmocka_unit_test(a_blocking_command_with_its_own_timeout_may_be_silent),
         cmocka_unit_test(an_own_short_timeout_still_bounds_its_command),
         cmocka_unit_test(a_long_loop_turn_is_not_silence),
+        cmocka_unit_test(a_command_written_late_is_timed_from_its_write),
         cmocka_unit_test(commands_flow_over_tls),
         cmocka_unit_test(the_wire_checks_ca_and_host),
         cmocka_unit_test(tls_reads_ignore_errors_left_by_callbacks),
