@@ -18,8 +18,9 @@
  * thousands of HTTP completions can be seconds later. A burst of
  * thousands of commands that Redis works through is therefore never a
  * timeout, only silence is. A command given its own timeout_ms keeps an
- * absolute deadline from submission (a caller's bound), and while it is the
- * head the liveness rule waits for it (a BLOCK is silent on purpose).
+ * absolute deadline from its write (a caller's bound: BLOCK counts from
+ * when Redis gets the command), and while it is the head the liveness rule
+ * waits for it (a BLOCK is silent on purpose).
  *
  * The bytes travel over redis_wire (the socket, the TLS, the buffers);
  * this file formats each command with hiredis's redisFormatCommandArgv and
@@ -64,8 +65,9 @@ struct redis_cmd {
     struct list_node sent; /* c->sent, send order: replies come back in it */
     redis_reply_cb cb;
     void *data;
+    uint64_t own_ms;   /* the caller's timeout_ms; 0 for the liveness rule only */
     uint64_t sent_ms;  /* uv_now() when handed to the socket; 0 until then */
-    uint64_t deadline; /* own timeout_ms from submission, uv_now() ms; 0 without */
+    uint64_t deadline; /* sent_ms + own_ms, from the write; 0 until then or without */
     int fail_err;      /* set before a teardown: what a lost reply means */
 };
 
@@ -154,7 +156,7 @@ static uint64_t due_ms(const struct redis_conn *c)
     struct redis_cmd *first = cmd_first(c), *head = cmd_head(c);
     uint64_t due = first != NULL ? first->deadline : UINT64_MAX;
 
-    if (head != NULL && head->deadline == 0 && head->sent_ms != 0 &&
+    if (head != NULL && head->own_ms == 0 && head->sent_ms != 0 &&
         head_since(c, head) + REDIS_COMMAND_TIMEOUT_MS < due)
         due = head_since(c, head) + REDIS_COMMAND_TIMEOUT_MS;
     return due;
@@ -237,17 +239,9 @@ static int submit(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb, 
     cmd = xcalloc(1, sizeof(*cmd));
     cmd->cb = cb;
     cmd->data = data;
-    /* uv_now() is the start of this loop turn, which a long turn leaves
-     * far behind: the deadline must count from now. */
+    cmd->own_ms = timeout_ms;
     list_insert_after(c->sent.prev, &cmd->sent);
-    if (timeout_ms != 0) {
-        uv_update_time(c->loop);
-        cmd->deadline = uv_now(c->loop) + timeout_ms;
-        cmd_insert(c, cmd);
-    } else {
-        list_init(&cmd->node); /* so that list_remove is a no-op */
-    }
-    arm_deadline(c);
+    list_init(&cmd->node); /* on c->cmds once written, with its own timeout only */
     return 0;
 }
 
@@ -334,6 +328,10 @@ static void on_wire_sent(struct redis_wire *w, void *data)
         if (cmd->sent_ms != 0)
             break;
         cmd->sent_ms = now;
+        if (cmd->own_ms != 0) {
+            cmd->deadline = now + cmd->own_ms;
+            cmd_insert(c, cmd);
+        }
     }
     arm_deadline(c);
 }
@@ -686,9 +684,9 @@ static void check_deadlines(struct redis_conn *c)
     /* Timed out: the head, and what waited its own bound or 2 s since its write; the rest lost. */
     list_for_each (n, &c->sent) {
         struct redis_cmd *cmd = container_of(n, struct redis_cmd, sent);
-        uint64_t bound = cmd->deadline != 0  ? cmd->deadline
-                         : cmd->sent_ms != 0 ? cmd->sent_ms + REDIS_COMMAND_TIMEOUT_MS
-                                             : UINT64_MAX;
+        uint64_t bound = cmd->sent_ms == 0  ? UINT64_MAX
+                         : cmd->own_ms != 0 ? cmd->deadline
+                                            : cmd->sent_ms + REDIS_COMMAND_TIMEOUT_MS;
 
         pending++;
         if (bound <= now || cmd == head) {

@@ -12,8 +12,8 @@
  * before it).
  * A long queue that Redis works through is therefore not a timeout, only
  * silence is. A command given its own timeout_ms is bounded by it from its
- * submission, and while it is the oldest pending one its own bound replaces
- * the liveness rule (a BLOCK is silent on purpose). A timeout tears the
+ * write (Redis counts a BLOCK from when it gets the command), and while it is the oldest pending
+ * one its own bound replaces the liveness rule (a BLOCK is silent on purpose). A timeout tears the
  * connection down (replies are FIFO, so everything behind it is stuck too);
  * all pending callbacks then finish with an error and a reconnect is
  * scheduled.
@@ -69,7 +69,7 @@ bool redis_conn_ready(const struct redis_conn *c);
  * finishes with DG_ERR_TIMEOUT when it was the oldest pending one or had
  * waited REDIS_COMMAND_TIMEOUT_MS since its write, else DG_ERR_UNAVAILABLE.
  * Nonzero: DG_ERR_TIMEOUT (and a teardown) once timeout_ms has passed since
- * submission, however busy the queue; use it for blocking commands (BLOCK
+ * its write, however busy the queue; use it for blocking commands (BLOCK
  * plus a margin). Returns DG_ERR_UNAVAILABLE (no callback) when the
  * connection is not ready, DG_ERR_CLOSED when stopping; else 0 and cb runs
  * exactly once later. Safe to call from inside any callback of this module.

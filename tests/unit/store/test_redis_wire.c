@@ -720,6 +720,46 @@ static void a_command_written_late_is_timed_from_its_write(void **state)
     redis_server_cleanup(&srv);
 }
 
+/*
+ * The worker's XREADGROUP BLOCK with BLOCK + 2 s as its own timeout, sent
+ * early in a loop turn that runs on for 2.4 s: Redis counts the block from
+ * when it gets the command, so the bound must count from the write too.
+ */
+static void submit_block_then_hold(uv_timer_t *t)
+{
+    struct late *l = t->data;
+    const char *blpop[] = {"BLPOP", "nothing", "2.6"};
+
+    assert_int_equal(redis_conn_command(l->f->conn, 2600 + REDIS_COMMAND_TIMEOUT_MS, on_watch_reply,
+                                        l->wa, 3, blpop, NULL),
+                     0);
+    usleep((REDIS_COMMAND_TIMEOUT_MS + 400) * 1000);
+}
+
+static void an_own_timeout_counts_from_the_write(void **state)
+{
+    struct fixture *f = fixture_new();
+    struct redis_server srv;
+    struct watch *wa = xcalloc(1, sizeof(*wa));
+    struct late l = {f, wa};
+    uv_timer_t t;
+
+    redis_server_start(&srv, false, NULL);
+    conn_start(f, "127.0.0.1", srv.port);
+    redis_conn_set_state_cb(f->conn, on_watch_state, wa);
+    assert_true(loop_run_until(&f->loop, &f->tick, is_ready, f->conn, 5000));
+    uv_timer_init(&f->loop, &t);
+    t.data = &l;
+    uv_timer_start(&t, submit_block_then_hold, 1, 0);
+    wait_calls(f, &wa->rs, 1);
+    assert_int_equal(wa->rs.errs[0], 0); /* the nil of a BLPOP that waited it out */
+    assert_int_equal(wa->downs, 0);
+    uv_close((uv_handle_t *)&t, NULL);
+    xfree(wa);
+    fixture_free(f);
+    redis_server_cleanup(&srv);
+}
+
 /* ---- TLS ------------------------------------------------------------------ */
 
 struct tls_world {
@@ -1029,6 +1069,7 @@ int main(void)
         cmocka_unit_test(an_own_short_timeout_still_bounds_its_command),
         cmocka_unit_test(a_long_loop_turn_is_not_silence),
         cmocka_unit_test(a_command_written_late_is_timed_from_its_write),
+        cmocka_unit_test(an_own_timeout_counts_from_the_write),
         cmocka_unit_test(commands_flow_over_tls),
         cmocka_unit_test(the_wire_checks_ca_and_host),
         cmocka_unit_test(tls_reads_ignore_errors_left_by_callbacks),
