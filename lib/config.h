@@ -16,7 +16,7 @@
 #include "core/log.h"
 
 /* Limits that are constants, not configuration (STYLE rule 7). */
-#define REDIS_COMMAND_TIMEOUT_MS 2000 /* our own bound on every Redis command */
+#define REDIS_COMMAND_TIMEOUT_MS 2000 /* Redis silent this long with commands pending: drop */
 #define REDIS_CONNECT_TIMEOUT_MS 2000 /* bound on one connection attempt */
 #define REDIS_BACKOFF_MIN_MS 100      /* first reconnect delay */
 #define REDIS_BACKOFF_MAX_MS 5000     /* reconnect delay cap */

@@ -6,8 +6,21 @@
  * reader; stop leads to STOPPING → STOPPED. One uv_timer_t serves every
  * state: the backoff delay in WAITING, the attempt deadline in
  * RESOLVING/CONNECTING (which, with TLS, covers the handshake), and the
- * earliest command deadline in HANDSHAKE/READY (one timer per connection,
- * not one per command, so 25k commands/s cost no timer churn).
+ * earliest of the liveness deadline and the callers' own deadlines in
+ * HANDSHAKE/READY (one timer per connection, not one per command, so 25k
+ * commands/s cost no timer churn).
+ *
+ * Liveness: replies come back in send order, so only the oldest command
+ * (the head of c->sent) can be owed a reply. With a default timeout it must
+ * answer within REDIS_COMMAND_TIMEOUT_MS of becoming the head: of its
+ * write or of the last reply bytes, whichever is later. The write, not the
+ * submission: commands go out at the end of the loop turn, which after
+ * thousands of HTTP completions can be seconds later. A burst of
+ * thousands of commands that Redis works through is therefore never a
+ * timeout, only silence is. A command given its own timeout_ms keeps an
+ * absolute deadline from its write (a caller's bound: BLOCK counts from
+ * when Redis gets the command), and while it is the head the liveness rule
+ * waits for it (a BLOCK is silent on purpose).
  *
  * The bytes travel over redis_wire (the socket, the TLS, the buffers);
  * this file formats each command with hiredis's redisFormatCommandArgv and
@@ -48,11 +61,13 @@ enum redis_state {
 
 /* One command sent and not yet answered. */
 struct redis_cmd {
-    struct list_node node; /* c->cmds, deadline order */
+    struct list_node node; /* c->cmds, deadline order: own timeout_ms only */
     struct list_node sent; /* c->sent, send order: replies come back in it */
     redis_reply_cb cb;
     void *data;
-    uint64_t deadline; /* uv_now() ms */
+    uint64_t own_ms;   /* the caller's timeout_ms; 0 for the liveness rule only */
+    uint64_t sent_ms;  /* uv_now() when handed to the socket; 0 until then */
+    uint64_t deadline; /* sent_ms + own_ms, from the write; 0 until then or without */
     int fail_err;      /* set before a teardown: what a lost reply means */
 };
 
@@ -72,8 +87,10 @@ struct redis_conn {
     uint64_t timer_due; /* deadline the timer is armed for (HANDSHAKE/READY) */
     uv_getaddrinfo_t gai;
     bool resolving;        /* gai in flight (it may outlive its attempt) */
-    struct list_node cmds; /* struct redis_cmd, earliest deadline first */
-    struct list_node sent; /* the same commands, oldest first */
+    struct list_node cmds; /* commands with their own timeout_ms, earliest deadline first */
+    struct list_node sent; /* every pending command, oldest first */
+    uint64_t progress_ms;  /* uv_now() when reply bytes last arrived on this wire */
+    bool grace;            /* found overdue once; the poll phase gets a turn first */
     bool timer_closed;
     bool broken; /* teardown requested; done from the timer */
     char broken_why[160];
@@ -107,7 +124,7 @@ static void cmd_insert(struct redis_conn *c, struct redis_cmd *cmd)
     list_insert_after(after, &cmd->node);
 }
 
-/* The command with the earliest deadline, NULL when none is pending. */
+/* The own-timeout command with the earliest deadline, NULL when none is pending. */
 static struct redis_cmd *cmd_first(const struct redis_conn *c)
 {
     struct list_node *n = list_first(&c->cmds);
@@ -115,19 +132,48 @@ static struct redis_cmd *cmd_first(const struct redis_conn *c)
     return n != NULL ? container_of(n, struct redis_cmd, node) : NULL;
 }
 
+/* The oldest pending command: the one the next reply belongs to. */
+static struct redis_cmd *cmd_head(const struct redis_conn *c)
+{
+    struct list_node *n = list_first(&c->sent);
+
+    return n != NULL ? container_of(n, struct redis_cmd, sent) : NULL;
+}
+
+/* Since when the head has waited for its reply: its write or the last reply bytes. */
+static uint64_t head_since(const struct redis_conn *c, const struct redis_cmd *head)
+{
+    return head->sent_ms > c->progress_ms ? head->sent_ms : c->progress_ms;
+}
+
 /*
- * Keeps the timer at or before the earliest deadline. Replies never re-arm:
- * a timer that fires early just re-arms for the new head (lazy, cheap).
+ * When the connection is overdue (see the top of this file), UINT64_MAX
+ * when nothing is owed: the earliest own deadline, or the head's liveness
+ * deadline when the head has none of its own.
+ */
+static uint64_t due_ms(const struct redis_conn *c)
+{
+    struct redis_cmd *first = cmd_first(c), *head = cmd_head(c);
+    uint64_t due = first != NULL ? first->deadline : UINT64_MAX;
+
+    if (head != NULL && head->own_ms == 0 && head->sent_ms != 0 &&
+        head_since(c, head) + REDIS_COMMAND_TIMEOUT_MS < due)
+        due = head_since(c, head) + REDIS_COMMAND_TIMEOUT_MS;
+    return due;
+}
+
+/*
+ * Keeps the timer at or before the earliest due time. Progress only moves
+ * the liveness deadline later, so replies need not re-arm: a timer that
+ * fires early just re-arms (lazy, cheap).
  */
 static void arm_deadline(struct redis_conn *c)
 {
     uint64_t now = uv_now(c->loop);
-    struct redis_cmd *first = cmd_first(c);
-    uint64_t due;
+    uint64_t due = due_ms(c);
 
-    if (first == NULL || c->broken)
+    if (due == UINT64_MAX || c->broken)
         return;
-    due = first->deadline;
     if (uv_is_active((uv_handle_t *)&c->timer) && c->timer_due <= due)
         return;
     c->timer_due = due;
@@ -193,13 +239,9 @@ static int submit(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb, 
     cmd = xcalloc(1, sizeof(*cmd));
     cmd->cb = cb;
     cmd->data = data;
-    /* uv_now() is the start of this loop turn, which a long turn leaves
-     * far behind: the deadline must count from now. */
-    uv_update_time(c->loop);
-    cmd->deadline = uv_now(c->loop) + (timeout_ms != 0 ? timeout_ms : REDIS_COMMAND_TIMEOUT_MS);
+    cmd->own_ms = timeout_ms;
     list_insert_after(c->sent.prev, &cmd->sent);
-    cmd_insert(c, cmd);
-    arm_deadline(c);
+    list_init(&cmd->node); /* on c->cmds once written, with its own timeout only */
     return 0;
 }
 
@@ -239,6 +281,8 @@ static void on_wire_read(struct redis_wire *w, const char *p, size_t n, void *da
 
     if (c->wire != w || c->broken)
         return;
+    /* Any reply bytes are progress, even part of a long reply. */
+    c->progress_ms = uv_now(c->loop);
     if (redisReaderFeed(reader, p, n) != REDIS_OK) {
         protocol_error(c, resp_reader_error(reader));
         return;
@@ -251,8 +295,11 @@ static void on_wire_read(struct redis_wire *w, const char *p, size_t n, void *da
             protocol_error(c, resp_reader_error(reader));
             return;
         }
-        if (reply == NULL)
+        if (reply == NULL) {
+            /* A new head without an own deadline may be due before the armed timer. */
+            arm_deadline(c);
             return;
+        }
         first = list_first(&c->sent);
         if (first == NULL) {
             freeReplyObject(reply);
@@ -262,6 +309,31 @@ static void on_wire_read(struct redis_wire *w, const char *p, size_t n, void *da
         cmd_finish(container_of(first, struct redis_cmd, sent), 0, reply);
         freeReplyObject(reply);
     }
+}
+
+/* A write began: stamp the commands it carries (the newest ones without a stamp). */
+static void on_wire_sent(struct redis_wire *w, void *data)
+{
+    struct redis_conn *c = data;
+    struct list_node *n;
+    uint64_t now;
+
+    if (c->wire != w || (c->state != RS_HANDSHAKE && c->state != RS_READY))
+        return;              /* TLS handshake records carry no command */
+    uv_update_time(c->loop); /* the check phase's loop time is the turn's start */
+    now = uv_now(c->loop);
+    for (n = c->sent.prev; n != &c->sent; n = n->prev) {
+        struct redis_cmd *cmd = container_of(n, struct redis_cmd, sent);
+
+        if (cmd->sent_ms != 0)
+            break;
+        cmd->sent_ms = now;
+        if (cmd->own_ms != 0) {
+            cmd->deadline = now + cmd->own_ms;
+            cmd_insert(c, cmd);
+        }
+    }
+    arm_deadline(c);
 }
 
 static void on_wire_fail(struct redis_wire *w, const char *why, void *data)
@@ -286,6 +358,7 @@ static const struct redis_wire_cbs wire_cbs = {
     .read = on_wire_read,
     .fail = on_wire_fail,
     .closed = on_wire_closed,
+    .sent = on_wire_sent,
 };
 
 /* ---- Connection lifecycle --------------------------------------------- */
@@ -406,6 +479,8 @@ static void connect_to(struct redis_conn *c, const char *ip)
     if (c->reader != NULL)
         redisReaderFree(c->reader);
     c->reader = resp_reader_create();
+    c->progress_ms = 0;
+    c->grace = false;
     c->wire = redis_wire_create(c->loop, &wire_cbs, c);
     c->wires_open++;
     c->state = RS_CONNECTING;
@@ -574,36 +649,55 @@ static void handshake_send(struct redis_conn *c)
         request_teardown(c, "cannot send handshake");
 }
 
-/* The earliest deadline passed (or a teardown was requested). */
+/*
+ * The timer fired: a teardown was requested, or something may be overdue.
+ * Overdue the first time, the poll phase gets one turn (a 1 ms timer: one of
+ * 0 ms would run again in this same timers phase) to read replies that came
+ * while a long loop turn kept us from reading them. Those move progress_ms,
+ * so what is still overdue after that turn is silence or an own deadline.
+ */
 static void check_deadlines(struct redis_conn *c)
 {
     uint64_t now = uv_now(c->loop);
-    struct redis_cmd *first = cmd_first(c);
+    struct redis_cmd *head;
     struct list_node *n;
     unsigned expired = 0, pending = 0;
-    char why[96];
+    char why[128];
 
     if (c->broken) {
         conn_down(c, c->broken_why);
         return;
     }
-    if (first == NULL)
-        return;
-    if (first->deadline > now) {
+    if (due_ms(c) > now) {
+        c->grace = false;
         arm_deadline(c);
         return;
     }
-    list_for_each (n, &c->cmds) {
-        struct redis_cmd *cmd = container_of(n, struct redis_cmd, node);
+    if (!c->grace) {
+        c->grace = true;
+        c->timer_due = now + 1;
+        uv_timer_start(&c->timer, on_timer, 1, 0);
+        return;
+    }
+    c->grace = false;
+    head = cmd_head(c);
+    /* Timed out: the head, and what waited its own bound or 2 s since its write; the rest lost. */
+    list_for_each (n, &c->sent) {
+        struct redis_cmd *cmd = container_of(n, struct redis_cmd, sent);
+        uint64_t bound = cmd->sent_ms == 0  ? UINT64_MAX
+                         : cmd->own_ms != 0 ? cmd->deadline
+                                            : cmd->sent_ms + REDIS_COMMAND_TIMEOUT_MS;
 
         pending++;
-        if (cmd->deadline <= now) {
+        if (bound <= now || cmd == head) {
             cmd->fail_err = DG_ERR_TIMEOUT;
             expired++;
         }
     }
     /* Replies are FIFO: everything behind a stuck command is stuck too. */
-    snprintf(why, sizeof(why), "%u of %u pending command(s) timed out", expired, pending);
+    snprintf(why, sizeof(why), "%u of %u pending command(s) timed out, no reply for %llu ms",
+             expired, pending,
+             (unsigned long long)(head->sent_ms != 0 ? now - head_since(c, head) : 0));
     conn_down(c, why);
 }
 

@@ -5,10 +5,18 @@
  * pure functions (redisFormatCommandArgv, redisReader). It connects with
  * capped exponential backoff and full jitter, sends AUTH ([user] password)
  * and SELECT from REDIS_URL before anything else,
- * reconnects after any disconnect with a fresh wire, and bounds every
- * command with its own timer. A command that times out tears the connection
- * down (replies are FIFO, so everything behind it is stuck too); all pending
- * callbacks then finish with an error and a reconnect is scheduled.
+ * reconnects after any disconnect with a fresh wire, and watches the
+ * connection's liveness: while commands are pending, Redis must send reply
+ * bytes within REDIS_COMMAND_TIMEOUT_MS of the last ones it sent (or of the
+ * oldest pending command's write to the socket, when nothing was pending
+ * before it).
+ * A long queue that Redis works through is therefore not a timeout, only
+ * silence is. A command given its own timeout_ms is bounded by it from its
+ * write (Redis counts a BLOCK from when it gets the command), and while it is the oldest pending
+ * one its own bound replaces the liveness rule (a BLOCK is silent on purpose). A timeout tears the
+ * connection down (replies are FIFO, so everything behind it is stuck too);
+ * all pending callbacks then finish with an error and a reconnect is
+ * scheduled.
  *
  * Lifecycle: create → start → (commands) → stop(cb) → free in or after cb.
  * Every command finishes exactly once (STYLE rule 11): a nonzero return at
@@ -56,8 +64,13 @@ bool redis_conn_ready(const struct redis_conn *c);
 
 /*
  * Sends one command (binary-safe argv, borrowed for the call only: it is
- * formatted into the wire's output buffer at once). timeout_ms 0 means
- * REDIS_COMMAND_TIMEOUT_MS. Returns DG_ERR_UNAVAILABLE (no callback) when the
+ * formatted into the wire's output buffer at once). timeout_ms 0: only the
+ * connection's liveness rule applies (above); on a teardown the command
+ * finishes with DG_ERR_TIMEOUT when it was the oldest pending one or had
+ * waited REDIS_COMMAND_TIMEOUT_MS since its write, else DG_ERR_UNAVAILABLE.
+ * Nonzero: DG_ERR_TIMEOUT (and a teardown) once timeout_ms has passed since
+ * its write, however busy the queue; use it for blocking commands (BLOCK
+ * plus a margin). Returns DG_ERR_UNAVAILABLE (no callback) when the
  * connection is not ready, DG_ERR_CLOSED when stopping; else 0 and cb runs
  * exactly once later. Safe to call from inside any callback of this module.
  */

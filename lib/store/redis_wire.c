@@ -207,6 +207,8 @@ static void flush(struct redis_wire *w)
         return;
     }
     w->writing = true;
+    if (w->cbs->sent != NULL)
+        w->cbs->sent(w, w->data);
 }
 
 static void on_check(uv_check_t *h)

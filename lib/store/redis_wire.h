@@ -38,6 +38,8 @@ struct redis_wire_cbs {
     void (*fail)(struct redis_wire *w, const char *why, void *data);
     /* Every handle is closed; w is freed when this returns. */
     void (*closed)(struct redis_wire *w, void *data);
+    /* Optional: everything written so far was handed to the socket (a write began). */
+    void (*sent)(struct redis_wire *w, void *data);
 };
 
 /* cbs is borrowed for the wire's life (a static table). */

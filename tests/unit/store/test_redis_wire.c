@@ -19,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 
 #include <openssl/err.h>
 
@@ -458,6 +459,307 @@ static void a_silent_server_times_out(void **state)
     fixture_free(f);
 }
 
+/* ---- deadlines: silence, not queueing, is a timeout ----------------------- */
+
+/* A script that keeps Redis busy for 5 ms of wall time (TIME, so a loaded machine cannot shorten
+ * it). */
+static const char slow_script[] =
+    "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] "
+    "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - s >= 5000 return 1";
+
+struct watch {
+    struct replies rs;
+    int ups, downs;
+    uint64_t last_ok_ms, down_ms; /* uv_hrtime() in ms */
+};
+
+static uint64_t hr_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
+
+static void on_watch_state(struct redis_conn *c, bool up, void *data)
+{
+    struct watch *wa = data;
+
+    if (up) {
+        wa->ups++;
+    } else {
+        wa->downs++;
+        wa->down_ms = hr_ms();
+    }
+}
+
+static void on_watch_reply(int err, struct redisReply *r, void *data)
+{
+    struct watch *wa = data;
+
+    on_reply(err, r, &wa->rs);
+    if (err == 0)
+        wa->last_ok_ms = hr_ms();
+}
+
+static int slow_eval(struct fixture *f, struct watch *wa)
+{
+    const char *argv[] = {"EVAL", slow_script, "0"};
+
+    return redis_conn_command(f->conn, 0, on_watch_reply, wa, 3, argv, NULL);
+}
+
+static bool went_down(void *arg)
+{
+    return ((struct watch *)arg)->downs > 0;
+}
+
+/*
+ * 600 commands of 5 ms each, sent at once: the last answers ~3 s after it
+ * was sent, past REDIS_COMMAND_TIMEOUT_MS, but Redis answered all along, so
+ * nothing times out and the connection stays up.
+ */
+static void a_long_queue_that_progresses_never_times_out(void **state)
+{
+    struct fixture *f = fixture_new();
+    struct redis_server srv;
+    struct watch *wa = xcalloc(1, sizeof(*wa));
+    uint64_t t0;
+
+    redis_server_start(&srv, false, NULL);
+    conn_start(f, "127.0.0.1", srv.port);
+    redis_conn_set_state_cb(f->conn, on_watch_state, wa);
+    assert_true(loop_run_until(&f->loop, &f->tick, is_ready, f->conn, 5000));
+    t0 = hr_ms();
+    for (int i = 0; i < 600; i++)
+        assert_int_equal(slow_eval(f, wa), 0);
+    wait_calls(f, &wa->rs, 600);
+    assert_true(hr_ms() - t0 >= REDIS_COMMAND_TIMEOUT_MS + 500); /* the test means something */
+    for (int i = 0; i < 600; i++) {
+        assert_int_equal(wa->rs.errs[i], 0);
+        assert_int_equal(wa->rs.ints[i], 1);
+    }
+    assert_int_equal(wa->downs, 0);
+    assert_int_equal(wa->ups, 1);
+    assert_true(redis_conn_ready(f->conn));
+    xfree(wa);
+    fixture_free(f);
+    redis_server_cleanup(&srv);
+}
+
+/*
+ * The same queue, and Redis stops (SIGSTOP) in the middle: the connection
+ * goes down about REDIS_COMMAND_TIMEOUT_MS after the last reply, the head
+ * with DG_ERR_TIMEOUT, and comes back once Redis runs again.
+ */
+static void a_stopped_server_times_out_after_the_deadline_of_silence(void **state)
+{
+    struct fixture *f = fixture_new();
+    struct redis_server srv;
+    struct watch *wa = xcalloc(1, sizeof(*wa));
+    int answered;
+
+    redis_server_start(&srv, false, NULL);
+    conn_start(f, "127.0.0.1", srv.port);
+    redis_conn_set_state_cb(f->conn, on_watch_state, wa);
+    assert_true(loop_run_until(&f->loop, &f->tick, is_ready, f->conn, 5000));
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(slow_eval(f, wa), 0);
+    wait_calls(f, &wa->rs, 20);
+    kill(srv.pid, SIGSTOP);
+    assert_true(loop_run_until(&f->loop, &f->tick, went_down, wa, REDIS_COMMAND_TIMEOUT_MS + 3000));
+    answered = 0;
+    while (answered < wa->rs.calls && wa->rs.errs[answered] == 0)
+        answered++;
+    assert_true(answered >= 20 && answered < 200);
+    assert_true(wa->down_ms - wa->last_ok_ms >= REDIS_COMMAND_TIMEOUT_MS - 20);
+    assert_true(wa->down_ms - wa->last_ok_ms <= REDIS_COMMAND_TIMEOUT_MS + 1000);
+    assert_int_equal(wa->rs.calls, 200); /* every one finished, once */
+    assert_int_equal(wa->rs.errs[answered], DG_ERR_TIMEOUT);
+    for (int i = answered + 1; i < 200; i++)
+        assert_true(wa->rs.errs[i] == DG_ERR_TIMEOUT || wa->rs.errs[i] == DG_ERR_UNAVAILABLE);
+    kill(srv.pid, SIGCONT);
+    assert_true(loop_run_until(&f->loop, &f->tick, is_ready, f->conn, 10000));
+    assert_int_equal(wa->ups, 2);
+    xfree(wa);
+    fixture_free(f);
+    redis_server_cleanup(&srv);
+}
+
+/*
+ * A blocking command with its own, longer timeout (the worker's XREADGROUP
+ * BLOCK) is silent on purpose: neither it nor the command queued behind it
+ * times out at REDIS_COMMAND_TIMEOUT_MS.
+ */
+static void a_blocking_command_with_its_own_timeout_may_be_silent(void **state)
+{
+    struct fixture *f = fixture_new();
+    struct redis_server srv;
+    struct watch *wa = xcalloc(1, sizeof(*wa));
+    const char *blpop[] = {"BLPOP", "nothing", "2.6"};
+    const char *ping[] = {"PING"};
+    uint64_t t0;
+
+    redis_server_start(&srv, false, NULL);
+    conn_start(f, "127.0.0.1", srv.port);
+    redis_conn_set_state_cb(f->conn, on_watch_state, wa);
+    assert_true(loop_run_until(&f->loop, &f->tick, is_ready, f->conn, 5000));
+    t0 = hr_ms();
+    assert_int_equal(redis_conn_command(f->conn, 2600 + REDIS_COMMAND_TIMEOUT_MS, on_watch_reply,
+                                        wa, 3, blpop, NULL),
+                     0);
+    assert_int_equal(redis_conn_command(f->conn, 0, on_watch_reply, wa, 1, ping, NULL), 0);
+    wait_calls(f, &wa->rs, 2);
+    assert_true(hr_ms() - t0 >= 2500);
+    assert_int_equal(wa->rs.errs[0], 0);
+    assert_int_equal(wa->rs.errs[1], 0);
+    assert_int_equal(wa->downs, 0);
+    xfree(wa);
+    fixture_free(f);
+    redis_server_cleanup(&srv);
+}
+
+/* A caller's own shorter timeout still bounds its command from submission, even behind a queue. */
+static void an_own_short_timeout_still_bounds_its_command(void **state)
+{
+    struct fixture *f = fixture_new();
+    struct redis_server srv;
+    struct watch *wa = xcalloc(1, sizeof(*wa));
+    const char *ping[] = {"PING"};
+    uint64_t t0;
+
+    redis_server_start(&srv, false, NULL);
+    conn_start(f, "127.0.0.1", srv.port);
+    redis_conn_set_state_cb(f->conn, on_watch_state, wa);
+    assert_true(loop_run_until(&f->loop, &f->tick, is_ready, f->conn, 5000));
+    for (int i = 0; i < 200; i++) /* ~1 s of work */
+        assert_int_equal(slow_eval(f, wa), 0);
+    t0 = hr_ms();
+    assert_int_equal(redis_conn_command(f->conn, 300, on_watch_reply, wa, 1, ping, NULL), 0);
+    assert_true(loop_run_until(&f->loop, &f->tick, went_down, wa, 3000));
+    assert_true(wa->down_ms - t0 >= 290 && wa->down_ms - t0 <= 900);
+    wait_calls(f, &wa->rs, 201);
+    assert_int_equal(wa->rs.errs[200], DG_ERR_TIMEOUT);
+    xfree(wa);
+    fixture_free(f);
+    redis_server_cleanup(&srv);
+}
+
+/*
+ * A loop turn longer than the deadline (the worker after thousands of HTTP
+ * completions) right after the command went out: the reply that arrived
+ * meanwhile is read, not taken for silence.
+ */
+static void hold_loop(uv_check_t *h)
+{
+    uv_check_stop(h);
+    usleep((REDIS_COMMAND_TIMEOUT_MS + 400) * 1000);
+}
+
+static void a_long_loop_turn_is_not_silence(void **state)
+{
+    struct fixture *f = fixture_new();
+    struct redis_server srv;
+    struct watch *wa = xcalloc(1, sizeof(*wa));
+    uv_check_t hold;
+
+    redis_server_start(&srv, false, NULL);
+    conn_start(f, "127.0.0.1", srv.port);
+    redis_conn_set_state_cb(f->conn, on_watch_state, wa);
+    assert_true(loop_run_until(&f->loop, &f->tick, is_ready, f->conn, 5000));
+    /* Started before the command, so it runs after the wire's flush in the check phase. */
+    uv_check_init(&f->loop, &hold);
+    uv_check_start(&hold, hold_loop);
+    assert_int_equal(cmd(f, &wa->rs, "PING", NULL, NULL), 0);
+    wait_calls(f, &wa->rs, 1);
+    assert_int_equal(wa->rs.errs[0], 0);
+    assert_int_equal(wa->downs, 0);
+    uv_close((uv_handle_t *)&hold, NULL);
+    xfree(wa);
+    fixture_free(f);
+    redis_server_cleanup(&srv);
+}
+
+/*
+ * The worker's burst: a command submitted early in a loop turn that then
+ * runs on past the deadline goes out only at the turn's end. Its clock
+ * starts there, so a reply that takes a few ms more than one poll is no
+ * timeout.
+ */
+struct late {
+    struct fixture *f;
+    struct watch *wa;
+};
+
+static void submit_then_hold(uv_timer_t *t)
+{
+    struct late *l = t->data;
+
+    assert_int_equal(slow_eval(l->f, l->wa), 0);
+    usleep((REDIS_COMMAND_TIMEOUT_MS + 400) * 1000);
+}
+
+static void a_command_written_late_is_timed_from_its_write(void **state)
+{
+    struct fixture *f = fixture_new();
+    struct redis_server srv;
+    struct watch *wa = xcalloc(1, sizeof(*wa));
+    struct late l = {f, wa};
+    uv_timer_t t;
+
+    redis_server_start(&srv, false, NULL);
+    conn_start(f, "127.0.0.1", srv.port);
+    redis_conn_set_state_cb(f->conn, on_watch_state, wa);
+    assert_true(loop_run_until(&f->loop, &f->tick, is_ready, f->conn, 5000));
+    uv_timer_init(&f->loop, &t);
+    t.data = &l;
+    uv_timer_start(&t, submit_then_hold, 1, 0);
+    wait_calls(f, &wa->rs, 1);
+    assert_int_equal(wa->rs.errs[0], 0);
+    assert_int_equal(wa->downs, 0);
+    uv_close((uv_handle_t *)&t, NULL);
+    xfree(wa);
+    fixture_free(f);
+    redis_server_cleanup(&srv);
+}
+
+/*
+ * The worker's XREADGROUP BLOCK with BLOCK + 2 s as its own timeout, sent
+ * early in a loop turn that runs on for 2.4 s: Redis counts the block from
+ * when it gets the command, so the bound must count from the write too.
+ */
+static void submit_block_then_hold(uv_timer_t *t)
+{
+    struct late *l = t->data;
+    const char *blpop[] = {"BLPOP", "nothing", "2.6"};
+
+    assert_int_equal(redis_conn_command(l->f->conn, 2600 + REDIS_COMMAND_TIMEOUT_MS, on_watch_reply,
+                                        l->wa, 3, blpop, NULL),
+                     0);
+    usleep((REDIS_COMMAND_TIMEOUT_MS + 400) * 1000);
+}
+
+static void an_own_timeout_counts_from_the_write(void **state)
+{
+    struct fixture *f = fixture_new();
+    struct redis_server srv;
+    struct watch *wa = xcalloc(1, sizeof(*wa));
+    struct late l = {f, wa};
+    uv_timer_t t;
+
+    redis_server_start(&srv, false, NULL);
+    conn_start(f, "127.0.0.1", srv.port);
+    redis_conn_set_state_cb(f->conn, on_watch_state, wa);
+    assert_true(loop_run_until(&f->loop, &f->tick, is_ready, f->conn, 5000));
+    uv_timer_init(&f->loop, &t);
+    t.data = &l;
+    uv_timer_start(&t, submit_block_then_hold, 1, 0);
+    wait_calls(f, &wa->rs, 1);
+    assert_int_equal(wa->rs.errs[0], 0); /* the nil of a BLPOP that waited it out */
+    assert_int_equal(wa->downs, 0);
+    uv_close((uv_handle_t *)&t, NULL);
+    xfree(wa);
+    fixture_free(f);
+    redis_server_cleanup(&srv);
+}
+
 /* ---- TLS ------------------------------------------------------------------ */
 
 struct tls_world {
@@ -761,6 +1063,13 @@ int main(void)
         cmocka_unit_test(protocol_errors_reconnect),
         cmocka_unit_test(replies_split_into_single_bytes),
         cmocka_unit_test(a_silent_server_times_out),
+        cmocka_unit_test(a_long_queue_that_progresses_never_times_out),
+        cmocka_unit_test(a_stopped_server_times_out_after_the_deadline_of_silence),
+        cmocka_unit_test(a_blocking_command_with_its_own_timeout_may_be_silent),
+        cmocka_unit_test(an_own_short_timeout_still_bounds_its_command),
+        cmocka_unit_test(a_long_loop_turn_is_not_silence),
+        cmocka_unit_test(a_command_written_late_is_timed_from_its_write),
+        cmocka_unit_test(an_own_timeout_counts_from_the_write),
         cmocka_unit_test(commands_flow_over_tls),
         cmocka_unit_test(the_wire_checks_ca_and_host),
         cmocka_unit_test(tls_reads_ignore_errors_left_by_callbacks),
