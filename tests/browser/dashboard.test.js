@@ -89,6 +89,18 @@ async function stat(name) {
   return text === '-' ? null : Number(text.replace(/,/g, ''));
 }
 
+// Until the notice line says what an action just did (a string is matched
+// whole). A notice stays up for NOTICE_MS, so the previous action's notice may
+// still be showing when this one's answer arrives: wait for this text, not
+// merely for a visible notice.
+async function noticeSays(expected) {
+  const says = (text) => (expected instanceof RegExp ? expected.test(text) : text === expected);
+  await waitFor(async () => (await page.isVisible('#notice')) && says(await page.textContent('#notice')),
+    SLACK_MS, `the notice ${expected}`).catch(async (err) => {
+    assert.fail(`${err.message}; the notice says "${await page.textContent('#notice')}"`);
+  });
+}
+
 async function procRow(name) {
   return page.$eval(`#procs-table tbody tr[data-name="${name}"]`, (tr) => tr.dataset.state).catch(() => null);
 }
@@ -223,8 +235,7 @@ test('a dead job appears within one refresh; Requeue puts it back and the page s
   assert.equal(await stat('dead'), 1);
 
   await page.click(`${row} button[data-requeue]`);
-  await page.waitForSelector('#notice:not([hidden])');
-  assert.match(await page.textContent('#notice'), new RegExp(`Requeued ${rid}`));
+  await noticeSays(new RegExp(`^Requeued ${rid} as stream entry \\d+-\\d+; its timeline is open below\\.$`));
   // The requeued job's timeline opens and follows it to delivered.
   assert.equal(await page.textContent('#request-id'), rid);
   await page.waitForSelector('#request-facts[data-status="delivered"]', { timeout: 15000 });
@@ -253,8 +264,7 @@ test('Requeue all asks with the count seen and requeues exactly those', async ()
   assert.equal((await world.ctl('dead')).count, 2);
   await page.click('#requeue-all');
   await page.click('#confirm-ok');
-  await page.waitForSelector('#notice:not([hidden])');
-  assert.equal(await page.textContent('#notice'), 'Requeued 2 dead job(s).');
+  await noticeSays('Requeued 2 dead job(s).');
   await waitFor(async () => (await Promise.all(rids.map((r) => world.statusOf(r)))).every((s) => s === 'delivered'),
     15000, 'both requeued jobs delivered');
   await page.waitForSelector('#dead-empty:not([hidden])', { timeout: REFRESH_MS + SLACK_MS });
