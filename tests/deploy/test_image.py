@@ -13,7 +13,10 @@
   packages here are Debian 12's, so what differs from the image's build stage is only what else
   is installed, and the runtime check below is what would catch a library that leaked in.
 
-Environment: DIGESTD_BIN, DIGESTCTL_BIN, DIGEST_STUB_BIN (ctest's build), IMAGE_BUILD.
+Environment: DIGESTD_BIN, DIGESTCTL_BIN, DIGEST_STUB_BIN (ctest's build), IMAGE_BUILD, and
+SANITIZED_BUILD=1 when ctest's build is the ASan one (CI's): its binaries also link GCC's
+sanitizer runtimes (libasan, libubsan), which are the test build's, not the image's, so the
+ImagePackages check leaves exactly those out; ImageBuild's own Release binaries are checked whole.
 """
 
 import functools
@@ -68,17 +71,38 @@ def deps_list(which):
     return out.split()
 
 
-def linked_libraries(binary):
-    """Resolved paths of every shared library ldd says binary loads; fails on 'not found'."""
+SANITIZER_RUNTIME = re.compile(r"^lib(asan|ubsan)\.so")
+
+
+def needed(path):
+    """The DT_NEEDED sonames of an ELF file (readelf -d)."""
+    out = subprocess.run(["readelf", "-d", path], check=True, capture_output=True, text=True).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+
+
+def linked_libraries(binary, sanitized=False):
+    """Resolved paths of every shared library ldd says binary loads; fails on 'not found'.
+    sanitized: binary comes from the ASan build, so the sanitizer runtimes, and what only they
+    load (libstdc++ for libasan), are left out: the libraries reached from the binary's own
+    DT_NEEDED without passing through a sanitizer runtime."""
     out = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True).stdout
-    libs = []
+    paths = {}
     for line in out.splitlines():
         if "not found" in line:
             raise AssertionError(f"{binary}: {line.strip()}")
-        m = re.search(r"=>\s+(/\S+)", line)
+        m = re.search(r"^\s*(\S+)\s+=>\s+(/\S+)", line)
         if m:
-            libs.append(m.group(1))
-    return libs
+            paths[m.group(1)] = m.group(2)
+    if not sanitized:
+        return list(paths.values())
+    seen, todo = set(), [n for n in needed(binary)]
+    while todo:
+        name = todo.pop()
+        if name in seen or SANITIZER_RUNTIME.match(name) or name not in paths:
+            continue
+        seen.add(name)
+        todo.extend(needed(paths[name]))
+    return [paths[n] for n in sorted(seen)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -126,6 +150,7 @@ def in_slim_base(pkg):
             or installed_field(pkg, "Priority") == "required")
 
 
+SANITIZED = os.environ.get("SANITIZED_BUILD") == "1"
 STAGES = dockerfile_stages(open(os.path.join(ROOT, "Dockerfile")).read())
 BUILD = next(s for s in STAGES if s["name"] == "build")
 RUNTIME = STAGES[-1]
@@ -142,14 +167,14 @@ def shipped_binaries():
 
 
 class RuntimeCheck:
-    def check_runtime_covers(self, binaries):
+    def check_runtime_covers(self, binaries, sanitized=False):
         listed = apt_packages(RUNTIME)
         for p in listed:
             self.assertTrue(installed_field(p, "Status").endswith("installed"),
                             f"runtime package {p} is not installed here, so it cannot be checked")
         covered = depends_closure(listed)
         for b in binaries:
-            libs = linked_libraries(b)
+            libs = linked_libraries(b, sanitized)
             self.assertTrue(libs, f"{b} links nothing?")
             for lib in libs:
                 pkg = owning_package(lib)
@@ -172,16 +197,30 @@ class ImagePackages(RuntimeCheck, unittest.TestCase):
 
     def test_runtime_packages_cover_what_the_built_binaries_link(self):
         bins = [os.path.join(BUILD_DIR, os.path.basename(s)) for s, _ in shipped_binaries()]
-        self.check_runtime_covers(bins)
+        self.check_runtime_covers(bins, SANITIZED)
 
     def test_the_check_fails_without_a_library_package(self):
         # Not a formality: a runtime stage without libuv1 is refused.
         listed = [p for p in apt_packages(RUNTIME) if p != "libuv1"]
         covered = depends_closure(listed)
-        pkgs = {owning_package(l) for l in linked_libraries(os.path.join(BUILD_DIR, "digestd"))}
+        pkgs = {owning_package(l)
+                for l in linked_libraries(os.path.join(BUILD_DIR, "digestd"), SANITIZED)}
         self.assertIn("libuv1", pkgs)
         self.assertNotIn("libuv1", covered)
         self.assertFalse(in_slim_base("libuv1"))
+
+    @unittest.skipUnless(SANITIZED, "only the ASan build links sanitizer runtimes")
+    def test_only_the_sanitizer_runtimes_are_left_out(self):
+        b = os.path.join(BUILD_DIR, "digestd")
+        everything = linked_libraries(b)
+        dropped = set(everything) - set(linked_libraries(b, True))
+        runtimes = [l for l in everything if SANITIZER_RUNTIME.match(os.path.basename(l))]
+        self.assertTrue(runtimes, "an ASan build that links no libasan?")
+        self.assertTrue(set(runtimes) <= dropped)
+        # Whatever else is dropped is loaded by a runtime (libstdc++, libgcc_s for libasan).
+        by_runtimes = {os.path.basename(n) for r in runtimes for n in needed(r)}
+        for lib in dropped - set(runtimes):
+            self.assertIn(os.path.basename(lib), by_runtimes)
 
 
 @unittest.skipUnless(os.environ.get("IMAGE_BUILD") == "1", "IMAGE_BUILD=1 runs the build stage")
