@@ -17,7 +17,10 @@
 # PORT_BASE (default 22000), WRK_THREADS (1), PERF=1 (perf record of digestd,
 # 5 s, into /tmp/webhook_full.perf.data), OLD_BUILD_DIR (the target
 # "digestd-old": another build, for before/after in one run), STRACE=1
-# (strace -c of digestd for 3 s into /tmp/webhook_full.strace: system calls).
+# (strace -c of digestd for 3 s into /tmp/webhook_full.strace: system calls),
+# REDIS_CALLGRIND=1 (redis-server under callgrind, zeroed before each run and
+# dumped after it: Redis's instructions per request, exact where its CPU time
+# is not; /tmp/webhook_full.redis.cg.TARGET).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${1:-50}
@@ -69,10 +72,14 @@ sys_of() { # PID: stime seconds (the kernel's share: sockets, epoll)
   awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.3f", f[13] / hz }' "/proc/$1/stat"
 }
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
+RVG=""
+if [ -n "${REDIS_CALLGRIND:-}" ]; then
+  RVG="valgrind --tool=callgrind --callgrind-out-file=$tmp/rcg.%p --dump-instr=no"
+fi
+$RVG redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
   --logfile "$tmp/redis.log" &
 redis_pid=$!
-for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 200); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 "$BUILD_DIR/digest-stub" serve --listen "127.0.0.1:$STUB_PORT" --key-dir "$tmp/keys" \
   --outbox-max 1 >/dev/null 2>"$tmp/stub.log" &
@@ -165,6 +172,7 @@ for round in $(seq "$ROUNDS"); do
     n0=$(nginx_requests)
     redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
     [ -z "$VG" ] || callgrind_control -z "$target_pid" >/dev/null
+    [ -z "$RVG" ] || callgrind_control -z "$redis_pid" >/dev/null
     t0=$(cpu_of "$target_pid") r0=$(cpu_of "$redis_pid") g0=$(cpu_of $w) k0=$(sys_of "$target_pid")
     if [ -n "${STRACE:-}" ] && [ "$t" = digestd ]; then
       (sleep 2; timeout -s INT 3 strace -c -f -p "$target_pid" -o /tmp/webhook_full.strace \
@@ -192,11 +200,18 @@ for round in $(seq "$ROUNDS"); do
       ir=$(cat "$tmp"/cg.* | awk '/^summary:/ { print $2 }' | sort -n | tail -1)
       cp "$(ls -S "$tmp"/cg.* | head -1)" "/tmp/webhook_full.cg.$t"
     fi
+    if [ -n "$RVG" ]; then
+      rm -f "$tmp"/rcg.*
+      callgrind_control -d "$redis_pid" >/dev/null
+      rir=$(cat "$tmp"/rcg.* | awk '/^summary:/ { print $2 }' | sort -n | tail -1)
+      cp "$(ls -S "$tmp"/rcg.* | head -1)" "/tmp/webhook_full.redis.cg.$t"
+    fi
     rss=$(awk '/VmRSS/ { print $2 }' "/proc/$target_pid/status")
     hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$target_pid/status")
     stop_target
     reqs=$(awk '/requests in/ { print $1 }' "$tmp/wrk.out")
     [ -z "$VG" ] || echo "callgrind: $t $((ir / reqs)) Ir per request ($reqs requests)"
+    [ -z "$RVG" ] || echo "callgrind: redis-server for $t $((rir / reqs)) Ir per request ($reqs requests, $((x1 - x0)) jobs)"
     rps=$(awk '/Requests\/sec/ { print $2 }' "$tmp/wrk.out")
     p50=$(awk '/p50=/ { sub(/p50=/, "", $1); sub(/ms/, "", $1); print $1 }' "$tmp/wrk.out")
     p99=$(awk '/p50=/ { sub(/p99=/, "", $3); sub(/ms/, "", $3); print $3 }' "$tmp/wrk.out")

@@ -77,14 +77,17 @@ enum {
  * since the webhook serves it in place. The minute counts the batch's new
  * jobs as enqueued or sync, one HINCRBY for all of them.
  * Every entry refreshes the reference, duplicates included; a duplicate
- * writes nothing else. 'J' and 'R' mark an entry whose reference a later
+ * writes nothing else. A new job writes its reference and last_request_id in
+ * one HSET, right after its dedup key: Redis's cost here is per redis.call
+ * more than per field (bench/RESULTS.md). 'J' and 'R' mark an entry whose reference a later
  * entry of the batch overwrites field for field (see supersede): its HSET
  * would change nothing that survives the script, so it is skipped. Two
  * entries of one batch for the same activity are one job and one duplicate:
  * the second SET NX sees the first.
- * An acknowledgment stores ack_activity_id on a record that exists (never
- * recreating an expired one) and answers its status in the same step, so the
- * webhook learns whether the job ended before the card's id was known.
+ * An acknowledgment stores ack_activity_id on a record that exists (every
+ * record has a status, so HGET status tells; an expired one is never
+ * recreated) and answers its status in the same step, so the webhook learns
+ * whether the job ended before the card's id was known.
  * Returns a flat array, {flag, id} per entry: {0, id} new job, {1, first
  * id} duplicate, {2, ""} reference stored, {3, status} acknowledgment ("" when
  * there is no record, or it has no status).
@@ -94,8 +97,10 @@ static const char enqueue_lua[] = LUA_MINUTE_ADD
     "local added, synced = 0, 0\n"
     "while a <= nargs do\n"
     "  local kind, n = ARGV[a], tonumber(ARGV[a + 1])\n"
-    "  if n > 0 and (kind == 'j' or kind == 'r') then\n"
-    "    redis.call('HSET', KEYS[k], unpack(ARGV, a + 2, a + 1 + 2 * n))\n"
+    "  local p0, p1 = a + 2, a + 1 + 2 * n\n"
+    "  local ref = n > 0 and (kind == 'j' or kind == 'r')\n"
+    "  if ref and kind == 'r' then\n"
+    "    redis.call('HSET', KEYS[k], unpack(ARGV, p0, p1))\n"
     "  end\n"
     "  a = a + 2 + 2 * n\n"
     "  if kind == 'r' or kind == 'R' then\n"
@@ -103,18 +108,22 @@ static const char enqueue_lua[] = LUA_MINUTE_ADD
     "    out[#out + 1] = ''\n"
     "    k = k + 1\n"
     "  elseif kind == 'a' then\n"
-    "    local st = ''\n"
-    "    if redis.call('EXISTS', KEYS[k]) == 1 then\n"
+    "    local st = redis.call('HGET', KEYS[k], 'status')\n"
+    "    if st then\n"
     "      redis.call('HSET', KEYS[k], 'ack_activity_id', ARGV[a])\n"
-    "      st = redis.call('HGET', KEYS[k], 'status') or ''\n"
     "    end\n"
     "    out[#out + 1] = 3\n"
-    "    out[#out + 1] = st\n"
+    "    out[#out + 1] = st or ''\n"
     "    a = a + 1\n"
     "    k = k + 1\n"
     "  else\n"
     "    local id = ARGV[a]\n"
     "    if redis.call('SET', KEYS[k + 1], id, 'NX', 'EX', ARGV[1]) then\n"
+    "      if ref then\n"
+    "        redis.call('HSET', KEYS[k], 'last_request_id', id, unpack(ARGV, p0, p1))\n"
+    "      else\n"
+    "        redis.call('HSET', KEYS[k], 'last_request_id', id)\n"
+    "      end\n"
     "      local st, f, v = " LUA_PROCESSING ", 'started_ms', ARGV[a + 6]\n"
     "      if ARGV[a + 1] == 'async' then\n"
     "        st, f = " LUA_QUEUED ", 'stream_id'\n"
@@ -129,10 +138,10 @@ static const char enqueue_lua[] = LUA_MINUTE_ADD
     "        'audience', ARGV[a + 2], 'test_email', ARGV[a + 3], 'conv', ARGV[a + 4],\n"
     "        'activity_id', ARGV[a + 5], 'created_ms', ARGV[a + 6], 'attempts', '0', f, v)\n"
     "      redis.call('EXPIRE', KEYS[k + 2], ARGV[2])\n"
-    "      redis.call('HSET', KEYS[k], 'last_request_id', id)\n"
     "      out[#out + 1] = 0\n"
     "      out[#out + 1] = id\n"
     "    else\n"
+    "      if ref then redis.call('HSET', KEYS[k], unpack(ARGV, p0, p1)) end\n"
     "      out[#out + 1] = 1\n"
     "      out[#out + 1] = redis.call('GET', KEYS[k + 1])\n"
     "    end\n"
