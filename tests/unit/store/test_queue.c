@@ -295,10 +295,9 @@ static void enqueue_writes_spec_keys(void **state)
     x = sync_cmd(rc, "HGETALL {digest}:conv:msteams:19:abc@thread.v2");
     {
         /* A new conversation's hash is made by the job's one HSET, last_request_id first. */
-        const char *const want[] = {"last_request_id", "req-1",
-                                    "service_url",     "https://smba.example/emea/",
-                                    "channel_id",      "msteams",
-                                    "stale",           "0"};
+        const char *const want[] = {
+            "last_request_id", "req-1",   "service_url", "https://smba.example/emea/",
+            "channel_id",      "msteams", "stale",       "0"};
         sync_assert_pairs(x, want, ARRAY_SIZE(want));
     }
     freeReplyObject(x);
