@@ -67,7 +67,8 @@ char *digest_text_cap(const char *s, size_t len, size_t max_chars)
     size_t o = 0, i = 0, chars = 0, cut = 0;
 
     while (i < len) {
-        size_t n = utf8_valid_len(p + i, len - i);
+        /* ASCII but NUL, most of a digest, without the decoder's call. */
+        size_t n = p[i] - 1u < 0x7fu ? 1 : utf8_valid_len(p + i, len - i);
 
         if (++chars > max_chars) {
             /* Too long: back up to the end of code point max_chars - 1. */
@@ -78,7 +79,9 @@ char *digest_text_cap(const char *s, size_t len, size_t max_chars)
             }
             break;
         }
-        if (n == 0) {
+        if (n == 1) {
+            out[o++] = (char)p[i++];
+        } else if (n == 0) {
             memcpy(out + o, REPLACEMENT, 3);
             o += 3;
             i++;

@@ -43,6 +43,7 @@
 #include "store/history.h"
 #include "store/keys.h"
 #include "store/redis.h"
+#include "store/resp.h"
 #include "store/script.h"
 
 #define QUEUE_MAX_REF_FIELDS 64            /* conversation reference pairs per call */
@@ -595,32 +596,6 @@ static void batch_finish(struct batch *b, int err, const struct redisReply *repl
     batch_recycle(q, b);
 }
 
-/* Appends c and then v in decimal and CRLF: "*3\r\n", "$7\r\n". */
-static void resp_count(struct buf *o, char c, size_t v, int *rc)
-{
-    char s[24];
-    size_t i = sizeof(s);
-
-    s[--i] = '\n';
-    s[--i] = '\r';
-    do {
-        s[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    s[--i] = c;
-    if (*rc == 0)
-        *rc = buf_append(o, s + i, sizeof(s) - i);
-}
-
-static void resp_bulk(struct buf *o, const char *s, size_t n, int *rc)
-{
-    resp_count(o, '$', n, rc);
-    if (*rc == 0)
-        *rc = buf_append(o, s, n);
-    if (*rc == 0)
-        *rc = buf_append(o, "\r\n", 2);
-}
-
 /* The n NUL-terminated arguments packed in b, as bulk strings. */
 static void resp_packed(struct buf *o, const struct buf *b, int n, int *rc)
 {
@@ -629,7 +604,7 @@ static void resp_packed(struct buf *o, const struct buf *b, int n, int *rc)
     for (int i = 0; i < n; i++) {
         size_t len = strlen(s);
 
-        resp_bulk(o, s, len, rc);
+        resp_put_bulk(o, s, len, rc);
         s += len + 1;
     }
 }
@@ -649,19 +624,19 @@ static int batch_send(struct batch *b)
     if (buf_reserve(o, b->keys.len + b->args.len + 16 * (size_t)(3 + b->nkeys + b->nargs) +
                            (b->fell_back ? sizeof(enqueue_lua) : 64)) != 0)
         return DG_ERR_TOO_LARGE; /* cannot happen: the batch is capped far below */
-    resp_count(o, '*', (size_t)(3 + b->nkeys + b->nargs), &rc);
+    resp_put_count(o, '*', (size_t)(3 + b->nkeys + b->nargs), &rc);
     if (b->fell_back) {
-        resp_bulk(o, "EVAL", 4, &rc);
-        resp_bulk(o, enqueue_lua, sizeof(enqueue_lua) - 1, &rc);
+        resp_put_bulk(o, "EVAL", 4, &rc);
+        resp_put_bulk(o, enqueue_lua, sizeof(enqueue_lua) - 1, &rc);
     } else {
-        resp_bulk(o, "EVALSHA", 7, &rc);
-        resp_bulk(o, q->sha, strlen(q->sha), &rc);
+        resp_put_bulk(o, "EVALSHA", 7, &rc);
+        resp_put_bulk(o, q->sha, strlen(q->sha), &rc);
     }
     {
         char numkeys[16];
         int n = snprintf(numkeys, sizeof(numkeys), "%d", b->nkeys);
 
-        resp_bulk(o, numkeys, (size_t)n, &rc);
+        resp_put_bulk(o, numkeys, (size_t)n, &rc);
     }
     resp_packed(o, &b->keys, b->nkeys, &rc);
     resp_packed(o, &b->args, b->nargs, &rc);

@@ -23,10 +23,10 @@
  * waits for it (a BLOCK is silent on purpose).
  *
  * The bytes travel over redis_wire (the socket, the TLS, the buffers);
- * this file formats each command with hiredis's redisFormatCommandArgv and
- * parses replies with hiredis's redisReader, and matches them to commands
- * in send order (c->sent). Borrowed from hiredis: those two pure functions
- * only. Owned here: the reader, the command records, the timer.
+ * this file formats each command with resp_put_command and parses replies
+ * with hiredis's redisReader (resp.h), and matches them to commands in send
+ * order (c->sent). Borrowed from hiredis: the reader only. Owned here: the
+ * reader, the command records, the formatting scratch, the timer.
  */
 #include "store/redis.h"
 
@@ -47,6 +47,8 @@
 #include "store/redis_tls.h"
 #include "store/resp.h"
 #include "store/redis_wire.h"
+
+#define REDIS_FMT_KEEP_BYTES (64 * 1024) /* the scratch kept between commands */
 
 enum redis_state {
     RS_IDLE = 0,   /* created, not started */
@@ -81,6 +83,7 @@ struct redis_conn {
     struct redis_wire *wire; /* NULL between attempts and once dropped */
     unsigned wires_open;     /* wires not yet closed (a dropped one closes later) */
     redisReader *reader;     /* the current attempt's; NULL between attempts */
+    struct buf fmt;          /* scratch: one command in RESP, copied to the wire */
     SSL_CTX *tls;            /* rediss:// only */
     char tls_err[256];       /* why tls is NULL with rediss:// */
     uv_timer_t timer;
@@ -217,17 +220,16 @@ static int submit(struct redis_conn *c, uint64_t timeout_ms, redis_reply_cb cb, 
                   int argc, const char **argv, const size_t *argvlen, const char *resp, size_t len)
 {
     struct redis_cmd *cmd;
-    char *wire;
-    long long n;
     int rc;
 
-    /* The formatter owns no state: the RESP bytes go straight to the wire's output. */
     if (argc > 0) {
-        n = redisFormatCommandArgv(&wire, argc, argv, argvlen);
-        if (n < 0)
-            return DG_ERR_UNAVAILABLE;
-        rc = redis_wire_write(c->wire, wire, (size_t)n);
-        redisFreeCommand(wire);
+        buf_reset(&c->fmt);
+        if (resp_put_command(&c->fmt, argc, argv, argvlen) != 0)
+            return DG_ERR_TOO_LARGE;
+        rc = redis_wire_write(c->wire, c->fmt.data, c->fmt.len);
+        /* A rare big command (a long requeue) does not keep its memory. */
+        if (c->fmt.cap > REDIS_FMT_KEEP_BYTES)
+            buf_free(&c->fmt);
     } else {
         rc = redis_wire_write(c->wire, resp, len);
     }
@@ -736,6 +738,7 @@ struct redis_conn *redis_conn_create(uv_loop_t *loop, const struct config *cfg, 
     c->metrics = metrics;
     list_init(&c->cmds);
     list_init(&c->sent);
+    buf_init(&c->fmt, RESP_MAX_COMMAND_BYTES);
     c->name = xstrdup(name);
     redis_where(cfg, c->where, sizeof(c->where));
     /* Built once: the CA store and the client certificate are read at start only. */
@@ -841,6 +844,7 @@ void redis_conn_free(struct redis_conn *c)
     if (c->reader != NULL)
         redisReaderFree(c->reader);
     SSL_CTX_free(c->tls);
+    buf_free(&c->fmt);
     xfree(c->name);
     xfree(c);
 }

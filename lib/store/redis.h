@@ -1,8 +1,8 @@
 /*
  * redis.h: one resilient asynchronous Redis connection on the libuv loop:
  * our own transport (redis_wire.h: TCP, unix socket, or TLS through OpenSSL
- * memory BIOs) carrying commands formatted and replies parsed by hiredis's
- * pure functions (redisFormatCommandArgv, redisReader). It connects with
+ * memory BIOs) carrying commands formatted by resp.h and replies parsed by
+ * hiredis's reader (redisReader). It connects with
  * capped exponential backoff and full jitter, sends AUTH ([user] password)
  * and SELECT from REDIS_URL before anything else,
  * reconnects after any disconnect with a fresh wire, and watches the

@@ -185,16 +185,17 @@ static redisReply *read_reply(struct redis_sync *s, char *err, size_t errlen)
 redisReply *redis_sync_command(struct redis_sync *s, int argc, const char **argv,
                                const size_t *argvlen, char *err, size_t errlen)
 {
-    char *cmd;
-    long long len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    struct buf cmd;
     int rc;
 
-    if (len < 0) {
-        snprintf(err, errlen, "cannot format the command");
+    buf_init(&cmd, RESP_MAX_COMMAND_BYTES);
+    if (resp_put_command(&cmd, argc, argv, argvlen) != 0) {
+        buf_free(&cmd);
+        snprintf(err, errlen, "the command is too large");
         return NULL;
     }
-    rc = send_all(s, cmd, (size_t)len, err, errlen);
-    redisFreeCommand(cmd);
+    rc = send_all(s, cmd.data, cmd.len, err, errlen);
+    buf_free(&cmd);
     return rc == 0 ? read_reply(s, err, errlen) : NULL;
 }
 

@@ -7,7 +7,7 @@
  *
  * hiredis 0.14's blocking context reads its socket itself, so it cannot
  * carry TLS: this is a socket of our own (SSL_set_fd for TLS), with
- * hiredis's redisFormatCommandArgv and redisReader for the protocol.
+ * resp.h (our command writer, hiredis's reader) for the protocol.
  * Every connect, read and write is bounded by the timeout given.
  *
  * Owns the socket, the SSL and its SSL_CTX, and the reader (redis_sync_free

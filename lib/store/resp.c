@@ -3,6 +3,9 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
 
 /* hiredis's default functions, found through a reader it built (they are static there). */
 static redisReplyObjectFunctions base;
@@ -50,4 +53,39 @@ const char *resp_reader_error(const redisReader *r)
     if (r->err == REDIS_ERR_OOM)
         return "an array over 16777216 elements, or out of memory";
     return r->errstr;
+}
+
+void resp_put_count(struct buf *o, char c, size_t v, int *rc)
+{
+    char s[24];
+    size_t i = sizeof(s);
+
+    s[--i] = '\n';
+    s[--i] = '\r';
+    do {
+        s[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    s[--i] = c;
+    if (*rc == 0)
+        *rc = buf_append(o, s + i, sizeof(s) - i);
+}
+
+void resp_put_bulk(struct buf *o, const char *s, size_t n, int *rc)
+{
+    resp_put_count(o, '$', n, rc);
+    if (*rc == 0)
+        *rc = buf_append(o, s, n);
+    if (*rc == 0)
+        *rc = buf_append(o, "\r\n", 2);
+}
+
+int resp_put_command(struct buf *o, int argc, const char *const *argv, const size_t *argvlen)
+{
+    int rc = 0;
+
+    resp_put_count(o, '*', (size_t)argc, &rc);
+    for (int i = 0; i < argc && rc == 0; i++)
+        resp_put_bulk(o, argv[i], argvlen ? argvlen[i] : strlen(argv[i]), &rc);
+    return rc;
 }
