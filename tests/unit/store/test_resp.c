@@ -74,7 +74,7 @@ static void random_commands_match(void **state)
 
         for (int i = 0; i < argc; i++) {
             int kind = rand() % 4;
-            size_t n = kind == 0 ? 0
+            size_t n = kind == 0   ? 0
                        : kind == 1 ? (size_t)(rand() % 10)
                        : kind == 2 ? (size_t)(rand() % 100)
                                    : (size_t)(rand() % RANDOM_MAX_ARG_BYTES);
