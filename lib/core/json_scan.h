@@ -5,7 +5,9 @@
  * through json_strict.h's json-c tree). The caller walks the document with
  * the calls below in the document's own order: an object's members, an
  * array's elements, and for each value either decodes it (strings), enters it
- * (objects, arrays) or skips it, which still validates every byte.
+ * (objects, arrays) or skips it, which still validates every byte. It is in
+ * core because nothing in it is the activity's: which members matter, and
+ * json-c's rules for duplicates and odd types, are the schema in activity.c.
  *
  * Ownership: the scanner owns nothing and allocates nothing. The caller
  * hands it a writable buffer (its own copy of the bytes) that must outlive
