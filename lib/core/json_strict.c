@@ -9,8 +9,11 @@
 /*
  * One tokener kept between parses, for the last max_depth asked for: making
  * one callocs its whole depth stack, ~3 % of a webhook's instructions.
- * Every program here parses on one thread. Reset before each use, so no
- * state of the last parse carries over.
+ * Every program here parses on one thread. Reset before each use; and
+ * dropped after a parse that failed, because json-c 0.16's reset does not
+ * clear everything: a body that breaks off in the \u escape after a high
+ * surrogate (\ud800\u00) leaves that surrogate pending, and the next
+ * parse would write a U+FFFD before its first \u escape.
  */
 static struct json_tokener *kept;
 static int kept_depth;
@@ -44,6 +47,10 @@ int json_strict_value(const char *body, size_t len, int max_depth, bool validate
     json_tokener_set_flags(tok,
                            JSON_TOKENER_STRICT | (validate_utf8 ? JSON_TOKENER_VALIDATE_UTF8 : 0));
     root = json_tokener_parse_ex(tok, body, (int)len);
+    if (!root) {
+        json_tokener_free(kept);
+        kept = NULL;
+    }
     /*
      * parse_ex stops after the first complete value and consumes the white
      * space behind it, so anything else left over (a second value, a NUL

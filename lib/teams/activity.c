@@ -2,58 +2,284 @@
  * activity.c: a Bot Framework Activity from JSON bytes to struct activity,
  * the bot-mention stripping that yields the command text, and the
  * conversation reference. Pure: no I/O and no clock (callers pass now_ms).
+ *
+ * The body is scanned once (lib/core/json_scan.h) against the schema below:
+ * the members digestd reads are captured, every other value is skipped (and
+ * still validated). The rules for what counts as present are json-c's, as
+ * the tree walk this replaced applied them: the last of duplicate members
+ * wins, a later object replaces an earlier one with everything under it, a
+ * value of the wrong type is absent, a string holding \u0000 is absent.
  */
 #include "teams/activity.h"
 
-#include <assert.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <json-c/json.h>
-
 #include "core/buf.h"
+#include "core/json_scan.h"
 #include "config.h"
-#include "core/json_strict.h"
 
-/* The longest key of a dotted path we look up ("conversationType"). */
-#define PATH_SEGMENT_MAX 32
+/* --- the schema ---------------------------------------------------------- */
 
-int activity_json_parse(const char *body, size_t len, struct json_object **out)
-{
-    /* SPEC §3's count: the top-level object is depth 1, scalars add none. */
-    return json_strict_object_nested(body, len, JSON_MAX_DEPTH, true, out);
-}
+enum field_kind {
+    FIELD_STRING,   /* a string captured at offset in the base struct */
+    FIELD_OBJECT,   /* an object whose own members are in members */
+    FIELD_ENTITIES, /* the activity's entities[] (base is the struct activity) */
+};
 
-/* The string at a dotted path such as "channelData.tenant.id", or NULL. */
-static const char *str_at(struct json_object *o, const char *path)
-{
-    char seg[PATH_SEGMENT_MAX];
-    const char *p = path;
+struct field {
+    const char *name;
+    size_t len;
+    enum field_kind kind;
+    size_t offset;               /* FIELD_STRING: of the const char * in the base struct */
+    const struct field *members; /* FIELD_OBJECT: ends with a NULL name */
+};
 
-    while (*p) {
-        const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+/* One entity of entities[], as collect_mentions read it. */
+struct entity {
+    const char *type;
+    const char *text;
+    const char *mentioned_id;
+};
 
-        assert(n < sizeof(seg)); /* paths are our own constants */
-        memcpy(seg, p, n);
-        seg[n] = '\0';
-        if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, seg, &o))
-            return NULL;
-        p += n + (dot != NULL);
+#define STRING_OF(type, name, member)                                                              \
+    {                                                                                              \
+        name, sizeof(name) - 1, FIELD_STRING, offsetof(type, member), NULL                         \
     }
-    /* NULL too for an escaped NUL: "ab\u0000cd" would read as "ab" downstream. */
-    return json_strict_string_value(o);
-}
+#define STRING(name, member) STRING_OF(struct activity, name, member)
+#define OBJECT(name, members)                                                                      \
+    {                                                                                              \
+        name, sizeof(name) - 1, FIELD_OBJECT, 0, members                                           \
+    }
+#define END                                                                                        \
+    {                                                                                              \
+        NULL, 0, FIELD_STRING, 0, NULL                                                             \
+    }
 
-static const char *opt_str(struct json_object *root, const char *path)
+static const struct field conversation_fields[] = {
+    STRING("id", conversation_id),
+    STRING("conversationType", conversation_type),
+    STRING("tenantId", tenant_id),
+    END,
+};
+
+static const struct field from_fields[] = {
+    STRING("id", from_id),
+    STRING("name", from_name),
+    STRING("aadObjectId", from_aad_id),
+    END,
+};
+
+static const struct field recipient_fields[] = {
+    STRING("id", recipient_id),
+    STRING("name", recipient_name),
+    END,
+};
+
+static const struct field tenant_fields[] = {
+    STRING("id", _channel_tenant_id),
+    END,
+};
+
+static const struct field channel_data_fields[] = {
+    OBJECT("tenant", tenant_fields),
+    END,
+};
+
+static const struct field root_fields[] = {
+    STRING("type", type),
+    STRING("id", id),
+    STRING("serviceUrl", service_url),
+    STRING("channelId", channel_id),
+    STRING("text", text),
+    STRING("locale", locale),
+    STRING("action", action),
+    OBJECT("conversation", conversation_fields),
+    OBJECT("from", from_fields),
+    OBJECT("recipient", recipient_fields),
+    OBJECT("channelData", channel_data_fields),
+    {"entities", sizeof("entities") - 1, FIELD_ENTITIES, 0, NULL},
+    END,
+};
+
+static const struct field mentioned_fields[] = {
+    STRING_OF(struct entity, "id", mentioned_id),
+    END,
+};
+
+static const struct field entity_fields[] = {
+    STRING_OF(struct entity, "type", type),
+    STRING_OF(struct entity, "text", text),
+    OBJECT("mentioned", mentioned_fields),
+    END,
+};
+
+/* --- step 1: the scan ------------------------------------------------------ */
+
+static const char **slot(void *base, const struct field *f)
 {
-    const char *s = str_at(root, path);
-
-    return s ? s : "";
+    return (const char **)(void *)((char *)base + f->offset);
 }
+
+/*
+ * The field a member name stands for, or NULL. json-c kept a name as a C
+ * string, so a name is compared up to its first NUL ("id\u0000x" is "id").
+ */
+static const struct field *find_field(const struct field *fields, const struct json_scan_str *key)
+{
+    size_t len = key->has_nul ? strlen(key->ptr) : key->len;
+
+    for (; fields->name; fields++) {
+        if (fields->len == len && fields->name[0] == key->ptr[0] &&
+            memcmp(fields->name, key->ptr, len) == 0)
+            return fields;
+    }
+    return NULL;
+}
+
+/*
+ * Forgets every capture under fields: their member appeared again, or as a
+ * non-object. (FIELD_ENTITIES is a member of the root only, which is never
+ * cleared: there is one top-level object.)
+ */
+static void clear_fields(const struct field *fields, void *base)
+{
+    for (; fields->name; fields++) {
+        if (fields->kind == FIELD_STRING)
+            *slot(base, fields) = NULL;
+        else if (fields->kind == FIELD_OBJECT)
+            clear_fields(fields->members, base);
+    }
+}
+
+/* A string value, or NULL when the value is anything else or holds a NUL. */
+static void read_string(struct json_scan *s, const char **dst)
+{
+    struct json_scan_str v;
+
+    *dst = NULL;
+    if (json_scan_peek(s) != JSON_SCAN_STRING) {
+        json_scan_skip(s);
+        return;
+    }
+    if (json_scan_string(s, &v) == 0 && !v.has_nul)
+        *dst = v.ptr;
+}
+
+static void read_value(struct json_scan *s, const struct field *f, void *base);
+
+/* The members of the object just entered, each captured or skipped. */
+static void read_members(struct json_scan *s, const struct field *fields, void *base)
+{
+    struct json_scan_str key;
+
+    while (json_scan_member(s, &key) == 1) {
+        const struct field *f = find_field(fields, &key);
+
+        if (f)
+            read_value(s, f, base);
+        else
+            json_scan_skip(s);
+    }
+}
+
+/*
+ * An object whose members are fields; anything else leaves them absent.
+ * The recursion follows the schema (at most three levels), not the body.
+ */
+static void read_object(struct json_scan *s, const struct field *fields, void *base)
+{
+    clear_fields(fields, base);
+    if (json_scan_peek(s) != JSON_SCAN_OBJECT) {
+        json_scan_skip(s);
+        return;
+    }
+    json_scan_object(s);
+    read_members(s, fields, base);
+}
+
+/* Keeps a mention that can be the bot's: which one is, recipient.id decides in step 2. */
+static void add_found(struct activity *a, const char *id, const char *text)
+{
+    if (a->_n_found == a->_found_cap) {
+        a->_found_cap = a->_found_cap ? 2 * a->_found_cap : 4;
+        a->_found = xrealloc(a->_found, a->_found_cap * sizeof(*a->_found));
+    }
+    a->_found[a->_n_found].id = id;
+    a->_found[a->_n_found].text = text;
+    a->_n_found++;
+}
+
+/*
+ * entities[]: every entity of type "mention" (case-insensitive, as
+ * botbuilder's getMentions) counts for any_mention; those with a
+ * mentioned.id and a non-empty text are kept, because recipient.id may come
+ * later in the body (or be replaced by a later "recipient").
+ */
+static void read_entities(struct json_scan *s, struct activity *a)
+{
+    a->_n_found = 0;
+    a->any_mention = false;
+    if (json_scan_peek(s) != JSON_SCAN_ARRAY) {
+        json_scan_skip(s);
+        return;
+    }
+    json_scan_array(s);
+    while (json_scan_element(s) == 1) {
+        struct entity e;
+
+        read_object(s, entity_fields, &e);
+        if (!e.type || strcasecmp(e.type, "mention") != 0)
+            continue;
+        a->any_mention = true;
+        if (e.mentioned_id && e.text && e.text[0])
+            add_found(a, e.mentioned_id, e.text);
+    }
+}
+
+static void read_value(struct json_scan *s, const struct field *f, void *base)
+{
+    switch (f->kind) {
+    case FIELD_STRING:
+        read_string(s, slot(base, f));
+        break;
+    case FIELD_OBJECT:
+        read_object(s, f->members, base);
+        break;
+    case FIELD_ENTITIES:
+        read_entities(s, base);
+        break;
+    }
+}
+
+int activity_parse(struct activity *a, const char *body, size_t len, size_t *bad_at)
+{
+    struct json_scan s;
+
+    memset(a, 0, sizeof(*a));
+    if (len == 0) { /* body may be NULL then */
+        if (bad_at)
+            *bad_at = 0;
+        return DG_ERR_BAD_JSON;
+    }
+    /* One copy, exactly len bytes: the strings are decoded into it in place. */
+    a->buf = xmalloc(len);
+    memcpy(a->buf, body, len);
+    json_scan_init(&s, a->buf, len, JSON_MAX_DEPTH);
+    json_scan_object(&s);
+    read_members(&s, root_fields, a);
+    if (json_scan_end(&s) != 0) {
+        if (bad_at)
+            *bad_at = s.err_at;
+        activity_free(a);
+        return DG_ERR_BAD_JSON;
+    }
+    return 0;
+}
+
+/* --- step 2: the required fields ------------------------------------------- */
 
 /* Records one bot mention text, once: removal takes every occurrence anyway. */
 static void add_mention(struct activity *a, const char *text)
@@ -70,89 +296,68 @@ static void add_mention(struct activity *a, const char *text)
         a->mentions[a->n_mentions++] = text;
 }
 
-/*
- * Collects the text of every entity of type "mention" (case-insensitive, as
- * botbuilder's getMentions) whose mentioned.id is the bot (recipient.id).
- */
-static void collect_mentions(struct activity *a, struct json_object *root)
+static void collect_mentions(struct activity *a)
 {
-    struct json_object *ents;
-    size_t i, n;
+    size_t i;
 
-    if (!json_object_object_get_ex(root, "entities", &ents) ||
-        !json_object_is_type(ents, json_type_array))
-        return;
-    n = json_object_array_length(ents);
-    for (i = 0; i < n; i++) {
-        struct json_object *e = json_object_array_get_idx(ents, i);
-        const char *type = str_at(e, "type");
-        const char *id, *text;
-
-        if (!type || strcasecmp(type, "mention") != 0)
-            continue;
-        a->any_mention = true;
-        id = str_at(e, "mentioned.id");
-        text = str_at(e, "text");
-        if (id && text && text[0] && strcmp(id, a->recipient_id) == 0)
-            add_mention(a, text);
+    a->n_mentions = 0;
+    for (i = 0; i < a->_n_found; i++) {
+        if (strcmp(a->_found[i].id, a->recipient_id) == 0)
+            add_mention(a, a->_found[i].text);
     }
 }
 
-static void fill_optional(struct activity *a, struct json_object *root)
+static void fill_optional(struct activity *a)
 {
-    a->channel_id = opt_str(root, "channelId");
-    a->conversation_type = opt_str(root, "conversation.conversationType");
-    a->tenant_id = opt_str(root, "conversation.tenantId");
-    if (!a->tenant_id[0])
-        a->tenant_id = opt_str(root, "channelData.tenant.id");
-    a->from_name = opt_str(root, "from.name");
-    a->from_aad_id = opt_str(root, "from.aadObjectId");
-    a->recipient_name = opt_str(root, "recipient.name");
-    a->text = opt_str(root, "text");
-    a->locale = opt_str(root, "locale");
-    /* "add"/"remove" on installationUpdate (and contactRelationUpdate); the
-     * caller looks at it only for those types. */
-    a->action = opt_str(root, "action");
-}
-
-int activity_from_json(struct activity *a, struct json_object *root, char *err, size_t errlen)
-{
-    const struct {
-        const char *path;
-        const char **dst;
-    } required[] = {
-        {"type", &a->type},
-        {"id", &a->id},
-        {"serviceUrl", &a->service_url},
-        {"conversation.id", &a->conversation_id},
-        {"from.id", &a->from_id},
-        {"recipient.id", &a->recipient_id},
+    const char **opt[] = {
+        &a->channel_id,  &a->conversation_type, &a->tenant_id, &a->from_name,
+        &a->from_aad_id, &a->recipient_name,    &a->text,      &a->locale,
+        &a->action,
     };
     size_t i;
 
-    memset(a, 0, sizeof(*a));
+    /* conversation.tenantId, or when that is absent or empty, channelData.tenant.id. */
+    if (!a->tenant_id || !a->tenant_id[0])
+        a->tenant_id = a->_channel_tenant_id;
+    for (i = 0; i < ARRAY_SIZE(opt); i++) {
+        if (!*opt[i])
+            *opt[i] = "";
+    }
+}
+
+int activity_check_fields(struct activity *a, char *err, size_t errlen)
+{
+    const struct {
+        const char *path;
+        const char *value;
+    } required[] = {
+        {"type", a->type},
+        {"id", a->id},
+        {"serviceUrl", a->service_url},
+        {"conversation.id", a->conversation_id},
+        {"from.id", a->from_id},
+        {"recipient.id", a->recipient_id},
+    };
+    size_t i;
+
     if (errlen)
         err[0] = '\0';
     for (i = 0; i < ARRAY_SIZE(required); i++) {
-        const char *s = str_at(root, required[i].path);
-
-        if (!s || !s[0]) {
+        if (!required[i].value || !required[i].value[0]) {
             if (errlen)
                 snprintf(err, errlen, "%s", required[i].path);
-            memset(a, 0, sizeof(*a));
             return DG_ERR_FIELD;
         }
-        *required[i].dst = s;
     }
-    fill_optional(a, root);
-    collect_mentions(a, root);
-    a->root = json_object_get(root);
+    fill_optional(a);
+    collect_mentions(a);
     return 0;
 }
 
 void activity_free(struct activity *a)
 {
-    json_object_put(a->root);
+    xfree(a->buf);
+    xfree(a->_found);
     memset(a, 0, sizeof(*a));
 }
 

@@ -1,12 +1,17 @@
 /*
- * activity.h: pure parsing of a Bot Framework Activity (JSON) into the
- * fields digestd uses, the bot-mention stripping of SPEC §4, and the
- * conversation reference of SPEC §5. No I/O. Parsing happens in two steps
- * because SPEC §3 orders the checks: "is it a JSON object" (400) comes before
- * the token checks, "are the required fields there" (400) after them.
+ * activity.h: a Bot Framework Activity from JSON bytes to the fields digestd
+ * uses, the bot-mention stripping of SPEC §4, and the conversation reference
+ * of SPEC §5. No I/O. Parsing happens in two steps because SPEC §3 orders
+ * the checks: "is it a JSON object" (400) comes before the token checks,
+ * "are the required fields there" (400) after them.
  *
- * struct activity borrows every string from the json_object it was built
- * from and holds one reference on it; activity_free() drops that reference.
+ * The body is read once by the strict scanner of lib/core/json_scan.h, which
+ * validates every byte and builds no tree; this module holds the activity's
+ * schema (which members are read, and json-c's rules for duplicates and odd
+ * types, kept from the parser it replaced). struct activity owns one buffer,
+ * a copy of the body that every string field points into (decoded in place),
+ * and, when entities[] holds mentions, one small array; activity_free()
+ * releases both. The struct may be moved by value; free one copy only.
  */
 #pragma once
 
@@ -16,13 +21,17 @@
 
 #include "core/common.h"
 
-struct json_object;
-
 /* The bot's mentions found in entities[] (mentioned.id == recipient.id). */
 #define ACTIVITY_MAX_MENTIONS 8
 
+/* An entity of type "mention" with a mentioned.id and a non-empty text. */
+struct activity_mention {
+    const char *id;
+    const char *text;
+};
+
 struct activity {
-    struct json_object *root; /* one reference held */
+    char *buf; /* owned: the body's copy that every string below points into */
 
     /* Required (SPEC §3): non-empty strings. */
     const char *type;
@@ -46,26 +55,52 @@ struct activity {
     const char *mentions[ACTIVITY_MAX_MENTIONS]; /* entity "text" of each bot mention */
     size_t n_mentions;
     bool any_mention; /* entities[] holds a mention of anyone */
+
+    /* What step 1 keeps for step 2; not for callers. */
+    const char *_channel_tenant_id;  /* channelData.tenant.id */
+    struct activity_mention *_found; /* owned: every candidate mention, in document order */
+    size_t _n_found, _found_cap;
 };
 
 /*
- * Step 1: parses body (len bytes, NUL not needed) as strict JSON, valid
- * UTF-8, with objects and arrays nested at most JSON_MAX_DEPTH deep (the
- * top-level object is depth 1; scalars do not count). The whole body must be
- * one JSON object; white space may follow it, nothing else. On success *out
- * is owned by the caller (json_object_put). Returns 0 or DG_ERR_BAD_JSON.
+ * Step 1: reads body (len bytes, NUL not needed) as strict JSON: RFC 8259,
+ * valid UTF-8 (RFC 3629), objects and arrays nested at most JSON_MAX_DEPTH
+ * deep (the top-level object is depth 1; scalars do not count), the whole
+ * body one JSON object with nothing but white space after it. Returns 0 with
+ * the members captured into a, or DG_ERR_BAD_JSON with a zeroed and, when
+ * bad_at is not NULL, *bad_at the offset of the first byte that broke the
+ * grammar (len when the body ends too soon).
+ *
+ * After step 1 a string field is NULL when its member is absent, is not a
+ * string (or its parent is not an object), or holds an escaped NUL (\u0000:
+ * "ab\u0000cd" must not read as "ab" downstream); the token check reads
+ * service_url and channel_id then. Duplicate member names: the last one
+ * wins, and a later object replaces an earlier one whole. A member name is
+ * compared up to its first escaped NUL, as json-c did ("type\u0000x" is
+ * "type"). A lone UTF-16 surrogate escape reads as U+FFFD, as in json-c.
+ *
+ * Stricter than the json-c parser it replaced, on bodies that are not JSON
+ * by RFC 8259, which json-c 0.16's strict mode accepts: a single-quoted
+ * member name; the numbers 00, -01, 1., -.5, 1.e5, NaN, Infinity and the
+ * like; a raw control character (below 0x20) inside a string; UTF-8 that is
+ * not RFC 3629's (overlong forms, encoded surrogates, past U+10FFFF).
+ * tests/fuzz/fuzz_activity_diff.c holds both parsers to exactly this.
+ *
+ * On success a is the caller's to activity_free, whatever step 2 says.
  */
-int activity_json_parse(const char *body, size_t len, struct json_object **out) WARN_UNUSED;
+int activity_parse(struct activity *a, const char *body, size_t len, size_t *bad_at) WARN_UNUSED;
 
 /*
- * Step 2: fills a from the parsed object (takes a new reference on root).
- * Returns 0, or DG_ERR_FIELD with the offending field path (for example
- * "conversation.id") written into err. A string holding an escaped NUL
- * (\u0000) counts as not a string. On error a holds nothing to free.
+ * Step 2: the required fields present and non-empty, or DG_ERR_FIELD with
+ * the offending field path (for example "conversation.id") written into err.
+ * On 0 every field is as struct activity documents it: the optional ones ""
+ * when absent, tenant_id with its fallback, and mentions[] the distinct texts
+ * of the mentions whose mentioned.id is recipient.id, in document order, at
+ * most ACTIVITY_MAX_MENTIONS. a still needs activity_free either way.
  */
-int activity_from_json(struct activity *a, struct json_object *root, char *err,
-                       size_t errlen) WARN_UNUSED;
+int activity_check_fields(struct activity *a, char *err, size_t errlen) WARN_UNUSED;
 
+/* Releases what a owns and zeroes it; a zeroed struct may be freed again. */
 void activity_free(struct activity *a);
 
 /*

@@ -22,7 +22,6 @@
 #include "config.h"
 #include "teams/connector.h"
 #include "http/http_server.h"
-#include "core/json_strict.h"
 #include "core/log.h"
 #include "metrics.h"
 #include "rollout.h"
@@ -444,16 +443,15 @@ static void parse_command(struct webhook_req *w)
 
 /*
  * The token is trusted (or BOT_AUTH=off): the rest of SPEC §3's order, 400
- * missing field and 403 serviceUrl, then where the activity goes. Takes
- * root; answers and ends w on every failure.
+ * missing field and 403 serviceUrl, then where the activity goes. Answers
+ * and ends w on every failure.
  */
-static void accept_activity(struct webhook_req *w, struct json_object *root)
+static void accept_activity(struct webhook_req *w)
 {
     struct webhook *wh = w->wh;
     char err[128], msg[200];
-    int rc = activity_from_json(&w->act, root, err, sizeof(err));
+    int rc = activity_check_fields(&w->act, err, sizeof(err));
 
-    json_object_put(root);
     if (rc != 0) {
         snprintf(msg, sizeof(msg), "missing or invalid field: %s", err);
         webhook_answer_error(w, 400, "bad_activity", msg);
@@ -492,16 +490,14 @@ static void accept_activity(struct webhook_req *w, struct json_object *root)
 /* RFC 7235: a 401 names the scheme it wants. */
 static const struct http_header www_authenticate[] = {{"WWW-Authenticate", "Bearer"}};
 
-/* A check that has to wait for keys: the request and its parsed body. */
+/* A check that has to wait for keys: the request (which holds the parsed body). */
 struct auth_pending {
     struct webhook_req *w;
-    struct json_object *root;
 };
 
 /* Answers a refused token; nothing has been stored or sent for it. */
-static void refuse(struct webhook_req *w, struct json_object *root, int status, const char *why)
+static void refuse(struct webhook_req *w, int status, const char *why)
 {
-    json_object_put(root);
     log_emit(LOG_LEVEL_INFO, NULL, "activity refused: %d %s", status, why);
     if (status == 401 && w->req) {
         http_request_respond_error(w->req, 401, "unauthorized", why, www_authenticate,
@@ -519,21 +515,20 @@ static void on_auth_done(int status, const char *why, void *data)
 {
     struct auth_pending *p = data;
     struct webhook_req *w = p->w;
-    struct json_object *root = p->root;
 
     xfree(p);
     if (status != 200)
-        refuse(w, root, status, why);
+        refuse(w, status, why);
     else
-        accept_activity(w, root);
+        accept_activity(w);
 }
 
 /*
- * The token checks, after the body parsed and before its fields are read:
- * they need the activity's serviceUrl (the token's serviceurl claim must
- * equal it) and channelId (the key's endorsements). Takes root.
+ * The token checks, after the body parsed and before its fields are
+ * checked: they need the activity's serviceUrl (the token's serviceurl claim
+ * must equal it) and channelId (the key's endorsements), NULL when absent.
  */
-static void check_token(struct webhook_req *w, struct json_object *root)
+static void check_token(struct webhook_req *w)
 {
     struct webhook *wh = w->wh;
     struct auth_pending *p;
@@ -541,19 +536,17 @@ static void check_token(struct webhook_req *w, struct json_object *root)
     int status;
 
     if (wh->cfg->bot_auth == BOT_AUTH_OFF) {
-        accept_activity(w, root);
+        accept_activity(w);
         return;
     }
     if (!wh->auth) { /* fail closed: never trust what could not be checked */
-        refuse(w, root, 503, "authentication is not available");
+        refuse(w, 503, "authentication is not available");
         return;
     }
     p = xmalloc(sizeof(*p));
     p->w = w;
-    p->root = root;
-    status = auth_check(wh->auth, http_request_header(w->req, "Authorization"),
-                        json_strict_string(root, "serviceUrl"),
-                        json_strict_string(root, "channelId"), &why, on_auth_done, p);
+    status = auth_check(wh->auth, http_request_header(w->req, "Authorization"), w->act.service_url,
+                        w->act.channel_id, &why, on_auth_done, p);
     /* Answered at once: the verdict goes the same way as one that comes later. */
     if (status != AUTH_PENDING)
         on_auth_done(status, why, p);
@@ -562,7 +555,7 @@ static void check_token(struct webhook_req *w, struct json_object *root)
 static void handle_webhook(struct http_request *req, void *data)
 {
     struct webhook *wh = data;
-    struct json_object *root = NULL;
+    struct activity act;
     struct webhook_req *w;
     const char *body;
     size_t len;
@@ -581,15 +574,16 @@ static void handle_webhook(struct http_request *req, void *data)
         return;
     }
     body = http_request_body(req, &len);
-    if (activity_json_parse(body, len, &root) != 0) {
+    if (activity_parse(&act, body, len, NULL) != 0) {
         http_request_respond_error(req, 400, "bad_json", "the body is not a JSON object", NULL, 0);
         return;
     }
     w = xcalloc(1, sizeof(*w));
     w->wh = wh;
     w->req = req;
+    w->act = act; /* moved: w frees it */
     wh->in_flight++;
-    check_token(w, root);
+    check_token(w);
 }
 
 void webhook_register(struct webhook *wh, struct http_server *srv)

@@ -69,6 +69,30 @@ static void utf8_checked_only_when_asked(void **state)
     json_object_put(o);
 }
 
+/*
+ * The kept tokener: a body that breaks off, or goes wrong, in the escape
+ * after a high surrogate must not leave that surrogate to the next parse
+ * (json-c 0.16's reset keeps it; the next string's first \u escape would
+ * gain a U+FFFD).
+ */
+static void a_failed_parse_leaves_nothing_behind(void **state)
+{
+    static const char *const broken[] = {
+        "{\"a\":\"\\ud800\\u00",
+        "{\"a\":\"\\ud800\\uZZ\"}",
+        "{\"a\":\"\\udbff\\u",
+    };
+    struct json_object *o;
+    size_t i;
+
+    for (i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+        refused(json_strict_object(broken[i], strlen(broken[i]), 8, true, &o), &o);
+        assert_int_equal(OBJECT("{\"a\":\"\\u0041\"}", 8, true, &o), 0);
+        assert_string_equal(json_strict_string(o, "a"), "A");
+        json_object_put(o);
+    }
+}
+
 /* json_strict_value takes any value at the top, by the same rules. */
 static void any_value_at_the_top(void **state)
 {
@@ -117,6 +141,7 @@ int main(void)
         cmocka_unit_test(strict_mode),
         cmocka_unit_test(depth_counts_every_level),
         cmocka_unit_test(utf8_checked_only_when_asked),
+        cmocka_unit_test(a_failed_parse_leaves_nothing_behind),
         cmocka_unit_test(any_value_at_the_top),
         cmocka_unit_test(strings_without_escaped_nul),
     };
