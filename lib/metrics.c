@@ -100,6 +100,9 @@ static const struct family counters[METRICS_C_COUNT_] = {
     {"digestd_connector_pacing_refused_total",
      "Connector sends refused at once: their conversation already had the most sends waiting "
      "for Teams' pacing limits"},
+    {"digestd_ack_cards_skipped_total",
+     "Acknowledgment cards not posted because too many were under way already (the jobs were "
+     "queued and get their result cards)"},
 };
 
 static const struct family gauges[METRICS_G_COUNT_] = {
@@ -228,6 +231,11 @@ void metrics_request_mode(struct metrics *m, enum metrics_mode mode)
 int64_t metrics_gauge_get(const struct metrics *m, enum metrics_gauge g)
 {
     return m ? m->gauges[g] : 0;
+}
+
+uint64_t metrics_counter_get(const struct metrics *m, enum metrics_counter c)
+{
+    return m ? m->counters[c] : 0;
 }
 
 uint64_t metrics_job_outcome_count(const struct metrics *m, const char *outcome)

@@ -32,6 +32,7 @@ enum metrics_counter {
     METRICS_C_CONNECTIONS_REJECTED,
     METRICS_C_JOB_ATTEMPTS,   /* worker attempts begun, first ones included */
     METRICS_C_PACING_REFUSED, /* connector sends refused: their conversation's queue was full */
+    METRICS_C_ACKS_SKIPPED,   /* acknowledgment cards not posted: too many under way */
     METRICS_C_COUNT_,
 };
 
@@ -81,6 +82,7 @@ void metrics_request_mode(struct metrics *m, enum metrics_mode mode);
 /* What a process reports of itself elsewhere (its heartbeat); 0 for NULL metrics. */
 int64_t metrics_gauge_get(const struct metrics *m, enum metrics_gauge g);
 uint64_t metrics_job_outcome_count(const struct metrics *m, const char *outcome);
+uint64_t metrics_counter_get(const struct metrics *m, enum metrics_counter c);
 
 /* Appends the Prometheus text exposition of everything to out. */
 int metrics_render(const struct metrics *m, struct buf *out) WARN_UNUSED;

@@ -34,6 +34,14 @@
  * bounded by MAX_CONNECTIONS and the http_client's budget instead. */
 #define WEBHOOK_MAX_PENDING 8192
 
+/* Acknowledgment cards under way at once (posted, recorded, maybe updated).
+ * Webhooks come faster than a connector may take cards (past ≈ 12,000 a
+ * second here, bench/RESULTS.md), and each card waiting holds its request
+ * and a transfer (≈ 20 kB). Past this bound a new job's acknowledgment is
+ * skipped, never the job: it is queued and answered 202, and its result card
+ * comes as usual; digestd_ack_cards_skipped_total counts the skips. */
+#define WEBHOOK_MAX_ACKS_PENDING 1024
+
 /* The ack card goes out right after the 202, and the other cards (help,
  * status, errors) as the answer. Microsoft says to retry 412, 429, 502, 503
  * and 504 (research §4.5); a POST whose fate is unknown (timeout, 502/504) is
@@ -104,6 +112,8 @@ void webhook_req_done(struct webhook_req *w)
     /* Every path answers before it ends; this is the last line of defence. */
     if (w->req)
         webhook_answer_error(w, 500, "internal", "the request could not be completed");
+    if (w->ack_pending)
+        wh->acks_pending--;
     activity_free(&w->act);
     xfree(w->conv_key);
     xfree(w->ack_activity_id);
@@ -254,6 +264,15 @@ static void on_enqueued(int err, const char *request_id, bool duplicate, void *d
     metrics_request_mode(w->wh->metrics, METRICS_MODE_ASYNC);
     snprintf(body, sizeof(body), "{\"requestId\":\"%s\"}", w->request_id);
     webhook_answer_json(w, 202, body);
+    if (w->wh->acks_pending >= WEBHOOK_MAX_ACKS_PENDING) {
+        metrics_inc(w->wh->metrics, METRICS_C_ACKS_SKIPPED);
+        log_emit(LOG_LEVEL_DEBUG, w->request_id,
+                 "acknowledgment card skipped: %u are under way already", w->wh->acks_pending);
+        webhook_req_done(w);
+        return;
+    }
+    w->ack_pending = true;
+    w->wh->acks_pending++;
     post_ack_then_done(w, &info, on_ack_posted);
 }
 

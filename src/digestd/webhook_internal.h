@@ -27,6 +27,7 @@ struct webhook {
     struct auth *auth;      /* BOT_AUTH=jwt: the token checks (borrowed) */
     unsigned in_flight;     /* live struct webhook_req */
     unsigned redis_waiting; /* of those, waiting for their Redis step */
+    unsigned acks_pending;  /* of those, with their acknowledgment card under way */
     webhook_drained_cb drained_cb;
     void *drained_data;
 };
@@ -41,6 +42,7 @@ struct webhook_req {
     char *conv_key;
     char *ack_activity_id; /* the acknowledgment card's id, once posted */
     bool recorded;         /* sync mode: an audit record exists for request_id */
+    bool ack_pending;      /* counted in wh->acks_pending until w ends */
     bool async;            /* a digest: the rollout chose the async path (rollout.h) */
     uint64_t started_ms;
     uint64_t fetched_ms;

@@ -1222,6 +1222,33 @@ static void test_digest_ack_not_delivered(void **state)
     assert_events("header token enqueue:async answer:202 card:reply");
 }
 
+/*
+ * With WEBHOOK_MAX_ACKS_PENDING acknowledgments under way (added to the real
+ * count, as shed() does), a new job is still queued and answered 202, but its
+ * acknowledgment is skipped and counted; below the bound the next one goes,
+ * and the count falls back when that request ends.
+ */
+static void test_ack_skipped_past_the_bound(void **state)
+{
+    T.wh->acks_pending += WEBHOOK_MAX_ACKS_PENDING;
+    post(fixture);
+    fire_enqueue(0, false, NULL);
+    assert_events("header token enqueue:async answer:202");
+    assert_request_id_answer(202, NULL);
+    assert_int_equal(metrics_counter_get(T.metrics, METRICS_C_ACKS_SKIPPED), 1);
+    assert_int_equal(T.wh->acks_pending, WEBHOOK_MAX_ACKS_PENDING);
+    T.wh->acks_pending -= 1;
+    next();
+    post(fixture);
+    fire_enqueue(0, false, NULL);
+    assert_events("header token enqueue:async answer:202 card:reply");
+    assert_int_equal(T.wh->acks_pending, WEBHOOK_MAX_ACKS_PENDING);
+    fire_send(DG_ERR_PROTOCOL, "");
+    assert_int_equal(T.wh->acks_pending, WEBHOOK_MAX_ACKS_PENDING - 1);
+    assert_int_equal(metrics_counter_get(T.metrics, METRICS_C_ACKS_SKIPPED), 1);
+    T.wh->acks_pending -= WEBHOOK_MAX_ACKS_PENDING - 1;
+}
+
 static void test_duplicate_gets_no_card(void **state)
 {
     const struct resp *r;
@@ -1650,6 +1677,7 @@ int main(void)
         T_(test_digest_async_alias_and_test_email),
         T_(test_digest_ack_updated_when_job_already_ended),
         T_(test_digest_ack_not_delivered),
+        T_(test_ack_skipped_past_the_bound),
         T_(test_duplicate_gets_no_card),
         T_(test_enqueue_failures),
         T_(test_other_types_refresh_the_reference),
