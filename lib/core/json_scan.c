@@ -61,7 +61,7 @@ static char *plain_run(char *p, const char *end)
 /* U+FFFD, what json-c 0.16 writes for a lone surrogate escape. */
 static const char replacement[3] = {'\xef', '\xbf', '\xbd'};
 
-void json_scan_init(struct json_scan *s, char *buf, size_t len, int max_depth)
+void json_scan_init_flags(struct json_scan *s, char *buf, size_t len, int max_depth, unsigned flags)
 {
     assert(max_depth >= 0 && max_depth <= JSON_SCAN_DEPTH_MAX);
     memset(s, 0, offsetof(struct json_scan, open));
@@ -69,6 +69,12 @@ void json_scan_init(struct json_scan *s, char *buf, size_t len, int max_depth)
     s->start = buf;
     s->end = buf + len;
     s->max_depth = max_depth;
+    s->flags = flags;
+}
+
+void json_scan_init(struct json_scan *s, char *buf, size_t len, int max_depth)
+{
+    json_scan_init_flags(s, buf, len, max_depth, 0);
 }
 
 /* Records the first error, at p; returns DG_ERR_BAD_JSON for the caller to return. */
@@ -139,8 +145,10 @@ static int enter(struct json_scan *s, char c)
     skip_ws(s);
     if (s->p == s->end || *s->p != c)
         return fail(s, s->p);
+    /* The bracket that would be one level too deep (for JSON_SCAN_DEPTH_VALUES,
+     * only a top-level value can get here at max_depth 0). */
     if (s->depth >= s->max_depth)
-        return fail(s, s->p); /* the bracket that would be one level too deep */
+        return fail(s, s->p);
     s->p++;
     s->open[++s->depth] = c;
     s->first = true;
@@ -179,11 +187,19 @@ static int next_item(struct json_scan *s, char close)
         s->depth--;
         return 0;
     }
-    if (first)
-        return 1;
-    if (*s->p != ',')
+    if (!first) {
+        if (*s->p != ',')
+            return fail(s, s->p);
+        s->p++;
+    }
+    /*
+     * Counted json-c's way, what follows is a value one level below its
+     * container: past max_depth even when it is a scalar. (json-c refuses
+     * at the value itself; the offset is this one, all readers of this
+     * mode need is the verdict.)
+     */
+    if ((s->flags & JSON_SCAN_DEPTH_VALUES) && s->depth >= s->max_depth)
         return fail(s, s->p);
-    s->p++;
     return 1;
 }
 
@@ -411,6 +427,10 @@ static int scan_string_rest(struct json_scan *s, char *begin, char *p, struct js
             break;
         if ((unsigned char)*p < 0x20)
             return fail(s, p); /* RFC 8259 §7: control characters must be escaped */
+        if (s->flags & JSON_SCAN_RAW_UTF8) {
+            *d.w++ = *p++; /* unchecked, as json-c without its UTF-8 flag */
+            continue;
+        }
         n = utf8_len(p, end, &bad);
         if (!n)
             return fail(s, bad);
