@@ -277,7 +277,7 @@ static int hex4(char *p, char *end, char **bad)
 /* Decoding state of one string: where to write, and a high surrogate waiting for its low half. */
 struct decode {
     char *w;
-    unsigned pending; /* 0, or a high surrogate (D800-DBFF) */
+    unsigned pending; /* 0, or a high surrogate (its low 16 bits D800-DBFF, see put_unit) */
     bool has_nul;
 };
 
@@ -314,23 +314,39 @@ static void put_utf8(struct decode *d, unsigned cp)
     d->w = w;
 }
 
+/* json-c's tests, which look at the low 16 bits only (of a pair's code point, too). */
+static bool is_high(unsigned u)
+{
+    return u >= 0x800 && (u & 0xFC00) == 0xD800;
+}
+
+static bool is_low(unsigned u)
+{
+    return u >= 0x800 && (u & 0xFC00) == 0xDC00;
+}
+
 /*
  * One \uXXXX escape's code unit, as json-c 0.16 decodes them: a high
  * surrogate waits for the escape after it; a low one right after a high one
  * makes the pair's code point; a surrogate half on its own becomes U+FFFD
  * (what was waiting is written first, then this unit goes on as usual).
+ * json-c then tests the pair's code point as it tests a unit, by its low 16
+ * bits: a code point whose low 16 bits are a low surrogate (U+1DC00-1DFFF,
+ * U+1FC00-1FFFF, ...: high 0xD836 or 0xD837, 0xD876, ...) is written as
+ * U+FFFD, and one whose low 16 bits are a high surrogate waits like one,
+ * pairing with a low unit after it by its low 10 bits. Kept, so that the
+ * scanner's strings are json-c's byte for byte (fuzz_digest_diff found it).
  */
 static void put_unit(struct decode *d, unsigned u)
 {
-    if (d->pending && u >= 0xDC00 && u <= 0xDFFF) {
-        put_utf8(d, 0x10000 + ((d->pending - 0xD800) << 10) + (u - 0xDC00));
+    if (d->pending && is_low(u)) {
+        u = 0x10000 + ((d->pending & 0x3FF) << 10) + (u & 0x3FF);
         d->pending = 0;
-        return;
     }
     flush_pending(d);
-    if (u >= 0xD800 && u <= 0xDBFF) {
+    if (is_high(u)) {
         d->pending = u;
-    } else if (u >= 0xDC00 && u <= 0xDFFF) {
+    } else if (is_low(u)) {
         memcpy(d->w, replacement, sizeof(replacement));
         d->w += sizeof(replacement);
     } else {

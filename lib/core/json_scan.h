@@ -24,7 +24,9 @@
  * defines it (no overlong form, no UTF-16 surrogate, nothing past U+10FFFF);
  * objects and arrays nested at most max_depth deep, the top-level object at
  * depth 1. \uXXXX escapes decode as json-c 0.16 decodes them: a surrogate
- * pair to its code point, a lone surrogate of either half to U+FFFD, \u0000
+ * pair to its code point (with json-c's quirk for code points whose low 16
+ * bits look like a surrogate, json_scan.c put_unit), a lone surrogate of
+ * either half to U+FFFD, \u0000
  * to a NUL byte inside the string (json_scan_str.has_nul says so).
  *
  * Two options (json_scan_init_flags) bend this for a reader that must agree

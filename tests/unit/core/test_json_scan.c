@@ -156,6 +156,14 @@ static void surrogates(void **state)
     EXPECT_DECODED("{\"k\":\"\\udc00\\ud800\\udc00\"}", "\xef\xbf\xbd\xf0\x90\x80\x80");
     EXPECT_DECODED("{\"k\":\"\\ud800\\\\u0041\"}", "\xef\xbf\xbd\\u0041");
     expect_decoded_n("{\"k\":\"\\ud800\\u0000\"}", "\xef\xbf\xbd\0", 4, true);
+    /* json-c's quirk: a pair's code point tested by its low 16 bits (see put_unit). */
+    EXPECT_DECODED("{\"k\":\"\\ud837\\ude80\"}", "\xef\xbf\xbd");
+    EXPECT_DECODED("{\"k\":\"\\ud836\\udc00\"}", "\xef\xbf\xbd");
+    EXPECT_DECODED("{\"k\":\"\\ud836\\udc00x\"}", "\xef\xbf\xbdx");
+    EXPECT_DECODED("{\"k\":\"\\ud836\\udc00\\udc00\"}", "\xf0\x90\x80\x80");
+    EXPECT_DECODED("{\"k\":\"\\ud836\\udfff\\udfff\\udc01\"}", "\xf4\x8f\xbf\xbf\xef\xbf\xbd");
+    EXPECT_DECODED("{\"k\":\"\\udbf6\\udc00\\ud836\\udc00\\udc05\"}",
+                   "\xef\xbf\xbd\xf0\x90\x80\x85");
     /* The escape after a high half is still checked. */
     assert_int_equal(verdict("{\"k\":\"\\ud800\\u00\"}"), 16);
     assert_int_equal(verdict("{\"k\":\"\\ud800\\uZZZZ\"}"), 14);
