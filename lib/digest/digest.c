@@ -127,10 +127,18 @@ static bool url_ok(const char *s, size_t len)
  * copied out before json_scan_end. Every ptr points into the scan's buffer;
  * NULL is absent or not a string.
  */
-enum item_field { F_NAME, F_TITLE, F_COMPANY, F_LOCATION, F_SUMMARY, F_URL, F_COUNT };
+enum item_field {
+    ITEM_NAME,
+    ITEM_TITLE,
+    ITEM_COMPANY,
+    ITEM_LOCATION,
+    ITEM_SUMMARY,
+    ITEM_URL,
+    ITEM_COUNT
+};
 
-static const char *const item_names[F_COUNT] = {"name",     "title",   "company",
-                                                "location", "summary", "url"};
+static const char *const item_names[ITEM_COUNT] = {"name",     "title",   "company",
+                                                   "location", "summary", "url"};
 
 struct text {
     const char *ptr;
@@ -138,14 +146,14 @@ struct text {
 };
 
 struct scan_item {
-    struct text f[F_COUNT];
+    struct text f[ITEM_COUNT];
 };
 
 struct scan_reply {
     struct text audience, generated_at;
-    bool have_items;                          /* the last "items" was an array */
-    struct scan_item items[DIGEST_MAX_ITEMS]; /* the first n_items objects of it */
+    bool have_items; /* the last "items" was an array */
     size_t n_items, n_total;
+    struct scan_item items[DIGEST_MAX_ITEMS]; /* the first n_items objects of it; last, unzeroed */
 };
 
 /*
@@ -194,11 +202,11 @@ static void read_item(struct json_scan *s, struct scan_reply *r)
         memset(it, 0, sizeof(*it));
     }
     while (json_scan_member(s, &key) == 1) {
-        for (f = 0; it && f < F_COUNT; f++) {
+        for (f = 0; it && f < ITEM_COUNT; f++) {
             if (key_is(&key, item_names[f]))
                 break;
         }
-        if (it && f < F_COUNT)
+        if (it && f < ITEM_COUNT)
             read_text(s, &it->f[f]);
         else
             json_scan_skip(s);
@@ -251,12 +259,12 @@ static char *url_copy(const struct text *t)
 
 static void item_fill(struct digest_item *it, const struct scan_item *si)
 {
-    it->name = text_cap(&si->f[F_NAME], DIGEST_MAX_FIELD_CHARS);
-    it->title = text_cap(&si->f[F_TITLE], DIGEST_MAX_FIELD_CHARS);
-    it->company = text_cap(&si->f[F_COMPANY], DIGEST_MAX_FIELD_CHARS);
-    it->location = text_cap(&si->f[F_LOCATION], DIGEST_MAX_FIELD_CHARS);
-    it->summary = text_cap(&si->f[F_SUMMARY], DIGEST_MAX_SUMMARY_CHARS);
-    it->url = url_copy(&si->f[F_URL]);
+    it->name = text_cap(&si->f[ITEM_NAME], DIGEST_MAX_FIELD_CHARS);
+    it->title = text_cap(&si->f[ITEM_TITLE], DIGEST_MAX_FIELD_CHARS);
+    it->company = text_cap(&si->f[ITEM_COMPANY], DIGEST_MAX_FIELD_CHARS);
+    it->location = text_cap(&si->f[ITEM_LOCATION], DIGEST_MAX_FIELD_CHARS);
+    it->summary = text_cap(&si->f[ITEM_SUMMARY], DIGEST_MAX_SUMMARY_CHARS);
+    it->url = url_copy(&si->f[ITEM_URL]);
 }
 
 static void item_free(struct digest_item *it)
