@@ -61,7 +61,7 @@ static char *plain_run(char *p, const char *end)
 /* U+FFFD, what json-c 0.16 writes for a lone surrogate escape. */
 static const char replacement[3] = {'\xef', '\xbf', '\xbd'};
 
-void json_scan_init(struct json_scan *s, char *buf, size_t len, int max_depth)
+void json_scan_init_flags(struct json_scan *s, char *buf, size_t len, int max_depth, unsigned flags)
 {
     assert(max_depth >= 0 && max_depth <= JSON_SCAN_DEPTH_MAX);
     memset(s, 0, offsetof(struct json_scan, open));
@@ -69,6 +69,12 @@ void json_scan_init(struct json_scan *s, char *buf, size_t len, int max_depth)
     s->start = buf;
     s->end = buf + len;
     s->max_depth = max_depth;
+    s->flags = flags;
+}
+
+void json_scan_init(struct json_scan *s, char *buf, size_t len, int max_depth)
+{
+    json_scan_init_flags(s, buf, len, max_depth, 0);
 }
 
 /* Records the first error, at p; returns DG_ERR_BAD_JSON for the caller to return. */
@@ -139,8 +145,10 @@ static int enter(struct json_scan *s, char c)
     skip_ws(s);
     if (s->p == s->end || *s->p != c)
         return fail(s, s->p);
+    /* The bracket that would be one level too deep (for JSON_SCAN_DEPTH_VALUES,
+     * only a top-level value can get here at max_depth 0). */
     if (s->depth >= s->max_depth)
-        return fail(s, s->p); /* the bracket that would be one level too deep */
+        return fail(s, s->p);
     s->p++;
     s->open[++s->depth] = c;
     s->first = true;
@@ -179,11 +187,19 @@ static int next_item(struct json_scan *s, char close)
         s->depth--;
         return 0;
     }
-    if (first)
-        return 1;
-    if (*s->p != ',')
+    if (!first) {
+        if (*s->p != ',')
+            return fail(s, s->p);
+        s->p++;
+    }
+    /*
+     * Counted json-c's way, what follows is a value one level below its
+     * container: past max_depth even when it is a scalar. (json-c refuses
+     * at the value itself; the offset is this one, all readers of this
+     * mode need is the verdict.)
+     */
+    if ((s->flags & JSON_SCAN_DEPTH_VALUES) && s->depth >= s->max_depth)
         return fail(s, s->p);
-    s->p++;
     return 1;
 }
 
@@ -261,7 +277,7 @@ static int hex4(char *p, char *end, char **bad)
 /* Decoding state of one string: where to write, and a high surrogate waiting for its low half. */
 struct decode {
     char *w;
-    unsigned pending; /* 0, or a high surrogate (D800-DBFF) */
+    unsigned pending; /* 0, or a high surrogate (its low 16 bits D800-DBFF, see put_unit) */
     bool has_nul;
 };
 
@@ -298,23 +314,39 @@ static void put_utf8(struct decode *d, unsigned cp)
     d->w = w;
 }
 
+/* json-c's tests, which look at the low 16 bits only (of a pair's code point, too). */
+static bool is_high(unsigned u)
+{
+    return u >= 0x800 && (u & 0xFC00) == 0xD800;
+}
+
+static bool is_low(unsigned u)
+{
+    return u >= 0x800 && (u & 0xFC00) == 0xDC00;
+}
+
 /*
  * One \uXXXX escape's code unit, as json-c 0.16 decodes them: a high
  * surrogate waits for the escape after it; a low one right after a high one
  * makes the pair's code point; a surrogate half on its own becomes U+FFFD
  * (what was waiting is written first, then this unit goes on as usual).
+ * json-c then tests the pair's code point as it tests a unit, by its low 16
+ * bits: a code point whose low 16 bits are a low surrogate (U+1DC00-1DFFF,
+ * U+1FC00-1FFFF, ...: high 0xD836 or 0xD837, 0xD876, ...) is written as
+ * U+FFFD, and one whose low 16 bits are a high surrogate waits like one,
+ * pairing with a low unit after it by its low 10 bits. Kept, so that the
+ * scanner's strings are json-c's byte for byte (fuzz_digest_diff found it).
  */
 static void put_unit(struct decode *d, unsigned u)
 {
-    if (d->pending && u >= 0xDC00 && u <= 0xDFFF) {
-        put_utf8(d, 0x10000 + ((d->pending - 0xD800) << 10) + (u - 0xDC00));
+    if (d->pending && is_low(u)) {
+        u = 0x10000 + ((d->pending & 0x3FF) << 10) + (u & 0x3FF);
         d->pending = 0;
-        return;
     }
     flush_pending(d);
-    if (u >= 0xD800 && u <= 0xDBFF) {
+    if (is_high(u)) {
         d->pending = u;
-    } else if (u >= 0xDC00 && u <= 0xDFFF) {
+    } else if (is_low(u)) {
         memcpy(d->w, replacement, sizeof(replacement));
         d->w += sizeof(replacement);
     } else {
@@ -411,6 +443,10 @@ static int scan_string_rest(struct json_scan *s, char *begin, char *p, struct js
             break;
         if ((unsigned char)*p < 0x20)
             return fail(s, p); /* RFC 8259 §7: control characters must be escaped */
+        if (s->flags & JSON_SCAN_RAW_UTF8) {
+            *d.w++ = *p++; /* unchecked, as json-c without its UTF-8 flag */
+            continue;
+        }
         n = utf8_len(p, end, &bad);
         if (!n)
             return fail(s, bad);

@@ -1,8 +1,9 @@
 /*
  * json_scan.h: a strict JSON scanner for a reader that needs a few values out
  * of a document and a verdict on all of it, without building a tree (the
- * webhook's activity, lib/teams/activity.c; everything else still reads JSON
- * through json_strict.h's json-c tree). The caller walks the document with
+ * webhook's activity, lib/teams/activity.c, and the upstream digest,
+ * lib/digest/digest.c; everything else still reads JSON through
+ * json_strict.h's json-c tree). The caller walks the document with
  * the calls below in the document's own order: an object's members, an
  * array's elements, and for each value either decodes it (strings), enters it
  * (objects, arrays) or skips it, which still validates every byte. It is in
@@ -23,8 +24,20 @@
  * defines it (no overlong form, no UTF-16 surrogate, nothing past U+10FFFF);
  * objects and arrays nested at most max_depth deep, the top-level object at
  * depth 1. \uXXXX escapes decode as json-c 0.16 decodes them: a surrogate
- * pair to its code point, a lone surrogate of either half to U+FFFD, \u0000
+ * pair to its code point (with json-c's quirk for code points whose low 16
+ * bits look like a surrogate, json_scan.c put_unit), a lone surrogate of
+ * either half to U+FFFD, \u0000
  * to a NUL byte inside the string (json_scan_str.has_nul says so).
+ *
+ * Two options (json_scan_init_flags) bend this for a reader that must agree
+ * with json-c as it was called before the scanner (the upstream digest:
+ * json_strict_object, UTF-8 unchecked): JSON_SCAN_RAW_UTF8 lets every byte
+ * from 0x80 up through a string as it is, unchecked (json-c without
+ * JSON_TOKENER_VALIDATE_UTF8; the reader repairs text itself), while
+ * outside strings such a byte stays an error; JSON_SCAN_DEPTH_VALUES counts
+ * depth as json-c does, every value a level, a scalar included: the
+ * top-level value is level 1 and a member or element of a container at
+ * level max_depth is an error, so an empty container may still sit there.
  *
  * Errors are sticky: after the first, every call returns DG_ERR_BAD_JSON
  * (json_scan_peek JSON_SCAN_BAD) and err_at holds the offset of the first
@@ -60,16 +73,23 @@ struct json_scan_str {
     bool has_nul; /* a \u0000 made a NUL byte before ptr[len] */
 };
 
+/* Options for json_scan_init_flags; 0 is json_scan_init's strict default. */
+enum json_scan_flags {
+    JSON_SCAN_RAW_UTF8 = 1 << 0,     /* bytes >= 0x80 in strings pass unvalidated */
+    JSON_SCAN_DEPTH_VALUES = 1 << 1, /* max_depth counts every value, as json-c's does */
+};
+
 /* Caller-allocated (on the stack is the idea); no field is for the caller but err and err_at. */
 struct json_scan {
-    char *p;       /* the next byte to read */
-    char *start;   /* the buffer */
-    char *end;     /* start + len */
-    int err;       /* 0, or DG_ERR_BAD_JSON from the first error on */
-    size_t err_at; /* with err: offset of the byte that broke the grammar */
-    int depth;     /* objects and arrays open */
-    int max_depth; /* deeper than this is an error */
-    bool first;    /* the innermost open container has no member or element yet */
+    char *p;        /* the next byte to read */
+    char *start;    /* the buffer */
+    char *end;      /* start + len */
+    int err;        /* 0, or DG_ERR_BAD_JSON from the first error on */
+    size_t err_at;  /* with err: offset of the byte that broke the grammar */
+    int depth;      /* objects and arrays open */
+    int max_depth;  /* deeper than this is an error */
+    unsigned flags; /* enum json_scan_flags */
+    bool first;     /* the innermost open container has no member or element yet */
     char open[JSON_SCAN_DEPTH_MAX + 1]; /* '{' or '[' for each open level, from 1 */
 };
 
@@ -79,6 +99,10 @@ struct json_scan {
  * JSON_SCAN_DEPTH_MAX.
  */
 void json_scan_init(struct json_scan *s, char *buf, size_t len, int max_depth);
+
+/* The same with options (enum json_scan_flags, or'ed). */
+void json_scan_init_flags(struct json_scan *s, char *buf, size_t len, int max_depth,
+                          unsigned flags);
 
 /*
  * The kind of the value that starts at the cursor, white space skipped; it

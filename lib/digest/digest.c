@@ -9,11 +9,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include <json-c/json.h>
-
 #include "core/buf.h"
 #include "config.h"
-#include "core/json_strict.h"
+#include "core/json_scan.h"
 
 /* The 3 bytes of U+2026 and U+FFFD in UTF-8. */
 static const char ELLIPSIS[] = "\xe2\x80\xa6";
@@ -97,17 +95,6 @@ char *digest_text_cap(const char *s, size_t len, size_t max_chars)
     return out;
 }
 
-/* A capped copy of obj[key] when it is a string, else "". */
-static char *opt_text(struct json_object *obj, const char *key, size_t max_chars)
-{
-    struct json_object *v;
-
-    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
-        return xstrdup("");
-    return digest_text_cap(json_object_get_string(v), (size_t)json_object_get_string_len(v),
-                           max_chars);
-}
-
 /*
  * An absolute http(s) URL with a host, printable ASCII only, not too long.
  * Anything else would either be refused by Teams for the whole card or open
@@ -134,27 +121,150 @@ static bool url_ok(const char *s, size_t len)
     return true;
 }
 
-static char *opt_url(struct json_object *obj)
-{
-    struct json_object *v;
-    const char *s;
-    size_t len;
+/*
+ * What the scan keeps of a reply until it has seen all of it: a later
+ * duplicate member replaces an earlier one (json-c's rule), so nothing is
+ * copied out before json_scan_end. Every ptr points into the scan's buffer;
+ * NULL is absent or not a string.
+ */
+enum item_field {
+    ITEM_NAME,
+    ITEM_TITLE,
+    ITEM_COMPANY,
+    ITEM_LOCATION,
+    ITEM_SUMMARY,
+    ITEM_URL,
+    ITEM_COUNT
+};
 
-    if (!json_object_object_get_ex(obj, "url", &v) || !json_object_is_type(v, json_type_string))
-        return xstrdup("");
-    s = json_object_get_string(v);
-    len = (size_t)json_object_get_string_len(v);
-    return url_ok(s, len) ? xstrndup(s, len) : xstrdup("");
+static const char *const item_names[ITEM_COUNT] = {"name",     "title",   "company",
+                                                   "location", "summary", "url"};
+
+struct text {
+    const char *ptr;
+    size_t len;
+};
+
+struct scan_item {
+    struct text f[ITEM_COUNT];
+};
+
+struct scan_reply {
+    struct text audience, generated_at;
+    bool have_items; /* the last "items" was an array */
+    size_t n_items, n_total;
+    struct scan_item items[DIGEST_MAX_ITEMS]; /* the first n_items objects of it; last, unzeroed */
+};
+
+/*
+ * True when key names name. json-c kept a member name as a C string, so a
+ * name is compared up to its first NUL ("url\u0000x" is "url").
+ */
+static bool key_is(const struct json_scan_str *key, const char *name)
+{
+    size_t len = key->has_nul ? strlen(key->ptr) : key->len;
+
+    return len == strlen(name) && memcmp(key->ptr, name, len) == 0;
 }
 
-static void item_fill(struct digest_item *it, struct json_object *obj)
+/* A string value into *t (NULs and all, as json-c kept it); absent when anything else. */
+static void read_text(struct json_scan *s, struct text *t)
 {
-    it->name = opt_text(obj, "name", DIGEST_MAX_FIELD_CHARS);
-    it->title = opt_text(obj, "title", DIGEST_MAX_FIELD_CHARS);
-    it->company = opt_text(obj, "company", DIGEST_MAX_FIELD_CHARS);
-    it->location = opt_text(obj, "location", DIGEST_MAX_FIELD_CHARS);
-    it->summary = opt_text(obj, "summary", DIGEST_MAX_SUMMARY_CHARS);
-    it->url = opt_url(obj);
+    struct json_scan_str v;
+
+    t->ptr = NULL;
+    t->len = 0;
+    if (json_scan_peek(s) != JSON_SCAN_STRING) {
+        json_scan_skip(s);
+        return;
+    }
+    if (json_scan_string(s, &v) == 0) {
+        t->ptr = v.ptr;
+        t->len = v.len;
+    }
+}
+
+/* One element of items[]: an object is counted and its first DIGEST_MAX_ITEMS kept. */
+static void read_item(struct json_scan *s, struct scan_reply *r)
+{
+    struct scan_item *it = NULL;
+    struct json_scan_str key;
+    int f;
+
+    if (json_scan_peek(s) != JSON_SCAN_OBJECT) {
+        json_scan_skip(s);
+        return;
+    }
+    json_scan_object(s);
+    r->n_total++;
+    if (r->n_items < DIGEST_MAX_ITEMS) {
+        it = &r->items[r->n_items++];
+        memset(it, 0, sizeof(*it));
+    }
+    while (json_scan_member(s, &key) == 1) {
+        for (f = 0; it && f < ITEM_COUNT; f++) {
+            if (key_is(&key, item_names[f]))
+                break;
+        }
+        if (it && f < ITEM_COUNT)
+            read_text(s, &it->f[f]);
+        else
+            json_scan_skip(s);
+    }
+}
+
+/* "items": an array replaces whatever an earlier "items" gave; anything else voids it. */
+static void read_items(struct json_scan *s, struct scan_reply *r)
+{
+    r->n_items = 0;
+    r->n_total = 0;
+    r->have_items = json_scan_peek(s) == JSON_SCAN_ARRAY;
+    if (!r->have_items) {
+        json_scan_skip(s);
+        return;
+    }
+    json_scan_array(s);
+    while (json_scan_element(s) == 1)
+        read_item(s, r);
+}
+
+/* The top-level object's members: the three digestd reads, the rest skipped. */
+static void read_reply(struct json_scan *s, struct scan_reply *r)
+{
+    struct json_scan_str key;
+
+    json_scan_object(s);
+    while (json_scan_member(s, &key) == 1) {
+        if (key_is(&key, "items"))
+            read_items(s, r);
+        else if (key_is(&key, "audience"))
+            read_text(s, &r->audience);
+        else if (key_is(&key, "generated_at"))
+            read_text(s, &r->generated_at);
+        else
+            json_scan_skip(s);
+    }
+}
+
+/* A capped copy of t, or "" when absent. */
+static char *text_cap(const struct text *t, size_t max_chars)
+{
+    return t->ptr ? digest_text_cap(t->ptr, t->len, max_chars) : xstrdup("");
+}
+
+static char *url_copy(const struct text *t)
+{
+    return t->ptr && url_ok(t->ptr, t->len) ? xstrndup(t->ptr, t->len) : xstrdup("");
+}
+
+static void item_fill(struct digest_item *it, const struct scan_item *si)
+{
+    it->name = text_cap(&si->f[ITEM_NAME], DIGEST_MAX_FIELD_CHARS);
+    it->title = text_cap(&si->f[ITEM_TITLE], DIGEST_MAX_FIELD_CHARS);
+    it->company = text_cap(&si->f[ITEM_COMPANY], DIGEST_MAX_FIELD_CHARS);
+    it->location = text_cap(&si->f[ITEM_LOCATION], DIGEST_MAX_FIELD_CHARS);
+    it->summary = text_cap(&si->f[ITEM_SUMMARY], DIGEST_MAX_SUMMARY_CHARS);
+    it->url = url_copy(&si->f[ITEM_URL]);
 }
 
 static void item_free(struct digest_item *it)
@@ -167,47 +277,58 @@ static void item_free(struct digest_item *it)
     xfree(it->url);
 }
 
-/* Fills d from the parsed reply; d is zeroed and may be half-filled on error. */
-static int digest_fill(struct digest *d, struct json_object *root)
+/* Fills d from a reply scanned whole. */
+static int digest_fill(struct digest *d, const struct scan_reply *r)
 {
-    struct json_object *items;
-    size_t i, n;
+    size_t i;
 
-    if (!json_object_object_get_ex(root, "items", &items) ||
-        !json_object_is_type(items, json_type_array))
+    if (!r->have_items)
         return DG_ERR_FIELD;
-    d->audience = opt_text(root, "audience", DIGEST_MAX_FIELD_CHARS);
-    d->generated_at = opt_text(root, "generated_at", DIGEST_MAX_FIELD_CHARS);
-    n = json_object_array_length(items);
-    d->items = xcalloc(n < DIGEST_MAX_ITEMS ? n : DIGEST_MAX_ITEMS, sizeof(*d->items));
-    for (i = 0; i < n; i++) {
-        struct json_object *obj = json_object_array_get_idx(items, i);
-
-        if (!json_object_is_type(obj, json_type_object))
-            continue;
-        d->n_total++;
-        if (d->n_items < DIGEST_MAX_ITEMS)
-            item_fill(&d->items[d->n_items++], obj);
-    }
+    d->audience = text_cap(&r->audience, DIGEST_MAX_FIELD_CHARS);
+    d->generated_at = text_cap(&r->generated_at, DIGEST_MAX_FIELD_CHARS);
+    d->items = xcalloc(r->n_items, sizeof(*d->items));
+    for (i = 0; i < r->n_items; i++)
+        item_fill(&d->items[i], &r->items[i]);
+    d->n_items = r->n_items;
+    d->n_total = r->n_total;
     return 0;
 }
 
+/*
+ * One pass of json_scan over a copy of the body, held to what json-c
+ * (json_strict_object at JSON_MAX_DEPTH, UTF-8 unchecked) accepted and read
+ * before, by tests/fuzz/fuzz_digest_diff.c: the depth counted json-c's way
+ * and bytes from 0x80 up passed through strings unchecked (digest_text_cap
+ * repairs them), so the only bodies it refuses that json-c took are the
+ * RFC 8259 ones of json_scan.h (single-quoted names, numbers outside the
+ * RFC's grammar, raw control bytes in strings).
+ */
 int digest_parse(struct digest *d, const char *body, size_t len)
 {
-    struct json_object *root = NULL;
-    int rc;
+    struct scan_reply *r = NULL;
+    struct json_scan s;
+    char *buf = NULL;
+    int rc = DG_ERR_BAD_JSON;
 
     memset(d, 0, sizeof(*d));
     if (len > DIGEST_MAX_BODY_BYTES)
         return DG_ERR_TOO_LARGE;
-    /* Invalid UTF-8 is repaired field by field (digest_text_cap), not refused. */
-    rc = json_strict_object(body, len, JSON_MAX_DEPTH, false, &root);
-    if (rc != 0)
-        return rc;
-    rc = digest_fill(d, root);
-    json_object_put(root);
+    if (len == 0) /* body may be NULL then */
+        return DG_ERR_BAD_JSON;
+    buf = xmalloc(len);
+    memcpy(buf, body, len);
+    r = xmalloc(sizeof(*r));
+    memset(r, 0, offsetof(struct scan_reply, items));
+    json_scan_init_flags(&s, buf, len, JSON_MAX_DEPTH, JSON_SCAN_RAW_UTF8 | JSON_SCAN_DEPTH_VALUES);
+    read_reply(&s, r);
+    if (json_scan_end(&s) != 0)
+        goto out;
+    rc = digest_fill(d, r);
     if (rc != 0)
         digest_free(d);
+out:
+    xfree(r);
+    xfree(buf);
     return rc;
 }
 

@@ -156,6 +156,14 @@ static void surrogates(void **state)
     EXPECT_DECODED("{\"k\":\"\\udc00\\ud800\\udc00\"}", "\xef\xbf\xbd\xf0\x90\x80\x80");
     EXPECT_DECODED("{\"k\":\"\\ud800\\\\u0041\"}", "\xef\xbf\xbd\\u0041");
     expect_decoded_n("{\"k\":\"\\ud800\\u0000\"}", "\xef\xbf\xbd\0", 4, true);
+    /* json-c's quirk: a pair's code point tested by its low 16 bits (see put_unit). */
+    EXPECT_DECODED("{\"k\":\"\\ud837\\ude80\"}", "\xef\xbf\xbd");
+    EXPECT_DECODED("{\"k\":\"\\ud836\\udc00\"}", "\xef\xbf\xbd");
+    EXPECT_DECODED("{\"k\":\"\\ud836\\udc00x\"}", "\xef\xbf\xbdx");
+    EXPECT_DECODED("{\"k\":\"\\ud836\\udc00\\udc00\"}", "\xf0\x90\x80\x80");
+    EXPECT_DECODED("{\"k\":\"\\ud836\\udfff\\udfff\\udc01\"}", "\xf4\x8f\xbf\xbf\xef\xbf\xbd");
+    EXPECT_DECODED("{\"k\":\"\\udbf6\\udc00\\ud836\\udc00\\udc05\"}",
+                   "\xef\xbf\xbd\xf0\x90\x80\x85");
     /* The escape after a high half is still checked. */
     assert_int_equal(verdict("{\"k\":\"\\ud800\\u00\"}"), 16);
     assert_int_equal(verdict("{\"k\":\"\\ud800\\uZZZZ\"}"), 14);
@@ -329,6 +337,116 @@ static void depth(void **state)
     assert_int_equal(verdict_n("1 ", 2, 0), -1); /* scalars do not count */
 }
 
+/* The verdict under options: -1 for a good text, else the offset refused. */
+static long verdict_flags(const char *json, int depth, unsigned flags)
+{
+    struct scan_test t;
+    size_t n = strlen(json);
+    long at = -1;
+
+    t.buf = xmalloc(n ? n : 1);
+    memcpy(t.buf, json, n);
+    json_scan_init_flags(&t.s, t.buf, n, depth, flags);
+    json_scan_skip(&t.s);
+    if (json_scan_end(&t.s) != 0)
+        at = (long)t.s.err_at;
+    xfree(t.buf);
+    return at;
+}
+
+/* JSON_SCAN_RAW_UTF8: any byte from 0x80 up inside a string, verbatim; elsewhere still refused. */
+static void raw_utf8(void **state)
+{
+    static const char *const in_strings[] = {
+        "{\"k\":\"\xc0\x80\"}",
+        "{\"k\":\"\xed\xa0\x80\"}",
+        "{\"k\":\"\xff\"}",
+        "{\"k\":\"\x80\"}",
+        "{\"k\":\"\xc3\"}",
+        "{\"\xff\":1}",
+        "{\"k\":\"a\\n\xfe\\u00e9\xc3\"}",
+        "{\"k\":\"\xf4\x90\x80\x80\"}",
+    };
+    struct scan_test t;
+    struct json_scan_str key, v;
+    static const char doc[] = "{\"k\\u0000\xff\":\"A\xff\\u0042\xe2\x82\\\"\"}";
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(in_strings); i++) {
+        assert_true(verdict(in_strings[i]) >= 0); /* the default stays strict */
+        if (verdict_flags(in_strings[i], 64, JSON_SCAN_RAW_UTF8) != -1)
+            fail_msg("case %zu refused", i);
+    }
+    assert_int_equal(verdict_flags("{\"k\":1 \xc2\xa0}", 64, JSON_SCAN_RAW_UTF8), 7);
+    assert_int_equal(verdict_flags("\xef\xbb\xbf{\"k\":1}", 64, JSON_SCAN_RAW_UTF8), 0);
+    assert_int_equal(verdict_flags("{\"k\":\xff}", 64, JSON_SCAN_RAW_UTF8), 5);
+    assert_int_equal(verdict_flags("{\"k\":\"\xff\x01\"}", 64, JSON_SCAN_RAW_UTF8), 7);
+    assert_int_equal(verdict_flags("{\"k\":\"\xff", 64, JSON_SCAN_RAW_UTF8), 7);
+
+    /* Decoded like any string, the raw bytes copied where they stand. */
+    t.buf = xmalloc(sizeof(doc) - 1);
+    memcpy(t.buf, doc, sizeof(doc) - 1);
+    json_scan_init_flags(&t.s, t.buf, sizeof(doc) - 1, 8, JSON_SCAN_RAW_UTF8);
+    assert_int_equal(json_scan_object(&t.s), 0);
+    assert_int_equal(json_scan_member(&t.s, &key), 1);
+    assert_int_equal(key.len, 3);
+    assert_memory_equal(key.ptr, "k\0\xff", 3);
+    assert_true(key.has_nul);
+    assert_int_equal(json_scan_string(&t.s, &v), 0);
+    assert_int_equal(v.len, 6);
+    assert_memory_equal(v.ptr,
+                        "A\xff"
+                        "B\xe2\x82\"",
+                        6);
+    assert_false(v.has_nul);
+    assert_int_equal(json_scan_member(&t.s, &key), 0);
+    assert_int_equal(json_scan_end(&t.s), 0);
+    xfree(t.buf);
+}
+
+/* n arrays, the innermost holding inner ("" for none). */
+static char *arrays(int n, const char *inner)
+{
+    struct buf b;
+    int i;
+
+    buf_init(&b, 1 << 16);
+    for (i = 0; i < n; i++)
+        assert_int_equal(buf_append_str(&b, "["), 0);
+    assert_int_equal(buf_append_str(&b, inner), 0);
+    for (i = 0; i < n; i++)
+        assert_int_equal(buf_append_str(&b, "]"), 0);
+    return buf_take(&b);
+}
+
+/* JSON_SCAN_DEPTH_VALUES: json-c's count, every value a level, the top one at 1. */
+static void depth_values(void **state)
+{
+    char *scalar63 = arrays(63, "1"), *scalar64 = arrays(64, "1");
+    char *empty64 = arrays(64, ""), *empty65 = arrays(65, "");
+    char *obj64 = nested(64, false), *obj63 = nested(63, false);
+
+    assert_int_equal(verdict_flags(scalar63, 64, JSON_SCAN_DEPTH_VALUES), -1);
+    assert_int_equal(verdict_flags(scalar64, 64, JSON_SCAN_DEPTH_VALUES), 64);
+    assert_int_equal(verdict_flags(scalar64, 64, 0), -1); /* containers only */
+    assert_int_equal(verdict_flags(empty64, 64, JSON_SCAN_DEPTH_VALUES), -1);
+    assert_int_equal(verdict_flags(empty65, 64, JSON_SCAN_DEPTH_VALUES), 64);
+    /* nested(n) holds a 1 inside n objects: n + 1 levels. */
+    assert_true(verdict_flags(obj64, 64, JSON_SCAN_DEPTH_VALUES) >= 0);
+    assert_int_equal(verdict_flags(obj63, 64, JSON_SCAN_DEPTH_VALUES), -1);
+    assert_int_equal(verdict_flags("{\"a\":[]}", 2, JSON_SCAN_DEPTH_VALUES), -1);
+    assert_int_equal(verdict_flags("{\"a\":[1]}", 2, JSON_SCAN_DEPTH_VALUES), 6);
+    assert_int_equal(verdict_flags("{\"a\":1}", 1, JSON_SCAN_DEPTH_VALUES), 1);
+    assert_int_equal(verdict_flags("{}", 1, JSON_SCAN_DEPTH_VALUES), -1);
+    assert_int_equal(verdict_flags("\"s\"", 1, JSON_SCAN_DEPTH_VALUES), -1);
+    xfree(scalar63);
+    xfree(scalar64);
+    xfree(empty64);
+    xfree(empty65);
+    xfree(obj64);
+    xfree(obj63);
+}
+
 /* Every prefix of a good text is refused at its end: the text broke off there. */
 static void truncated_everywhere(void **state)
 {
@@ -410,6 +528,8 @@ int main(void)
         cmocka_unit_test(words),
         cmocka_unit_test(structure),
         cmocka_unit_test(depth),
+        cmocka_unit_test(raw_utf8),
+        cmocka_unit_test(depth_values),
         cmocka_unit_test(truncated_everywhere),
         cmocka_unit_test(word_boundaries),
         cmocka_unit_test(errors_stick),

@@ -324,6 +324,54 @@ static void test_url_length_cap(void **state)
     }
 }
 
+/* json-c's rules, kept by the scan: the last duplicate wins, a later "items" wholly. */
+static void test_duplicates(void **state)
+{
+    struct digest d;
+    const char body[] =
+        "{\"audience\":\"a\",\"items\":[{\"name\":\"x\"},{}],\"audience\":7,"
+        "\"items\":[1,{\"name\":\"b\",\"name\":\"c\",\"title\":\"t\",\"title\":null,"
+        "\"url\":\"https://e.com\",\"url\\u0000q\":\"http://f.g\"},null],"
+        "\"generated_at\":\"g\"}";
+    const char gone[] = "{\"items\":[{\"name\":\"x\"}],\"items\":{}}";
+
+    assert_int_equal(digest_parse(&d, body, sizeof(body) - 1), 0);
+    assert_string_equal(d.audience, "");
+    assert_string_equal(d.generated_at, "g");
+    assert_int_equal(d.n_items, 1);
+    assert_int_equal(d.n_total, 1);
+    assert_string_equal(d.items[0].name, "c");
+    assert_string_equal(d.items[0].title, "");
+    assert_string_equal(d.items[0].url, "http://f.g"); /* a name ends at its first NUL */
+    digest_free(&d);
+    assert_int_equal(digest_parse(&d, gone, sizeof(gone) - 1), DG_ERR_FIELD);
+}
+
+/* JSON_MAX_DEPTH counted as json-c counts it: every value a level, the reply's object at 1. */
+static void test_depth_boundary(void **state)
+{
+    struct buf b;
+    int inner, i, rc;
+    struct digest d;
+
+    for (inner = 0; inner < 3; inner++) {
+        buf_init(&b, 1 << 12);
+        assert_int_equal(buf_append_str(&b, "{\"items\":[],\"x\":"), 0);
+        /* 62 arrays under the object: level 64 is the innermost's content. */
+        for (i = 0; i < 62; i++)
+            assert_int_equal(buf_append_str(&b, "["), 0);
+        assert_int_equal(buf_append_str(&b, inner == 0 ? "1" : inner == 1 ? "[]" : "[1]"), 0);
+        for (i = 0; i < 62; i++)
+            assert_int_equal(buf_append_str(&b, "]"), 0);
+        assert_int_equal(buf_append_str(&b, "}"), 0);
+        rc = digest_parse(&d, buf_cstr(&b), b.len);
+        assert_int_equal(rc, inner < 2 ? 0 : DG_ERR_BAD_JSON);
+        if (rc == 0)
+            digest_free(&d);
+        buf_free(&b);
+    }
+}
+
 static void test_many_items_counted(void **state)
 {
     struct digest d;
@@ -359,6 +407,8 @@ int main(void)
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_url_length_cap),
         cmocka_unit_test(test_many_items_counted),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_depth_boundary),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
