@@ -509,11 +509,6 @@ static void accept_activity(struct webhook_req *w)
 /* RFC 7235: a 401 names the scheme it wants. */
 static const struct http_header www_authenticate[] = {{"WWW-Authenticate", "Bearer"}};
 
-/* A check that has to wait for keys: the request (which holds the parsed body). */
-struct auth_pending {
-    struct webhook_req *w;
-};
-
 /* Answers a refused token; nothing has been stored or sent for it. */
 static void refuse(struct webhook_req *w, int status, const char *why)
 {
@@ -530,12 +525,11 @@ static void refuse(struct webhook_req *w, int status, const char *why)
     webhook_req_done(w);
 }
 
+/* The token's verdict; data is the request, which holds the parsed body. */
 static void on_auth_done(int status, const char *why, void *data)
 {
-    struct auth_pending *p = data;
-    struct webhook_req *w = p->w;
+    struct webhook_req *w = data;
 
-    xfree(p);
     if (status != 200)
         refuse(w, status, why);
     else
@@ -550,7 +544,6 @@ static void on_auth_done(int status, const char *why, void *data)
 static void check_token(struct webhook_req *w)
 {
     struct webhook *wh = w->wh;
-    struct auth_pending *p;
     const char *why = "";
     int status;
 
@@ -562,13 +555,11 @@ static void check_token(struct webhook_req *w)
         refuse(w, 503, "authentication is not available");
         return;
     }
-    p = xmalloc(sizeof(*p));
-    p->w = w;
     status = auth_check(wh->auth, http_request_header(w->req, "Authorization"), w->act.service_url,
-                        w->act.channel_id, &why, on_auth_done, p);
+                        w->act.channel_id, &why, on_auth_done, w);
     /* Answered at once: the verdict goes the same way as one that comes later. */
     if (status != AUTH_PENDING)
-        on_auth_done(status, why, p);
+        on_auth_done(status, why, w);
 }
 
 static void handle_webhook(struct http_request *req, void *data)
