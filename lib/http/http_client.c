@@ -910,23 +910,94 @@ static CURLcode easy_common(struct http_client_call *call)
     return rc;
 }
 
+/*
+ * A byte of a request target that goes to the server as it is: RFC 3986's
+ * pchar, '/' and '?' ('%' is checked with its two hex digits by the caller).
+ */
+static bool target_byte_ok(unsigned char ch)
+{
+    static const bool sym[128] = {
+        ['-'] = 1,  ['.'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1,
+        ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1,
+        ['='] = 1,  [':'] = 1, ['@'] = 1, ['/'] = 1, ['?'] = 1,
+    };
+
+    return ch < 128 &&
+           (sym[ch] || (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z'));
+}
+
+/*
+ * The length of url's origin ("scheme://authority") when the rest, its path
+ * and query, can go to the server byte for byte; 0 when curl must read the
+ * whole URL. curl 7.88 parses the path of CURLOPT_URL and writes the URL
+ * back out through its own printf a byte at a time, on every transfer:
+ * ≈ 60 instructions a byte, and a connector URL with a Teams conversation id
+ * is ≈ 200 (bench/RESULTS.md, "the request target"). Given only the origin
+ * and CURLOPT_REQUEST_TARGET, curl copies the target into the request line
+ * as it is, so the target may hold only what the request line allows and
+ * nothing curl would have rewritten: no dot segment, no fragment, every '%'
+ * a %XX. A plain-http proxy needs the absolute form, so proxied http URLs
+ * keep the whole URL (https goes through a CONNECT tunnel).
+ */
+static size_t url_origin_len(const char *url, bool proxied_http)
+{
+    const char *auth = strstr(url, "://"), *p, *seg;
+
+    if (!auth || proxied_http)
+        return 0;
+    auth += 3;
+    p = auth + strcspn(auth, "/?#");
+    if (*p != '/' || p == auth)
+        return 0;
+    for (seg = p + 1; *p && *p != '?'; p++) {
+        if (*p == '/') {
+            size_t n = (size_t)(p - seg);
+            if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+                return 0;
+            seg = p + 1;
+        }
+    }
+    if ((p - seg == 1 && seg[0] == '.') || (p - seg == 2 && seg[0] == '.' && seg[1] == '.'))
+        return 0;
+    for (p = auth + strcspn(auth, "/"); *p; p++) {
+        if (*p == '%') {
+            if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
+                return 0;
+            p += 2;
+        } else if (!target_byte_ok((unsigned char)*p)) {
+            return 0;
+        }
+    }
+    return (size_t)(auth + strcspn(auth, "/") - url);
+}
+
 /* Options of this request: URL, method, body, headers, limits. */
 static CURLcode easy_request(struct http_client_call *call, const struct http_client_request *req)
 {
     CURL *e = call->easy;
     uint64_t connect_ms = req->connect_timeout_ms;
+    /* curl's scheme names are case-insensitive; anything else is refused later. */
+    bool https = !strncasecmp(req->url, "https:", 6);
+    const char *proxy = https ? call->client->proxy_https : call->client->proxy_http;
+    size_t origin = url_origin_len(req->url, !https && *proxy);
+    char origin_url[HTTP_MAX_URL_BYTES + 1];
     CURLcode rc;
 
     if (!connect_ms)
         connect_ms = req->timeout_ms < HTTP_CLIENT_CONNECT_TIMEOUT_MS
                          ? req->timeout_ms
                          : HTTP_CLIENT_CONNECT_TIMEOUT_MS;
-    rc = curl_easy_setopt(e, CURLOPT_URL, req->url);
-    /* curl's scheme names are case-insensitive; anything else is refused later. */
+    if (origin) {
+        memcpy(origin_url, req->url, origin);
+        origin_url[origin] = '\0';
+        rc = curl_easy_setopt(e, CURLOPT_URL, origin_url);
+        if (!rc)
+            rc = curl_easy_setopt(e, CURLOPT_REQUEST_TARGET, req->url + origin);
+    } else {
+        rc = curl_easy_setopt(e, CURLOPT_URL, req->url);
+    }
     if (!rc)
-        rc = curl_easy_setopt(e, CURLOPT_PROXY,
-                              strncasecmp(req->url, "https:", 6) ? call->client->proxy_http
-                                                                 : call->client->proxy_https);
+        rc = curl_easy_setopt(e, CURLOPT_PROXY, proxy);
     if (!rc)
         rc = curl_easy_setopt(e, CURLOPT_NOPROXY, call->client->no_proxy);
     if (!rc)
