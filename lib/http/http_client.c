@@ -911,19 +911,21 @@ static CURLcode easy_common(struct http_client_call *call)
 }
 
 /*
- * A byte of a request target that goes to the server as it is: RFC 3986's
- * pchar, '/' and '?' ('%' is checked with its two hex digits by the caller).
+ * The bytes of a request target that go to the server as they are: RFC
+ * 3986's pchar, '/' and '?' ('%' is checked with its two hex digits apart),
+ * as bits of two masks: A-Z a-z 0-9 - . _ ~ ! $ & ' ( ) * + , ; = : @ / ?
  */
 static bool target_byte_ok(unsigned char ch)
 {
-    static const bool sym[128] = {
-        ['-'] = 1,  ['.'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1,
-        ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1,
-        ['='] = 1,  [':'] = 1, ['@'] = 1, ['/'] = 1, ['?'] = 1,
-    };
+    static const uint64_t lo = 0xafffffd200000000ull, hi = 0x47fffffe87ffffffull;
 
-    return ch < 128 &&
-           (sym[ch] || (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z'));
+    return ch < 64 ? (lo >> ch) & 1 : ch < 128 && (hi >> (ch - 64)) & 1;
+}
+
+/* seg..end is "." or "..", a segment curl would have resolved away. */
+static bool dot_segment(const char *seg, const char *end)
+{
+    return (end - seg == 1 && seg[0] == '.') || (end - seg == 2 && seg[0] == '.' && seg[1] == '.');
 }
 
 /*
@@ -937,38 +939,38 @@ static bool target_byte_ok(unsigned char ch)
  * as it is, so the target may hold only what the request line allows and
  * nothing curl would have rewritten: no dot segment, no fragment, every '%'
  * a %XX. A plain-http proxy needs the absolute form, so proxied http URLs
- * keep the whole URL (https goes through a CONNECT tunnel).
+ * keep the whole URL (https goes through a CONNECT tunnel). One pass.
  */
 static size_t url_origin_len(const char *url, bool proxied_http)
 {
-    const char *auth = strstr(url, "://"), *p, *seg;
+    const char *auth = strstr(url, "://"), *origin, *p, *seg;
+    bool query = false;
 
     if (!auth || proxied_http)
         return 0;
     auth += 3;
-    p = auth + strcspn(auth, "/?#");
-    if (*p != '/' || p == auth)
+    origin = auth + strcspn(auth, "/?#");
+    if (*origin != '/' || origin == auth)
         return 0;
-    for (seg = p + 1; *p && *p != '?'; p++) {
-        if (*p == '/') {
-            size_t n = (size_t)(p - seg);
-            if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+    for (seg = p = origin + 1;; p++) {
+        unsigned char ch = (unsigned char)*p;
+
+        if (!query && (ch == '/' || ch == '?' || !ch)) {
+            if (dot_segment(seg, p))
                 return 0;
             seg = p + 1;
+            query = ch == '?';
         }
-    }
-    if ((p - seg == 1 && seg[0] == '.') || (p - seg == 2 && seg[0] == '.' && seg[1] == '.'))
-        return 0;
-    for (p = auth + strcspn(auth, "/"); *p; p++) {
-        if (*p == '%') {
+        if (!ch)
+            return (size_t)(origin - url);
+        if (ch == '%') {
             if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
                 return 0;
             p += 2;
-        } else if (!target_byte_ok((unsigned char)*p)) {
+        } else if (!target_byte_ok(ch)) {
             return 0;
         }
     }
-    return (size_t)(auth + strcspn(auth, "/") - url);
 }
 
 /* Options of this request: URL, method, body, headers, limits. */

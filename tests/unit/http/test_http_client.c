@@ -1128,6 +1128,8 @@ static void request_target_is_what_curl_would_send(void **state)
                 "/a/b?x=1&y=a/b:c@d;e=f,g+h*i(j)!k$l'm~n_o.p");
     target_case("/x?..", "/x?..");                   /* dots in a query are not segments */
     target_case("/.well/..x/...", "/.well/..x/..."); /* nor are longer names */
+    target_case("/%7e%2F/%41", "/%7e%2F/%41");       /* escapes stay as they came */
+    target_case("/a/%zz", "/a/%zz");                 /* not an escape: curl's to read */
     /* What curl rewrites goes to curl: dot segments, fragments, no path. */
     target_case("/a/./b/../c?x=1", "/a/c?x=1");
     target_case("/a/b/..", "/a/");
