@@ -910,23 +910,96 @@ static CURLcode easy_common(struct http_client_call *call)
     return rc;
 }
 
+/*
+ * The bytes of a request target that go to the server as they are: RFC
+ * 3986's pchar, '/' and '?' ('%' is checked with its two hex digits apart),
+ * as bits of two masks: A-Z a-z 0-9 - . _ ~ ! $ & ' ( ) * + , ; = : @ / ?
+ */
+static bool target_byte_ok(unsigned char ch)
+{
+    static const uint64_t lo = 0xafffffd200000000ull, hi = 0x47fffffe87ffffffull;
+
+    return ch < 64 ? (lo >> ch) & 1 : ch < 128 && (hi >> (ch - 64)) & 1;
+}
+
+/* seg..end is "." or "..", a segment curl would have resolved away. */
+static bool dot_segment(const char *seg, const char *end)
+{
+    return (end - seg == 1 && seg[0] == '.') || (end - seg == 2 && seg[0] == '.' && seg[1] == '.');
+}
+
+/*
+ * The length of url's origin ("scheme://authority") when the rest, its path
+ * and query, can go to the server byte for byte; 0 when curl must read the
+ * whole URL. curl 7.88 parses the path of CURLOPT_URL and writes the URL
+ * back out through its own printf a byte at a time, on every transfer:
+ * ≈ 60 instructions a byte, and a connector URL with a Teams conversation id
+ * is ≈ 200 (bench/RESULTS.md, "the request target"). Given only the origin
+ * and CURLOPT_REQUEST_TARGET, curl copies the target into the request line
+ * as it is, so the target may hold only what the request line allows and
+ * nothing curl would have rewritten: no dot segment, no fragment, every '%'
+ * a %XX. A plain-http proxy needs the absolute form, so proxied http URLs
+ * keep the whole URL (https goes through a CONNECT tunnel). One pass.
+ */
+static size_t url_origin_len(const char *url, bool proxied_http)
+{
+    const char *auth = strstr(url, "://"), *origin, *p, *seg;
+    bool query = false;
+
+    if (!auth || proxied_http)
+        return 0;
+    auth += 3;
+    origin = auth + strcspn(auth, "/?#");
+    if (*origin != '/' || origin == auth)
+        return 0;
+    for (seg = p = origin + 1;; p++) {
+        unsigned char ch = (unsigned char)*p;
+
+        if (!query && (ch == '/' || ch == '?' || !ch)) {
+            if (dot_segment(seg, p))
+                return 0;
+            seg = p + 1;
+            query = ch == '?';
+        }
+        if (!ch)
+            return (size_t)(origin - url);
+        if (ch == '%') {
+            if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
+                return 0;
+            p += 2;
+        } else if (!target_byte_ok(ch)) {
+            return 0;
+        }
+    }
+}
+
 /* Options of this request: URL, method, body, headers, limits. */
 static CURLcode easy_request(struct http_client_call *call, const struct http_client_request *req)
 {
     CURL *e = call->easy;
     uint64_t connect_ms = req->connect_timeout_ms;
+    /* curl's scheme names are case-insensitive; anything else is refused later. */
+    bool https = !strncasecmp(req->url, "https:", 6);
+    const char *proxy = https ? call->client->proxy_https : call->client->proxy_http;
+    size_t origin = url_origin_len(req->url, !https && *proxy);
+    char origin_url[HTTP_MAX_URL_BYTES + 1];
     CURLcode rc;
 
     if (!connect_ms)
         connect_ms = req->timeout_ms < HTTP_CLIENT_CONNECT_TIMEOUT_MS
                          ? req->timeout_ms
                          : HTTP_CLIENT_CONNECT_TIMEOUT_MS;
-    rc = curl_easy_setopt(e, CURLOPT_URL, req->url);
-    /* curl's scheme names are case-insensitive; anything else is refused later. */
+    if (origin) {
+        memcpy(origin_url, req->url, origin);
+        origin_url[origin] = '\0';
+        rc = curl_easy_setopt(e, CURLOPT_URL, origin_url);
+        if (!rc)
+            rc = curl_easy_setopt(e, CURLOPT_REQUEST_TARGET, req->url + origin);
+    } else {
+        rc = curl_easy_setopt(e, CURLOPT_URL, req->url);
+    }
     if (!rc)
-        rc = curl_easy_setopt(e, CURLOPT_PROXY,
-                              strncasecmp(req->url, "https:", 6) ? call->client->proxy_http
-                                                                 : call->client->proxy_https);
+        rc = curl_easy_setopt(e, CURLOPT_PROXY, proxy);
     if (!rc)
         rc = curl_easy_setopt(e, CURLOPT_NOPROXY, call->client->no_proxy);
     if (!rc)

@@ -1096,6 +1096,49 @@ static void proxy_case(const char *const *vars, const char *url, bool via_proxy)
     assert_true(strncmp(log_text(t), want, strlen(want)) == 0);
 }
 
+/* One GET of path (after the server's origin): its request line must be want's. */
+static void target_case(const char *path, const char *want_target)
+{
+    struct ctx *t = ctx_init(0, 1, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", NULL);
+    struct http_client_request req = req_to(t, "GET", path);
+    char want[512];
+
+    send_ok(t, &req, &t->slots[0]);
+    ctx_finish(t);
+    assert_int_equal(t->slots[0].status, 200);
+    snprintf(want, sizeof(want), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", want_target,
+             t->srv.port);
+    if (strncmp(log_text(t), want, strlen(want)))
+        fail_msg("%s: sent %.*s", path, (int)strcspn(log_text(t), "\r"), log_text(t));
+    ctx_cleanup(NULL);
+}
+
+/*
+ * A URL whose path and query go to the server as they are is handed to curl
+ * as its origin and a request target (http_client.c, url_origin_len); any
+ * other is curl's to read. Either way the server sees what curl alone would
+ * have sent: every case here is curl 7.88's own rendering of the URL.
+ */
+static void request_target_is_what_curl_would_send(void **state)
+{
+    (void)state;
+    target_case("/v3/conversations/19%3Aab%40thread.tacv2%3Bmessageid%3D1/activities/1f-2",
+                "/v3/conversations/19%3Aab%40thread.tacv2%3Bmessageid%3D1/activities/1f-2");
+    target_case("/a/b?x=1&y=a/b:c@d;e=f,g+h*i(j)!k$l'm~n_o.p",
+                "/a/b?x=1&y=a/b:c@d;e=f,g+h*i(j)!k$l'm~n_o.p");
+    target_case("/x?..", "/x?..");                   /* dots in a query are not segments */
+    target_case("/.well/..x/...", "/.well/..x/..."); /* nor are longer names */
+    target_case("/%7e%2F/%41", "/%7e%2F/%41");       /* escapes stay as they came */
+    target_case("/a/%zz", "/a/%zz");                 /* not an escape: curl's to read */
+    /* What curl rewrites goes to curl: dot segments, fragments, no path. */
+    target_case("/a/./b/../c?x=1", "/a/c?x=1");
+    target_case("/a/b/..", "/a/");
+    target_case("/a/.", "/a/");
+    target_case("/a#frag", "/a");
+    target_case("", "/");
+    target_case("?q=1", "/?q=1");
+}
+
 /* Read at create (each case clears the variables before sending), in curl's order. */
 static void proxy_environment_is_read_once_as_curl_reads_it(void **state)
 {
@@ -1127,6 +1170,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(get_returns_status_and_body, ctx_cleanup),
+        cmocka_unit_test_teardown(request_target_is_what_curl_would_send, ctx_cleanup),
         cmocka_unit_test_teardown(post_sends_headers_and_body_exactly, ctx_cleanup),
         cmocka_unit_test_teardown(put_sends_no_default_content_type, ctx_cleanup),
         cmocka_unit_test_teardown(error_status_is_surfaced_with_body, ctx_cleanup),

@@ -102,6 +102,16 @@ static void cap_is_an_error_and_rc_chains(void **state)
     buf_reset(&b);
     resp_put_bulk(&b, "0123456789abcdef0123", 20, &rc);
     assert_int_equal(rc, DG_ERR_TOO_LARGE);
+    assert_int_equal(b.len, 0); /* a bulk string is written whole or not at all */
+    rc = 0;
+    resp_put_bulk(&b, "0123456789", 10, &rc); /* "$10\r\n" + 10 + "\r\n" = 17 > 16 */
+    assert_int_equal(rc, DG_ERR_TOO_LARGE);
+    assert_int_equal(b.len, 0);
+    rc = 0;
+    resp_put_bulk(&b, "012345678", 9, &rc); /* 15 bytes fit */
+    assert_int_equal(rc, 0);
+    assert_string_equal(buf_cstr(&b), "$9\r\n012345678\r\n");
+    rc = DG_ERR_TOO_LARGE;
     len = b.len;
     resp_put_count(&b, '*', 1, &rc);
     resp_put_bulk(&b, "x", 1, &rc);
