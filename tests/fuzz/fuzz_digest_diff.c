@@ -8,7 +8,7 @@
  * - the scanner never accepts what json-c refuses, and returns the same
  *   code whenever json-c refuses (DG_ERR_BAD_JSON, DG_ERR_TOO_LARGE);
  * - json-c parses what the scanner refuses only for the documented reasons
- *   (json_scan.h): a small RFC 8259 checker of this file's own finds a
+ *   (json_scan.h): the RFC 8259 checker (rfc8259.h, UTF-8 unchecked) finds a
  *   single-quoted member name, a number RFC 8259 does not allow (NaN and
  *   Infinity included) or a raw control character in a string first;
  * - otherwise the same code (0 or DG_ERR_FIELD) and, for 0, every field of
@@ -29,6 +29,7 @@
 #include "core/buf.h"
 #include "core/json_strict.h"
 #include "config.h"
+#include "rfc8259.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -136,219 +137,6 @@ static int ref_parse(struct digest *d, const char *body, size_t len)
     return rc;
 }
 
-/* --- an RFC 8259 checker, as fuzz_activity_diff.c has it, minus UTF-8 and depth
- * ------------------- */
-
-/* What the first violation is; the scanner may be stricter than json-c for the last three only. */
-enum rfc_class {
-    RFC_OK,
-    RFC_SYNTAX,  /* anything else: json-c refuses these too */
-    RFC_SQUOTE,  /* a member name in single quotes */
-    RFC_NUMBER,  /* a number outside RFC 8259 §6, NaN and Infinity included */
-    RFC_CONTROL, /* a raw byte below 0x20 in a string */
-};
-
-struct rfc {
-    const unsigned char *s, *p, *e;
-    size_t at;
-    enum rfc_class cls;
-};
-
-static bool rfc_fail(struct rfc *r, const unsigned char *at, enum rfc_class cls)
-{
-    r->at = (size_t)(at - r->s);
-    r->cls = cls;
-    return false;
-}
-
-static void rfc_ws(struct rfc *r)
-{
-    while (r->p < r->e && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
-        r->p++;
-}
-
-static bool is_hex(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static bool rfc_string(struct rfc *r)
-{
-    int i;
-
-    r->p++; /* the opening quote */
-    for (;;) {
-        if (r->p == r->e)
-            return rfc_fail(r, r->p, RFC_SYNTAX);
-        if (*r->p == '"') {
-            r->p++;
-            return true;
-        }
-        if (*r->p < 0x20)
-            return rfc_fail(r, r->p, RFC_CONTROL);
-        if (*r->p != '\\') { /* bytes from 0x80 up included: passed through unchecked */
-            r->p++;
-            continue;
-        }
-        r->p++;
-        if (r->p == r->e)
-            return rfc_fail(r, r->p, RFC_SYNTAX);
-        if (*r->p && strchr("\"\\/bfnrt", *r->p)) {
-            r->p++;
-            continue;
-        }
-        if (*r->p != 'u')
-            return rfc_fail(r, r->p, RFC_SYNTAX);
-        r->p++;
-        for (i = 0; i < 4; i++, r->p++) {
-            if (r->p == r->e || !is_hex(*r->p))
-                return rfc_fail(r, r->p, RFC_SYNTAX);
-        }
-    }
-}
-
-static bool rfc_digit(const struct rfc *r)
-{
-    return r->p < r->e && *r->p >= '0' && *r->p <= '9';
-}
-
-static bool rfc_digits(struct rfc *r)
-{
-    if (!rfc_digit(r))
-        return rfc_fail(r, r->p, RFC_NUMBER);
-    while (rfc_digit(r))
-        r->p++;
-    return true;
-}
-
-static bool rfc_number(struct rfc *r)
-{
-    if (*r->p == '-')
-        r->p++;
-    if (r->p < r->e && *r->p == '0')
-        r->p++;
-    else if (!rfc_digits(r))
-        return false;
-    if (r->p < r->e && *r->p == '.') {
-        r->p++;
-        if (!rfc_digits(r))
-            return false;
-    }
-    if (r->p < r->e && (*r->p == 'e' || *r->p == 'E')) {
-        r->p++;
-        if (r->p < r->e && (*r->p == '+' || *r->p == '-'))
-            r->p++;
-        if (!rfc_digits(r))
-            return false;
-    }
-    /* What would make a longer number for json-c: "00", "1.2.3", "1e5e". */
-    if (r->p < r->e && (rfc_digit(r) || *r->p == '.' || *r->p == 'e' || *r->p == 'E'))
-        return rfc_fail(r, r->p, RFC_NUMBER);
-    return true;
-}
-
-static bool rfc_word(struct rfc *r, const char *w)
-{
-    for (; *w; w++, r->p++) {
-        if (r->p == r->e || *r->p != (unsigned char)*w)
-            return rfc_fail(r, r->p, RFC_SYNTAX);
-    }
-    return true;
-}
-
-static bool rfc_value(struct rfc *r);
-
-/* '{' or '[' at r->p, with its members or elements, up to its closing bracket. */
-static bool rfc_container(struct rfc *r)
-{
-    bool object = *r->p == '{';
-    char close = object ? '}' : ']';
-
-    r->p++;
-    rfc_ws(r);
-    if (r->p < r->e && *r->p == close) {
-        r->p++;
-        return true;
-    }
-    for (;;) {
-        if (object) {
-            if (r->p < r->e && *r->p == '\'')
-                return rfc_fail(r, r->p, RFC_SQUOTE);
-            if (r->p == r->e || *r->p != '"')
-                return rfc_fail(r, r->p, RFC_SYNTAX);
-            if (!rfc_string(r))
-                return false;
-            rfc_ws(r);
-            if (r->p == r->e || *r->p != ':')
-                return rfc_fail(r, r->p, RFC_SYNTAX);
-            r->p++;
-        }
-        if (!rfc_value(r))
-            return false;
-        rfc_ws(r);
-        if (r->p < r->e && *r->p == close) {
-            r->p++;
-            return true;
-        }
-        if (r->p == r->e || *r->p != ',')
-            return rfc_fail(r, r->p, RFC_SYNTAX);
-        r->p++;
-        rfc_ws(r);
-    }
-}
-
-/* A value at r->p (white space before it skipped here). */
-static bool rfc_value(struct rfc *r)
-{
-    size_t left;
-
-    rfc_ws(r);
-    if (r->p == r->e)
-        return rfc_fail(r, r->p, RFC_SYNTAX);
-    left = (size_t)(r->e - r->p);
-    switch (*r->p) {
-    case '{':
-    case '[':
-        return rfc_container(r);
-    case '"':
-        return rfc_string(r);
-    case 't':
-        return rfc_word(r, "true");
-    case 'f':
-        return rfc_word(r, "false");
-    case 'n':
-        return rfc_word(r, "null");
-    case 'N':
-        return rfc_fail(r, r->p,
-                        left >= 3 && memcmp(r->p, "NaN", 3) == 0 ? RFC_NUMBER : RFC_SYNTAX);
-    case 'I':
-        return rfc_fail(r, r->p,
-                        left >= 8 && memcmp(r->p, "Infinity", 8) == 0 ? RFC_NUMBER : RFC_SYNTAX);
-    default:
-        if (*r->p == '-' || (*r->p >= '0' && *r->p <= '9'))
-            return rfc_number(r);
-        return rfc_fail(r, r->p, RFC_SYNTAX);
-    }
-}
-
-/* The verdict on a whole body: one object, white space around it. */
-static struct rfc rfc_check(const uint8_t *data, size_t size)
-{
-    struct rfc r = {data, data, data + size, 0, RFC_OK};
-
-    rfc_ws(&r);
-    if (r.p == r.e || *r.p != '{') {
-        rfc_fail(&r, r.p, RFC_SYNTAX);
-        return r;
-    }
-    if (!rfc_value(&r))
-        return r;
-    rfc_ws(&r);
-    if (r.p != r.e)
-        rfc_fail(&r, r.p, RFC_SYNTAX);
-    return r;
-}
-
 /* --- the comparison --------------------------------------------------------- */
 
 static void same_item(const struct digest_item *a, const struct digest_item *b)
@@ -389,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (sc != jc) {
         /* json-c parsed it (0 or DG_ERR_FIELD): only a documented refusal may differ. */
         check(sc == DG_ERR_BAD_JSON);
-        check(documented(rfc_check(data, size).cls));
+        check(documented(rfc8259_check(data, size, false, 0).cls));
     } else if (sc == 0) {
         same_digest(&got, &ref);
     }
