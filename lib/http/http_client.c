@@ -47,9 +47,12 @@ enum client_state {
 struct shard;
 
 /*
- * Finished easy handles kept for the next sends: curl_easy_reset costs
- * 3.5k instructions where curl_easy_cleanup + curl_easy_init cost 14k
- * (bench/RESULTS.md, "Outbound HTTP"). At most 64 × 5.4 kB stay allocated.
+ * Finished easy handles kept for the next sends, with the options every
+ * transfer shares still set (easy_shared): curl_easy_cleanup +
+ * curl_easy_init cost 14k instructions, curl_easy_reset and setting those
+ * again 5k, and neither is needed, because easy_call and easy_request set
+ * every option that differs between transfers, each time (bench/RESULTS.md,
+ * "Outbound HTTP"). At most 64 × 5.4 kB stay allocated.
  */
 #define HTTP_CLIENT_SPARE_EASY 64
 
@@ -302,7 +305,11 @@ static void call_free(struct http_client_call *call)
     struct http_client *c = call->client;
 
     if (call->easy && c->state == CLIENT_RUNNING && c->n_spare < HTTP_CLIENT_SPARE_EASY) {
-        curl_easy_reset(call->easy);
+        /* Nothing of this call stays pointed at: the next send sets its own. */
+        curl_easy_setopt(call->easy, CURLOPT_PRIVATE, NULL);
+        curl_easy_setopt(call->easy, CURLOPT_ERRORBUFFER, NULL);
+        curl_easy_setopt(call->easy, CURLOPT_WRITEDATA, NULL);
+        curl_easy_setopt(call->easy, CURLOPT_HTTPHEADER, NULL);
         c->spare[c->n_spare++] = call->easy;
     } else if (call->easy) {
         curl_easy_cleanup(call->easy);
@@ -863,15 +870,29 @@ static struct curl_slist *header_list(const struct http_client_request *req)
 
 #define HTTP_CLIENT_RECV_BUFFER 1024L
 
-/* Options every transfer shares: safety and resource limits. */
-static CURLcode easy_common(struct http_client_call *call)
+/* What ties the handle to this call: set on every send. */
+static CURLcode easy_call(struct http_client_call *call)
 {
     CURL *e = call->easy;
     CURLcode rc;
 
     rc = curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)call);
     if (!rc)
-        rc = curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf);
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
+    return rc;
+}
+
+/*
+ * Options every transfer shares (safety and resource limits): set once on a
+ * new handle, kept while it waits as a spare.
+ */
+static CURLcode easy_shared(CURL *e)
+{
+    CURLcode rc;
+
+    rc = curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     if (!rc)
         rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     if (!rc)
@@ -891,11 +912,7 @@ static CURLcode easy_common(struct http_client_call *call)
     if (!rc)
         rc = curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
     if (!rc)
-        rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf);
-    if (!rc)
         rc = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    if (!rc)
-        rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
     if (!rc)
         rc = curl_easy_setopt(e, CURLOPT_USERAGENT, "digestd/" DIGESTD_VERSION);
     /*
@@ -997,6 +1014,8 @@ static CURLcode easy_request(struct http_client_call *call, const struct http_cl
             rc = curl_easy_setopt(e, CURLOPT_REQUEST_TARGET, req->url + origin);
     } else {
         rc = curl_easy_setopt(e, CURLOPT_URL, req->url);
+        if (!rc) /* a spare handle may still hold the last one's */
+            rc = curl_easy_setopt(e, CURLOPT_REQUEST_TARGET, NULL);
     }
     if (!rc)
         rc = curl_easy_setopt(e, CURLOPT_PROXY, proxy);
@@ -1010,13 +1029,14 @@ static CURLcode easy_request(struct http_client_call *call, const struct http_cl
         rc = curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_response_bytes);
     if (!rc)
         rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->headers);
+    /* PUT renames a POST; NULL clears what a spare handle's last transfer set. */
+    if (!rc)
+        rc = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(req->method, "PUT") ? NULL : "PUT");
     if (!rc && !strcmp(req->method, "GET"))
         return curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    /* POST and PUT both send the body as POST data; PUT renames the method. */
+    /* POST and PUT both send the body as POST data. */
     if (!rc)
         rc = curl_easy_setopt(e, CURLOPT_POST, 1L);
-    if (!rc && !strcmp(req->method, "PUT"))
-        rc = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
     /* Size first, so COPYPOSTFIELDS copies exactly body_len bytes, NULs included. */
     if (!rc)
         rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
@@ -1062,13 +1082,21 @@ int http_client_send(struct http_client *c, const struct http_client_request *re
     buf_init(&call->body, req->max_response_bytes);
     call->start_ns = clock_mono_ns();
     err = DG_ERR_UNAVAILABLE; /* curl out of memory */
-    call->easy = c->n_spare ? c->spare[--c->n_spare] : curl_easy_init();
+    if (c->n_spare) {
+        call->easy = c->spare[--c->n_spare];
+    } else {
+        call->easy = curl_easy_init();
+        if (call->easy && easy_shared(call->easy) != CURLE_OK) {
+            curl_easy_cleanup(call->easy);
+            call->easy = NULL;
+        }
+    }
     if (!call->easy)
         goto fail;
     call->headers = header_list(req);
     if (!call->headers)
         goto fail;
-    if (easy_common(call) != CURLE_OK || easy_request(call, req) != CURLE_OK)
+    if (easy_call(call) != CURLE_OK || easy_request(call, req) != CURLE_OK)
         goto fail;
     /* Only arms the kick (next loop turn): the transfer starts from the loop. */
     if (curl_multi_add_handle(call->shard->multi, call->easy) != CURLM_OK)

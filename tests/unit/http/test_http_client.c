@@ -688,11 +688,22 @@ static void sequential_requests_reuse_one_connection(void **state)
  * nothing of an earlier one (method, headers, body, cap). The sends run
  * from timers, after the previous call was freed, so each reuses a handle.
  */
+static void reuse_fourth(struct ctx *t)
+{
+    struct http_client_request req = req_to(t, "POST", "/four");
+
+    req.body = "x";
+    req.body_len = 1;
+    send_ok(t, &req, &t->slots[3]);
+}
+
+/* A URL curl must read whole (a dot segment) after one that went as origin + target. */
 static void reuse_third(struct ctx *t)
 {
-    struct http_client_request req = req_to(t, "GET", "/three");
+    struct http_client_request req = req_to(t, "GET", "/x/./three");
 
     send_ok(t, &req, &t->slots[2]);
+    run_later(t, 200, reuse_fourth);
 }
 
 static void reuse_second(struct ctx *t)
@@ -707,9 +718,9 @@ static void reuse_second(struct ctx *t)
 static void reused_handles_carry_nothing_over(void **state)
 {
     static const char *const headers[] = {"Content-Type: application/json", "X-A: 1"};
-    struct ctx *t = ctx_init(0, 3, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", NULL);
+    struct ctx *t = ctx_init(0, 4, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", NULL);
     struct http_client_request req = req_to(t, "PUT", "/one");
-    char want[512];
+    char want[1024];
 
     req.headers = headers;
     req.n_headers = 2;
@@ -722,11 +733,15 @@ static void reused_handles_carry_nothing_over(void **state)
     assert_int_equal(t->slots[1].err, DG_ERR_TOO_LARGE);
     assert_int_equal(t->slots[2].err, 0);
     assert_string_equal(t->slots[2].body, "ok");
+    assert_int_equal(t->slots[3].status, 200);
+    /* Sent one after another: each took the handle the one before it left. */
     snprintf(want, sizeof(want),
              "{}GET /two HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: digestd/" DIGESTD_VERSION
-             "\r\nAccept: */*\r\n\r\nGET /three HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: "
-             "digestd/" DIGESTD_VERSION "\r\nAccept: */*\r\n\r\n",
-             t->srv.port, t->srv.port);
+             "\r\nAccept: */*\r\n\r\nGET /x/three HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: "
+             "digestd/" DIGESTD_VERSION "\r\nAccept: */*\r\n\r\n"
+             "POST /four HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: digestd/" DIGESTD_VERSION
+             "\r\nAccept: */*\r\nContent-Length: 1\r\n\r\nx",
+             t->srv.port, t->srv.port, t->srv.port);
     assert_non_null(strstr(log_text(t), want));
 }
 
