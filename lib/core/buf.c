@@ -87,6 +87,19 @@ int buf_reserve(struct buf *b, size_t n)
     return reserve(b, n);
 }
 
+int buf_extend(struct buf *b, size_t n, char **at)
+{
+    int err = reserve(b, n);
+
+    *at = NULL;
+    if (err)
+        return err;
+    *at = b->data + b->len;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
 int buf_append(struct buf *b, const void *p, size_t n)
 {
     int err = reserve(b, n);

@@ -42,6 +42,12 @@ void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
 /* Room for n more bytes without a reallocation; DG_ERR_TOO_LARGE past max. */
 int buf_reserve(struct buf *b, size_t n) WARN_UNUSED;
+/*
+ * Lengthens b by n bytes (NUL after them) and points *at to them for the
+ * caller to fill: one writer's several pieces with one cap check.
+ * DG_ERR_TOO_LARGE (buffer unchanged, *at NULL) past max.
+ */
+int buf_extend(struct buf *b, size_t n, char **at) WARN_UNUSED;
 /* Releases the memory; the buffer is empty and reusable with the same cap. */
 void buf_free(struct buf *b);
 /* Returns the bytes (owned, free with xfree; "" when empty) and empties b. */

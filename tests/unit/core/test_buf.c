@@ -30,6 +30,29 @@ static void append_up_to_cap_then_refuse(void **state)
     buf_free(&b);
 }
 
+/* extend: the bytes are the caller's to fill, NUL after them; past the cap nothing changes. */
+static void extend_hands_out_room_within_cap(void **state)
+{
+    struct buf b;
+    char *at;
+
+    (void)state;
+    buf_init(&b, 8);
+    assert_int_equal(buf_append(&b, "ab", 2), 0);
+    assert_int_equal(buf_extend(&b, 3, &at), 0);
+    assert_ptr_equal(at, b.data + 2);
+    memcpy(at, "cde", 3);
+    assert_int_equal(b.len, 5);
+    assert_string_equal(buf_cstr(&b), "abcde");
+    assert_int_equal(buf_extend(&b, 4, &at), DG_ERR_TOO_LARGE);
+    assert_null(at);
+    assert_string_equal(buf_cstr(&b), "abcde");
+    assert_int_equal(buf_extend(&b, 3, &at), 0); /* exactly to the cap */
+    memcpy(at, "fgh", 3);
+    assert_string_equal(buf_cstr(&b), "abcdefgh");
+    buf_free(&b);
+}
+
 static void printf_respects_cap(void **state)
 {
     struct buf b;
@@ -99,6 +122,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(empty_buffer_reads_as_empty_string),
         cmocka_unit_test(append_up_to_cap_then_refuse),
+        cmocka_unit_test(extend_hands_out_room_within_cap),
         cmocka_unit_test(printf_respects_cap),
         cmocka_unit_test(consume_keeps_the_tail),
         cmocka_unit_test(take_transfers_ownership),
