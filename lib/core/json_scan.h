@@ -137,3 +137,13 @@ int json_scan_skip(struct json_scan *s);
  * whole scan was good, DG_ERR_BAD_JSON otherwise (also for any earlier error).
  */
 int json_scan_end(struct json_scan *s) WARN_UNUSED;
+
+/*
+ * A member name's length as json-c kept it: up to its first NUL, since
+ * json-c held names as C strings ("id\u0000x" is "id"). For the readers that
+ * must agree with json-c's lookups (activity.c, digest.c, connector.c).
+ */
+size_t json_scan_name_len(const struct json_scan_str *key);
+
+/* True when key names name, compared as json_scan_name_len says. */
+bool json_scan_name_is(const struct json_scan_str *key, const char *name);

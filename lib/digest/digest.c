@@ -156,17 +156,6 @@ struct scan_reply {
     struct scan_item items[DIGEST_MAX_ITEMS]; /* the first n_items objects of it; last, unzeroed */
 };
 
-/*
- * True when key names name. json-c kept a member name as a C string, so a
- * name is compared up to its first NUL ("url\u0000x" is "url").
- */
-static bool key_is(const struct json_scan_str *key, const char *name)
-{
-    size_t len = key->has_nul ? strlen(key->ptr) : key->len;
-
-    return len == strlen(name) && memcmp(key->ptr, name, len) == 0;
-}
-
 /* A string value into *t (NULs and all, as json-c kept it); absent when anything else. */
 static void read_text(struct json_scan *s, struct text *t)
 {
@@ -203,7 +192,7 @@ static void read_item(struct json_scan *s, struct scan_reply *r)
     }
     while (json_scan_member(s, &key) == 1) {
         for (f = 0; it && f < ITEM_COUNT; f++) {
-            if (key_is(&key, item_names[f]))
+            if (json_scan_name_is(&key, item_names[f]))
                 break;
         }
         if (it && f < ITEM_COUNT)
@@ -235,11 +224,11 @@ static void read_reply(struct json_scan *s, struct scan_reply *r)
 
     json_scan_object(s);
     while (json_scan_member(s, &key) == 1) {
-        if (key_is(&key, "items"))
+        if (json_scan_name_is(&key, "items"))
             read_items(s, r);
-        else if (key_is(&key, "audience"))
+        else if (json_scan_name_is(&key, "audience"))
             read_text(s, &r->audience);
-        else if (key_is(&key, "generated_at"))
+        else if (json_scan_name_is(&key, "generated_at"))
             read_text(s, &r->generated_at);
         else
             json_scan_skip(s);

@@ -123,13 +123,10 @@ static const char **slot(void *base, const struct field *f)
     return (const char **)(void *)((char *)base + f->offset);
 }
 
-/*
- * The field a member name stands for, or NULL. json-c kept a name as a C
- * string, so a name is compared up to its first NUL ("id\u0000x" is "id").
- */
+/* The field a member name stands for (compared as json-c looked it up), or NULL. */
 static const struct field *find_field(const struct field *fields, const struct json_scan_str *key)
 {
-    size_t len = key->has_nul ? strlen(key->ptr) : key->len;
+    size_t len = json_scan_name_len(key);
 
     for (; fields->name; fields++) {
         if (fields->len == len && fields->name[0] == key->ptr[0] &&

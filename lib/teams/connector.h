@@ -167,6 +167,14 @@ int connector_send_error(struct connector *c, enum connector_op op, const char *
                          connector_done_cb cb, void *data) WARN_UNUSED;
 
 /*
+ * The id of the connector's ResourceResponse ({"id":…}), malloc'd; NULL
+ * when body (len bytes) is not one JSON object or holds no string "id"
+ * without an escaped NUL. What on_sent records as the activity id; public
+ * for the differential fuzz target.
+ */
+char *connector_resource_id(const char *body, size_t len);
+
+/*
  * Begins shutdown: every pending call's callback runs once with
  * DG_ERR_CLOSED before this returns (its HTTP request, and a token fetch,
  * are cancelled), new sends fail, timers close; cb (may be NULL) runs from

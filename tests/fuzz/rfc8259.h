@@ -1,10 +1,10 @@
 /*
  * rfc8259.h: a small RFC 8259 checker for the differential fuzz targets
- * (fuzz_activity_diff.c, fuzz_digest_diff.c): the verdict on a body that
+ * (fuzz_activity_diff.c, fuzz_digest_diff.c, fuzz_reply_diff.c): the verdict on a body that
  * must be one JSON object, and when it is not, the first byte no JSON text
  * could have there and what kind of violation that is, so that a target can
  * tell the refusals its scanner documents from any other. Pure; test code
- * only, linked into those two targets.
+ * only, linked into those targets.
  */
 #pragma once
 

@@ -516,6 +516,31 @@ static void errors_stick(void **state)
     xfree(t.buf);
 }
 
+/* Member names compared as json-c kept them: up to the first NUL an escape made. */
+static void names_as_json_c_kept_them(void **state)
+{
+    static const struct {
+        const char *doc;
+        size_t len;
+    } names[] = {
+        {"{\"id\":0}", 2},       {"{\"id\\u0000x\":0}", 2}, {"{\"\\u0000id\":0}", 0},
+        {"{\"i\\u0064\":0}", 2}, {"{\"idx\":0}", 3},
+    };
+    struct scan_test t;
+    struct json_scan_str key;
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(names); i++) {
+        start(&t, names[i].doc, strlen(names[i].doc), 8);
+        assert_int_equal(json_scan_object(&t.s), 0);
+        assert_int_equal(json_scan_member(&t.s, &key), 1);
+        assert_int_equal(json_scan_name_len(&key), names[i].len);
+        assert_int_equal(json_scan_name_is(&key, "id"), names[i].len == 2);
+        assert_false(json_scan_name_is(&key, "i"));
+        xfree(t.buf);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -533,6 +558,7 @@ int main(void)
         cmocka_unit_test(truncated_everywhere),
         cmocka_unit_test(word_boundaries),
         cmocka_unit_test(errors_stick),
+        cmocka_unit_test(names_as_json_c_kept_them),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
