@@ -1067,7 +1067,6 @@ static int build_head(struct conn *c, int status, const char *content_type, size
     size_t i;
     int err;
 
-    /* status is one of ours (http_status_text names it), three digits. */
     err = buf_append(b, "HTTP/1.1 ", 9);
     if (!err)
         err = buf_append(b, line, dec_u64(line, (uint64_t)status));
