@@ -53,10 +53,12 @@ static inline WARN_UNUSED int buf_append(struct buf *b, const void *p, size_t n)
     return buf_append_grow(b, p, n);
 }
 
+/* buf_append of a C string's bytes (not its NUL). */
 static inline WARN_UNUSED int buf_append_str(struct buf *b, const char *s)
 {
     return buf_append(b, s, strlen(s));
 }
+
 int buf_printf(struct buf *b, const char *fmt, ...) PRINTF_LIKE(2, 3) WARN_UNUSED;
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap) PRINTF_LIKE(2, 0) WARN_UNUSED;
 /* Drops the first n bytes (consumed input), keeping the rest. */
