@@ -62,7 +62,10 @@ void buf_init(struct buf *b, size_t max)
     b->max = max;
 }
 
-/* Makes room for n more bytes plus the NUL, growing geometrically. */
+/*
+ * Makes room for n more bytes plus the NUL, growing geometrically. cap never
+ * exceeds max + 1: buf_append's inline room check (buf.h) is its cap check.
+ */
 static int reserve(struct buf *b, size_t n)
 {
     size_t need, cap;
@@ -100,7 +103,7 @@ int buf_extend(struct buf *b, size_t n, char **at)
     return 0;
 }
 
-int buf_append(struct buf *b, const void *p, size_t n)
+int buf_append_grow(struct buf *b, const void *p, size_t n)
 {
     int err = reserve(b, n);
     if (err)
@@ -110,11 +113,6 @@ int buf_append(struct buf *b, const void *p, size_t n)
     b->len += n;
     b->data[b->len] = '\0';
     return 0;
-}
-
-int buf_append_str(struct buf *b, const char *s)
-{
-    return buf_append(b, s, strlen(s));
 }
 
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)

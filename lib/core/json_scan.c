@@ -620,15 +620,3 @@ int json_scan_end(struct json_scan *s)
         return fail(s, s->p);
     return 0;
 }
-
-size_t json_scan_name_len(const struct json_scan_str *key)
-{
-    return key->has_nul ? strlen(key->ptr) : key->len;
-}
-
-bool json_scan_name_is(const struct json_scan_str *key, const char *name)
-{
-    size_t len = json_scan_name_len(key);
-
-    return len == strlen(name) && memcmp(key->ptr, name, len) == 0;
-}

@@ -49,6 +49,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "core/common.h"
 
@@ -142,8 +143,18 @@ int json_scan_end(struct json_scan *s) WARN_UNUSED;
  * A member name's length as json-c kept it: up to its first NUL, since
  * json-c held names as C strings ("id\u0000x" is "id"). For the readers that
  * must agree with json-c's lookups (activity.c, digest.c, connector.c).
+ * Inline: with a constant name, strlen folds away, and the digest's reader
+ * compares six names for every member of every item (bench/RESULTS.md).
  */
-size_t json_scan_name_len(const struct json_scan_str *key);
+static inline size_t json_scan_name_len(const struct json_scan_str *key)
+{
+    return key->has_nul ? strlen(key->ptr) : key->len;
+}
 
 /* True when key names name, compared as json_scan_name_len says. */
-bool json_scan_name_is(const struct json_scan_str *key, const char *name);
+static inline bool json_scan_name_is(const struct json_scan_str *key, const char *name)
+{
+    size_t len = json_scan_name_len(key);
+
+    return len == strlen(name) && memcmp(key->ptr, name, len) == 0;
+}

@@ -34,6 +34,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/dec.h"
 #include "core/json_write.h"
 #include "config.h"
 #include "core/list.h"
@@ -1062,19 +1063,22 @@ static int build_head(struct conn *c, int status, const char *content_type, size
                       const struct http_header *extra, size_t n_extra)
 {
     struct buf *b = &c->out;
-    char line[64];
+    char line[DEC_U64_SIZE];
     size_t i;
     int err;
 
-    snprintf(line, sizeof(line), "HTTP/1.1 %d ", status);
-    err = buf_append_str(b, line);
+    err = buf_append(b, "HTTP/1.1 ", 9);
+    if (!err)
+        err = buf_append(b, line, dec_u64(line, (uint64_t)status));
+    if (!err)
+        err = buf_append(b, " ", 1);
     if (!err)
         err = buf_append_str(b, http_status_text(status));
     if (!err)
         err = buf_append(b, "\r\n", 2);
     if (!err)
         err = append_header(b, "Date", http_date(c->srv));
-    snprintf(line, sizeof(line), "%zu", len);
+    dec_u64(line, len);
     if (!err)
         err = append_header(b, "Content-Length", line);
     if (!err && content_type)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/dec.h"
 #include "config.h"
 #include "store/history.h"
 #include "store/keys.h"
@@ -254,7 +255,14 @@ static void keys_free(struct job_keys *k)
 
 static void u64_str(char *out, size_t size, uint64_t v)
 {
-    snprintf(out, size, "%llu", (unsigned long long)v);
+    char s[DEC_U64_SIZE];
+    size_t n = dec_u64(s, v);
+
+    /* Every caller's buffer holds any uint64_t; a short one would cut, as snprintf did. */
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, s, n);
+    out[n] = '\0';
 }
 
 static void on_begin(int err, redisReply *r, void *data)
@@ -401,7 +409,7 @@ int job_store_dead(struct redis_conn *conn, const struct config *cfg, const stru
     keys_make(&k, cfg, job);
     u64_str(now, sizeof(now), now_ms);
     u64_str(ttl, sizeof(ttl), cfg->request_ttl_s);
-    snprintf(n, sizeof(n), "%u", attempts);
+    u64_str(n, sizeof(n), attempts);
     {
         /* The dead entry keeps the job's own fields first, as on the stream. */
         const char *argv[] = {"EVAL",

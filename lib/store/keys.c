@@ -5,12 +5,11 @@
  */
 #include "store/keys.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/dec.h"
 
 #define KIND_STREAM "requests"
 #define KIND_DEAD "dead"
@@ -99,17 +98,17 @@ char *keys_proc(const char *prefix, const char *name)
 
 char *keys_minute(const char *prefix, uint64_t minute)
 {
-    char m[24];
+    char m[DEC_U64_SIZE];
 
-    snprintf(m, sizeof(m), "%" PRIu64, minute);
+    dec_u64(m, minute);
     return build(prefix, KIND_MINUTE, m, NULL);
 }
 
 int keys_append_minute(struct buf *b, const char *prefix, uint64_t minute)
 {
-    char m[24];
+    char m[DEC_U64_SIZE];
 
-    snprintf(m, sizeof(m), "%" PRIu64, minute);
+    dec_u64(m, minute);
     return append(b, prefix, KIND_MINUTE, m, NULL);
 }
 

@@ -26,7 +26,6 @@
 #include "store/queue.h"
 
 #include <assert.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +34,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/dec.h"
 #include "core/hash.h"
 #include "config.h"
 #include "core/log.h"
@@ -234,9 +234,9 @@ static int arg_str(struct buf *b, const char *s)
 
 static int arg_u64(struct buf *b, uint64_t v)
 {
-    char s[24];
+    char s[DEC_U64_SIZE];
 
-    snprintf(s, sizeof(s), "%" PRIu64, v);
+    dec_u64(s, v);
     return arg_str(b, s);
 }
 

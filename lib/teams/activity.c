@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "core/buf.h"
+#include "core/dec.h"
 #include "core/json_scan.h"
 #include "config.h"
 
@@ -512,7 +513,7 @@ void activity_reference(const struct activity *a, uint64_t now_ms, bool stale,
     };
     size_t i;
 
-    snprintf(ref->updated_ms, sizeof(ref->updated_ms), "%llu", (unsigned long long)now_ms);
+    dec_u64(ref->updated_ms, now_ms);
     for (i = 0; i < ACTIVITY_REF_FIELDS; i++) {
         ref->fields[i] = names[i];
         ref->values[i] = values[i];

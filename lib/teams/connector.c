@@ -681,11 +681,13 @@ static void on_sweep_closed(uv_handle_t *h)
  */
 static void call_use_token(struct call *call, const char *token, uint64_t gen)
 {
-    size_t n = strlen(token) + sizeof("Authorization: Bearer ");
+    static const char prefix[] = "Authorization: Bearer ";
+    size_t n = strlen(token);
 
     xfree(call->auth);
-    call->auth = xmalloc(n);
-    snprintf(call->auth, n, "Authorization: Bearer %s", token);
+    call->auth = xmalloc(sizeof(prefix) + n);
+    memcpy(call->auth, prefix, sizeof(prefix) - 1);
+    memcpy(call->auth + sizeof(prefix) - 1, token, n + 1);
     call->token_gen = gen;
     pace_enqueue(call);
 }
@@ -1023,7 +1025,7 @@ static int submit(struct connector *c, const struct connector_msg *m, char *body
 {
     struct call *call;
     char *url = NULL;
-    size_t key_len;
+    size_t key_len, url_len;
     int err;
 
     err = c->stopping ? DG_ERR_CLOSED : !cb ? DG_ERR_INVALID : msg_check(c, m);
@@ -1037,9 +1039,13 @@ static int submit(struct connector *c, const struct connector_msg *m, char *body
     call->c = c;
     call->op = m->op;
     call->url = url;
-    key_len = strlen(m->service_url) + strlen(m->conversation_id) + 2;
+    /* The pacing key: "serviceUrl\nconversation id". */
+    url_len = strlen(m->service_url);
+    key_len = url_len + 1 + strlen(m->conversation_id) + 1;
     call->key = xmalloc(key_len);
-    snprintf(call->key, key_len, "%s\n%s", m->service_url, m->conversation_id);
+    memcpy(call->key, m->service_url, url_len);
+    call->key[url_len] = '\n';
+    memcpy(call->key + url_len + 1, m->conversation_id, key_len - url_len - 1);
     call->body = body;
     call->body_len = m->body_len;
     call->request_id = xstrdup(m->request_id ? m->request_id : "");
