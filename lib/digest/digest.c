@@ -65,9 +65,23 @@ char *digest_text_cap(const char *s, size_t len, size_t max_chars)
     size_t o = 0, i = 0, chars = 0, cut = 0;
 
     while (i < len) {
-        /* ASCII but NUL, most of a digest, without the decoder's call. */
-        size_t n = p[i] - 1u < 0x7fu ? 1 : utf8_valid_len(p + i, len - i);
+        size_t n, run = 0, fit = max_chars - chars; /* chars <= max_chars here */
+        size_t lim = len - i < fit ? len - i : fit;
 
+        /* A run of ASCII but NUL (most of a digest), copied whole as far as it fits. */
+        while (run < lim && p[i + run] - 1u < 0x7fu)
+            run++;
+        if (run) {
+            /* cut: where code point max_chars - 1 ends, when it is in this run. */
+            if (chars + 1 < max_chars && max_chars - 1 - chars <= run)
+                cut = o + (max_chars - 1 - chars);
+            memcpy(out + o, p + i, run);
+            o += run;
+            i += run;
+            chars += run;
+            continue;
+        }
+        n = utf8_valid_len(p + i, len - i);
         if (++chars > max_chars) {
             /* Too long: back up to the end of code point max_chars - 1. */
             o = cut;
@@ -77,9 +91,7 @@ char *digest_text_cap(const char *s, size_t len, size_t max_chars)
             }
             break;
         }
-        if (n == 1) {
-            out[o++] = (char)p[i++];
-        } else if (n == 0) {
+        if (n == 0) {
             memcpy(out + o, REPLACEMENT, 3);
             o += 3;
             i++;

@@ -248,6 +248,127 @@ static void test_text_cap_edges(void **state)
     }
 }
 
+/*
+ * The reference for digest_text_cap: the code-point-at-a-time loop it had
+ * before it copied ASCII runs whole, with a UTF-8 check of its own, written
+ * from RFC 3629's rules on the decoded value rather than on byte ranges.
+ */
+static size_t ref_utf8_len(const unsigned char *p, size_t n)
+{
+    uint32_t v, min;
+    size_t need, i;
+
+    if (p[0] == 0)
+        return 0;
+    if (p[0] < 0x80)
+        return 1;
+    if ((p[0] & 0xe0) == 0xc0) {
+        need = 2, v = p[0] & 0x1fu, min = 0x80;
+    } else if ((p[0] & 0xf0) == 0xe0) {
+        need = 3, v = p[0] & 0x0fu, min = 0x800;
+    } else if ((p[0] & 0xf8) == 0xf0) {
+        need = 4, v = p[0] & 0x07u, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < need)
+        return 0;
+    for (i = 1; i < need; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        v = v << 6 | (p[i] & 0x3fu);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    return need;
+}
+
+static char *ref_text_cap(const char *s, size_t len, size_t max_chars)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    char *out = xmalloc(len * 3 + 8);
+    size_t o = 0, i = 0, chars = 0, cut = 0;
+
+    while (i < len) {
+        size_t n = ref_utf8_len(p + i, len - i);
+
+        if (++chars > max_chars) {
+            o = cut;
+            if (max_chars > 0) {
+                memcpy(out + o, "\xe2\x80\xa6", 3);
+                o += 3;
+            }
+            break;
+        }
+        if (n == 0) {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, p + i, n);
+            o += n;
+            i += n;
+        }
+        if (chars + 1 == max_chars)
+            cut = o;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Against the reference: texts of ASCII runs, NULs, valid and broken UTF-8, every cap near them. */
+static void test_text_cap_matches_reference(void **state)
+{
+    static const char *const pieces[] = {
+        "a",
+        "Bc",
+        "hello world ",
+        "\x7f",
+        "",
+        "\xc3\xa9",
+        "\xe2\x82\xac",
+        "\xf0\x9f\x8e\x89",
+        "\xff",
+        "\x80",
+        "\xc0\xaf",
+        "\xe2\x82",
+        "\xed\xa0\x80",
+        "\xf4\x90\x80\x80",
+        "\xf5",
+    };
+    uint64_t x = 0x2545f4914f6cdd1du;
+    char text[256];
+    size_t iter, len, k, max;
+
+    (void)state;
+    for (iter = 0; iter < 20000; iter++) {
+        size_t n_pieces;
+
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        n_pieces = x % 24;
+        len = 0;
+        for (k = 0; k < n_pieces; k++) {
+            size_t which = (x >> (k % 50)) % (ARRAY_SIZE(pieces) + 1);
+
+            if (which == ARRAY_SIZE(pieces)) {
+                text[len++] = '\0'; /* an embedded NUL (piece "" stands for nothing) */
+            } else {
+                memcpy(text + len, pieces[which], strlen(pieces[which]));
+                len += strlen(pieces[which]);
+            }
+        }
+        for (max = 0; max <= len + 2; max++) {
+            char *want = ref_text_cap(text, len, max);
+            char *got = digest_text_cap(text, len, max);
+
+            if (strcmp(got, want) != 0)
+                fail_msg("iteration %zu, cap %zu: got '%s', want '%s'", iter, max, got, want);
+            xfree(want);
+            xfree(got);
+        }
+    }
+}
+
 static void test_invalid_utf8_and_nul_in_json(void **state)
 {
     struct digest d;
@@ -403,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_huge_body_refused),
         cmocka_unit_test(test_huge_summary_capped),
         cmocka_unit_test(test_text_cap_edges),
+        cmocka_unit_test(test_text_cap_matches_reference),
         cmocka_unit_test(test_invalid_utf8_and_nul_in_json),
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_url_length_cap),
