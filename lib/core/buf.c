@@ -105,14 +105,12 @@ int buf_extend(struct buf *b, size_t n, char **at)
 
 int buf_append_grow(struct buf *b, const void *p, size_t n)
 {
-    int err = reserve(b, n);
-    if (err)
-        return err;
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
+    char *at;
+    int err = buf_extend(b, n, &at);
+
+    if (!err && n)
+        memcpy(at, p, n);
+    return err;
 }
 
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)

@@ -253,18 +253,6 @@ static void keys_free(struct job_keys *k)
     xfree(k->conv);
 }
 
-static void u64_str(char *out, size_t size, uint64_t v)
-{
-    char s[DEC_U64_SIZE];
-    size_t n = dec_u64(s, v);
-
-    /* Every caller's buffer holds any uint64_t; a short one would cut, as snprintf did. */
-    if (n >= size)
-        n = size - 1;
-    memcpy(out, s, n);
-    out[n] = '\0';
-}
-
 static void on_begin(int err, redisReply *r, void *data)
 {
     struct store_op *op = data;
@@ -306,13 +294,13 @@ int job_store_begin(struct redis_conn *conn, const struct config *cfg, const str
                     const char *attempt_token, uint64_t now_ms, job_store_begin_cb cb, void *data)
 {
     struct job_keys k;
-    char now[24], ttl[24];
+    char now[DEC_U64_SIZE], ttl[DEC_U64_SIZE];
     struct store_op *op = store_op_new(data);
     int err;
 
     keys_make(&k, cfg, job);
-    u64_str(now, sizeof(now), now_ms);
-    u64_str(ttl, sizeof(ttl), cfg->request_ttl_s);
+    dec_u64(now, now_ms);
+    dec_u64(ttl, cfg->request_ttl_s);
     {
         const char *argv[] = {"EVAL",
                               begin_lua,
@@ -368,15 +356,15 @@ int job_store_delivered(struct redis_conn *conn, const struct config *cfg,
                         uint64_t fetched_ms, uint64_t now_ms, job_store_delivered_cb cb, void *data)
 {
     struct job_keys k;
-    char now[24], fetched[24], ttl[24], *minute;
+    char now[DEC_U64_SIZE], fetched[DEC_U64_SIZE], ttl[DEC_U64_SIZE], *minute;
     struct store_op *op = store_op_new(data);
     int err;
 
     keys_make(&k, cfg, job);
     minute = keys_minute(cfg->prefix, history_minute(now_ms));
-    u64_str(now, sizeof(now), now_ms);
-    u64_str(fetched, sizeof(fetched), fetched_ms);
-    u64_str(ttl, sizeof(ttl), cfg->request_ttl_s);
+    dec_u64(now, now_ms);
+    dec_u64(fetched, fetched_ms);
+    dec_u64(ttl, cfg->request_ttl_s);
     {
         const char *argv[] = {"EVAL",     delivered_lua,  "3", k.stream,           k.rec,   minute,
                               KEYS_GROUP, job->stream_id, now, result_activity_id, fetched, ttl,
@@ -396,7 +384,7 @@ int job_store_dead(struct redis_conn *conn, const struct config *cfg, const stru
 {
     struct job_keys k;
     char *dead, *minute;
-    char now[24], ttl[24], n[16];
+    char now[DEC_U64_SIZE], ttl[DEC_U64_SIZE], n[DEC_U64_SIZE];
     struct store_op *op;
     int err;
 
@@ -407,9 +395,9 @@ int job_store_dead(struct redis_conn *conn, const struct config *cfg, const stru
     minute = keys_minute(cfg->prefix, history_minute(now_ms));
     op = store_op_new(data);
     keys_make(&k, cfg, job);
-    u64_str(now, sizeof(now), now_ms);
-    u64_str(ttl, sizeof(ttl), cfg->request_ttl_s);
-    u64_str(n, sizeof(n), attempts);
+    dec_u64(now, now_ms);
+    dec_u64(ttl, cfg->request_ttl_s);
+    dec_u64(n, attempts);
     {
         /* The dead entry keeps the job's own fields first, as on the stream. */
         const char *argv[] = {"EVAL",
@@ -562,13 +550,13 @@ int job_store_fence(struct redis_conn *conn, const struct config *cfg, const str
                     uint64_t unknown_wait_ms, job_store_fence_cb cb, void *data)
 {
     struct job_keys k;
-    char wait[24], *schema;
+    char wait[DEC_U64_SIZE], *schema;
     struct store_op *op = store_op_new(data);
     int err;
 
     keys_make(&k, cfg, job);
     schema = keys_schema(cfg->prefix);
-    u64_str(wait, sizeof(wait), unknown_wait_ms);
+    dec_u64(wait, unknown_wait_ms);
     {
         const char *argv[] = {"EVAL",
                               fence_lua,

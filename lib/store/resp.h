@@ -36,8 +36,8 @@ const char *resp_reader_error(const redisReader *r);
 /*
  * Append to o: c and then v in decimal and CRLF ("*3\r\n", "$7\r\n"); a
  * bulk string ("$n\r\n" s "\r\n"), each whole or not at all. Nothing is
- * appended once *rc is set, and the first error (buf_append's DG_ERR_TOO_LARGE) is left in *rc, so
- * a caller writes a whole command and checks once.
+ * appended once *rc is set, and the first error (DG_ERR_TOO_LARGE) is left
+ * in *rc, so a caller writes a whole command and checks once.
  */
 void resp_put_count(struct buf *o, char c, size_t v, int *rc);
 void resp_put_bulk(struct buf *o, const char *s, size_t n, int *rc);

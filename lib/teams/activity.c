@@ -152,20 +152,6 @@ static void clear_fields(const struct field *fields, void *base)
     }
 }
 
-/* A string value, or NULL when the value is anything else or holds a NUL. */
-static void read_string(struct json_scan *s, const char **dst)
-{
-    struct json_scan_str v;
-
-    *dst = NULL;
-    if (json_scan_peek(s) != JSON_SCAN_STRING) {
-        json_scan_skip(s);
-        return;
-    }
-    if (json_scan_string(s, &v) == 0 && !v.has_nul)
-        *dst = v.ptr;
-}
-
 static void read_value(struct json_scan *s, const struct field *f, void *base);
 
 /* The members of the object just entered, each captured or skipped. */
@@ -241,7 +227,7 @@ static void read_value(struct json_scan *s, const struct field *f, void *base)
 {
     switch (f->kind) {
     case FIELD_STRING:
-        read_string(s, slot(base, f));
+        *slot(base, f) = json_scan_cstring(s);
         break;
     case FIELD_OBJECT:
         read_object(s, f->members, base);

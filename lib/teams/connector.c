@@ -839,7 +839,7 @@ char *connector_resource_id(const char *body, size_t len)
     char small[256];
     char *copy = len <= sizeof(small) ? small : xmalloc(len);
     struct json_scan s;
-    struct json_scan_str key, v;
+    struct json_scan_str key;
     const char *id = NULL;
     char *out = NULL;
 
@@ -853,11 +853,7 @@ char *connector_resource_id(const char *body, size_t len)
                 json_scan_skip(&s);
                 continue;
             }
-            id = NULL;
-            if (json_scan_peek(&s) != JSON_SCAN_STRING)
-                json_scan_skip(&s);
-            else if (json_scan_string(&s, &v) == 0 && !v.has_nul)
-                id = v.ptr;
+            id = json_scan_cstring(&s);
         }
     }
     if (json_scan_end(&s) == 0 && id)

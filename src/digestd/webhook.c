@@ -243,10 +243,10 @@ static void on_enqueued(int err, const char *request_id, bool duplicate, void *d
     struct webhook_req *w = data;
     struct card_ack_info info = {w->cmd.audience, w->request_id, w->cmd.test_email,
                                  CARD_ACK_QUEUED};
-    char body[160];
+    static const char head[] = "{\"requestId\":\"", tail[] = "\"}";
+    char body[sizeof(head) - 1 + UUID_STR_LEN + sizeof(tail)];
     size_t n;
 
-    _Static_assert(sizeof(body) >= 14 + UUID_STR_LEN + 3, "the 202 body fits");
     w->wh->redis_waiting--;
     if (err) {
         /* Not the sync fallback: the script may have run before the reply
@@ -264,11 +264,11 @@ static void on_enqueued(int err, const char *request_id, bool duplicate, void *d
         return;
     }
     metrics_request_mode(w->wh->metrics, METRICS_MODE_ASYNC);
-    /* {"requestId":"…"}: the id is at most UUID_STR_LEN bytes, so it fits (body's size). */
+    /* The id is a UUID (w->request_id's size), so body holds it. */
     n = strlen(w->request_id);
-    memcpy(body, "{\"requestId\":\"", 14);
-    memcpy(body + 14, w->request_id, n);
-    memcpy(body + 14 + n, "\"}", 3);
+    memcpy(body, head, sizeof(head) - 1);
+    memcpy(body + sizeof(head) - 1, w->request_id, n);
+    memcpy(body + sizeof(head) - 1 + n, tail, sizeof(tail));
     webhook_answer_json(w, 202, body);
     if (w->wh->acks_pending >= WEBHOOK_MAX_ACKS_PENDING) {
         metrics_inc(w->wh->metrics, METRICS_C_ACKS_SKIPPED);

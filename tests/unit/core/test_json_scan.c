@@ -541,6 +541,33 @@ static void names_as_json_c_kept_them(void **state)
     }
 }
 
+/* A member's value as a C string: NULL, and read past, when not a string or when it holds a NUL. */
+static void cstrings_as_json_c_gave_them(void **state)
+{
+    static const char doc[] = "{\"a\":\"x\\ty\",\"b\":\"n\\u0000o\",\"c\":[1,{\"d\":\"e\"}],"
+                              "\"f\":7,\"g\":\"last\"}";
+    static const char *const want[] = {"x\ty", NULL, NULL, NULL, "last"};
+    struct scan_test t;
+    struct json_scan_str key;
+    const char *got;
+    size_t i = 0;
+
+    start(&t, doc, sizeof(doc) - 1, 8);
+    assert_int_equal(json_scan_object(&t.s), 0);
+    while (json_scan_member(&t.s, &key) == 1) {
+        assert_true(i < ARRAY_SIZE(want));
+        got = json_scan_cstring(&t.s);
+        if (want[i])
+            assert_string_equal(got, want[i]);
+        else
+            assert_null(got);
+        i++;
+    }
+    assert_int_equal(i, ARRAY_SIZE(want));
+    assert_int_equal(json_scan_end(&t.s), 0);
+    xfree(t.buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -559,6 +586,7 @@ int main(void)
         cmocka_unit_test(word_boundaries),
         cmocka_unit_test(errors_stick),
         cmocka_unit_test(names_as_json_c_kept_them),
+        cmocka_unit_test(cstrings_as_json_c_gave_them),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
