@@ -84,20 +84,36 @@ struct call {
     int64_t last_retry_after_s;
 };
 
-/* Pacing state of one conversation; kept while it has sent in the last 30 s. */
+/*
+ * Send times kept in the conversation itself. A conversation that has sent
+ * this many in the last 30 s moves to a ring of CONNECTOR_PACE_30S; most never
+ * do, and a bot with 20,000 conversations in 30 s holds 20,000 of these.
+ */
+#define CONV_SENT_INLINE 8
+_Static_assert(CONNECTOR_PACE_30S <= UINT8_MAX && CONV_SENT_INLINE < CONNECTOR_PACE_30S,
+               "a conversation's ring indexes fit its uint8_t fields");
+
+/*
+ * Pacing state of one conversation; kept while it has sent in the last 30 s.
+ * Send times are the loop's ms truncated to 32 bits: only their ages are
+ * read, and no entry lives long enough (an idle conversation goes after
+ * 30 s) for the difference to wrap.
+ */
 struct conv {
-    struct hash_node hnode; /* c->convs, by key */
-    struct list_node lru;   /* c->lru, most recently used first */
-    char *key;
-    uint64_t sent[CONNECTOR_PACE_30S]; /* send times (loop ms), a ring */
-    unsigned n_sent;                   /* valid entries, up to CONNECTOR_PACE_30S */
-    unsigned head;                     /* where the next send time goes */
-    uint64_t last_ms;                  /* last send (or creation) */
-    struct call *q_head, *q_tail;      /* calls waiting for a slot, FIFO */
-    unsigned n_waiting;                /* calls in that queue */
-    bool pumping;                      /* pace_pump is on the stack */
-    uint64_t refused;                  /* sends refused since the last warning, not yet said */
-    uint64_t refused_log_ms;           /* when that warning went out; 0: none yet */
+    struct hash_node hnode;       /* c->convs, by key */
+    struct list_node lru;         /* c->lru, most recently used first */
+    struct call *q_head, *q_tail; /* calls waiting for a slot, FIFO */
+    uint64_t last_ms;             /* last send (or creation) */
+    uint64_t refused;             /* sends refused since the last warning, not yet said */
+    uint64_t refused_log_ms;      /* when that warning went out; 0: none yet */
+    uint32_t *sent;               /* a ring of cap send times: inline_sent or owned */
+    uint32_t inline_sent[CONV_SENT_INLINE];
+    uint8_t cap;        /* CONV_SENT_INLINE, or CONNECTOR_PACE_30S once grown */
+    uint8_t n_sent;     /* valid entries, up to cap */
+    uint8_t head;       /* where the next send time goes */
+    bool pumping;       /* pace_pump is on the stack */
+    unsigned n_waiting; /* calls in that queue */
+    char key[];         /* pacing key: serviceUrl "\n" conversation id */
 };
 
 struct connector {
@@ -453,7 +469,8 @@ static void conv_free(struct connector *c, struct conv *cv)
         refusals_say(c, cv, uv_now(c->loop), NULL);
     hash_table_remove(&c->convs, &cv->hnode);
     list_remove(&cv->lru);
-    xfree(cv->key);
+    if (cv->sent != cv->inline_sent)
+        xfree(cv->sent);
     xfree(cv);
 }
 
@@ -475,52 +492,85 @@ static void conv_evict_idle(struct connector *c, uint64_t now)
     }
 }
 
+static void conv_init(struct conv *cv, uint64_t now)
+{
+    cv->sent = cv->inline_sent;
+    cv->cap = CONV_SENT_INLINE;
+    cv->last_ms = now;
+}
+
 static struct conv *conv_get(struct connector *c, const char *key, uint64_t now)
 {
     uint64_t h = hash_fnv1a(key);
     struct hash_node *n;
     struct conv *cv;
+    size_t len;
 
     for (n = hash_table_find(&c->convs, h); n; n = hash_table_find_next(n)) {
         cv = container_of(n, struct conv, hnode);
         if (strcmp(cv->key, key) == 0)
             return cv;
     }
-    cv = xcalloc(1, sizeof(*cv));
-    cv->key = xstrdup(key);
-    cv->last_ms = now;
+    len = strlen(key);
+    cv = xcalloc(1, sizeof(*cv) + len + 1);
+    memcpy(cv->key, key, len + 1);
+    conv_init(cv, now);
     hash_table_insert(&c->convs, &cv->hnode, h);
     list_insert_head(&c->lru, &cv->lru);
     return cv;
 }
 
-/* The k-th most recent send time (k >= 1); the caller checks n_sent >= k. */
-static uint64_t conv_sent_ago(const struct conv *cv, unsigned k)
+/* How long ago (ms) the k-th most recent send was (1 <= k <= n_sent). */
+static uint32_t conv_sent_age(const struct conv *cv, unsigned k, uint64_t now)
 {
-    return cv->sent[(cv->head + CONNECTOR_PACE_30S - k) % CONNECTOR_PACE_30S];
+    return (uint32_t)now - cv->sent[(cv->head + cv->cap - k) % cv->cap];
 }
 
-/* The earliest time >= now at which one more send keeps both windows. */
+/*
+ * The earliest time >= now at which one more send keeps both windows. The
+ * ring holds every send of the last 30 s (pace_record), so fewer than k
+ * entries means fewer than k sends in either window.
+ */
 static uint64_t pace_slot(const struct conv *cv, uint64_t now)
 {
-    uint64_t at = now, t;
+    uint64_t at = now;
+    uint32_t age;
 
     if (cv->n_sent >= CONNECTOR_PACE_1S) {
-        t = conv_sent_ago(cv, CONNECTOR_PACE_1S) + PACE_WINDOW_MS;
-        at = t > at ? t : at;
+        age = conv_sent_age(cv, CONNECTOR_PACE_1S, now);
+        if (age < PACE_WINDOW_MS)
+            at = now + (PACE_WINDOW_MS - age);
     }
     if (cv->n_sent >= CONNECTOR_PACE_30S) {
-        t = conv_sent_ago(cv, CONNECTOR_PACE_30S) + PACE_LONG_WINDOW_MS;
-        at = t > at ? t : at;
+        age = conv_sent_age(cv, CONNECTOR_PACE_30S, now);
+        if (age < PACE_LONG_WINDOW_MS && now + (PACE_LONG_WINDOW_MS - age) > at)
+            at = now + (PACE_LONG_WINDOW_MS - age);
     }
     return at;
 }
 
+/* The inline ring is full of sends from the last 30 s: the full ring, oldest first. */
+static void conv_grow(struct conv *cv)
+{
+    uint32_t *ring = xmalloc(CONNECTOR_PACE_30S * sizeof(*ring));
+    unsigned i;
+
+    for (i = 0; i < cv->cap; i++)
+        ring[i] = cv->sent[(cv->head + i) % cv->cap];
+    cv->sent = ring;
+    cv->head = cv->cap;
+    cv->cap = CONNECTOR_PACE_30S;
+}
+
 static void pace_record(struct connector *c, struct conv *cv, uint64_t now)
 {
-    cv->sent[cv->head] = now;
-    cv->head = (cv->head + 1) % CONNECTOR_PACE_30S;
-    if (cv->n_sent < CONNECTOR_PACE_30S)
+    /* Full, head is the oldest: overwrite it only if it is out of the 30 s window. */
+    if (cv->n_sent == cv->cap && cv->cap < CONNECTOR_PACE_30S &&
+        (uint32_t)now - cv->sent[cv->head] < PACE_LONG_WINDOW_MS)
+        conv_grow(cv);
+    cv->sent[cv->head] = (uint32_t)now;
+    cv->head = (uint8_t)((cv->head + 1) % cv->cap);
+    if (cv->n_sent < cv->cap)
         cv->n_sent++;
     cv->last_ms = now;
     list_remove(&cv->lru);

@@ -589,6 +589,20 @@ static void conversations_are_found_again(void **state)
     hash_table_free(&c.convs);
 }
 
+/* A conversation as conv_get makes one, on the stack (tests of the pure helpers). */
+static void conv_fresh(struct conv *cv)
+{
+    memset(cv, 0, sizeof(*cv));
+    list_init(&cv->lru);
+    conv_init(cv, 0);
+}
+
+static void conv_release(struct conv *cv)
+{
+    if (cv->sent != cv->inline_sent)
+        free(cv->sent);
+}
+
 static void pace_slot_keeps_both_windows(void **state)
 {
     struct conv cv;
@@ -596,25 +610,121 @@ static void pace_slot_keeps_both_windows(void **state)
     unsigned i;
 
     memset(&c, 0, sizeof(c));
-    memset(&cv, 0, sizeof(cv));
     list_init(&c.lru);
-    list_init(&cv.lru);
+    conv_fresh(&cv);
     for (i = 0; i < CONNECTOR_PACE_1S - 1; i++)
         pace_record(&c, &cv, 100 + i);
     assert_int_equal(pace_slot(&cv, 200), 200); /* six sent: room for a seventh */
     pace_record(&c, &cv, 200);
     assert_int_equal(pace_slot(&cv, 300), 1100); /* the first of the seven + 1 s */
     assert_int_equal(pace_slot(&cv, 5000), 5000);
+    assert_int_equal(cv.cap, CONV_SENT_INLINE);
 
     /* 60 sends at two a second: the 1 s window is fine, the 30 s one is full. */
-    memset(&cv, 0, sizeof(cv));
+    conv_fresh(&cv);
     list_init(&c.lru);
-    list_init(&cv.lru);
     for (i = 0; i < CONNECTOR_PACE_30S; i++)
         pace_record(&c, &cv, 1000 + 500 * (uint64_t)i);
+    assert_int_equal(cv.cap, CONNECTOR_PACE_30S); /* grew past the inline ring, in order */
     assert_int_equal(pace_slot(&cv, 30600), 31000);
     pace_record(&c, &cv, 31000);
     assert_int_equal(pace_slot(&cv, 31000), 31500); /* the second oldest + 30 s */
+    conv_release(&cv);
+
+    /* One send every 31 s for a long time: the inline ring is enough. */
+    conv_fresh(&cv);
+    list_init(&c.lru);
+    for (i = 0; i < 1000; i++) {
+        assert_int_equal(pace_slot(&cv, 31000 * (uint64_t)i), 31000 * (uint64_t)i);
+        pace_record(&c, &cv, 31000 * (uint64_t)i);
+    }
+    assert_int_equal(cv.cap, CONV_SENT_INLINE);
+
+    /* Send times are 32-bit: the windows hold across the wrap of loop time. */
+    conv_fresh(&cv);
+    list_init(&c.lru);
+    for (i = 0; i < CONNECTOR_PACE_1S; i++)
+        pace_record(&c, &cv, UINT32_MAX - 300 + 100 * (uint64_t)i);
+    assert_int_equal(pace_slot(&cv, (uint64_t)UINT32_MAX + 400), (uint64_t)UINT32_MAX - 300 + 1000);
+}
+
+/*
+ * The pacing windows as they were first written (every send time in full,
+ * a ring of 60), kept here as the reference for the compact ring.
+ */
+struct pace_reference {
+    uint64_t sent[CONNECTOR_PACE_30S];
+    unsigned n, head;
+};
+
+static uint64_t pace_reference_slot(const struct pace_reference *r, uint64_t now)
+{
+    uint64_t at = now, t;
+
+    if (r->n >= CONNECTOR_PACE_1S) {
+        t = r->sent[(r->head + CONNECTOR_PACE_30S - CONNECTOR_PACE_1S) % CONNECTOR_PACE_30S] +
+            PACE_WINDOW_MS;
+        at = t > at ? t : at;
+    }
+    if (r->n >= CONNECTOR_PACE_30S) {
+        t = r->sent[r->head] + PACE_LONG_WINDOW_MS;
+        at = t > at ? t : at;
+    }
+    return at;
+}
+
+static void pace_reference_record(struct pace_reference *r, uint64_t now)
+{
+    r->sent[r->head] = now;
+    r->head = (r->head + 1) % CONNECTOR_PACE_30S;
+    if (r->n < CONNECTOR_PACE_30S)
+        r->n++;
+}
+
+/*
+ * The compact ring gives the reference's slot for every send of a generated
+ * schedule: bursts, steady trickles and long pauses, starting just before
+ * loop time passes 2^32, each send taken at its slot as pace_pump does.
+ */
+static void pace_slot_matches_reference(void **state)
+{
+    struct conv cv;
+    struct connector c;
+    struct pace_reference r;
+    uint64_t now = (uint64_t)UINT32_MAX - 45000, rng = 0x9e3779b97f4a7c15ULL;
+    unsigned i, grown = 0;
+
+    memset(&c, 0, sizeof(c));
+    memset(&r, 0, sizeof(r));
+    list_init(&c.lru);
+    conv_fresh(&cv);
+    for (i = 0; i < 200000; i++) {
+        uint64_t at, kind;
+
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        kind = (rng >> 33) % 16;
+        if (kind < 10)
+            now += (rng >> 40) % 50; /* a burst */
+        else if (kind < 15)
+            now += 100 + (rng >> 40) % 900; /* a trickle */
+        else
+            now += 5000 + (rng >> 40) % 40000; /* a pause */
+        at = pace_reference_slot(&r, now);
+        assert_int_equal(pace_slot(&cv, now), at);
+        now = at;
+        pace_reference_record(&r, now);
+        pace_record(&c, &cv, now);
+        if (kind == 15 && (rng >> 20) % 64 == 0) {
+            /* Now and then a conversation starts over (forgotten when idle). */
+            grown += cv.cap == CONNECTOR_PACE_30S;
+            conv_release(&cv);
+            conv_fresh(&cv);
+            memset(&r, 0, sizeof(r));
+        }
+    }
+    assert_true(grown >
+                0); /* the schedule reached the full ring, and came back to the inline one */
+    conv_release(&cv);
 }
 
 static void backoff_is_full_jitter_capped(void **state)
@@ -1431,6 +1541,7 @@ int main(void)
         cmocka_unit_test(resource_id_is_strict),
         cmocka_unit_test(conversations_are_found_again),
         cmocka_unit_test(pace_slot_keeps_both_windows),
+        cmocka_unit_test(pace_slot_matches_reference),
         cmocka_unit_test(backoff_is_full_jitter_capped),
         cmocka_unit_test_setup_teardown(reply_reaches_path_with_token_and_body, setup, teardown),
         cmocka_unit_test_setup_teardown(update_send_and_url_without_slash, setup, teardown),
