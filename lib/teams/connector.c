@@ -96,8 +96,8 @@ _Static_assert(CONNECTOR_PACE_30S <= UINT8_MAX && CONV_SENT_INLINE < CONNECTOR_P
 /*
  * Pacing state of one conversation; kept while it has sent in the last 30 s.
  * Send times are the loop's ms truncated to 32 bits: only their ages are
- * read, and no entry lives long enough (an idle conversation goes after
- * 30 s) for the difference to wrap.
+ * read, and none gets near the 49 days of a wrap (each is overwritten
+ * within cap sends, and a conversation silent for 30 s is forgotten).
  */
 struct conv {
     struct hash_node hnode;       /* c->convs, by key */
