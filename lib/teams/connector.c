@@ -523,7 +523,20 @@ static struct conv *conv_get(struct connector *c, const char *key, uint64_t now)
 /* How long ago (ms) the k-th most recent send was (1 <= k <= n_sent). */
 static uint32_t conv_sent_age(const struct conv *cv, unsigned k, uint64_t now)
 {
-    return (uint32_t)now - cv->sent[(cv->head + cv->cap - k) % cv->cap];
+    unsigned i = cv->head >= k ? cv->head - k : cv->head + cv->cap - k;
+
+    return (uint32_t)now - cv->sent[i];
+}
+
+/* When the k-th most recent send leaves a window of w ms: now if it has, or is none. */
+static uint64_t window_free_at(const struct conv *cv, unsigned k, uint32_t w, uint64_t now)
+{
+    uint32_t age;
+
+    if (cv->n_sent < k)
+        return now;
+    age = conv_sent_age(cv, k, now);
+    return age < w ? now + (w - age) : now;
 }
 
 /*
@@ -533,20 +546,10 @@ static uint32_t conv_sent_age(const struct conv *cv, unsigned k, uint64_t now)
  */
 static uint64_t pace_slot(const struct conv *cv, uint64_t now)
 {
-    uint64_t at = now;
-    uint32_t age;
+    uint64_t a = window_free_at(cv, CONNECTOR_PACE_1S, PACE_WINDOW_MS, now);
+    uint64_t b = window_free_at(cv, CONNECTOR_PACE_30S, PACE_LONG_WINDOW_MS, now);
 
-    if (cv->n_sent >= CONNECTOR_PACE_1S) {
-        age = conv_sent_age(cv, CONNECTOR_PACE_1S, now);
-        if (age < PACE_WINDOW_MS)
-            at = now + (PACE_WINDOW_MS - age);
-    }
-    if (cv->n_sent >= CONNECTOR_PACE_30S) {
-        age = conv_sent_age(cv, CONNECTOR_PACE_30S, now);
-        if (age < PACE_LONG_WINDOW_MS && now + (PACE_LONG_WINDOW_MS - age) > at)
-            at = now + (PACE_LONG_WINDOW_MS - age);
-    }
-    return at;
+    return a > b ? a : b;
 }
 
 /* The inline ring is full of sends from the last 30 s: the full ring, oldest first. */
@@ -564,12 +567,12 @@ static void conv_grow(struct conv *cv)
 
 static void pace_record(struct connector *c, struct conv *cv, uint64_t now)
 {
-    /* Full, head is the oldest: overwrite it only if it is out of the 30 s window. */
+    /* Full: the oldest is overwritten only if it is out of the 30 s window. */
     if (cv->n_sent == cv->cap && cv->cap < CONNECTOR_PACE_30S &&
-        (uint32_t)now - cv->sent[cv->head] < PACE_LONG_WINDOW_MS)
+        conv_sent_age(cv, cv->cap, now) < PACE_LONG_WINDOW_MS)
         conv_grow(cv);
     cv->sent[cv->head] = (uint32_t)now;
-    cv->head = (uint8_t)((cv->head + 1) % cv->cap);
+    cv->head = (uint8_t)(cv->head + 1u == cv->cap ? 0 : cv->head + 1u);
     if (cv->n_sent < cv->cap)
         cv->n_sent++;
     cv->last_ms = now;

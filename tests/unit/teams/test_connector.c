@@ -722,8 +722,8 @@ static void pace_slot_matches_reference(void **state)
             memset(&r, 0, sizeof(r));
         }
     }
-    assert_true(grown >
-                0); /* the schedule reached the full ring, and came back to the inline one */
+    /* The schedule reached the full ring, and started over on the inline one. */
+    assert_true(grown > 0);
     conv_release(&cv);
 }
 
